@@ -1,0 +1,161 @@
+//! The crate's error type.
+//!
+//! Messages name the provider, the key name or the field path that failed, and
+//! never contain key material or plaintext. Decryption failures carry no detail
+//! about which check failed, so that an attacker who can submit values learns
+//! nothing from the error (for aescbc, this is what keeps a padding oracle shut).
+
+use std::fmt;
+
+use crate::config::ConfigError;
+
+/// Everything that can go wrong in this crate.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Loading, parsing or validating an EncryptionConfiguration failed.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+
+    /// No provider's prefix matched the stored value.
+    #[error("no matching prefix found")]
+    NoMatchingPrefix,
+
+    /// The identity provider was asked to read a value that starts with the
+    /// reserved prefix `k8s:enc:`.
+    #[error("identity transformer tried to read encrypted data")]
+    EncryptedData,
+
+    /// The stored value names a key that the provider does not hold.
+    #[error("{provider}: no matching key was found for the stored value")]
+    NoMatchingKey {
+        /// The provider that was asked.
+        provider: ProviderKind,
+    },
+
+    /// The stored value is structurally invalid for its provider (for example
+    /// shorter than a nonce and tag).
+    #[error("{provider}: {reason}")]
+    Malformed {
+        /// The provider whose prefix matched.
+        provider: ProviderKind,
+        /// What is wrong, in words that contain no data from the value.
+        reason: &'static str,
+    },
+
+    /// Authentication or decryption failed: a wrong key, a modified value or,
+    /// for AES-GCM, a value moved to another storage key.
+    #[error("{provider}: decryption failed (wrong key, modified value or wrong storage key)")]
+    Decrypt {
+        /// The provider whose prefix matched.
+        provider: ProviderKind,
+    },
+
+    /// A key cannot be used by its provider (wrong length, empty name).
+    #[error("{provider}: key {name:?}: {reason}")]
+    InvalidKey {
+        /// The provider the key was given to.
+        provider: ProviderKind,
+        /// The key's name (names are not secret).
+        name: String,
+        /// Why the key was refused.
+        reason: String,
+    },
+
+    /// A transformer was given an empty provider list.
+    #[error("a transformer needs at least one provider")]
+    NoProviders,
+
+    /// A static-key provider was given no keys.
+    #[error("{provider} provider has no keys")]
+    NoKeys {
+        /// The provider without keys.
+        provider: ProviderKind,
+    },
+
+    /// More than one provider matched the value's prefix and each failed; the
+    /// errors are in provider order.
+    #[error("{}", ErrorList(.0))]
+    Aggregate(Vec<Error>),
+
+    /// A provider needs the async API (it does network I/O), but a blocking
+    /// method was called.
+    #[error("{provider} provider can only be used through the async API")]
+    RequiresAsync {
+        /// The provider that has no blocking implementation.
+        provider: ProviderKind,
+    },
+
+    /// The operating system's random number generator failed.
+    #[error("the operating system's random number generator failed")]
+    Random,
+}
+
+impl Error {
+    /// Wraps remembered errors the way the apiserver does: a single error as
+    /// itself, several as an aggregate.
+    pub(crate) fn from_list(mut errors: Vec<Error>) -> Error {
+        match errors.len() {
+            0 => Error::NoMatchingPrefix,
+            1 => errors.remove(0),
+            _ => Error::Aggregate(errors),
+        }
+    }
+}
+
+/// Formats errors as the apiserver's aggregate does: `[first, second]`.
+struct ErrorList<'a>(&'a [Error]);
+
+impl fmt::Display for ErrorList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        f.write_str("]")
+    }
+}
+
+/// The kind of provider an error comes from.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProviderKind {
+    /// No encryption.
+    Identity,
+    /// AES-CBC with PKCS#7 padding.
+    AesCbc,
+    /// AES-GCM with a random nonce.
+    AesGcm,
+    /// XSalsa20-Poly1305.
+    Secretbox,
+    /// KMS v1 envelope encryption.
+    KmsV1,
+    /// KMS v2 envelope encryption.
+    KmsV2,
+    /// A provider implemented outside this crate.
+    Custom,
+}
+
+impl ProviderKind {
+    /// The provider's name as the EncryptionConfiguration spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Identity => "identity",
+            ProviderKind::AesCbc => "aescbc",
+            ProviderKind::AesGcm => "aesgcm",
+            ProviderKind::Secretbox => "secretbox",
+            ProviderKind::KmsV1 => "kms v1",
+            ProviderKind::KmsV2 => "kms v2",
+            ProviderKind::Custom => "custom",
+        }
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,117 @@
+//! Key material: bytes that are zeroized on drop and never printed.
+
+use std::fmt;
+
+use base64::Engine as _;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+/// Secret key bytes.
+///
+/// The bytes are overwritten with zeros when the value is dropped, and neither
+/// `Debug` nor any error message of this crate ever shows them: `Debug` prints
+/// only the length.
+///
+/// ```
+/// use k8s_envelope::SecretKey;
+///
+/// let key = SecretKey::from_base64("c2VjcmV0IGlzIHNlY3VyZQ==").unwrap();
+/// assert_eq!(key.len(), 16);
+/// assert_eq!(format!("{key:?}"), "SecretKey { len: 16, .. }");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretKey(Zeroizing<Vec<u8>>);
+
+impl SecretKey {
+    /// Wraps key bytes.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// Decodes standard (padded) base64, as the `secret` field of an
+    /// EncryptionConfiguration key holds it.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidBase64`] when `encoded` is not standard base64; the error does
+    /// not contain the input.
+    pub fn from_base64(encoded: &str) -> Result<Self, InvalidBase64> {
+        let mut bytes = Zeroizing::new(Vec::with_capacity(encoded.len() / 4 * 3 + 3));
+        base64::engine::general_purpose::STANDARD
+            .decode_vec(encoded, &mut bytes)
+            .map_err(|_| InvalidBase64)?;
+        Ok(Self(bytes))
+    }
+
+    /// Generates `len` random bytes from the operating system's generator.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Random`] when the operating system's generator fails.
+    pub fn generate(len: usize) -> Result<Self, crate::Error> {
+        let mut bytes = Zeroizing::new(vec![0u8; len]);
+        crate::random::fill(&mut bytes)?;
+        Ok(Self(bytes))
+    }
+
+    /// Number of key bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the key has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The key bytes. Handle with care: copies made from this slice are not
+    /// zeroized by this type.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The key as standard base64, in a buffer that is zeroized on drop.
+    pub fn to_base64(&self) -> Zeroizing<String> {
+        Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&self.0[..]))
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretKey")
+            .field("len", &self.0.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Zeroize for SecretKey {
+    fn zeroize(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for SecretKey {}
+
+/// A key of a static-key provider (aescbc, aesgcm, secretbox) with the name
+/// that is written into every value it encrypts.
+#[derive(Clone, Debug)]
+pub struct NamedKey {
+    /// The key name, written as `<name>:` after the provider prefix.
+    pub name: String,
+    /// The key bytes.
+    pub secret: SecretKey,
+}
+
+impl NamedKey {
+    /// Pairs a name with key bytes.
+    pub fn new(name: impl Into<String>, secret: SecretKey) -> Self {
+        Self {
+            name: name.into(),
+            secret,
+        }
+    }
+}
+
+/// A string was not valid standard base64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("secrets must be base64 encoded")]
+pub struct InvalidBase64;

@@ -1,0 +1,212 @@
+//! Prefix dispatch: write with the first provider, read with whichever
+//! provider's prefix matches, and report staleness.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::providers::Identity;
+use crate::{BlockingProvider, Decrypted, Error, Provider, StorageKey};
+
+/// An ordered list of providers, as one `providers:` list of an
+/// EncryptionConfiguration resource rule.
+///
+/// - Writes use the first provider.
+/// - Reads walk the providers in order; each one whose prefix matches the
+///   value gets to decrypt it. An error from a provider with a prefix is
+///   remembered and the walk goes on; a failure of identity (empty prefix) is
+///   skipped silently. The first success wins; if none succeeds, the
+///   remembered errors are returned, or [`Error::NoMatchingPrefix`].
+/// - A read is stale when the provider that read it is not the first, or when
+///   the provider itself says so (an older key).
+///
+/// ```
+/// use std::sync::Arc;
+/// use k8s_envelope::{AesCbc, AesGcm, NamedKey, SecretKey, Transformer};
+///
+/// let old = Transformer::new(vec![Arc::new(AesCbc::new(vec![NamedKey::new("k1", SecretKey::generate(32)?)])?)])?;
+/// let stored = old.encrypt_blocking(b"hello", "/registry/secrets/ns/a".into())?;
+///
+/// // Put aesgcm first: old values still read, and are reported stale.
+/// let mut providers = vec![Arc::new(AesGcm::new(vec![NamedKey::new("k2", SecretKey::generate(32)?)])?) as _];
+/// providers.extend(old.providers().iter().cloned());
+/// let new = Transformer::new(providers)?;
+/// let read = new.decrypt_blocking(&stored, "/registry/secrets/ns/a".into())?;
+/// assert_eq!(read.plaintext, b"hello");
+/// assert!(read.stale);
+/// # Ok::<(), k8s_envelope::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Transformer {
+    providers: Arc<[Arc<dyn Provider>]>,
+}
+
+impl Transformer {
+    /// Creates a transformer over `providers`, the first of which writes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoProviders`] when the list is empty.
+    pub fn new(providers: Vec<Arc<dyn Provider>>) -> Result<Self, Error> {
+        if providers.is_empty() {
+            return Err(Error::NoProviders);
+        }
+        Ok(Self {
+            providers: providers.into(),
+        })
+    }
+
+    /// The transformer for a resource that no rule covers: identity only,
+    /// which stores plaintext and refuses to read `k8s:enc:` values.
+    pub fn identity() -> Self {
+        Self {
+            providers: Arc::from([Arc::new(Identity::new()) as Arc<dyn Provider>]),
+        }
+    }
+
+    /// The providers, in order.
+    pub fn providers(&self) -> &[Arc<dyn Provider>] {
+        &self.providers
+    }
+
+    /// Encrypts with the first provider.
+    ///
+    /// # Errors
+    ///
+    /// The first provider's error.
+    pub async fn encrypt(
+        &self,
+        plaintext: &[u8],
+        storage_key: StorageKey<'_>,
+    ) -> Result<Vec<u8>, Error> {
+        let writer = self.writer();
+        match writer.as_blocking() {
+            Some(blocking) => blocking.encrypt_blocking(plaintext, storage_key),
+            None => writer.encrypt(plaintext, storage_key).await,
+        }
+    }
+
+    /// Decrypts a stored value with the first provider that matches and
+    /// succeeds.
+    ///
+    /// # Errors
+    ///
+    /// The errors of every matching provider that failed, or
+    /// [`Error::NoMatchingPrefix`].
+    pub async fn decrypt(
+        &self,
+        stored: &[u8],
+        storage_key: StorageKey<'_>,
+    ) -> Result<Decrypted, Error> {
+        let mut walk = ReadWalk::default();
+        for (index, provider) in self.matching(stored) {
+            let result = match provider.as_blocking() {
+                Some(blocking) => blocking.decrypt_blocking(stored, storage_key),
+                None => provider.decrypt(stored, storage_key).await,
+            };
+            if let Some(decrypted) = walk.step(index, provider.as_ref(), result) {
+                return Ok(decrypted);
+            }
+        }
+        Err(walk.finish())
+    }
+
+    /// [`encrypt`](Self::encrypt) without an async runtime.
+    ///
+    /// # Errors
+    ///
+    /// The first provider's error, or [`Error::RequiresAsync`] when it has no
+    /// blocking form (KMS).
+    pub fn encrypt_blocking(
+        &self,
+        plaintext: &[u8],
+        storage_key: StorageKey<'_>,
+    ) -> Result<Vec<u8>, Error> {
+        blocking(self.writer())?.encrypt_blocking(plaintext, storage_key)
+    }
+
+    /// [`decrypt`](Self::decrypt) without an async runtime. A matching
+    /// provider without a blocking form counts as a failed provider
+    /// ([`Error::RequiresAsync`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`decrypt`](Self::decrypt).
+    pub fn decrypt_blocking(
+        &self,
+        stored: &[u8],
+        storage_key: StorageKey<'_>,
+    ) -> Result<Decrypted, Error> {
+        let mut walk = ReadWalk::default();
+        for (index, provider) in self.matching(stored) {
+            let result = blocking(provider.as_ref())
+                .and_then(|blocking| blocking.decrypt_blocking(stored, storage_key));
+            if let Some(decrypted) = walk.step(index, provider.as_ref(), result) {
+                return Ok(decrypted);
+            }
+        }
+        Err(walk.finish())
+    }
+
+    fn writer(&self) -> &dyn Provider {
+        // `new` refuses an empty list and `identity` has one provider.
+        self.providers[0].as_ref()
+    }
+
+    fn matching<'a>(
+        &'a self,
+        stored: &'a [u8],
+    ) -> impl Iterator<Item = (usize, &'a Arc<dyn Provider>)> + 'a {
+        self.providers
+            .iter()
+            .enumerate()
+            .filter(move |(_, p)| stored.starts_with(p.prefix()))
+    }
+}
+
+impl fmt::Debug for Transformer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.providers.iter().map(|p| p.kind()))
+            .finish()
+    }
+}
+
+fn blocking(provider: &dyn Provider) -> Result<&dyn BlockingProvider, Error> {
+    provider.as_blocking().ok_or(Error::RequiresAsync {
+        provider: provider.kind(),
+    })
+}
+
+/// The state of one read walk over the matching providers.
+#[derive(Default)]
+struct ReadWalk {
+    errors: Vec<Error>,
+}
+
+impl ReadWalk {
+    /// Takes one provider's result; returns the value when the walk is done.
+    fn step(
+        &mut self,
+        index: usize,
+        provider: &dyn Provider,
+        result: Result<Decrypted, Error>,
+    ) -> Option<Decrypted> {
+        match result {
+            Ok(mut decrypted) => {
+                decrypted.stale |= index != 0;
+                Some(decrypted)
+            }
+            // Identity fails on encrypted data; that must not hide a later
+            // provider's answer, nor be reported.
+            Err(_) if provider.prefix().is_empty() => None,
+            Err(e) => {
+                self.errors.push(e);
+                None
+            }
+        }
+    }
+
+    fn finish(self) -> Error {
+        Error::from_list(self.errors)
+    }
+}

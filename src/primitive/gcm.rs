@@ -1,0 +1,75 @@
+//! AES-GCM with a 96-bit nonce and a 128-bit tag, for 128-, 192- and 256-bit keys.
+
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes128Gcm, Aes256Gcm, AesGcm, Nonce, Tag};
+
+use super::{BadKeyLength, OpenFailed};
+
+/// Nonce length in bytes.
+pub(crate) const GCM_NONCE_LEN: usize = 12;
+/// Tag length in bytes.
+pub(crate) const GCM_TAG_LEN: usize = 16;
+
+type Aes192Gcm = AesGcm<aes::Aes192, aes_gcm::aead::consts::U12>;
+
+/// An AES-GCM key schedule (zeroized on drop by the underlying crates).
+pub(crate) enum AesGcmCipher {
+    Aes128(Box<Aes128Gcm>),
+    Aes192(Box<Aes192Gcm>),
+    Aes256(Box<Aes256Gcm>),
+}
+
+impl AesGcmCipher {
+    /// Expands a 16-, 24- or 32-byte key.
+    pub(crate) fn new(key: &[u8]) -> Result<Self, BadKeyLength> {
+        Ok(match key.len() {
+            16 => Self::Aes128(Box::new(
+                Aes128Gcm::new_from_slice(key).map_err(|_| BadKeyLength)?,
+            )),
+            24 => Self::Aes192(Box::new(
+                Aes192Gcm::new_from_slice(key).map_err(|_| BadKeyLength)?,
+            )),
+            32 => Self::Aes256(Box::new(
+                Aes256Gcm::new_from_slice(key).map_err(|_| BadKeyLength)?,
+            )),
+            _ => return Err(BadKeyLength),
+        })
+    }
+
+    /// Encrypts `buf` in place and returns the tag.
+    pub(crate) fn seal_in_place(
+        &self,
+        nonce: &[u8; GCM_NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> [u8; GCM_TAG_LEN] {
+        let nonce = Nonce::from(*nonce);
+        // Encryption fails only for inputs over 64 GiB, far beyond any value
+        // this crate accepts; an all-zero tag then makes the value unreadable
+        // rather than silently wrong.
+        let tag = match self {
+            Self::Aes128(c) => c.encrypt_inout_detached(&nonce, aad, buf.into()),
+            Self::Aes192(c) => c.encrypt_inout_detached(&nonce, aad, buf.into()),
+            Self::Aes256(c) => c.encrypt_inout_detached(&nonce, aad, buf.into()),
+        };
+        tag.map(Into::into).unwrap_or([0u8; GCM_TAG_LEN])
+    }
+
+    /// Verifies `tag` and decrypts `buf` in place.
+    pub(crate) fn open_in_place(
+        &self,
+        nonce: &[u8; GCM_NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8; GCM_TAG_LEN],
+    ) -> Result<(), OpenFailed> {
+        let nonce = Nonce::from(*nonce);
+        let tag = Tag::from(*tag);
+        match self {
+            Self::Aes128(c) => c.decrypt_inout_detached(&nonce, aad, buf.into(), &tag),
+            Self::Aes192(c) => c.decrypt_inout_detached(&nonce, aad, buf.into(), &tag),
+            Self::Aes256(c) => c.decrypt_inout_detached(&nonce, aad, buf.into(), &tag),
+        }
+        .map_err(|_| OpenFailed)
+    }
+}

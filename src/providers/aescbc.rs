@@ -1,0 +1,211 @@
+//! The `aescbc` provider: AES-CBC with PKCS#7 padding and a random IV.
+//!
+//! Stored value: `k8s:enc:aescbc:v1:<keyname>:` || IV(16) || ciphertext. Keys
+//! are 16, 24 or 32 bytes. There is no integrity protection and the storage
+//! key is not bound: this mode exists to read and migrate old clusters.
+//!
+//! The padding check accepts exactly what the apiserver accepts (a last byte
+//! `n` with `1 <= n <= len`, and the last `n` bytes all equal to `n`, so `n`
+//! may exceed 16), but runs in constant time and reports every failure as the
+//! same [`Error::Decrypt`], so no padding oracle is exposed.
+
+use std::fmt;
+
+use subtle::{Choice, ConstantTimeEq, ConstantTimeGreater, ConstantTimeLess};
+use zeroize::Zeroize;
+
+use crate::keys::NamedKey;
+use crate::primitive::{AesCbcCipher, AES_KEY_LENGTHS, BLOCK_LEN};
+use crate::provider::provider_via_blocking;
+use crate::providers::keyed::KeyRing;
+use crate::{random, BlockingProvider, Decrypted, Error, ProviderKind, StorageKey};
+
+/// The prefix of every aescbc value.
+pub const AESCBC_PREFIX: &str = "k8s:enc:aescbc:v1:";
+
+/// The `aescbc` provider.
+///
+/// ```
+/// use k8s_envelope::{AesCbc, BlockingProvider, NamedKey, SecretKey};
+///
+/// let aescbc = AesCbc::new(vec![NamedKey::new("key1", SecretKey::generate(32)?)])?;
+/// let stored = aescbc.encrypt_blocking(b"top secret", "/registry/secrets/ns/a".into())?;
+/// let read = aescbc.decrypt_blocking(&stored, "/registry/secrets/ns/a".into())?;
+/// assert_eq!(read.plaintext, b"top secret");
+/// # Ok::<(), k8s_envelope::Error>(())
+/// ```
+pub struct AesCbc {
+    prefix: &'static str,
+    keys: KeyRing<AesCbcCipher>,
+}
+
+impl AesCbc {
+    /// Creates the provider; the first key writes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoKeys`] for an empty list, [`Error::InvalidKey`] for an empty
+    /// name or a key that is not 16, 24 or 32 bytes long.
+    pub fn new(keys: Vec<NamedKey>) -> Result<Self, Error> {
+        let keys = KeyRing::new(
+            ProviderKind::AesCbc,
+            AESCBC_PREFIX,
+            keys,
+            &AES_KEY_LENGTHS,
+            |secret| AesCbcCipher::new(secret.expose()),
+        )?;
+        Ok(Self {
+            prefix: AESCBC_PREFIX,
+            keys,
+        })
+    }
+}
+
+impl BlockingProvider for AesCbc {
+    fn encrypt_blocking(&self, plaintext: &[u8], _: StorageKey<'_>) -> Result<Vec<u8>, Error> {
+        let (prefix, cipher) = self.keys.writer();
+        let mut iv = [0u8; BLOCK_LEN];
+        random::fill(&mut iv)?;
+        let mut out = Vec::with_capacity(prefix.len() + cbc_sealed_len(plaintext.len()));
+        out.extend_from_slice(prefix);
+        seal_append(cipher, &iv, plaintext, &mut out);
+        Ok(out)
+    }
+
+    fn decrypt_blocking(&self, stored: &[u8], _: StorageKey<'_>) -> Result<Decrypted, Error> {
+        let (plaintext, stale) = self.keys.read(stored, |cipher, body| {
+            open(cipher, body, ProviderKind::AesCbc)
+        })?;
+        Ok(Decrypted { plaintext, stale })
+    }
+}
+
+provider_via_blocking!(AesCbc, ProviderKind::AesCbc);
+
+impl fmt::Debug for AesCbc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AesCbc").field("keys", &self.keys).finish()
+    }
+}
+
+/// Length of `IV || ciphertext` for a plaintext of `len` bytes.
+pub(crate) const fn cbc_sealed_len(len: usize) -> usize {
+    BLOCK_LEN + (len / BLOCK_LEN + 1) * BLOCK_LEN
+}
+
+/// Appends `IV || AES-CBC(PKCS#7(plaintext))` to `out`.
+pub(crate) fn seal_append(
+    cipher: &AesCbcCipher,
+    iv: &[u8; BLOCK_LEN],
+    plaintext: &[u8],
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(iv);
+    let start = out.len();
+    out.extend_from_slice(plaintext);
+    let padding = BLOCK_LEN - plaintext.len() % BLOCK_LEN;
+    // `padding` is 1..=16, so the cast cannot truncate.
+    out.resize(out.len() + padding, padding as u8);
+    cipher.encrypt_blocks(iv, &mut out[start..]);
+}
+
+/// Opens `IV || ciphertext` into a new plaintext buffer.
+pub(crate) fn open(
+    cipher: &AesCbcCipher,
+    body: &[u8],
+    provider: ProviderKind,
+) -> Result<Vec<u8>, Error> {
+    let Some((iv, ciphertext)) = body.split_first_chunk::<BLOCK_LEN>() else {
+        return Err(Error::Malformed {
+            provider,
+            reason: "the stored data was shorter than the required size",
+        });
+    };
+    // The apiserver panics on an empty ciphertext here; we refuse it.
+    if ciphertext.is_empty() || ciphertext.len() % BLOCK_LEN != 0 {
+        return Err(Error::Malformed {
+            provider,
+            reason: "the stored data is not a non-empty multiple of the block size",
+        });
+    }
+    let mut plaintext = ciphertext.to_vec();
+    cipher.decrypt_blocks(iv, &mut plaintext);
+    let unpadded: Option<usize> = unpadded_len(&plaintext).into();
+    match unpadded {
+        Some(len) => {
+            plaintext[len..].zeroize();
+            plaintext.truncate(len);
+            Ok(plaintext)
+        }
+        None => {
+            plaintext.zeroize();
+            Err(Error::Decrypt { provider })
+        }
+    }
+}
+
+/// The length without padding, checked in constant time: the last byte `n`
+/// must satisfy `1 <= n <= buf.len()` and the last `n` bytes must all equal
+/// `n`. The time taken depends only on `buf.len()`.
+fn unpadded_len(buf: &[u8]) -> subtle::CtOption<usize> {
+    let len = buf.len();
+    let Some(&last) = buf.last() else {
+        return subtle::CtOption::new(0, Choice::from(0));
+    };
+    let n = u64::from(last);
+    let mut valid = !last.ct_eq(&0) & !n.ct_gt(&(len as u64));
+    // Every byte that could be padding (at most 255) is looked at, whatever n is.
+    for (i, &byte) in buf.iter().rev().take(usize::from(u8::MAX)).enumerate() {
+        let in_padding = (i as u64).ct_lt(&n);
+        valid &= !in_padding | byte.ct_eq(&last);
+    }
+    // When invalid, n may exceed len; the value is then discarded by CtOption.
+    let unpadded = len.saturating_sub(usize::from(last));
+    subtle::CtOption::new(unpadded, valid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unpadded_len;
+
+    fn check(buf: &[u8]) -> Option<usize> {
+        unpadded_len(buf).into()
+    }
+
+    #[test]
+    fn accepts_standard_padding() {
+        let mut buf = vec![7u8; 16];
+        buf[15] = 1;
+        assert_eq!(check(&buf), Some(15));
+        assert_eq!(check(&[16u8; 16]), Some(0));
+    }
+
+    #[test]
+    fn accepts_padding_longer_than_a_block_as_the_apiserver_does() {
+        let mut buf = vec![0u8; 32];
+        buf[15..].fill(17);
+        assert_eq!(check(&buf), Some(15));
+        assert_eq!(check(&[32u8; 32]), Some(0));
+    }
+
+    #[test]
+    fn rejects_zero_too_long_and_mismatched_padding() {
+        assert_eq!(check(&[0u8; 16]), None);
+        assert_eq!(check(&[17u8; 16]), None);
+        let mut buf = [4u8; 16];
+        buf[13] = 3;
+        assert_eq!(check(&buf), None);
+        assert_eq!(check(&[]), None);
+    }
+
+    #[test]
+    fn checks_up_to_255_padding_bytes() {
+        let mut buf = vec![255u8; 256];
+        assert_eq!(check(&buf), Some(1));
+        buf[1] = 0;
+        assert_eq!(check(&buf), None);
+        buf[1] = 255;
+        buf[0] = 0;
+        assert_eq!(check(&buf), Some(1));
+    }
+}
