@@ -68,7 +68,7 @@ pub mod provider;
 mod providers;
 mod random;
 
-// pub use crate::config::{EncryptionConfiguration, ResourceTransformers};
+pub use crate::config::{EncryptionConfiguration, ResourceTransformers};
 pub use crate::error::{Error, ProviderKind};
 pub use crate::keys::{InvalidBase64, NamedKey, SecretKey};
 pub use crate::prefix::Transformer;

@@ -1,0 +1,174 @@
+//! Command-line arguments and the single-value commands.
+
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use k8s_envelope::config::ConfigError;
+use k8s_envelope::{EncryptionConfiguration, ResourceTransformers, SecretKey};
+
+use crate::jsonl;
+
+/// The largest value read from standard input in single-value mode.
+const MAX_STDIN_VALUE: u64 = 64 * 1024 * 1024;
+
+/// Encrypt and decrypt values as kube-apiserver's encryption at rest does.
+#[derive(Parser, Debug)]
+#[command(name = "k8s-envelope", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check an EncryptionConfiguration and print every error with its field path.
+    Validate {
+        /// The EncryptionConfiguration file (YAML or JSON).
+        config: PathBuf,
+    },
+    /// Print a random key, base64-encoded, for the `secret` field of a key.
+    Keygen {
+        /// Key length in bytes: 16, 24 or 32 for aescbc/aesgcm, 32 for secretbox.
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
+        bytes: u16,
+    },
+    /// Encrypt a value (stdin to stdout) with the first provider of its resource.
+    Encrypt(TransformArgs),
+    /// Decrypt a stored value (stdin to stdout); a stale value is noted on stderr.
+    Decrypt(TransformArgs),
+}
+
+#[derive(Args, Debug)]
+struct TransformArgs {
+    /// The EncryptionConfiguration file (YAML or JSON).
+    #[arg(long)]
+    config: PathBuf,
+    /// The group-resource the value belongs to (`secrets`, `deployments.apps`).
+    #[arg(long, default_value = "secrets", conflicts_with = "jsonl")]
+    resource: String,
+    /// The etcd key of the object, bound as authenticated data.
+    #[arg(long, required_unless_present = "jsonl", conflicts_with = "jsonl")]
+    storage_key: Option<String>,
+    /// Read one JSON object per line from stdin and write one per line.
+    #[arg(long)]
+    jsonl: bool,
+}
+
+/// Why the command failed, and the exit status that says so.
+pub struct Failure {
+    pub status: i32,
+    pub message: String,
+}
+
+impl Failure {
+    /// A value could not be transformed (exit status 1).
+    pub fn transform(message: impl Into<String>) -> Self {
+        Self {
+            status: 1,
+            message: message.into(),
+        }
+    }
+
+    /// Bad usage, input or config (exit status 2).
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self {
+            status: 2,
+            message: message.into(),
+        }
+    }
+}
+
+/// Runs one command.
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Validate { config } => validate(&config),
+        Command::Keygen { bytes } => keygen(bytes.into()),
+        Command::Encrypt(args) => transform(&args, Direction::Encrypt),
+        Command::Decrypt(args) => transform(&args, Direction::Decrypt),
+    }
+}
+
+/// Which way a value goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Encrypt,
+    Decrypt,
+}
+
+fn validate(path: &Path) -> Result<(), Failure> {
+    let config = load_config(path)?;
+    match config.validate() {
+        Ok(()) => {
+            println!("{}: valid", path.display());
+            Ok(())
+        }
+        Err(errors) => {
+            for error in errors.iter() {
+                println!("{error}");
+            }
+            Err(Failure::usage(format!(
+                "{}: {} validation error(s)",
+                path.display(),
+                errors.len()
+            )))
+        }
+    }
+}
+
+fn keygen(bytes: usize) -> Result<(), Failure> {
+    let key = SecretKey::generate(bytes).map_err(|e| Failure::transform(e.to_string()))?;
+    println!("{}", key.to_base64().as_str());
+    Ok(())
+}
+
+fn transform(args: &TransformArgs, direction: Direction) -> Result<(), Failure> {
+    let transformers = build(&args.config)?;
+    if args.jsonl {
+        let stdin = io::stdin().lock();
+        let stdout = io::stdout().lock();
+        return jsonl::run(&transformers, direction, stdin, stdout);
+    }
+    let storage_key = args.storage_key.as_deref().unwrap_or_default();
+    let mut input = Vec::new();
+    io::stdin()
+        .take(MAX_STDIN_VALUE + 1)
+        .read_to_end(&mut input)
+        .map_err(|e| Failure::usage(format!("reading stdin: {e}")))?;
+    if input.len() as u64 > MAX_STDIN_VALUE {
+        return Err(Failure::usage(format!(
+            "the value on stdin is larger than {MAX_STDIN_VALUE} bytes"
+        )));
+    }
+    let transformer = transformers.for_resource(&args.resource);
+    let output = match direction {
+        Direction::Encrypt => transformer.encrypt_blocking(&input, storage_key.into()),
+        Direction::Decrypt => transformer
+            .decrypt_blocking(&input, storage_key.into())
+            .map(|read| {
+                if read.stale {
+                    eprintln!("k8s-envelope: note: the value is stale (written by an older key or provider); re-encrypt it");
+                }
+                read.plaintext
+            }),
+    }
+    .map_err(|e| Failure::transform(e.to_string()))?;
+    io::stdout()
+        .write_all(&output)
+        .and_then(|()| io::stdout().flush())
+        .map_err(|e| Failure::transform(format!("writing stdout: {e}")))
+}
+
+fn load_config(path: &Path) -> Result<EncryptionConfiguration, Failure> {
+    EncryptionConfiguration::load(path).map_err(|e| config_failure(path, &e))
+}
+
+fn build(path: &Path) -> Result<ResourceTransformers, Failure> {
+    load_config(path)?
+        .build()
+        .map_err(|e| config_failure(path, &e))
+}
+
+fn config_failure(path: &Path, error: &ConfigError) -> Failure {
+    Failure::usage(format!("{}: {error}", path.display()))
+}

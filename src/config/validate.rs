@@ -1,0 +1,652 @@
+//! Validation with the apiserver's rules and messages
+//! (`validation_encryption.go` with `reload = false`, plus the masking rule
+//! the apiserver checks while building transformers).
+//!
+//! Every problem is reported, each as a [`FieldError`] whose `Display` reads
+//! like apimachinery's `field.Error`:
+//!
+//! ```text
+//! resources[0].providers[1].aesgcm.keys[0].secret: Invalid value: "REDACTED": secrets must be base64 encoded
+//! resources: Required value: at least one resources is required
+//! ```
+//!
+//! Values are rendered as the apiserver renders them (strings quoted as Go's
+//! `%q`, numbers plain, lists and structs as Go's `encoding/json`), except
+//! that a key's secret is always `"REDACTED"`, including inside a rendered
+//! provider element (where the apiserver itself would print it).
+
+use std::collections::HashSet;
+use std::fmt;
+
+use super::gofmt::{int_list, json_string, json_string_list, quote};
+use super::types::{AesConfiguration, Key, KmsConfiguration, ProviderConfiguration};
+use super::{endpoint, EncryptionConfiguration, GroupResource};
+
+const AES_KEY_SIZES: &[usize] = &[16, 24, 32];
+const SECRETBOX_KEY_SIZES: &[usize] = &[32];
+const REDACTED: &str = "\"REDACTED\"";
+
+const MORE_THAN_ONE_ELEMENT: &str =
+    "more than one provider specified in a single element, should split into different list elements";
+const NO_PROVIDER: &str =
+    "provider does not contain any of the expected providers: KMS, AESGCM, AESCBC, Secretbox, Identity";
+const BASE64_ENCODING: &str = "secrets must be base64 encoded";
+const EVENTS_GROUP: &str = "'*.events.k8s.io' objects are stored using the 'events' API group in etcd. Use 'events' instead in the config file";
+const EXTENSIONS_GROUP: &str =
+    "'extensions' group has been removed and cannot be used for encryption";
+const STAR_RESOURCE: &str =
+    "use '*.' to encrypt all the resources from core API group or *.* to encrypt all resources";
+const OVERLAP: &str = "using overlapping resources such as 'secrets' and '*.' in the same resource list is not allowed as they will be masked";
+const NON_REST_API_RESOURCE: &str = "resources which do not have REST API/s cannot be encrypted";
+const RESOURCE_NAME: &str = "resource name should not contain capital letters";
+const RESOURCE_ACROSS_GROUP: &str = "encrypting the same resource across groups is not supported";
+const DUPLICATE_RESOURCE: &str = "the same resource cannot be specified multiple times";
+
+impl EncryptionConfiguration {
+    /// Checks the configuration with the apiserver's rules; see [`validate`].
+    ///
+    /// # Errors
+    ///
+    /// Every problem found, as [`ValidationErrors`].
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        validate(self)
+    }
+}
+
+/// Checks a configuration with every rule of the apiserver's
+/// `ValidateEncryptionConfiguration` (as at startup, without hot reload), and
+/// the rule it applies while building: a resource may not be listed after an
+/// earlier rule's `*.group` or `*.*` that already covers it.
+///
+/// The KMS defaults are applied to a copy first, as the apiserver validates
+/// the defaulted object; the loaders have already applied them.
+///
+/// ```
+/// use k8s_envelope::config::EncryptionConfiguration;
+///
+/// let config = EncryptionConfiguration::from_yaml(br#"
+/// kind: EncryptionConfiguration
+/// apiVersion: apiserver.config.k8s.io/v1
+/// resources:
+///   - resources: [Secrets]
+///     providers:
+///       - aesgcm:
+///           keys:
+///             - name: key1
+///               secret: not base64!
+/// "#)?;
+/// let errors = config.validate().expect_err("two problems");
+/// let messages: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+/// assert_eq!(messages, [
+///     r#"resources[0].resources[0]: Invalid value: "Secrets": resource name should not contain capital letters"#,
+///     r#"resources[0].providers[0].aesgcm.keys[0].secret: Invalid value: "REDACTED": secrets must be base64 encoded"#,
+/// ]);
+/// # Ok::<(), k8s_envelope::config::ConfigError>(())
+/// ```
+///
+/// # Errors
+///
+/// Every problem found, as [`ValidationErrors`], in the apiserver's order,
+/// with masked resources last.
+pub fn validate(config: &EncryptionConfiguration) -> Result<(), ValidationErrors> {
+    let mut config = config.clone();
+    config.apply_defaults();
+    let mut errors = Vec::new();
+    validate_into(&config, &mut errors);
+    ValidationErrors::from_list(errors)
+}
+
+fn validate_into(c: &EncryptionConfiguration, errors: &mut Vec<FieldError>) {
+    let root = "resources";
+    if c.resources.is_empty() {
+        errors.push(FieldError::required(
+            root,
+            format!("at least one {root} is required"),
+        ));
+        return;
+    }
+
+    let mut kms_names: HashSet<&str> = HashSet::new();
+    for (i, rule) in c.resources.iter().enumerate() {
+        let r = format!("{root}[{i}].resources");
+        let p = format!("{root}[{i}].providers");
+
+        if rule.resources.is_empty() {
+            errors.push(FieldError::required(
+                &r,
+                format!("at least one {r} is required"),
+            ));
+        }
+        validate_resource_overlap(&rule.resources, &r, errors);
+        validate_resource_names(&rule.resources, &r, errors);
+
+        if rule.providers.is_empty() {
+            errors.push(FieldError::required(
+                &p,
+                format!("at least one {p} is required"),
+            ));
+        }
+
+        for (j, provider) in rule.providers.iter().enumerate() {
+            let path = format!("{p}[{j}]");
+            validate_single_provider(provider, &path, errors);
+            if let Some(kms) = &provider.kms {
+                validate_kms(kms, &format!("{path}.kms"), &kms_names, errors);
+                kms_names.insert(&kms.name);
+            } else if let Some(aes) = &provider.aesgcm {
+                validate_keys(
+                    &aes.keys,
+                    &format!("{path}.aesgcm.keys"),
+                    AES_KEY_SIZES,
+                    errors,
+                );
+            } else if let Some(aes) = &provider.aescbc {
+                validate_keys(
+                    &aes.keys,
+                    &format!("{path}.aescbc.keys"),
+                    AES_KEY_SIZES,
+                    errors,
+                );
+            } else if let Some(secretbox) = &provider.secretbox {
+                validate_keys(
+                    &secretbox.keys,
+                    &format!("{path}.secretbox.keys"),
+                    SECRETBOX_KEY_SIZES,
+                    errors,
+                );
+            }
+        }
+    }
+
+    validate_masking(c, errors);
+}
+
+fn validate_resource_overlap(resources: &[String], path: &str, errors: &mut Vec<FieldError>) {
+    if resources.len() < 2 {
+        return;
+    }
+    let parsed: Vec<GroupResource> = resources.iter().map(|r| GroupResource::parse(r)).collect();
+    let mut has_overlap = false;
+    let mut has_duplicate = false;
+    // The apiserver's loop, quirks included: after the first duplicate, a
+    // repeated wildcard also counts as an overlap.
+    for (i, r1) in parsed.iter().enumerate() {
+        for (j, r2) in parsed.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            if r1 == r2 && !has_duplicate {
+                has_duplicate = true;
+                continue;
+            }
+            if has_overlap {
+                continue;
+            }
+            if r1.is_any() {
+                has_overlap = true;
+                continue;
+            }
+            if r1.group != r2.group {
+                continue;
+            }
+            if r1.is_wildcard() || r2.is_wildcard() {
+                has_overlap = true;
+            }
+        }
+    }
+    if has_duplicate {
+        errors.push(FieldError::invalid(
+            path,
+            json_string_list(resources),
+            DUPLICATE_RESOURCE,
+        ));
+    }
+    if has_overlap {
+        errors.push(FieldError::invalid(
+            path,
+            json_string_list(resources),
+            OVERLAP,
+        ));
+    }
+}
+
+fn validate_resource_names(resources: &[String], path: &str, errors: &mut Vec<FieldError>) {
+    for (j, res) in resources.iter().enumerate() {
+        let detail = if res.to_lowercase() != *res {
+            RESOURCE_NAME
+        } else if res == "*" {
+            STAR_RESOURCE
+        } else if matches!(
+            res.as_str(),
+            "apiserveripinfo" | "serviceipallocations" | "servicenodeportallocations"
+        ) {
+            NON_REST_API_RESOURCE
+        } else {
+            let gr = GroupResource::parse(res);
+            if gr.group == "events.k8s.io" {
+                EVENTS_GROUP
+            } else if gr.group == "extensions" {
+                EXTENSIONS_GROUP
+            } else if gr.group == "*" && gr.resource != "*" {
+                RESOURCE_ACROSS_GROUP
+            } else {
+                continue;
+            }
+        };
+        errors.push(FieldError::invalid(
+            format!("{path}[{j}]"),
+            quote(res),
+            detail,
+        ));
+    }
+}
+
+fn validate_single_provider(
+    provider: &ProviderConfiguration,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) {
+    let detail = match provider.configured().len() {
+        0 => NO_PROVIDER,
+        1 => return,
+        _ => MORE_THAN_ONE_ELEMENT,
+    };
+    errors.push(FieldError::invalid(path, provider_json(provider), detail));
+}
+
+fn validate_keys(keys: &[Key], path: &str, sizes: &[usize], errors: &mut Vec<FieldError>) {
+    if keys.is_empty() {
+        errors.push(FieldError::required(path, "at least one keys is required"));
+        return;
+    }
+    for (k, key) in keys.iter().enumerate() {
+        let path = format!("{path}[{k}]");
+        if key.name.is_empty() {
+            errors.push(FieldError::required(
+                format!("{path}.name"),
+                "name is a mandatory field for a key",
+            ));
+        }
+        let secret_path = format!("{path}.secret");
+        if key.secret.is_empty() {
+            errors.push(FieldError::required(
+                secret_path,
+                "secret is a mandatory field for a key",
+            ));
+            continue;
+        }
+        match key.secret.decode() {
+            Err(_) => errors.push(FieldError::invalid(secret_path, REDACTED, BASE64_ENCODING)),
+            Ok(secret) if !sizes.contains(&secret.len()) => {
+                errors.push(FieldError::invalid(
+                    secret_path,
+                    REDACTED,
+                    format!(
+                        "secret is not of the expected length, got {}, expected one of {}",
+                        secret.len(),
+                        int_list(sizes)
+                    ),
+                ));
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
+fn validate_kms(
+    c: &KmsConfiguration,
+    path: &str,
+    names: &HashSet<&str>,
+    errors: &mut Vec<FieldError>,
+) {
+    // name
+    let name_path = format!("{path}.name");
+    if c.name.is_empty() {
+        errors.push(FieldError::required(
+            &name_path,
+            "name is a mandatory field for a provider",
+        ));
+    }
+    if c.api_version != "v1" && c.name.contains(':') {
+        errors.push(FieldError::invalid(
+            &name_path,
+            quote(&c.name),
+            format!("invalid KMS provider name {}, must not contain ':'", c.name),
+        ));
+    }
+    // Names must be unique across all KMS providers when this one is not v1
+    // (for v1 too only with hot reload, which this crate does not do).
+    if c.api_version != "v1" && names.contains(c.name.as_str()) {
+        errors.push(FieldError::invalid(
+            &name_path,
+            quote(&c.name),
+            format!(
+                "duplicate KMS provider name {}, names must be unique",
+                c.name
+            ),
+        ));
+    }
+
+    // timeout
+    let timeout = c.effective_timeout();
+    if !timeout.is_positive() {
+        errors.push(FieldError::invalid(
+            format!("{path}.timeout"),
+            json_string(&timeout.to_string()),
+            "timeout should be a positive value",
+        ));
+    }
+
+    // endpoint
+    let endpoint_path = format!("{path}.endpoint");
+    if c.endpoint.is_empty() {
+        errors.push(FieldError::invalid(
+            endpoint_path,
+            quote(""),
+            "endpoint is a mandatory field for a kms",
+        ));
+    } else {
+        match endpoint::scheme(&c.endpoint) {
+            Err(e) => errors.push(FieldError::invalid(
+                endpoint_path,
+                quote(&c.endpoint),
+                format!("invalid endpoint for kms provider, error: {e}"),
+            )),
+            Ok(scheme) if scheme != "unix" => errors.push(FieldError::invalid(
+                endpoint_path,
+                quote(&c.endpoint),
+                format!(
+                    "unsupported scheme {} for KMS provider, only unix is supported",
+                    quote(&scheme)
+                ),
+            )),
+            Ok(_) => {}
+        }
+    }
+
+    // cachesize
+    let cachesize_path = format!("{path}.cachesize");
+    if let Some(size) = c.cachesize {
+        if c.api_version != "v1" {
+            errors.push(FieldError::invalid(
+                &cachesize_path,
+                size.to_string(),
+                "cachesize is not supported in v2",
+            ));
+        }
+        if c.api_version == "v1" && size == 0 {
+            errors.push(FieldError::invalid(
+                &cachesize_path,
+                size.to_string(),
+                "cachesize should be a positive value, or negative to disable",
+            ));
+        }
+    }
+
+    // apiVersion. The apiserver's message says "apiVersion" where it means
+    // the value (which the field value shows); it is kept word for word.
+    if c.api_version != "v1" && c.api_version != "v2" {
+        errors.push(FieldError::invalid(
+            format!("{path}.apiVersion"),
+            quote(&c.api_version),
+            "unsupported apiVersion apiVersion for KMS provider, only v1 and v2 are supported",
+        ));
+    }
+}
+
+/// A resource listed after an earlier rule's `*.group` or `*.*` would never
+/// be used; the apiserver refuses to start. Only earlier rules are
+/// considered: within one list, the overlap rule already reports it.
+fn validate_masking(c: &EncryptionConfiguration, errors: &mut Vec<FieldError>) {
+    let mut earlier: HashSet<GroupResource> = HashSet::new();
+    let any = GroupResource::any();
+    for (i, rule) in c.resources.iter().enumerate() {
+        let parsed: Vec<GroupResource> = rule
+            .resources
+            .iter()
+            .map(|r| GroupResource::parse(r))
+            .collect();
+        for (j, (raw, gr)) in rule.resources.iter().zip(&parsed).enumerate() {
+            let in_group = gr.any_in_group();
+            let masked_by = if earlier.contains(&in_group) {
+                in_group
+            } else if earlier.contains(&any) {
+                any.clone()
+            } else {
+                continue;
+            };
+            errors.push(FieldError::invalid(
+                format!("resources[{i}].resources[{j}]"),
+                quote(raw),
+                format!(
+                    "resource {} is masked by earlier rule {}",
+                    quote(&gr.to_string()),
+                    quote(&masked_by.to_string())
+                ),
+            ));
+        }
+        earlier.extend(parsed);
+    }
+}
+
+/// A provider element as the apiserver's error shows it (Go's
+/// `encoding/json` of the internal type), with every secret `"REDACTED"`.
+fn provider_json(p: &ProviderConfiguration) -> String {
+    fn keys(keys: &[Key]) -> String {
+        if keys.is_empty() {
+            return "null".to_owned();
+        }
+        let items: Vec<String> = keys
+            .iter()
+            .map(|k| format!(r#"{{"Name":{},"Secret":{REDACTED}}}"#, json_string(&k.name)))
+            .collect();
+        format!("[{}]", items.join(","))
+    }
+    fn aes(a: Option<&AesConfiguration>) -> String {
+        a.map_or_else(
+            || "null".to_owned(),
+            |a| format!(r#"{{"Keys":{}}}"#, keys(&a.keys)),
+        )
+    }
+    let secretbox = p.secretbox.as_ref().map_or_else(
+        || "null".to_owned(),
+        |s| format!(r#"{{"Keys":{}}}"#, keys(&s.keys)),
+    );
+    let identity = if p.identity.is_some() { "{}" } else { "null" };
+    let kms = p.kms.as_ref().map_or_else(
+        || "null".to_owned(),
+        |k| {
+            format!(
+                r#"{{"APIVersion":{},"Name":{},"CacheSize":{},"Endpoint":{},"Timeout":{}}}"#,
+                json_string(&k.api_version),
+                json_string(&k.name),
+                k.cachesize
+                    .map_or_else(|| "null".to_owned(), |n| n.to_string()),
+                json_string(&k.endpoint),
+                k.timeout
+                    .map_or_else(|| "null".to_owned(), |t| json_string(&t.to_string())),
+            )
+        },
+    );
+    format!(
+        r#"{{"AESGCM":{},"AESCBC":{},"Secretbox":{secretbox},"Identity":{identity},"KMS":{kms}}}"#,
+        aes(p.aesgcm.as_ref()),
+        aes(p.aescbc.as_ref()),
+    )
+}
+
+/// The kind of a [`FieldError`], as apimachinery names it.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FieldErrorKind {
+    /// A required value is missing (`Required value`).
+    Required,
+    /// A value is present but wrong (`Invalid value`).
+    Invalid,
+}
+
+impl FieldErrorKind {
+    /// The words apimachinery prints: `Required value` or `Invalid value`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldErrorKind::Required => "Required value",
+            FieldErrorKind::Invalid => "Invalid value",
+        }
+    }
+}
+
+impl fmt::Display for FieldErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One validation problem, at a field path.
+///
+/// `Display` is apimachinery's `field.Error`:
+/// `<path>: Required value: <detail>` or
+/// `<path>: Invalid value: <value>: <detail>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    path: String,
+    kind: FieldErrorKind,
+    value: Option<String>,
+    detail: String,
+}
+
+impl FieldError {
+    fn required(path: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            kind: FieldErrorKind::Required,
+            value: None,
+            detail: detail.into(),
+        }
+    }
+
+    fn invalid(
+        path: impl Into<String>,
+        value: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            path: path.into(),
+            kind: FieldErrorKind::Invalid,
+            value: Some(value.into()),
+            detail: detail.into(),
+        }
+    }
+
+    /// The field path, e.g. `resources[0].providers[1].aesgcm.keys[0].secret`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Whether the value is missing or wrong.
+    pub fn kind(&self) -> FieldErrorKind {
+        self.kind
+    }
+
+    /// The offending value as the apiserver renders it (`"secrets"`, `0`,
+    /// `["a","b"]`, `"REDACTED"` for a secret); `None` for a missing value.
+    pub fn value(&self) -> Option<&str> {
+        self.value.as_deref()
+    }
+
+    /// What is wrong, in the apiserver's words.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.kind)?;
+        if let Some(value) = &self.value {
+            write!(f, ": {value}")?;
+        }
+        if !self.detail.is_empty() {
+            write!(f, ": {}", self.detail)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+/// Every problem [`validate`] found (at least one).
+///
+/// Identical messages are reported once. `Display` is apimachinery's
+/// aggregate: one error as itself, several as `[first, second, …]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidationErrors(Vec<FieldError>);
+
+impl ValidationErrors {
+    fn from_list(errors: Vec<FieldError>) -> Result<(), Self> {
+        if errors.is_empty() {
+            return Ok(());
+        }
+        let mut seen = HashSet::new();
+        let unique: Vec<FieldError> = errors
+            .into_iter()
+            .filter(|e| seen.insert(e.to_string()))
+            .collect();
+        Err(Self(unique))
+    }
+
+    /// The errors, in the apiserver's order.
+    pub fn iter(&self) -> std::slice::Iter<'_, FieldError> {
+        self.0.iter()
+    }
+
+    /// How many errors there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Always `false`: a `ValidationErrors` holds at least one error.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The errors as a slice.
+    pub fn as_slice(&self) -> &[FieldError] {
+        &self.0
+    }
+}
+
+impl<'a> IntoIterator for &'a ValidationErrors {
+    type Item = &'a FieldError;
+    type IntoIter = std::slice::Iter<'a, FieldError>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl IntoIterator for ValidationErrors {
+    type Item = FieldError;
+    type IntoIter = std::vec::IntoIter<FieldError>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let [only] = self.0.as_slice() {
+            return write!(f, "{only}");
+        }
+        f.write_str("[")?;
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        f.write_str("]")
+    }
+}
+
+impl std::error::Error for ValidationErrors {}

@@ -1,0 +1,196 @@
+//! Allocation counts of the hot paths: a static-key encrypt or decrypt makes
+//! exactly one heap allocation (the output buffer, sized up front), directly
+//! and through a [`Transformer`].
+//!
+//! The counting allocator counts for the whole process, so the file holds a
+//! single test: nothing else runs while it measures.
+
+use std::alloc::System;
+use std::sync::Arc;
+
+use k8s_envelope::{
+    AesCbc, AesGcm, BlockingProvider, Identity, NamedKey, Provider, SecretKey, Secretbox,
+    StorageKey, Transformer,
+};
+use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+
+// `System`, wrapped with global counters. The crate forbids `unsafe_code` in
+// every target, so the `GlobalAlloc` impl comes from `stats_alloc` rather than
+// from this file.
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Runs `f` and returns its result with the number of allocations and
+/// reallocations made meanwhile (by this process: the single test of this
+/// file is the only code running).
+fn count<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let region = Region::new(GLOBAL);
+    let value = f();
+    let stats = region.change();
+    (value, stats.allocations + stats.reallocations)
+}
+
+const SIZES: [usize; 4] = [0, 1, 1024, 65_536];
+
+fn key(fill: u8) -> SecretKey {
+    SecretKey::new(vec![fill; 32])
+}
+
+fn providers() -> Vec<(&'static str, Arc<dyn Provider>)> {
+    vec![
+        (
+            "aesgcm",
+            Arc::new(AesGcm::new(vec![NamedKey::new("k1", key(1))]).expect("aesgcm")),
+        ),
+        (
+            "aescbc",
+            Arc::new(AesCbc::new(vec![NamedKey::new("k1", key(2))]).expect("aescbc")),
+        ),
+        (
+            "secretbox",
+            Arc::new(Secretbox::new(vec![NamedKey::new("k1", key(3))]).expect("secretbox")),
+        ),
+    ]
+}
+
+/// Allocations an encrypt of `size` bytes makes: one, the output. Identity's
+/// empty output is an empty `Vec`, which needs none.
+fn expected_encrypt(name: &str, size: usize) -> usize {
+    if size == 0 && name.starts_with("identity") {
+        0
+    } else {
+        1
+    }
+}
+
+/// Allocations a decrypt to `size` bytes makes: one, the plaintext. An empty
+/// plaintext needs none, except for aescbc, which decrypts a whole padding
+/// block into the buffer before truncating it.
+fn expected_decrypt(name: &str, size: usize) -> usize {
+    if size == 0 && !name.starts_with("aescbc") {
+        0
+    } else {
+        1
+    }
+}
+
+fn check_provider(name: &str, provider: &dyn BlockingProvider, failures: &mut Vec<String>) {
+    let sk = StorageKey::from("/registry/secrets/default/db-creds");
+    for size in SIZES {
+        let plaintext = vec![0x42u8; size];
+        let (stored, n) = count(|| provider.encrypt_blocking(&plaintext, sk));
+        let stored = stored.expect("encrypt");
+        let want = expected_encrypt(name, size);
+        if n != want {
+            failures.push(format!(
+                "{name} encrypt_blocking({size}): {n} allocations, expected {want}"
+            ));
+        }
+        if stored.capacity() != stored.len() {
+            failures.push(format!(
+                "{name} encrypt_blocking({size}): capacity {} for length {}",
+                stored.capacity(),
+                stored.len()
+            ));
+        }
+        let (read, n) = count(|| provider.decrypt_blocking(&stored, sk));
+        let read = read.expect("decrypt");
+        assert_eq!(read.plaintext, plaintext);
+        let want = expected_decrypt(name, size);
+        if n != want {
+            failures.push(format!(
+                "{name} decrypt_blocking({size}): {n} allocations, expected {want}"
+            ));
+        }
+    }
+}
+
+fn check_transformer(
+    name: &str,
+    writer: &Transformer,
+    reader: &Transformer,
+    expect_stale: bool,
+    failures: &mut Vec<String>,
+) {
+    let sk = StorageKey::from("/registry/secrets/default/db-creds");
+    for size in SIZES {
+        let plaintext = vec![0x24u8; size];
+        let (stored, n) = count(|| writer.encrypt_blocking(&plaintext, sk));
+        let stored = stored.expect("encrypt");
+        let want = expected_encrypt(name, size);
+        if n != want {
+            failures.push(format!(
+                "{name}: Transformer::encrypt_blocking({size}): {n} allocations, expected {want}"
+            ));
+        }
+        let (read, n) = count(|| reader.decrypt_blocking(&stored, sk));
+        let read = read.expect("decrypt");
+        assert_eq!(read.plaintext, plaintext);
+        assert_eq!(read.stale, expect_stale, "{name}");
+        let want = expected_decrypt(name, size);
+        if n != want {
+            failures.push(format!(
+                "{name}: Transformer::decrypt_blocking({size}): {n} allocations, expected {want}"
+            ));
+        }
+    }
+}
+
+#[test]
+fn hot_paths_allocate_exactly_once() {
+    // The counter works at all.
+    let (v, n) = count(|| vec![1u8; 10]);
+    assert_eq!((v.len(), n), (10, 1));
+    let (_, n) = count(|| 1 + 1);
+    assert_eq!(n, 0);
+
+    let providers = providers();
+    // Warm up anything lazily initialised (the OS random source).
+    for (_, p) in &providers {
+        let b = p.as_blocking().expect("blocking");
+        let stored = b.encrypt_blocking(b"warm", "".into()).expect("encrypt");
+        b.decrypt_blocking(&stored, "".into()).expect("decrypt");
+    }
+
+    let mut failures = Vec::new();
+    for (name, p) in &providers {
+        check_provider(name, p.as_blocking().expect("blocking"), &mut failures);
+    }
+    check_provider("identity", &Identity::new(), &mut failures);
+
+    for (i, (name, p)) in providers.iter().enumerate() {
+        let alone = Transformer::new(vec![p.clone()]).expect("transformer");
+        check_transformer(name, &alone, &alone, false, &mut failures);
+
+        // Read by the second provider of two (the first one's prefix does
+        // not match, so no error is remembered).
+        let (_, first) = &providers[(i + 1) % providers.len()];
+        let two = Transformer::new(vec![first.clone(), p.clone()]).expect("transformer");
+        check_transformer(
+            &format!("{name} second of two"),
+            &alone,
+            &two,
+            true,
+            &mut failures,
+        );
+
+        // identity first: it refuses the value silently, without allocating.
+        let migrating =
+            Transformer::new(vec![Arc::new(Identity::new()), p.clone()]).expect("transformer");
+        check_transformer(
+            &format!("{name} after identity"),
+            &alone,
+            &migrating,
+            true,
+            &mut failures,
+        );
+    }
+    let identity = Transformer::identity();
+    check_transformer("identity", &identity, &identity, false, &mut failures);
+
+    assert!(
+        failures.is_empty(),
+        "unexpected allocations:\n{}",
+        failures.join("\n")
+    );
+}
