@@ -36,7 +36,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("2. Rotate an aesgcm key");
     let key1 = SecretKey::generate(32)?;
     let key2 = SecretKey::generate(32)?;
-    let before = EncryptionConfiguration::from_yaml(config_yaml("aesgcm", &[("key1", &key1)]).as_bytes())?.build()?;
+    let before =
+        EncryptionConfiguration::from_yaml(config_yaml("aesgcm", &[("key1", &key1)]).as_bytes())?
+            .build()?;
     let old_value = before
         .for_resource("secrets")
         .encrypt_blocking(VALUE, STORAGE_KEY.into())?;
@@ -51,7 +53,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     let read = secrets.decrypt_blocking(&old_value, STORAGE_KEY.into())?;
     assert_eq!(read.plaintext, VALUE);
     assert!(read.stale);
-    println!("   config now [key2, key1]: old value reads ok, stale: {} -> re-encrypt it", read.stale);
+    println!(
+        "   config now [key2, key1]: old value reads ok, stale: {} -> re-encrypt it",
+        read.stale
+    );
 
     let rewritten = secrets.encrypt_blocking(&read.plaintext, STORAGE_KEY.into())?;
     let reread = secrets.decrypt_blocking(&rewritten, STORAGE_KEY.into())?;
@@ -65,7 +70,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("3. A value moved to another storage key does not decrypt (AES-GCM binds the key)");
     let moved = secrets.decrypt_blocking(&rewritten, "/registry/secrets/default/other".into());
     assert!(moved.is_err());
-    println!("   {}", moved.err().map(|e| e.to_string()).unwrap_or_default());
+    println!(
+        "   {}",
+        moved.err().map(|e| e.to_string()).unwrap_or_default()
+    );
     Ok(())
 }
 

@@ -48,11 +48,18 @@ fn static_vectors() -> Vec<(String, Vector)> {
     let mut vectors = Vec::new();
     for file in files {
         let text = fs::read_to_string(&file).expect("readable vector file");
-        let file_name = file.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let file_name = file
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         for (number, line) in text.lines().enumerate() {
             let vector: Vector = serde_json::from_str(line).expect("well-formed vector line");
             if !uses_kms(&vector.config) {
-                vectors.push((format!("{file_name}:{}: {}", number + 1, vector.name), vector));
+                vectors.push((
+                    format!("{file_name}:{}: {}", number + 1, vector.name),
+                    vector,
+                ));
             }
         }
     }
@@ -71,12 +78,18 @@ fn transformers_for(vector: &Vector) -> k8s_envelope::ResourceTransformers {
 fn every_static_vector_reads_as_the_go_reference_says() {
     let vectors = static_vectors();
     // 119 of the 187 lines in each seed file use only static-key providers.
-    assert_eq!(vectors.len(), 3 * 119, "unexpected number of static-key vectors");
+    assert_eq!(
+        vectors.len(),
+        3 * 119,
+        "unexpected number of static-key vectors"
+    );
     let mut failures = Vec::new();
     for (label, vector) in &vectors {
         let transformers = transformers_for(vector);
         let transformer = transformers.for_resource(&vector.resource);
-        let stored = BASE64.decode(&vector.stored_b64).expect("stored_b64 is base64");
+        let stored = BASE64
+            .decode(&vector.stored_b64)
+            .expect("stored_b64 is base64");
         let result = transformer.decrypt_blocking(&stored, vector.storage_key.as_str().into());
         match (vector.expect.as_str(), result) {
             ("ok", Ok(read)) => {
@@ -100,7 +113,12 @@ fn every_static_vector_reads_as_the_go_reference_says() {
             (other, _) => failures.push(format!("{label}: unknown expectation {other:?}")),
         }
     }
-    assert!(failures.is_empty(), "{} vector(s) failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} vector(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -117,7 +135,10 @@ fn every_static_vector_plaintext_round_trips_and_is_current() {
         if stored.starts_with(k8s_envelope::ENCRYPTED_PREFIX) && stored == plaintext {
             // Identity wrote a plaintext that looks encrypted: the apiserver
             // refuses to read it back, and so must we.
-            assert!(transformer.decrypt_blocking(&stored, key).is_err(), "{label}");
+            assert!(
+                transformer.decrypt_blocking(&stored, key).is_err(),
+                "{label}"
+            );
             checked += 1;
             continue;
         }
