@@ -7,8 +7,10 @@
 //! ```
 
 use std::error::Error;
+use std::fmt::Write as _;
 
 use k8s_envelope::{EncryptionConfiguration, SecretKey};
+use zeroize::Zeroizing;
 
 const STORAGE_KEY: &str = "/registry/secrets/default/db-creds";
 const VALUE: &[u8] = br#"{"kind":"Secret","data":{"password":"aHVudGVyMg=="}}"#;
@@ -78,17 +80,23 @@ fn main() -> Result<(), Box<dyn Error>> {
 }
 
 /// An EncryptionConfiguration for secrets with one provider and the given keys.
-fn config_yaml(provider: &str, keys: &[(&str, &SecretKey)]) -> String {
-    let mut yaml = format!(
+/// The text holds key material: it is written into one buffer, sized up
+/// front so it never reallocates, that is zeroized when dropped.
+fn config_yaml(provider: &str, keys: &[(&str, &SecretKey)]) -> Zeroizing<String> {
+    let mut yaml = Zeroizing::new(String::with_capacity(4096));
+    // Writing to a String cannot fail.
+    let _ = write!(
+        yaml,
         "kind: EncryptionConfiguration\n\
          apiVersion: apiserver.config.k8s.io/v1\n\
          resources:\n  - resources: [secrets]\n    providers:\n      - {provider}:\n          keys:\n"
     );
     for (name, key) in keys {
-        yaml.push_str(&format!(
+        let _ = write!(
+            yaml,
             "            - name: {name}\n              secret: {}\n",
             key.to_base64().as_str()
-        ));
+        );
     }
     yaml
 }

@@ -1,0 +1,286 @@
+//! The CLI contract (DESIGN.md): commands, JSON Lines mode, exit statuses
+//! 0 (success), 1 (a value could not be transformed), 2 (bad usage or config).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+
+const CLI: &str = env!("CARGO_BIN_EXE_k8s-envelope");
+
+const CONFIG: &str = "kind: EncryptionConfiguration
+apiVersion: apiserver.config.k8s.io/v1
+resources:
+  - resources: [secrets]
+    providers:
+      - aesgcm:
+          keys:
+            - name: new
+              secret: AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=
+      - aescbc:
+          keys:
+            - name: old
+              secret: c2VjcmV0IGlzIHNlY3VyZQ==
+";
+
+const OLD_CONFIG: &str = "kind: EncryptionConfiguration
+apiVersion: apiserver.config.k8s.io/v1
+resources:
+  - resources: [secrets]
+    providers:
+      - aescbc:
+          keys:
+            - name: old
+              secret: c2VjcmV0IGlzIHNlY3VyZQ==
+";
+
+/// A config file in a fresh temporary directory, removed on drop.
+struct TempConfig {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl TempConfig {
+    fn new(name: &str, contents: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("k8s-envelope-cli-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("config.yaml");
+        std::fs::write(&path, contents).expect("write config");
+        Self { dir, path }
+    }
+}
+
+impl Drop for TempConfig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn run(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(CLI)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the CLI");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write stdin");
+    child.wait_with_output().expect("CLI output")
+}
+
+fn status(output: &Output) -> i32 {
+    output.status.code().expect("exit code")
+}
+
+fn path(config: &TempConfig) -> &str {
+    config.path.to_str().expect("utf-8 temp path")
+}
+
+#[test]
+fn validate_accepts_a_valid_config() {
+    let config = TempConfig::new("valid", CONFIG);
+    let out = run(&["validate", path(&config)], b"");
+    assert_eq!(status(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
+}
+
+#[test]
+fn validate_prints_every_error_with_its_field_path_and_exits_2() {
+    let bad = CONFIG
+        .replace("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "c2hvcnQ=")
+        .replace("name: old", "name: \"\"");
+    let config = TempConfig::new("invalid", &bad);
+    let out = run(&["validate", path(&config)], b"");
+    assert_eq!(status(&out), 2);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(
+            "resources[0].providers[0].aesgcm.keys[0].secret: Invalid value: \"REDACTED\": secret is not of the expected length, got 5, expected one of [16 24 32]"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("resources[0].providers[1].aescbc.keys[0].name: Required value"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("c2hvcnQ="),
+        "a secret was printed: {stdout}"
+    );
+}
+
+#[test]
+fn a_missing_or_unparsable_config_exits_2() {
+    let out = run(&["validate", "/nonexistent/config.yaml"], b"");
+    assert_eq!(status(&out), 2);
+    let config = TempConfig::new("garbage", "kind: [unclosed");
+    let out = run(
+        &["encrypt", "--config", path(&config), "--storage-key", "/k"],
+        b"x",
+    );
+    assert_eq!(status(&out), 2);
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let config = TempConfig::new("usage", CONFIG);
+    // --storage-key is required outside JSON Lines mode.
+    assert_eq!(
+        status(&run(&["encrypt", "--config", path(&config)], b"")),
+        2
+    );
+    assert_eq!(status(&run(&["frobnicate"], b"")), 2);
+    assert_eq!(status(&run(&["keygen", "--bytes", "0"], b"")), 2);
+}
+
+#[test]
+fn keygen_prints_a_random_base64_key_of_the_requested_length() {
+    for (args, len) in [
+        (&["keygen"][..], 32),
+        (&["keygen", "--bytes", "16"][..], 16),
+    ] {
+        let out = run(args, b"");
+        assert_eq!(status(&out), 0);
+        let text = String::from_utf8(out.stdout).expect("utf-8");
+        let key = BASE64.decode(text.trim()).expect("base64 key");
+        assert_eq!(key.len(), len);
+    }
+    let a = run(&["keygen"], b"").stdout;
+    let b = run(&["keygen"], b"").stdout;
+    assert_ne!(a, b);
+}
+
+#[test]
+fn single_value_encrypt_then_decrypt_round_trips() {
+    let config = TempConfig::new("single", CONFIG);
+    let key = "/registry/secrets/default/db";
+    let plaintext = b"\x00binary\xffpayload\n";
+    let enc = run(
+        &["encrypt", "--config", path(&config), "--storage-key", key],
+        plaintext,
+    );
+    assert_eq!(status(&enc), 0, "{}", String::from_utf8_lossy(&enc.stderr));
+    assert!(enc.stdout.starts_with(b"k8s:enc:aesgcm:v1:new:"));
+
+    let dec = run(
+        &["decrypt", "--config", path(&config), "--storage-key", key],
+        &enc.stdout,
+    );
+    assert_eq!(status(&dec), 0);
+    assert_eq!(dec.stdout, plaintext);
+    assert!(dec.stderr.is_empty(), "a current value has no stale note");
+
+    // AES-GCM binds the storage key: another key cannot read it (exit 1).
+    let moved = run(
+        &[
+            "decrypt",
+            "--config",
+            path(&config),
+            "--storage-key",
+            "/other",
+        ],
+        &enc.stdout,
+    );
+    assert_eq!(status(&moved), 1);
+    assert!(moved.stdout.is_empty());
+}
+
+#[test]
+fn single_value_decrypt_notes_a_stale_value_on_stderr() {
+    let old = TempConfig::new("stale-old", OLD_CONFIG);
+    let new = TempConfig::new("stale-new", CONFIG);
+    let enc = run(
+        &["encrypt", "--config", path(&old), "--storage-key", "/k"],
+        b"value",
+    );
+    assert_eq!(status(&enc), 0);
+    let dec = run(
+        &["decrypt", "--config", path(&new), "--storage-key", "/k"],
+        &enc.stdout,
+    );
+    assert_eq!(status(&dec), 0);
+    assert_eq!(dec.stdout, b"value");
+    assert!(String::from_utf8_lossy(&dec.stderr).contains("stale"));
+}
+
+fn jsonl_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each output line is JSON"))
+        .collect()
+}
+
+#[test]
+fn jsonl_answers_every_line_in_order_and_goes_on_after_bad_lines() {
+    let config = TempConfig::new("jsonl", CONFIG);
+    let input = [
+        r#"{"resource":"secrets","storage_key":"/a","plaintext_b64":"aGVsbG8="}"#,
+        r#"not json"#,
+        r#"{"storage_key":"/b","plaintext_b64":"not base64!"}"#,
+        r#"{"storage_key":"/c","plaintext_b64":""}"#,
+        r#"{"resource":"configmaps","storage_key":"/d","plaintext_b64":"cGxhaW4="}"#,
+    ]
+    .join("\n");
+    let out = run(
+        &["encrypt", "--config", path(&config), "--jsonl"],
+        input.as_bytes(),
+    );
+    assert_eq!(status(&out), 1, "a failed line makes the exit status 1");
+    let lines = jsonl_lines(&out);
+    assert_eq!(lines.len(), 5);
+    assert!(lines[0]["stored_b64"].is_string());
+    assert!(lines[1]["error"].is_string());
+    assert!(lines[2]["error"].is_string());
+    assert!(lines[3]["stored_b64"].is_string());
+    // configmaps is not covered by the config: stored as is (identity).
+    assert_eq!(lines[4]["stored_b64"], "cGxhaW4=");
+
+    let decrypt_input = format!(
+        "{}\n{}\n",
+        serde_json::json!({"storage_key": "/a", "stored_b64": lines[0]["stored_b64"]}),
+        serde_json::json!({"storage_key": "/wrong", "stored_b64": lines[0]["stored_b64"]}),
+    );
+    let out = run(
+        &["decrypt", "--config", path(&config), "--jsonl"],
+        decrypt_input.as_bytes(),
+    );
+    assert_eq!(status(&out), 1);
+    let lines = jsonl_lines(&out);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["plaintext_b64"], "aGVsbG8=");
+    assert_eq!(lines[0]["stale"], false);
+    assert!(lines[1]["error"].is_string());
+}
+
+#[test]
+fn jsonl_exits_0_when_every_line_succeeds() {
+    let config = TempConfig::new("jsonl-ok", CONFIG);
+    let input = "{\"storage_key\":\"/a\",\"plaintext_b64\":\"aGk=\"}\n\n{\"storage_key\":\"/b\",\"plaintext_b64\":\"aGk=\"}\n";
+    let out = run(
+        &["encrypt", "--config", path(&config), "--jsonl"],
+        input.as_bytes(),
+    );
+    assert_eq!(status(&out), 0);
+    assert_eq!(jsonl_lines(&out).len(), 2, "blank lines are skipped");
+}
+
+#[test]
+fn errors_never_print_the_plaintext_or_keys() {
+    let config = TempConfig::new("leak", CONFIG);
+    let dec = run(
+        &["decrypt", "--config", path(&config), "--storage-key", "/k"],
+        b"k8s:enc:aesgcm:v1:new:SUPERSECRETPLAINTEXTBYTES-not-a-real-ciphertext",
+    );
+    assert_eq!(status(&dec), 1);
+    let stderr = String::from_utf8_lossy(&dec.stderr);
+    assert!(!stderr.contains("SUPERSECRET"), "{stderr}");
+    assert!(!stderr.contains("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="));
+}
