@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
@@ -27,17 +29,32 @@ impl SecretKey {
         Self(Zeroizing::new(bytes))
     }
 
-    /// Decodes standard (padded) base64, as the `secret` field of an
-    /// EncryptionConfiguration key holds it.
+    /// Decodes standard base64 the way Go's `base64.StdEncoding` does, as
+    /// kube-apiserver decodes the `secret` field of a key: padding required,
+    /// line breaks (`\r`, `\n`) ignored anywhere, and the unused bits of the
+    /// last character not checked.
     ///
     /// # Errors
     ///
     /// [`InvalidBase64`] when `encoded` is not standard base64; the error does
     /// not contain the input.
     pub fn from_base64(encoded: &str) -> Result<Self, InvalidBase64> {
-        let mut bytes = Zeroizing::new(Vec::with_capacity(encoded.len() / 4 * 3 + 3));
-        base64::engine::general_purpose::STANDARD
-            .decode_vec(encoded, &mut bytes)
+        const GO_STD: GeneralPurpose = GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            GeneralPurposeConfig::new()
+                .with_decode_padding_mode(DecodePaddingMode::RequireCanonical)
+                .with_decode_allow_trailing_bits(true),
+        );
+        let stripped;
+        let input = if encoded.contains(['\r', '\n']) {
+            stripped = Zeroizing::new(encoded.replace(['\r', '\n'], ""));
+            stripped.as_str()
+        } else {
+            encoded
+        };
+        let mut bytes = Zeroizing::new(Vec::with_capacity(input.len() / 4 * 3 + 3));
+        GO_STD
+            .decode_vec(input, &mut bytes)
             .map_err(|_| InvalidBase64)?;
         Ok(Self(bytes))
     }

@@ -8,8 +8,6 @@
 
 use std::fmt;
 
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use base64::Engine as _;
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
@@ -278,25 +276,7 @@ impl SecretString {
     ///
     /// [`InvalidBase64`], which says nothing about the text.
     pub fn decode(&self) -> Result<SecretKey, InvalidBase64> {
-        const GO_STD: GeneralPurpose = GeneralPurpose::new(
-            &base64::alphabet::STANDARD,
-            GeneralPurposeConfig::new()
-                .with_decode_padding_mode(DecodePaddingMode::RequireCanonical)
-                .with_decode_allow_trailing_bits(true),
-        );
-        let text: &str = &self.0;
-        let stripped;
-        let input = if text.contains(['\r', '\n']) {
-            stripped = Zeroizing::new(text.replace(['\r', '\n'], ""));
-            stripped.as_str()
-        } else {
-            text
-        };
-        let mut bytes = Zeroizing::new(Vec::with_capacity(input.len() / 4 * 3 + 3));
-        GO_STD
-            .decode_vec(input, &mut bytes)
-            .map_err(|_| InvalidBase64)?;
-        Ok(SecretKey::new(std::mem::take(&mut *bytes)))
+        SecretKey::from_base64(&self.0)
     }
 }
 
