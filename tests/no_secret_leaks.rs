@@ -6,11 +6,11 @@
 //! `{}`, `{:?}` and `{:#?}`; no output may contain a key's bytes, its hex, its
 //! base64, its `Debug` byte list, or the plaintext.
 
-use std::error::Error as _;
 use std::fmt::Debug;
 use std::sync::Arc;
 
 use base64::Engine as _;
+use k8s_envelope::config::EncryptionConfiguration;
 use k8s_envelope::provider::ProviderFuture;
 use k8s_envelope::{
     AesCbc, AesGcm, BlockingProvider, Decrypted, Error, Identity, NamedKey, Provider, ProviderKind,
@@ -122,7 +122,7 @@ impl Outputs {
             .push((format!("{what} {{:#?}}"), format!("{value:#?}")));
     }
 
-    fn error(&mut self, what: &str, error: &Error) {
+    fn error(&mut self, what: &str, error: &(dyn std::error::Error + 'static)) {
         self.0.push((format!("{what} {{}}"), format!("{error}")));
         self.0
             .push((format!("{what} {{:#}}"), format!("{error:#}")));
@@ -456,6 +456,152 @@ fn no_key_material_or_plaintext_in_any_output() {
         );
     }
 
+    // Configuration files: secrets of the wrong length, not base64, of the
+    // wrong type, in unknown fields, or cut off by a syntax error.
+    let b64 = |key: &SecretKey| key.to_base64().as_str().to_owned();
+    let (good, short, long) = (b64(k32), b64(k31), b64(b16));
+    let yaml = |providers: &str| {
+        format!(
+            "kind: EncryptionConfiguration\n\
+             apiVersion: apiserver.config.k8s.io/v1\n\
+             resources:\n  - resources: [secrets]\n    providers:\n{providers}"
+        )
+    };
+    let keys_of = |provider: &str, keys: &[(&str, &str)]| {
+        let mut out = format!("      - {provider}:\n          keys:\n");
+        for (name, secret) in keys {
+            out.push_str(&format!(
+                "            - name: {name}\n              secret: {secret}\n"
+            ));
+        }
+        out
+    };
+    let mut configs: Vec<(String, String)> = Vec::new();
+    for provider in ["aescbc", "aesgcm", "secretbox"] {
+        for (what, secret) in [
+            ("valid", good.clone()),
+            ("31 bytes", short.clone()),
+            ("16 bytes", long.clone()),
+            ("not base64", format!("{good}!")),
+            ("url-safe", b64(b32).replace('+', "-").replace('/', "_")),
+            ("unpadded", good.trim_end_matches('=').to_owned()),
+            (
+                "raw ascii",
+                String::from_utf8_lossy(ASCII_KEYS[2]).into_owned(),
+            ),
+            (
+                "quoted raw",
+                format!("\"{}\"", String::from_utf8_lossy(ASCII_KEYS[4])),
+            ),
+            ("list", format!("[{good}]")),
+            ("map", format!("{{a: {good}}}")),
+            ("unterminated", format!("\"{good}")),
+            ("tab", format!("{good}\t{good}")),
+        ] {
+            let body = keys_of(provider, &[("k1", &secret), ("k2", &b64(b32))]);
+            configs.push((format!("{provider} {what}"), yaml(&body)));
+        }
+        // Duplicate names, empty names, an unknown field holding a secret.
+        configs.push((
+            format!("{provider} duplicate"),
+            yaml(&keys_of(provider, &[("k1", &good), ("k1", &good)])),
+        ));
+        configs.push((
+            format!("{provider} empty name"),
+            yaml(&keys_of(provider, &[("\"\"", &good)])),
+        ));
+        configs.push((
+            format!("{provider} unknown field"),
+            yaml(&format!(
+                "      - {provider}:\n          keys:\n            - name: k1\n              \
+                 secret: {good}\n              secrett: {good}\n"
+            )),
+        ));
+        configs.push((
+            format!("{provider} duplicate field"),
+            yaml(&format!(
+                "      - {provider}:\n          keys:\n            - name: k1\n              \
+                 secret: {good}\n              secret: {long}\n"
+            )),
+        ));
+        // The same, as JSON.
+        for secret in [
+            format!("\"{good}\""),
+            format!("\"{short}\""),
+            format!("\"{good}!\""),
+            format!("[\"{good}\"]"),
+            format!("\"{good}"),
+        ] {
+            configs.push((
+                format!("{provider} json {secret}"),
+                format!(
+                    r#"{{"kind":"EncryptionConfiguration","apiVersion":"apiserver.config.k8s.io/v1","resources":[{{"resources":["secrets"],"providers":[{{"{provider}":{{"keys":[{{"name":"k1","secret":{secret}}}]}}}}]}}]}}"#
+                ),
+            ));
+        }
+    }
+    // A second rule and an identity-first list, to build several transformers.
+    configs.push((
+        "two rules".to_owned(),
+        yaml(&format!(
+            "{}      - identity: {{}}\n  - resources: [configmaps]\n    providers:\n{}",
+            keys_of("aesgcm", &[("g", &good)]),
+            keys_of("secretbox", &[("s", &b64(b32b))]),
+        )),
+    ));
+    let mut built = 0;
+    for (what, text) in &configs {
+        for (how, parsed) in [
+            (
+                "from_slice",
+                EncryptionConfiguration::from_slice(text.as_bytes()),
+            ),
+            (
+                "from_yaml",
+                EncryptionConfiguration::from_yaml(text.as_bytes()),
+            ),
+        ] {
+            let what = format!("config {what} {how}");
+            match parsed {
+                Err(e) => {
+                    out.debug(&what, &e);
+                    out.error(&what, &e);
+                }
+                Ok(config) => {
+                    out.debug(&format!("{what} EncryptionConfiguration"), &config);
+                    if let Err(e) = config.validate() {
+                        out.debug(&format!("{what} validate"), &e);
+                        out.error(&format!("{what} validate"), &e);
+                    }
+                    match config.build() {
+                        Err(e) => {
+                            out.debug(&format!("{what} build"), &e);
+                            out.error(&format!("{what} build"), &e);
+                            let e = Error::from(e);
+                            out.error(&format!("{what} build as Error"), &e);
+                        }
+                        Ok(transformers) => {
+                            built += 1;
+                            out.debug(&format!("{what} ResourceTransformers"), &transformers);
+                            let secrets = transformers.for_resource("secrets");
+                            out.debug(&format!("{what} Transformer"), secrets);
+                            let stored = secrets
+                                .encrypt_blocking(PLAINTEXT, SK.into())
+                                .expect("encrypt");
+                            out.result(
+                                &format!("{what} read elsewhere"),
+                                &transformers
+                                    .for_resource("pods")
+                                    .decrypt_blocking(&stored, SK.into()),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(built >= 4, "only {built} configurations built");
+
     // Every error variant reachable from the public API was produced.
     let all: String = out
         .0
@@ -475,6 +621,7 @@ fn no_key_material_or_plaintext_in_any_output() {
         "Aggregate",
         "RequiresAsync",
         "Decrypted",
+        "Config",
     ] {
         assert!(all.contains(variant), "no {variant} was produced");
     }
