@@ -45,9 +45,11 @@ impl SecretKey {
                 .with_decode_padding_mode(DecodePaddingMode::RequireCanonical)
                 .with_decode_allow_trailing_bits(true),
         );
-        let stripped;
+        let mut stripped = Zeroizing::new(String::new());
         let input = if encoded.contains(['\r', '\n']) {
-            stripped = Zeroizing::new(encoded.replace(['\r', '\n'], ""));
+            // Sized up front: a reallocation would leave a copy behind.
+            stripped.reserve_exact(encoded.len());
+            stripped.extend(encoded.chars().filter(|c| !matches!(c, '\r' | '\n')));
             stripped.as_str()
         } else {
             encoded
