@@ -73,7 +73,7 @@ impl BlockingProvider for Secretbox {
     }
 
     fn decrypt_blocking(&self, stored: &[u8], _: StorageKey<'_>) -> Result<Decrypted, Error> {
-        let (plaintext, stale) = self.keys.read(stored, |cipher, body| open(cipher, body))?;
+        let (plaintext, stale) = self.keys.read(stored, open)?;
         Ok(Decrypted { plaintext, stale })
     }
 }
