@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Stops cleanly on SIGTERM or SIGINT: no new connections, calls in flight
-//! finish, the socket file is removed.
+//! finish (waiting at most 5 s for clients to hang up), the socket file is
+//! removed.
 
 #[cfg(unix)]
 fn main() -> std::process::ExitCode {
@@ -24,6 +25,7 @@ fn main() -> std::process::ExitCode {
 mod unix {
     use std::path::PathBuf;
     use std::process::ExitCode;
+    use std::time::Duration;
 
     use clap::Parser;
     use k8s_envelope::kms::plugin::{Base64MockKek, Kek, LocalKek, PluginApis, PluginServer};
@@ -64,6 +66,9 @@ mod unix {
         #[arg(long, value_enum, default_value = "both")]
         api: Api,
     }
+
+    /// How long a stop waits for calls in flight and for clients to hang up.
+    const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
     #[derive(clap::ValueEnum, Clone, Copy, Debug)]
     enum Api {
@@ -133,7 +138,7 @@ mod unix {
             _ = terminate.recv() => "SIGTERM",
             _ = interrupt.recv() => "SIGINT",
         };
-        handle.shutdown().await?;
+        handle.shutdown_within(SHUTDOWN_GRACE).await?;
         eprintln!("kms-plugin-local: {name}, stopped");
         Ok(())
     }

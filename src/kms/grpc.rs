@@ -52,11 +52,12 @@ const V1_DECRYPT: &str = "/v1beta1.KeyManagementService/Decrypt";
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use k8s_envelope::kms::{GrpcClient, KmsEndpoint, KmsServiceV2};
+/// use k8s_envelope::kms::{GrpcClient, KmsEndpoint};
 ///
 /// # async fn run() -> Result<(), k8s_envelope::Error> {
 /// let endpoint = KmsEndpoint::parse("unix:///var/run/kms-plugin.sock")?;
-/// let plugin = GrpcClient::new(endpoint, Duration::from_secs(3));
+/// let client = GrpcClient::new(endpoint, Duration::from_secs(3));
+/// let plugin = client.as_v2();
 /// let status = plugin.status().await?;
 /// assert!(status.is_healthy());
 /// let wrapped = plugin.encrypt("request-1", &[7u8; 32]).await?;
@@ -115,6 +116,18 @@ impl GrpcClient {
     /// The timeout of every call.
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// This client as a KMS v2 service. `GrpcClient` implements both
+    /// service traits, whose `encrypt` and `decrypt` share names; this
+    /// picks one without naming the trait.
+    pub fn as_v2(&self) -> &dyn KmsServiceV2 {
+        self
+    }
+
+    /// This client as a KMS v1 service (see [`as_v2`](Self::as_v2)).
+    pub fn as_v1(&self) -> &dyn KmsServiceV1 {
+        self
     }
 
     /// The shared channel, created on first use (inside a Tokio runtime).

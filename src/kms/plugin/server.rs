@@ -5,6 +5,7 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -170,24 +171,53 @@ impl PluginHandle {
         &self.endpoint
     }
 
-    /// Stops accepting connections, waits for the calls in flight to finish,
-    /// and removes the socket file (if it is still the one this server
+    /// Stops accepting connections, waits for the calls in flight to finish
+    /// and for the clients to close their connections (they are asked to go
+    /// away), and removes the socket file (if it is still the one this server
     /// created).
+    ///
+    /// A client that never answers keeps this waiting; see
+    /// [`shutdown_within`](Self::shutdown_within).
     ///
     /// # Errors
     ///
     /// [`Error::Kms`] with [`KmsErrorKind::Socket`] when the server had
     /// failed or the socket file cannot be removed.
-    pub async fn shutdown(mut self) -> Result<(), Error> {
+    pub async fn shutdown(self) -> Result<(), Error> {
+        self.stop_and_wait(None).await
+    }
+
+    /// As [`shutdown`](Self::shutdown), but stops waiting for connections
+    /// after `grace`; connections still open then are dropped with the
+    /// runtime (or at once, when the process exits).
+    ///
+    /// # Errors
+    ///
+    /// As for [`shutdown`](Self::shutdown).
+    pub async fn shutdown_within(self, grace: Duration) -> Result<(), Error> {
+        self.stop_and_wait(Some(grace)).await
+    }
+
+    async fn stop_and_wait(mut self, grace: Option<Duration>) -> Result<(), Error> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         let served = match self.task.take() {
-            Some(task) => match task.await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(io::Error::other(e)),
-                Err(e) => Err(io::Error::other(e)),
-            },
+            Some(mut task) => {
+                let joined = match grace {
+                    None => Some((&mut task).await),
+                    Some(grace) => tokio::time::timeout(grace, &mut task).await.ok(),
+                };
+                match joined {
+                    Some(Ok(Ok(()))) => Ok(()),
+                    Some(Ok(Err(e))) => Err(io::Error::other(e)),
+                    Some(Err(e)) => Err(io::Error::other(e)),
+                    None => {
+                        task.abort();
+                        Ok(())
+                    }
+                }
+            }
             None => Ok(()),
         };
         let removed = match self.file.take() {
