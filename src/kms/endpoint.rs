@@ -124,12 +124,24 @@ impl FromStr for KmsEndpoint {
 }
 
 impl fmt::Display for KmsEndpoint {
-    /// The endpoint as a `unix://` URL (non-UTF-8 bytes shown lossily).
+    /// The endpoint as a `unix://` URL that [`KmsEndpoint::parse`] reads
+    /// back: `%`, `?` and `#` are percent-escaped (non-UTF-8 bytes are shown
+    /// lossily).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            Addr::Path(path) => write!(f, "unix://{}", path.display()),
-            Addr::Abstract(name) => write!(f, "unix:///@{}", String::from_utf8_lossy(name)),
+        let (prefix, text) = match &self.0 {
+            Addr::Path(path) => ("unix://", path.to_string_lossy()),
+            Addr::Abstract(name) => ("unix:///@", String::from_utf8_lossy(name)),
+        };
+        f.write_str(prefix)?;
+        for c in text.chars() {
+            match c {
+                '%' => f.write_str("%25")?,
+                '?' => f.write_str("%3F")?,
+                '#' => f.write_str("%23")?,
+                c => write!(f, "{c}")?,
+            }
         }
+        Ok(())
     }
 }
 
@@ -294,7 +306,11 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for endpoint in ["unix:///tmp/kms.sock", "unix:///@kms"] {
+        for endpoint in [
+            "unix:///tmp/kms.sock",
+            "unix:///@kms",
+            "unix:///tmp/100%25%3F%23.sock",
+        ] {
             let parsed = KmsEndpoint::parse(endpoint).expect(endpoint);
             assert_eq!(parsed.to_string(), endpoint);
             assert_eq!(
