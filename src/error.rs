@@ -89,6 +89,12 @@ pub enum Error {
     /// The operating system's random number generator failed.
     #[error("the operating system's random number generator failed")]
     Random,
+
+    /// A KMS plugin call failed (timeout, unreachable plugin, error status),
+    /// a KMS endpoint is invalid, or a plugin could not be served; see
+    /// [`KmsError`](crate::kms::KmsError).
+    #[error(transparent)]
+    Kms(#[from] crate::kms::KmsError),
 }
 
 impl Error {

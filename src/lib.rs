@@ -61,6 +61,7 @@
 pub mod config;
 mod error;
 mod keys;
+pub mod kms;
 pub mod manual;
 mod prefix;
 mod primitive;

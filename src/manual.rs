@@ -31,6 +31,14 @@
 //! - Reading a `k8s:enc:` value of a resource that no rule covers gives
 //!   [`Error::NoMatchingPrefix`](crate::Error::NoMatchingPrefix); the apiserver
 //!   says "identity transformer tried to read encrypted data". Both refuse.
+//! - KMS plugin client ([`GrpcClient`](crate::kms::GrpcClient)): with no
+//!   plugin listening, calls fail at once as unavailable instead of waiting
+//!   for the plugin until the timeout; a call that lost its connection is
+//!   retried once on a new one, within the same timeout; answers over 4 MiB
+//!   are refused.
+//! - KMS endpoints ([`KmsEndpoint`](crate::kms::KmsEndpoint)): a host
+//!   (`unix://host/path`), a relative or empty path, a query or a fragment
+//!   are rejected when parsed; the apiserver accepts them and fails to dial.
 //!
 //! # Threat model
 //!

@@ -1,0 +1,166 @@
+//! `kms-plugin-local`: a KMS v2 and v1 plugin with a key-encryption key in a
+//! local file, on a unix socket.
+//!
+//! ```text
+//! kms-plugin-local --socket /var/run/kms.sock --kek-file /etc/kms/kek.b64 [--old-kek-file F]...
+//! kms-plugin-local --socket @kms --mock-base64 [--key-id-file F]      # insecure, tests only
+//! ```
+//!
+//! Stops cleanly on SIGTERM or SIGINT: no new connections, calls in flight
+//! finish (waiting at most 5 s for clients to hang up), the socket file is
+//! removed.
+
+#[cfg(unix)]
+fn main() -> std::process::ExitCode {
+    unix::main()
+}
+
+#[cfg(not(unix))]
+fn main() -> std::process::ExitCode {
+    eprintln!("kms-plugin-local: unix sockets are not available on this platform");
+    std::process::ExitCode::from(2)
+}
+
+#[cfg(unix)]
+mod unix {
+    use std::path::PathBuf;
+    use std::process::ExitCode;
+    use std::time::Duration;
+
+    use clap::Parser;
+    use k8s_envelope::kms::plugin::{Base64MockKek, Kek, LocalKek, PluginApis, PluginServer};
+    use k8s_envelope::kms::KmsEndpoint;
+    use tokio::signal::unix::{signal, SignalKind};
+
+    /// A KMS plugin (v2 and v1 APIs) that wraps DEKs with a key-encryption
+    /// key read from a local file.
+    #[derive(Parser, Debug)]
+    #[command(name = "kms-plugin-local", version)]
+    struct Args {
+        /// Where to listen: a socket path, `@name` for an abstract socket, or
+        /// a `unix://` endpoint.
+        #[arg(long, value_name = "PATH")]
+        socket: String,
+
+        /// The KEK: 32 bytes, base64 (`k8s-envelope keygen` prints one).
+        /// Re-read when the file changes; older KEKs stay usable for
+        /// decryption until the plugin stops.
+        #[arg(long, value_name = "FILE", required_unless_present = "mock_base64")]
+        kek_file: Option<PathBuf>,
+
+        /// A retired KEK, still accepted for decryption (repeatable).
+        #[arg(long, value_name = "FILE", requires = "kek_file")]
+        old_kek_file: Vec<PathBuf>,
+
+        /// INSECURE, tests only: "encrypt" with base64, like Kubernetes' mock
+        /// plugin.
+        #[arg(long, conflicts_with_all = ["kek_file", "old_kek_file"])]
+        mock_base64: bool,
+
+        /// With --mock-base64: read the key ID from this file on every call
+        /// (missing file: "1").
+        #[arg(long, value_name = "FILE", requires = "mock_base64")]
+        key_id_file: Option<PathBuf>,
+
+        /// Which plugin APIs to serve.
+        #[arg(long, value_enum, default_value = "both")]
+        api: Api,
+    }
+
+    /// How long a stop waits for calls in flight and for clients to hang up.
+    const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+    #[derive(clap::ValueEnum, Clone, Copy, Debug)]
+    enum Api {
+        V2,
+        V1,
+        Both,
+    }
+
+    pub(super) fn main() -> ExitCode {
+        let args = Args::parse();
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                eprintln!("kms-plugin-local: cannot start the runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match runtime.block_on(run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("kms-plugin-local: {e}");
+                ExitCode::from(2)
+            }
+        }
+    }
+
+    async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+        let endpoint = endpoint(&args.socket)?;
+        let kek: Box<dyn Kek> = match (&args.kek_file, args.mock_base64) {
+            (_, true) => {
+                eprintln!("kms-plugin-local: WARNING: --mock-base64 does not encrypt anything");
+                Box::new(match &args.key_id_file {
+                    Some(file) => Base64MockKek::with_key_id_file(file),
+                    None => Base64MockKek::new(),
+                })
+            }
+            (Some(file), false) => {
+                let mut kek = LocalKek::open(file)?;
+                for old in &args.old_kek_file {
+                    kek = kek.with_retired_key_file(old)?;
+                }
+                Box::new(kek)
+            }
+            (None, false) => return Err("--kek-file or --mock-base64 is required".into()),
+        };
+        let apis = match args.api {
+            Api::V2 => PluginApis::V2,
+            Api::V1 => PluginApis::V1,
+            Api::Both => PluginApis::Both,
+        };
+        // Install the handlers before serving, so that a signal sent as soon
+        // as the socket exists is not lost.
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let handle = PluginServer::from_arc(kek.into())
+            .apis(apis)
+            .serve(&endpoint)
+            .await?;
+        let served = match apis {
+            PluginApis::V2 => "KMS v2",
+            PluginApis::V1 => "KMS v1",
+            PluginApis::Both => "KMS v2 and v1",
+        };
+        eprintln!(
+            "kms-plugin-local: serving {served} on {endpoint} (pid {})",
+            std::process::id()
+        );
+        let name = tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        };
+        handle.shutdown_within(SHUTDOWN_GRACE).await?;
+        eprintln!("kms-plugin-local: {name}, stopped");
+        Ok(())
+    }
+
+    /// `unix:///...`, `@name` or a plain path.
+    fn endpoint(socket: &str) -> Result<KmsEndpoint, k8s_envelope::Error> {
+        if socket.starts_with("unix:") {
+            KmsEndpoint::parse(socket)
+        } else if let Some(name) = socket.strip_prefix('@') {
+            KmsEndpoint::abstract_socket(name)
+        } else {
+            let path = PathBuf::from(socket);
+            let path = match std::env::current_dir() {
+                Ok(cwd) if path.is_relative() => cwd.join(path),
+                _ => path,
+            };
+            KmsEndpoint::socket_file(path)
+        }
+    }
+}

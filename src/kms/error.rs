@@ -1,0 +1,201 @@
+//! What can go wrong talking to, or serving, a KMS plugin.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+/// A KMS plugin call failed, an endpoint is invalid, or a plugin could not be
+/// served.
+///
+/// Wrapped in [`Error::Kms`](crate::Error::Kms). The message names the
+/// endpoint and the gRPC method; it never contains plaintext, DEKs or seeds.
+/// A message the plugin sent back is shown, cut to 512 bytes.
+///
+/// ```
+/// use k8s_envelope::kms::{KmsEndpoint, KmsErrorKind};
+/// use k8s_envelope::Error;
+///
+/// let Err(Error::Kms(e)) = KmsEndpoint::parse("tcp://127.0.0.1:8080") else { panic!() };
+/// assert!(matches!(e.kind(), KmsErrorKind::InvalidEndpoint(_)));
+/// assert_eq!(e.to_string(), r#"invalid KMS endpoint "tcp://127.0.0.1:8080": unsupported scheme "tcp" for remote KMS provider"#);
+/// ```
+#[derive(Debug)]
+pub struct KmsError {
+    endpoint: Option<String>,
+    method: Option<&'static str>,
+    kind: KmsErrorKind,
+}
+
+/// The kind of a [`KmsError`].
+#[non_exhaustive]
+#[derive(Debug)]
+pub enum KmsErrorKind {
+    /// An endpoint is not `unix:///absolute/path` or `unix:///@abstract-name`;
+    /// the string says why.
+    InvalidEndpoint(String),
+    /// The call did not finish within the configured timeout (or the plugin
+    /// answered `DEADLINE_EXCEEDED`). The configured timeout.
+    Timeout(Duration),
+    /// The plugin could not be reached (no socket, connection refused or
+    /// lost), or answered `UNAVAILABLE`. The details.
+    Unavailable(String),
+    /// The plugin answered with another gRPC error status.
+    Status {
+        /// The gRPC status code.
+        code: tonic::Code,
+        /// The plugin's message, cut to 512 bytes.
+        message: String,
+    },
+    /// The plugin answered, but not as the protocol requires (for example a
+    /// KMS v1 plugin that reports an API version other than `v1beta1`).
+    Protocol(String),
+    /// A plugin server could not bind, secure or remove its socket.
+    Socket(io::Error),
+}
+
+/// Longest plugin message kept in an error, in bytes.
+const MAX_MESSAGE: usize = 512;
+
+impl KmsError {
+    /// An error of `kind` with no endpoint or method attached.
+    pub(crate) fn new(kind: KmsErrorKind) -> Self {
+        Self {
+            endpoint: None,
+            method: None,
+            kind,
+        }
+    }
+
+    /// Attaches the endpoint the error is about.
+    pub(crate) fn at(mut self, endpoint: impl fmt::Display) -> Self {
+        self.endpoint = Some(endpoint.to_string());
+        self
+    }
+
+    /// Attaches the gRPC method that failed.
+    pub(crate) fn in_method(mut self, method: &'static str) -> Self {
+        self.method = Some(method);
+        self
+    }
+
+    /// The endpoint (`unix:///...`) the error is about, if any.
+    pub fn endpoint(&self) -> Option<&str> {
+        self.endpoint.as_deref()
+    }
+
+    /// The full gRPC method that failed, for example
+    /// `/v2.KeyManagementService/Encrypt`, if the error comes from a call.
+    pub fn method(&self) -> Option<&'static str> {
+        self.method
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> &KmsErrorKind {
+        &self.kind
+    }
+
+    /// Whether retrying later may help: a timeout or an unavailable plugin.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.kind,
+            KmsErrorKind::Timeout(_) | KmsErrorKind::Unavailable(_)
+        )
+    }
+}
+
+impl fmt::Display for KmsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.kind, &self.endpoint) {
+            (KmsErrorKind::InvalidEndpoint(reason), Some(endpoint)) => {
+                return write!(f, "invalid KMS endpoint {endpoint:?}: {reason}");
+            }
+            (KmsErrorKind::InvalidEndpoint(reason), None) => {
+                return write!(f, "invalid KMS endpoint: {reason}");
+            }
+            _ => {}
+        }
+        f.write_str("KMS plugin")?;
+        if let Some(endpoint) = &self.endpoint {
+            write!(f, " {endpoint}")?;
+        }
+        if let Some(method) = self.method {
+            write!(f, " {method}")?;
+        }
+        f.write_str(": ")?;
+        match &self.kind {
+            KmsErrorKind::InvalidEndpoint(_) => Ok(()),
+            KmsErrorKind::Timeout(timeout) => write!(f, "timed out after {timeout:?}"),
+            KmsErrorKind::Unavailable(detail) => write!(f, "unavailable: {detail}"),
+            KmsErrorKind::Status { code, message } => {
+                write!(f, "error status {code:?} ({}): {message}", *code as i32)
+            }
+            KmsErrorKind::Protocol(detail) => write!(f, "protocol error: {detail}"),
+            KmsErrorKind::Socket(e) => write!(f, "socket: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for KmsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            KmsErrorKind::Socket(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Cuts a message from a plugin to at most [`MAX_MESSAGE`] bytes, on a
+/// character boundary, and replaces control characters.
+pub(crate) fn clip_message(message: &str) -> String {
+    let mut end = message.len().min(MAX_MESSAGE);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out: String = message[..end]
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if end < message.len() {
+        out.push_str("...");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_endpoint_and_method() {
+        let e = KmsError::new(KmsErrorKind::Timeout(Duration::from_secs(3)))
+            .at("unix:///tmp/kms.sock")
+            .in_method("/v2.KeyManagementService/Encrypt");
+        assert_eq!(
+            e.to_string(),
+            "KMS plugin unix:///tmp/kms.sock /v2.KeyManagementService/Encrypt: timed out after 3s"
+        );
+        assert!(e.is_transient());
+    }
+
+    #[test]
+    fn status_display() {
+        let e = KmsError::new(KmsErrorKind::Status {
+            code: tonic::Code::InvalidArgument,
+            message: "uid is required".into(),
+        });
+        assert_eq!(
+            e.to_string(),
+            "KMS plugin: error status InvalidArgument (3): uid is required"
+        );
+        assert!(!e.is_transient());
+    }
+
+    #[test]
+    fn clip_message_bounds_length_and_strips_controls() {
+        assert_eq!(clip_message("a\nb"), "a b");
+        let long = "é".repeat(400);
+        let clipped = clip_message(&long);
+        assert!(clipped.len() <= MAX_MESSAGE + 3);
+        assert!(clipped.ends_with("..."));
+    }
+}

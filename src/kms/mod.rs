@@ -1,0 +1,60 @@
+//! KMS plugins: the service traits, the gRPC client, and a kit for writing
+//! plugins.
+//!
+//! kube-apiserver's KMS providers never see a key-encryption key (KEK): they
+//! send data-encryption keys (DEKs, or KMS v2 seeds) to a *plugin* over gRPC
+//! on a unix socket, and the plugin wraps and unwraps them.
+//!
+//! ```text
+//!  KMS v2 provider ──KmsServiceV2──▶ GrpcClient ══ gRPC, unix socket ══▶ plugin server ──▶ Kek
+//!  (envelope, DEK cache)             (this module)                      (plugin::PluginServer)   (LocalKek, your KMS)
+//! ```
+//!
+//! - [`KmsServiceV2`] / [`KmsServiceV1`]: what a provider needs from a plugin
+//!   (`Status`/`Version`, `Encrypt`, `Decrypt`). Narrow on purpose; implement
+//!   them to call a KMS in process.
+//! - [`GrpcClient`]: the default implementation of both, speaking the
+//!   upstream protocol (`v2.KeyManagementService`,
+//!   `v1beta1.KeyManagementService`) on `unix:///path` or `unix:///@name`
+//!   ([`KmsEndpoint`]).
+//! - [`plugin`]: serve a [`plugin::Kek`] as a KMS v2 and v1 plugin, with a
+//!   file-backed [`plugin::LocalKek`] and the insecure test
+//!   [`plugin::Base64MockKek`]. The `kms-plugin-local` binary runs them.
+//! - [`generated`]: the protobuf messages, including the KMS v2 storage
+//!   envelope `EncryptedObject`.
+//!
+//! # Errors
+//!
+//! Every failure is an [`Error::Kms`](crate::Error::Kms) holding a
+//! [`KmsError`]: the endpoint, the gRPC method, and a [`KmsErrorKind`]
+//! (timeout, unavailable, error status from the plugin, protocol violation,
+//! invalid endpoint, socket setup). Messages never contain a DEK or seed.
+//!
+//! # Secrets in memory
+//!
+//! Plaintext DEKs and seeds are returned in [`zeroize::Zeroizing`] buffers and
+//! the protobuf messages that carry them are zeroized on drop. Copies inside
+//! the HTTP/2 and gRPC stacks (hyper, h2, tonic buffers) are not zeroized.
+//!
+//! # Untrusted plugin answers
+//!
+//! A plugin's answers are bounded: messages larger than [`MAX_MESSAGE_SIZE`]
+//! are refused, every call is bounded by the timeout, and messages the plugin
+//! sends back are cut to 512 bytes before they are put in an error.
+
+mod endpoint;
+mod error;
+pub mod generated;
+#[cfg(unix)]
+mod grpc;
+#[cfg(unix)]
+pub mod plugin;
+mod service;
+
+pub use self::endpoint::KmsEndpoint;
+pub use self::error::{KmsError, KmsErrorKind};
+#[cfg(unix)]
+pub use self::grpc::{GrpcClient, DEFAULT_TIMEOUT, MAX_MESSAGE_SIZE};
+pub use self::service::{
+    EncryptResponse, KmsFuture, KmsServiceV1, KmsServiceV2, StatusResponse, VersionResponse,
+};

@@ -1,0 +1,423 @@
+//! [`LocalKek`]: a key-encryption key kept in a local file.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use super::{Kek, KekError, KekFuture, Wrapped};
+use crate::primitive::{AesGcmCipher, GCM_NONCE_LEN};
+use crate::providers::aesgcm::{open, seal_append, sealed_len};
+use crate::{random, ProviderKind, SecretKey};
+
+/// KEK length in bytes (AES-256).
+const KEK_LEN: usize = 32;
+
+/// Largest key file read, in bytes (32 bytes of base64 plus whitespace fit
+/// many times over).
+const MAX_KEY_FILE: u64 = 4096;
+
+/// Domain separation for key IDs.
+const KEY_ID_DOMAIN: &[u8] = b"k8s-envelope local KEK key ID v1\0";
+
+/// Additional authenticated data of every wrapped DEK or seed.
+const WRAP_AAD: &[u8] = b"k8s-envelope local KEK wrap v1";
+
+/// A key-encryption key read from a file: 32 bytes, standard base64,
+/// surrounding whitespace ignored (what `k8s-envelope keygen` prints).
+///
+/// - Wrapping is AES-256-GCM with a random 96-bit nonce; the ciphertext is
+///   `nonce(12) || ciphertext || tag(16)` (60 bytes for a 32-byte DEK or
+///   seed). No annotations.
+/// - The key ID is `local-` and 32 hex digits: the first 128 bits of
+///   SHA-256 over a domain-separation string and the KEK. It identifies the
+///   KEK without revealing it.
+/// - Rotation: write a new key to the file (or point a symlink at a new
+///   file). The file is checked on every `Status` and `Encrypt` (one `stat`;
+///   it is read again only when its inode, size or modification time
+///   changed), and [`reload`](Self::reload) forces a read. Every KEK seen
+///   since start stays in memory, keyed by key ID, so older ciphertexts stay
+///   readable; KEKs retired before a restart are loaded with
+///   [`with_retired_key_file`](Self::with_retired_key_file).
+/// - While the file is missing or invalid, `Status` reports the problem as
+///   `healthz` and `Encrypt` fails with `FAILED_PRECONDITION`; `Decrypt`
+///   keeps working with the KEKs already loaded.
+///
+/// Random nonces stay safe for about 2^32 wraps per KEK; kube-apiserver
+/// wraps one DEK or seed per key rotation and restart, far fewer.
+pub struct LocalKek {
+    path: PathBuf,
+    state: Mutex<State>,
+}
+
+/// What the KEK file held when last read.
+struct State {
+    /// Identity of the file when it was last read successfully.
+    stamp: Option<Stamp>,
+    /// The key ID wraps use, or why the file is unusable.
+    current: Result<String, KekError>,
+    /// Every KEK seen, current and retired.
+    keys: HashMap<String, Arc<AesGcmCipher>>,
+}
+
+/// What decides whether the file must be read again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+impl LocalKek {
+    /// Reads the KEK from `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`KekErrorKind::FailedPrecondition`](super::KekErrorKind::FailedPrecondition)
+    /// when the file cannot be read, is larger than 4 KiB, is not base64, or
+    /// does not hold 32 bytes. The message names the file, never its
+    /// contents.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self, KekError> {
+        let kek = Self {
+            path: path.into(),
+            state: Mutex::new(State {
+                stamp: None,
+                current: Err(KekError::failed_precondition("not loaded")),
+                keys: HashMap::new(),
+            }),
+        };
+        kek.reload()?;
+        Ok(kek)
+    }
+
+    /// Also accepts ciphertexts wrapped by the KEK in `path` (an old key kept
+    /// for reading after a restart); it is never used to wrap.
+    ///
+    /// # Errors
+    ///
+    /// As for [`open`](Self::open).
+    pub fn with_retired_key_file(self, path: impl AsRef<Path>) -> Result<Self, KekError> {
+        let key = read_key_file(path.as_ref())?;
+        let (key_id, cipher) = expand(&key)?;
+        self.lock().keys.entry(key_id).or_insert(cipher);
+        Ok(self)
+    }
+
+    /// Reads the key file now, whether or not it changed, and returns the
+    /// current key ID.
+    ///
+    /// # Errors
+    ///
+    /// As for [`open`](Self::open); the KEK then reports unhealthy until the
+    /// file is fixed.
+    pub fn reload(&self) -> Result<String, KekError> {
+        let mut state = self.lock();
+        state.stamp = None;
+        self.refresh(&mut state);
+        state.current.clone()
+    }
+
+    /// The key file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The key ID of `kek`, as this type computes it.
+    pub fn key_id_of(kek: &SecretKey) -> String {
+        let digest = Sha256::new()
+            .chain_update(KEY_ID_DOMAIN)
+            .chain_update(kek.expose())
+            .finalize();
+        let mut id = String::with_capacity(6 + 32);
+        id.push_str("local-");
+        for byte in &digest[..16] {
+            id.push_str(&format!("{byte:02x}"));
+        }
+        id
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state stays consistent even if a holder panicked: every update
+        // is a single assignment or insert.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reads the file again if it changed since it was last read.
+    fn refresh(&self, state: &mut State) {
+        let stamp = match fs::metadata(&self.path) {
+            Ok(meta) => Stamp {
+                dev: meta.dev(),
+                ino: meta.ino(),
+                len: meta.len(),
+                mtime: meta.mtime(),
+                mtime_nsec: meta.mtime_nsec(),
+            },
+            Err(e) => {
+                state.stamp = None;
+                state.current = Err(KekError::failed_precondition(format!(
+                    "cannot read KEK file {}: {e}",
+                    self.path.display()
+                )));
+                return;
+            }
+        };
+        if state.stamp == Some(stamp) {
+            return;
+        }
+        match read_key_file(&self.path).and_then(|key| expand(&key)) {
+            Ok((key_id, cipher)) => {
+                state.keys.entry(key_id.clone()).or_insert(cipher);
+                state.current = Ok(key_id);
+                state.stamp = Some(stamp);
+            }
+            Err(e) => {
+                state.stamp = None;
+                state.current = Err(e);
+            }
+        }
+    }
+
+    /// The current key ID and its cipher, after checking the file.
+    fn writer(&self) -> Result<(String, Arc<AesGcmCipher>), KekError> {
+        let mut state = self.lock();
+        self.refresh(&mut state);
+        let key_id = state.current.clone()?;
+        let cipher = state
+            .keys
+            .get(&key_id)
+            .cloned()
+            .ok_or_else(|| KekError::internal("current KEK missing"))?;
+        Ok((key_id, cipher))
+    }
+
+    /// The cipher for `key_id`, reading the file again once if it is unknown
+    /// (the file may have changed since the last check).
+    fn reader(&self, key_id: &str) -> Option<Arc<AesGcmCipher>> {
+        let mut state = self.lock();
+        if let Some(cipher) = state.keys.get(key_id) {
+            return Some(Arc::clone(cipher));
+        }
+        self.refresh(&mut state);
+        state.keys.get(key_id).cloned()
+    }
+}
+
+impl Kek for LocalKek {
+    fn key_id(&self) -> KekFuture<'_, String> {
+        let result = self.writer().map(|(key_id, _)| key_id);
+        Box::pin(std::future::ready(result))
+    }
+
+    fn wrap<'a>(&'a self, plaintext: &'a [u8]) -> KekFuture<'a, Wrapped> {
+        let result = self.writer().and_then(|(key_id, cipher)| {
+            let mut nonce = [0u8; GCM_NONCE_LEN];
+            random::fill(&mut nonce)
+                .map_err(|_| KekError::internal("the random number generator failed"))?;
+            let mut ciphertext = Vec::with_capacity(sealed_len(plaintext.len()));
+            seal_append(&cipher, &nonce, WRAP_AAD, plaintext, &mut ciphertext);
+            Ok(Wrapped {
+                ciphertext,
+                key_id,
+                annotations: BTreeMap::new(),
+            })
+        });
+        Box::pin(std::future::ready(result))
+    }
+
+    fn unwrap<'a>(
+        &'a self,
+        key_id: &'a str,
+        ciphertext: &'a [u8],
+        _annotations: &'a BTreeMap<String, Vec<u8>>,
+    ) -> KekFuture<'a, Zeroizing<Vec<u8>>> {
+        let result = match self.reader(key_id) {
+            None => Err(KekError::invalid_argument(format!(
+                "unknown key ID {:?}",
+                crate::kms::error::clip_message(key_id)
+            ))),
+            Some(cipher) => open(&cipher, ciphertext, WRAP_AAD, ProviderKind::KmsV2)
+                .map(Zeroizing::new)
+                .map_err(|_| {
+                    KekError::invalid_argument(
+                        "the ciphertext does not decrypt with the KEK of its key ID",
+                    )
+                }),
+        };
+        Box::pin(std::future::ready(result))
+    }
+}
+
+impl fmt::Debug for LocalKek {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock();
+        f.debug_struct("LocalKek")
+            .field("path", &self.path)
+            .field("current", &state.current)
+            .field("key_ids", &state.keys.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Reads and decodes a key file.
+fn read_key_file(path: &Path) -> Result<SecretKey, KekError> {
+    let fail =
+        |what: &str| KekError::failed_precondition(format!("KEK file {}: {what}", path.display()));
+    let file = fs::File::open(path).map_err(|e| fail(&format!("cannot read: {e}")))?;
+    let mut contents = Zeroizing::new(Vec::new());
+    file.take(MAX_KEY_FILE + 1)
+        .read_to_end(&mut contents)
+        .map_err(|e| fail(&format!("cannot read: {e}")))?;
+    if contents.len() as u64 > MAX_KEY_FILE {
+        return Err(fail("larger than 4 KiB; expected 32 bytes in base64"));
+    }
+    let text = std::str::from_utf8(contents.trim_ascii())
+        .map_err(|_| fail("not base64; expected 32 bytes in base64"))?;
+    let key = SecretKey::from_base64(text)
+        .map_err(|_| fail("not base64; expected 32 bytes in base64"))?;
+    if key.len() != KEK_LEN {
+        return Err(fail(&format!(
+            "holds {} bytes; expected 32 bytes in base64",
+            key.len()
+        )));
+    }
+    Ok(key)
+}
+
+/// The key ID and cipher of a KEK.
+fn expand(key: &SecretKey) -> Result<(String, Arc<AesGcmCipher>), KekError> {
+    let cipher = AesGcmCipher::new(key.expose())
+        .map_err(|_| KekError::failed_precondition("the KEK must be 32 bytes"))?;
+    Ok((LocalKek::key_id_of(key), Arc::new(cipher)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+
+    use super::*;
+    use crate::kms::plugin::KekErrorKind;
+
+    fn block_on<T>(f: impl Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    }
+
+    fn write_key(path: &Path, byte: u8) -> SecretKey {
+        let key = SecretKey::new(vec![byte; 32]);
+        fs::write(path, format!("  {}\n", key.to_base64().as_str())).expect("write key");
+        key
+    }
+
+    #[test]
+    fn wrap_unwrap_and_rotation() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("kek");
+        let first = write_key(&path, 1);
+        let kek = LocalKek::open(&path).expect("open");
+        let id1 = block_on(kek.key_id()).expect("key id");
+        assert_eq!(id1, LocalKek::key_id_of(&first));
+        assert!(id1.starts_with("local-") && id1.len() == 38, "{id1}");
+
+        let dek = [9u8; 32];
+        let w1 = block_on(kek.wrap(&dek)).expect("wrap");
+        assert_eq!(w1.key_id, id1);
+        assert_eq!(w1.ciphertext.len(), 12 + 32 + 16);
+        assert!(w1.annotations.is_empty());
+        let w1b = block_on(kek.wrap(&dek)).expect("wrap");
+        assert_ne!(w1.ciphertext, w1b.ciphertext, "random nonces");
+
+        // Rotate: a new file moved over the old one.
+        let next = dir.path().join("kek.new");
+        write_key(&next, 2);
+        fs::rename(&next, &path).expect("rename");
+        let id2 = block_on(kek.key_id()).expect("key id");
+        assert_ne!(id1, id2);
+        let w2 = block_on(kek.wrap(&dek)).expect("wrap");
+        assert_eq!(w2.key_id, id2);
+
+        let empty = BTreeMap::new();
+        for w in [&w1, &w2] {
+            let plain = block_on(kek.unwrap(&w.key_id, &w.ciphertext, &empty)).expect("unwrap");
+            assert_eq!(&plain[..], &dek);
+        }
+        // The wrong key ID, a flipped byte, an unknown key ID: refused.
+        let err = block_on(kek.unwrap(&id2, &w1.ciphertext, &empty)).expect_err("wrong key");
+        assert_eq!(err.kind(), KekErrorKind::InvalidArgument);
+        let mut flipped = w2.ciphertext.clone();
+        flipped[20] ^= 1;
+        assert!(block_on(kek.unwrap(&id2, &flipped, &empty)).is_err());
+        let err = block_on(kek.unwrap("local-nope", &w2.ciphertext, &empty)).expect_err("unknown");
+        assert!(err.message().contains("unknown key ID"), "{err}");
+    }
+
+    #[test]
+    fn retired_keys_after_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = dir.path().join("old");
+        let new = dir.path().join("new");
+        write_key(&old, 3);
+        write_key(&new, 4);
+        let wrapped = block_on(LocalKek::open(&old).expect("open").wrap(b"seed")).expect("wrap");
+        let kek = LocalKek::open(&new).expect("open");
+        let empty = BTreeMap::new();
+        assert!(block_on(kek.unwrap(&wrapped.key_id, &wrapped.ciphertext, &empty)).is_err());
+        let kek = kek.with_retired_key_file(&old).expect("retired");
+        let plain =
+            block_on(kek.unwrap(&wrapped.key_id, &wrapped.ciphertext, &empty)).expect("unwrap");
+        assert_eq!(&plain[..], b"seed");
+        assert_ne!(block_on(kek.key_id()).expect("id"), wrapped.key_id);
+    }
+
+    #[test]
+    fn broken_file_makes_it_unhealthy_but_readable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("kek");
+        write_key(&path, 5);
+        let kek = LocalKek::open(&path).expect("open");
+        let wrapped = block_on(kek.wrap(b"dek")).expect("wrap");
+        fs::write(&path, "not base64!").expect("write");
+        let err = block_on(kek.healthy()).expect_err("unhealthy");
+        assert_eq!(err.kind(), KekErrorKind::FailedPrecondition);
+        assert!(err.message().contains("not base64"), "{err}");
+        assert!(block_on(kek.wrap(b"dek")).is_err());
+        let plain = block_on(kek.unwrap(&wrapped.key_id, &wrapped.ciphertext, &BTreeMap::new()))
+            .expect("still readable");
+        assert_eq!(&plain[..], b"dek");
+        fs::remove_file(&path).expect("remove");
+        assert!(block_on(kek.key_id())
+            .expect_err("missing")
+            .message()
+            .contains("cannot read"));
+    }
+
+    #[test]
+    fn bad_key_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("kek");
+        for (contents, expected) in [
+            ("c2hvcnQ=", "holds 5 bytes"),
+            ("%%%", "not base64"),
+            ("", "holds 0 bytes"),
+        ] {
+            fs::write(&path, contents).expect("write");
+            let err = LocalKek::open(&path).expect_err(contents);
+            assert!(err.message().contains(expected), "{contents}: {err}");
+        }
+        fs::write(&path, vec![b'A'; 5000]).expect("write");
+        assert!(LocalKek::open(&path)
+            .expect_err("large")
+            .message()
+            .contains("larger than 4 KiB"));
+        assert!(LocalKek::open(dir.path().join("missing")).is_err());
+    }
+}

@@ -1,0 +1,148 @@
+//! The plugin's listening socket: created with mode 0600, replacing a stale
+//! socket file, and removed again on shutdown.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::kms::endpoint::Addr;
+use crate::kms::grpc::abstract_addr;
+use crate::random;
+
+/// Permissions of the socket file: owner read and write only.
+const SOCKET_MODE: u32 = 0o600;
+
+/// A bound listener and, for a socket file, the file to remove later.
+pub(super) struct Bound {
+    pub(super) listener: UnixListener,
+    pub(super) file: Option<SocketFile>,
+}
+
+/// A socket file this process created, identified by device and inode so
+/// that a file another process put at the same path is never removed.
+#[derive(Debug)]
+pub(super) struct SocketFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl SocketFile {
+    /// Removes the file if it is still the one this process created.
+    pub(super) fn remove(&self) -> io::Result<()> {
+        match fs::symlink_metadata(&self.path) {
+            Ok(meta) if meta.dev() == self.dev && meta.ino() == self.ino => {
+                fs::remove_file(&self.path)
+            }
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Binds `addr`. Must run inside a Tokio runtime.
+pub(super) async fn bind(addr: &Addr) -> io::Result<Bound> {
+    match addr {
+        Addr::Path(path) => bind_file(path).await,
+        Addr::Abstract(name) => {
+            // No file, no permissions: any process in the same network
+            // namespace can connect.
+            let listener = UnixListener::bind_addr(&abstract_addr(name)?.into())?;
+            Ok(Bound {
+                listener,
+                file: None,
+            })
+        }
+    }
+}
+
+/// Binds a socket file with mode 0600.
+///
+/// The socket is bound under a temporary name in the same directory, given
+/// its mode, and renamed over `path`, so it is never reachable with looser
+/// permissions and a stale socket is replaced atomically. An existing `path`
+/// that is not a socket is left alone (error), and so is a socket another
+/// process still serves.
+async fn bind_file(path: &Path) -> io::Result<Bound> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_socket() => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} exists and is not a socket; refusing to replace it",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(_) => {
+            if UnixStream::connect(path).await.is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("another process is serving on {}", path.display()),
+                ));
+            }
+            // A stale socket: replaced below.
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let temporary = dir.join(temporary_name()?);
+    let listener = match UnixListener::bind(&temporary) {
+        Ok(listener) => {
+            let secured = fs::set_permissions(&temporary, fs::Permissions::from_mode(SOCKET_MODE))
+                .and_then(|()| fs::rename(&temporary, path));
+            if let Err(e) = secured {
+                let _ = fs::remove_file(&temporary);
+                return Err(e);
+            }
+            listener
+        }
+        // The temporary name made the path too long for a socket address
+        // while `path` itself may fit: bind in place, then restrict.
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            remove_stale(path)?;
+            let listener = UnixListener::bind(path)?;
+            fs::set_permissions(path, fs::Permissions::from_mode(SOCKET_MODE))?;
+            listener
+        }
+        Err(e) => return Err(e),
+    };
+    let meta = fs::symlink_metadata(path)?;
+    Ok(Bound {
+        listener,
+        file: Some(SocketFile {
+            path: path.to_path_buf(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }),
+    })
+}
+
+/// A short random file name for the temporary socket.
+fn temporary_name() -> io::Result<String> {
+    let mut bytes = [0u8; 4];
+    random::fill(&mut bytes).map_err(io::Error::other)?;
+    Ok(format!(".kms-{:08x}.sock", u32::from_be_bytes(bytes)))
+}
+
+/// Removes `path` if it is a socket.
+fn remove_stale(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => fs::remove_file(path),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "{} exists and is not a socket; refusing to replace it",
+                path.display()
+            ),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
