@@ -3,8 +3,8 @@
 //! (`k8sref kms-plugin`) when it is available.
 //!
 //! The reference binary is looked up in `$K8SREF`, then
-//! `../shared/tools/k8sref/bin/k8sref` next to the repository, then
-//! `/work/shared/tools/k8sref/bin/k8sref`. When it is missing those tests
+//! `../shared/tools/k8sref/bin/k8sref` next to the repository. When it is
+//! missing those tests
 //! print a skip message, unless `K8S_ENVELOPE_REQUIRE_K8SREF=1`, which makes
 //! them fail.
 
@@ -162,7 +162,6 @@ fn k8sref() -> Option<PathBuf> {
     }
     candidates
         .push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/k8sref/bin/k8sref"));
-    candidates.push(PathBuf::from("/work/shared/tools/k8sref/bin/k8sref"));
     if let Some(found) = candidates.iter().find(|p| p.is_file()) {
         return Some(found.clone());
     }
