@@ -42,6 +42,9 @@
 //! are refused, every call is bounded by the timeout, and messages the plugin
 //! sends back are cut to 512 bytes before they are put in an error.
 
+mod cache;
+mod clock;
+mod encrypted_object;
 mod endpoint;
 mod error;
 pub mod generated;
@@ -50,11 +53,24 @@ mod grpc;
 #[cfg(unix)]
 pub mod plugin;
 mod service;
+mod v1;
+mod v2;
 
+pub use self::cache::CacheLimits;
+pub(crate) use self::cache::BoundedCache;
+pub use self::clock::{Clock, ManualClock, SystemClock};
+pub use self::encrypted_object::{
+    DekSourceType, ANNOTATIONS_MAX_LEN, ENCRYPTED_DEK_SOURCE_MAX_LEN, KEY_ID_MAX_LEN,
+};
 pub use self::endpoint::KmsEndpoint;
 pub use self::error::{KmsError, KmsErrorKind};
 #[cfg(unix)]
 pub use self::grpc::{GrpcClient, DEFAULT_TIMEOUT, MAX_MESSAGE_SIZE};
+pub use self::v1::{KmsV1Options, KmsV1Provider};
+pub use self::v2::{
+    key_id_hash, KmsHealth, KmsV2Options, KmsV2Provider, HEALTHY_POLL_INTERVAL,
+    UNHEALTHY_POLL_INTERVAL, WRITE_KEY_TTL,
+};
 pub use self::service::{
     EncryptResponse, KmsFuture, KmsServiceV1, KmsServiceV2, StatusResponse, VersionResponse,
 };

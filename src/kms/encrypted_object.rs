@@ -1,0 +1,495 @@
+//! The KMS v2 storage envelope, `EncryptedObject` (protobuf message of
+//! package `v2`), decoded without copying and validated as the apiserver
+//! validates it.
+//!
+//! ```text
+//! encryptedData = 1 (bytes)   keyID = 2 (string)   encryptedDEKSource = 3 (bytes)
+//! annotations = 4 (map<string, bytes>)   encryptedDEKSourceType = 5 (enum)
+//! ```
+//!
+//! The decoder follows proto3 as Go's protobuf runtime reads it: fields in any
+//! order, the last occurrence of a field wins (map entries: per key), unknown
+//! fields and fields with an unexpected wire type are skipped, strings must be
+//! UTF-8, an unknown enum value is kept (and then refused by validation).
+//! Groups (wire types 3 and 4, long deprecated) are refused. Lengths are
+//! checked against the input before anything is sliced, so a length claiming
+//! gigabytes allocates nothing.
+
+use std::fmt;
+
+use crate::{Error, ProviderKind};
+
+/// The most bytes a key ID may have.
+pub const KEY_ID_MAX_LEN: usize = 1024;
+/// The most bytes an encrypted DEK source may have.
+pub const ENCRYPTED_DEK_SOURCE_MAX_LEN: usize = 1024;
+/// The most bytes the annotations may have, keys and values together.
+pub const ANNOTATIONS_MAX_LEN: usize = 32 * 1024;
+
+/// What the encrypted DEK source of a KMS v2 value holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum DekSourceType {
+    /// `AES_GCM_KEY` (0): a DEK used directly as the AES-GCM key; nonces are
+    /// 4 random bytes and a counter.
+    AesGcmKey,
+    /// `HKDF_SHA256_XNONCE_AES_GCM_SEED` (1): a seed; each value's key is
+    /// HKDF-Expand(SHA-256, seed, 32 random bytes of info). The default for
+    /// writes since Kubernetes 1.29.
+    #[default]
+    HkdfSha256XnonceAesGcmSeed,
+}
+
+impl DekSourceType {
+    /// The protobuf enum number.
+    pub const fn number(self) -> u32 {
+        match self {
+            Self::AesGcmKey => 0,
+            Self::HkdfSha256XnonceAesGcmSeed => 1,
+        }
+    }
+
+    fn from_number(number: u64) -> Option<Self> {
+        match number {
+            0 => Some(Self::AesGcmKey),
+            1 => Some(Self::HkdfSha256XnonceAesGcmSeed),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for DekSourceType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::AesGcmKey => "AES_GCM_KEY",
+            Self::HkdfSha256XnonceAesGcmSeed => "HKDF_SHA256_XNONCE_AES_GCM_SEED",
+        })
+    }
+}
+
+/// A decoded and validated `EncryptedObject`, borrowing from the stored value.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct EncryptedObjectRef<'a> {
+    pub(crate) encrypted_data: &'a [u8],
+    pub(crate) key_id: &'a str,
+    pub(crate) encrypted_dek_source: &'a [u8],
+    /// Sorted by key, one entry per key (the last one in the input).
+    pub(crate) annotations: Vec<(&'a str, &'a [u8])>,
+    pub(crate) source_type: DekSourceType,
+}
+
+impl fmt::Debug for EncryptedObjectRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EncryptedObject")
+            .field("encrypted_data_len", &self.encrypted_data.len())
+            .field("key_id_len", &self.key_id.len())
+            .field("encrypted_dek_source_len", &self.encrypted_dek_source.len())
+            .field("annotations", &self.annotations.len())
+            .field("source_type", &self.source_type)
+            .finish()
+    }
+}
+
+fn malformed(reason: &'static str) -> Error {
+    Error::Malformed {
+        provider: ProviderKind::KmsV2,
+        reason,
+    }
+}
+
+impl<'a> EncryptedObjectRef<'a> {
+    /// Decodes and validates a stored body (the bytes after the provider
+    /// prefix).
+    pub(crate) fn decode(bytes: &'a [u8]) -> Result<Self, Error> {
+        let mut encrypted_data: &[u8] = &[];
+        let mut key_id = "";
+        let mut encrypted_dek_source: &[u8] = &[];
+        let mut annotations: Vec<(&str, &[u8])> = Vec::new();
+        let mut source_type = 0u64;
+
+        let mut reader = Reader::new(bytes);
+        while let Some((field, value)) = reader.field()? {
+            match (field, value) {
+                (1, Value::Bytes(b)) => encrypted_data = b,
+                (2, Value::Bytes(b)) => key_id = utf8(b)?,
+                (3, Value::Bytes(b)) => encrypted_dek_source = b,
+                (4, Value::Bytes(entry)) => {
+                    let (key, value) = map_entry(entry)?;
+                    annotations.push((key, value));
+                }
+                // proto3 enums are int32: the varint's low 32 bits, sign-extended.
+                (5, Value::Varint(v)) => source_type = u64::from(v as u32),
+                _ => {}
+            }
+        }
+        // Last occurrence of a key wins: a stable sort keeps input order among
+        // equal keys, then keep the last of each run.
+        annotations.sort_by(|a, b| a.0.cmp(b.0));
+        annotations.reverse();
+        annotations.dedup_by(|a, b| a.0 == b.0);
+        annotations.reverse();
+
+        let source_type = if source_type & 0x8000_0000 != 0 {
+            None
+        } else {
+            DekSourceType::from_number(source_type)
+        }
+        .ok_or_else(|| malformed("unknown encryptedDEKSourceType"))?;
+        let object = Self {
+            encrypted_data,
+            key_id,
+            encrypted_dek_source,
+            annotations,
+            source_type,
+        };
+        object.validate()?;
+        Ok(object)
+    }
+
+    /// The apiserver's `ValidateEncryptedObject`.
+    fn validate(&self) -> Result<(), Error> {
+        if self.encrypted_data.is_empty() {
+            return Err(malformed("encrypted data is empty"));
+        }
+        validate_encrypted_dek_source(self.encrypted_dek_source).map_err(malformed)?;
+        validate_key_id(self.key_id).map_err(malformed)?;
+        validate_annotations(self.annotations.iter().copied()).map_err(malformed)?;
+        Ok(())
+    }
+}
+
+/// Checks an encrypted DEK source: non-empty, at most 1 KiB.
+pub(crate) fn validate_encrypted_dek_source(source: &[u8]) -> Result<(), &'static str> {
+    if source.is_empty() {
+        return Err("encrypted DEK source is empty");
+    }
+    if source.len() > ENCRYPTED_DEK_SOURCE_MAX_LEN {
+        return Err("encrypted DEK source exceeds the max size of 1024 bytes");
+    }
+    Ok(())
+}
+
+/// Checks a key ID: non-empty, at most 1 KiB.
+pub(crate) fn validate_key_id(key_id: &str) -> Result<(), &'static str> {
+    if key_id.is_empty() {
+        return Err("keyID is empty");
+    }
+    if key_id.len() > KEY_ID_MAX_LEN {
+        return Err("keyID exceeds the max size of 1024 bytes");
+    }
+    Ok(())
+}
+
+/// Checks annotations: every key a fully qualified domain name, keys and
+/// values together at most 32 KiB.
+pub(crate) fn validate_annotations<'a>(
+    annotations: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) -> Result<(), &'static str> {
+    let mut total = 0usize;
+    for (key, value) in annotations {
+        if !is_fully_qualified_domain_name(key) {
+            return Err("annotation key is not a fully qualified domain name");
+        }
+        total = total.saturating_add(key.len()).saturating_add(value.len());
+    }
+    if total > ANNOTATIONS_MAX_LEN {
+        return Err("total size of annotations exceeds the max size of 32768 bytes");
+    }
+    Ok(())
+}
+
+/// Kubernetes' `IsFullyQualifiedDomainName`: an optional trailing dot, then a
+/// DNS-1123 subdomain (at most 253 characters) of at least two labels, each
+/// label at most 63 characters of `[a-z0-9-]` starting and ending with an
+/// alphanumeric.
+pub(crate) fn is_fully_qualified_domain_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.is_empty() || name.len() > 253 {
+        return false;
+    }
+    let mut labels = 0;
+    for label in name.split('.') {
+        labels += 1;
+        let bytes = label.as_bytes();
+        let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        let valid = !bytes.is_empty()
+            && bytes.len() <= 63
+            && bytes.first().is_some_and(alnum)
+            && bytes.last().is_some_and(alnum)
+            && bytes.iter().all(|b| alnum(b) || *b == b'-');
+        if !valid {
+            return false;
+        }
+    }
+    labels >= 2
+}
+
+fn utf8(bytes: &[u8]) -> Result<&str, Error> {
+    std::str::from_utf8(bytes).map_err(|_| malformed("string field is not valid UTF-8"))
+}
+
+/// One `map<string, bytes>` entry: key = 1, value = 2.
+fn map_entry(entry: &[u8]) -> Result<(&str, &[u8]), Error> {
+    let mut key = "";
+    let mut value: &[u8] = &[];
+    let mut reader = Reader::new(entry);
+    while let Some((field, v)) = reader.field()? {
+        match (field, v) {
+            (1, Value::Bytes(b)) => key = utf8(b)?,
+            (2, Value::Bytes(b)) => value = b,
+            _ => {}
+        }
+    }
+    Ok((key, value))
+}
+
+/// A field's value, by wire type.
+enum Value<'a> {
+    Varint(u64),
+    Fixed,
+    Bytes(&'a [u8]),
+}
+
+/// A protobuf wire-format reader over a borrowed buffer.
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self { rest: bytes }
+    }
+
+    /// The next field number and value, or `None` at the end.
+    fn field(&mut self) -> Result<Option<(u64, Value<'a>)>, Error> {
+        if self.rest.is_empty() {
+            return Ok(None);
+        }
+        let tag = self.varint()?;
+        let field = tag >> 3;
+        if field == 0 || field > u64::from(u32::MAX >> 3) {
+            return Err(malformed("invalid protobuf field number"));
+        }
+        let value = match tag & 7 {
+            0 => Value::Varint(self.varint()?),
+            1 => {
+                self.take(8)?;
+                Value::Fixed
+            }
+            2 => {
+                let len = self.varint()?;
+                let len = usize::try_from(len)
+                    .map_err(|_| malformed("protobuf length exceeds the input"))?;
+                Value::Bytes(self.take(len)?)
+            }
+            5 => {
+                self.take(4)?;
+                Value::Fixed
+            }
+            _ => return Err(malformed("unsupported protobuf wire type")),
+        };
+        Ok(Some((field, value)))
+    }
+
+    fn varint(&mut self) -> Result<u64, Error> {
+        let mut value = 0u64;
+        for (i, &byte) in self.rest.iter().enumerate().take(10) {
+            value |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                if i == 9 && byte > 1 {
+                    break;
+                }
+                self.rest = &self.rest[i + 1..];
+                return Ok(value);
+            }
+        }
+        Err(malformed("invalid protobuf varint"))
+    }
+
+    fn take(&mut self, len: usize) -> Result<&'a [u8], Error> {
+        if len > self.rest.len() {
+            return Err(malformed("protobuf length exceeds the input"));
+        }
+        let (taken, rest) = self.rest.split_at(len);
+        self.rest = rest;
+        Ok(taken)
+    }
+}
+
+/// Appends a protobuf varint.
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// Bytes a varint of `value` takes.
+pub(crate) const fn varint_len(value: u64) -> usize {
+    let bits = 64 - (value | 1).leading_zeros() as usize;
+    bits.div_ceil(7)
+}
+
+/// Appends a length-delimited field.
+pub(crate) fn put_bytes_field(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
+    put_varint(out, u64::from(field << 3 | 2));
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+/// Encodes fields 2 to 5 of an `EncryptedObject` (everything but the data),
+/// as proto3 does: default values omitted, map entries sorted by key.
+pub(crate) fn encode_header<'a>(
+    key_id: &str,
+    encrypted_dek_source: &[u8],
+    annotations: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    source_type: DekSourceType,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    if !key_id.is_empty() {
+        put_bytes_field(&mut out, 2, key_id.as_bytes());
+    }
+    if !encrypted_dek_source.is_empty() {
+        put_bytes_field(&mut out, 3, encrypted_dek_source);
+    }
+    let mut entry = Vec::new();
+    for (key, value) in annotations {
+        entry.clear();
+        if !key.is_empty() {
+            put_bytes_field(&mut entry, 1, key.as_bytes());
+        }
+        if !value.is_empty() {
+            put_bytes_field(&mut entry, 2, value);
+        }
+        put_bytes_field(&mut out, 4, &entry);
+    }
+    if source_type.number() != 0 {
+        put_varint(&mut out, 5 << 3);
+        put_varint(&mut out, u64::from(source_type.number()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use prost::Message as _;
+
+    use super::*;
+    use crate::kms::generated::encrypted_object::EncryptedObject;
+
+    fn prost_bytes(source_type: i32, annotations: &[(&str, &[u8])]) -> Vec<u8> {
+        EncryptedObject {
+            encrypted_data: b"data".to_vec(),
+            key_id: "1".into(),
+            encrypted_dek_source: b"src".to_vec(),
+            annotations: annotations
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+                .collect::<BTreeMap<_, _>>(),
+            encrypted_dek_source_type: source_type,
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn decodes_what_prost_encodes() {
+        let bytes = prost_bytes(1, &[("b.example.com", b"2"), ("a.example.com", b"1")]);
+        let object = EncryptedObjectRef::decode(&bytes).expect("valid");
+        assert_eq!(object.encrypted_data, b"data");
+        assert_eq!(object.key_id, "1");
+        assert_eq!(object.encrypted_dek_source, b"src");
+        assert_eq!(
+            object.annotations,
+            vec![("a.example.com", &b"1"[..]), ("b.example.com", &b"2"[..])]
+        );
+        assert_eq!(object.source_type, DekSourceType::HkdfSha256XnonceAesGcmSeed);
+    }
+
+    #[test]
+    fn our_encoding_matches_prost() {
+        let annotations: [(&str, &[u8]); 1] = [("a.example.com", b"1")];
+        for source_type in [DekSourceType::AesGcmKey, DekSourceType::HkdfSha256XnonceAesGcmSeed] {
+            let mut ours = Vec::new();
+            put_bytes_field(&mut ours, 1, b"data");
+            ours.extend(encode_header("1", b"src", annotations, source_type));
+            assert_eq!(ours, prost_bytes(source_type.number() as i32, &annotations));
+        }
+    }
+
+    #[test]
+    fn last_occurrence_wins_and_unknown_fields_are_skipped() {
+        let mut bytes = prost_bytes(1, &[("a.example.com", b"1")]);
+        put_bytes_field(&mut bytes, 2, b"2"); // a second keyID
+        put_bytes_field(&mut bytes, 4, &{
+            let mut e = Vec::new();
+            put_bytes_field(&mut e, 1, b"a.example.com");
+            put_bytes_field(&mut e, 2, b"override");
+            e
+        });
+        put_varint(&mut bytes, 9 << 3); // unknown varint field 9
+        put_varint(&mut bytes, 300);
+        put_varint(&mut bytes, 2 << 3); // keyID with the wrong wire type: skipped
+        put_varint(&mut bytes, 7);
+        let object = EncryptedObjectRef::decode(&bytes).expect("valid");
+        assert_eq!(object.key_id, "2");
+        assert_eq!(object.annotations, vec![("a.example.com", &b"override"[..])]);
+    }
+
+    #[test]
+    fn refuses_invalid_objects() {
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (prost_bytes(2, &[]), "unknown encryptedDEKSourceType"),
+            (prost_bytes(-1, &[]), "unknown encryptedDEKSourceType"),
+            (prost_bytes(1, &[("nodots", b"")]), "fully qualified"),
+            (prost_bytes(1, &[("Upper.example.com", b"")]), "fully qualified"),
+            (vec![], "encrypted data is empty"),
+            (vec![0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f], "exceeds the input"),
+            (vec![0x0b], "wire type"),
+            (vec![0x00], "field number"),
+            (vec![0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f], "varint"),
+            ({
+                let mut b = prost_bytes(1, &[]);
+                put_bytes_field(&mut b, 2, &[0xff]);
+                b
+            }, "UTF-8"),
+            ({
+                let mut b = prost_bytes(1, &[]);
+                put_bytes_field(&mut b, 2, &[b'k'; 1025]);
+                b
+            }, "keyID exceeds"),
+            ({
+                let mut b = prost_bytes(1, &[]);
+                put_bytes_field(&mut b, 3, &[7; 1025]);
+                b
+            }, "encrypted DEK source exceeds"),
+            (prost_bytes(1, &[("a.example.com", &[0; 32 * 1024])]), "annotations exceeds"),
+        ];
+        for (bytes, expected) in cases {
+            let error = EncryptedObjectRef::decode(&bytes).expect_err(expected).to_string();
+            assert!(error.contains(expected), "{error:?} should mention {expected:?}");
+        }
+    }
+
+    #[test]
+    fn domain_names() {
+        for ok in ["a.b", "local-kek.kms.kubernetes.io", "a.b.", "0.9", &format!("{}.b", "a".repeat(63))] {
+            assert!(is_fully_qualified_domain_name(ok), "{ok}");
+        }
+        for bad in ["", ".", "a", "a.", "-a.b", "a-.b", "a..b", "A.b", "a_b.c", &format!("{}.b", "a".repeat(64)), &format!("{}.b", "a.".repeat(126))] {
+            assert!(!is_fully_qualified_domain_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn varint_lengths() {
+        for v in [0u64, 1, 127, 128, 16383, 16384, u64::MAX] {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            assert_eq!(out.len(), varint_len(v), "{v}");
+            let mut reader = Reader::new(&out);
+            assert_eq!(reader.varint().ok(), Some(v));
+        }
+    }
+}

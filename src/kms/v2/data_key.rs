@@ -1,0 +1,171 @@
+//! The data keys behind KMS v2 values: a DEK used directly (`AES_GCM_KEY`)
+//! or a seed from which each value's key is derived
+//! (`HKDF_SHA256_XNONCE_AES_GCM_SEED`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use hkdf::Hkdf;
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::kms::{BoundedCache, DekSourceType};
+use crate::primitive::{AesGcmCipher, GCM_NONCE_LEN};
+use crate::providers::aesgcm;
+use crate::{random, Error, ProviderKind};
+
+/// Length of the random HKDF info at the start of seed-mode data.
+pub(crate) const INFO_LEN: usize = 32;
+/// The seed length written, and the least accepted on read.
+pub(crate) const SEED_LEN: usize = 32;
+/// The DEK length written in `AES_GCM_KEY` mode.
+pub(crate) const DEK_LEN: usize = 32;
+
+/// Where `AES_GCM_KEY` write counters start, as in the apiserver: the first
+/// nonce counter is one more, and wrapping back to it is refused.
+const COUNTER_ZERO: u64 = 1_000_000_000;
+
+/// Derived keys of seed-mode values, shared by all seeds of one provider and
+/// keyed by (seed number, info).
+pub(crate) type DerivedKeyCache = BoundedCache<(u64, [u8; INFO_LEN]), Arc<AesGcmCipher>>;
+
+/// A decrypted DEK or seed, ready to open (and write) values.
+pub(crate) enum DataKey {
+    /// `AES_GCM_KEY`.
+    Key {
+        cipher: AesGcmCipher,
+        /// The last nonce counter used for writes.
+        counter: AtomicU64,
+    },
+    /// `HKDF_SHA256_XNONCE_AES_GCM_SEED`: the HKDF state keyed by the seed.
+    Seed {
+        /// Tells this seed's entries apart in the shared derived-key cache.
+        number: u64,
+        hkdf: Box<Hkdf<Sha256>>,
+    },
+}
+
+static SEED_NUMBERS: AtomicU64 = AtomicU64::new(0);
+
+fn decrypt_failure() -> Error {
+    Error::Decrypt {
+        provider: ProviderKind::KmsV2,
+    }
+}
+
+impl DataKey {
+    /// Builds the key from the plaintext the plugin returned.
+    pub(crate) fn new(source_type: DekSourceType, plaintext: &[u8]) -> Result<Self, Error> {
+        match source_type {
+            DekSourceType::AesGcmKey => {
+                let cipher = AesGcmCipher::new(plaintext).map_err(|_| Error::Malformed {
+                    provider: ProviderKind::KmsV2,
+                    reason: "the plugin returned a DEK that is not 16, 24 or 32 bytes",
+                })?;
+                Ok(Self::Key {
+                    cipher,
+                    counter: AtomicU64::new(COUNTER_ZERO),
+                })
+            }
+            DekSourceType::HkdfSha256XnonceAesGcmSeed => {
+                if plaintext.len() < SEED_LEN {
+                    return Err(Error::Malformed {
+                        provider: ProviderKind::KmsV2,
+                        reason: "the plugin returned a seed shorter than 32 bytes",
+                    });
+                }
+                let hkdf = Hkdf::<Sha256>::from_prk(plaintext).map_err(|_| Error::Malformed {
+                    provider: ProviderKind::KmsV2,
+                    reason: "the plugin returned a seed shorter than 32 bytes",
+                })?;
+                Ok(Self::Seed {
+                    number: SEED_NUMBERS.fetch_add(1, Ordering::Relaxed),
+                    hkdf: Box::new(hkdf),
+                })
+            }
+        }
+    }
+
+    /// A fresh random DEK or seed for writes.
+    pub(crate) fn generate(source_type: DekSourceType) -> Result<(Self, Zeroizing<Vec<u8>>), Error> {
+        let mut plaintext = Zeroizing::new(vec![0u8; DEK_LEN.max(SEED_LEN)]);
+        random::fill(&mut plaintext)?;
+        let key = Self::new(source_type, &plaintext)?;
+        Ok((key, plaintext))
+    }
+
+    /// Length of `encryptedData` for a plaintext of `len` bytes.
+    pub(crate) fn sealed_len(&self, len: usize) -> usize {
+        match self {
+            Self::Key { .. } => aesgcm::sealed_len(len),
+            Self::Seed { .. } => INFO_LEN + aesgcm::sealed_len(len),
+        }
+    }
+
+    /// Appends `encryptedData` for `plaintext` to `out`.
+    pub(crate) fn seal_append(
+        &self,
+        provider_name: &str,
+        plaintext: &[u8],
+        aad: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        let mut nonce = [0u8; GCM_NONCE_LEN];
+        match self {
+            Self::Key { cipher, counter } => {
+                random::fill(&mut nonce[..4])?;
+                let next = counter.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+                if next <= COUNTER_ZERO {
+                    return Err(Error::KmsWriteRefused {
+                        name: provider_name.to_owned(),
+                        reason: "the DEK's nonce counter is exhausted; wait for a new DEK".into(),
+                    });
+                }
+                nonce[4..].copy_from_slice(&next.to_le_bytes());
+                aesgcm::seal_append(cipher, &nonce, aad, plaintext, out);
+            }
+            Self::Seed { hkdf, .. } => {
+                let mut info = [0u8; INFO_LEN];
+                random::fill(&mut info)?;
+                random::fill(&mut nonce)?;
+                let cipher = derive(hkdf, &info)?;
+                out.extend_from_slice(&info);
+                aesgcm::seal_append(&cipher, &nonce, aad, plaintext, out);
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens `encryptedData`.
+    pub(crate) fn open(&self, data: &[u8], aad: &[u8], derived: &DerivedKeyCache) -> Result<Vec<u8>, Error> {
+        match self {
+            Self::Key { cipher, .. } => aesgcm::open(cipher, data, aad, ProviderKind::KmsV2),
+            Self::Seed { number, hkdf } => {
+                let Some((info, body)) = data.split_first_chunk::<INFO_LEN>() else {
+                    return Err(Error::Malformed {
+                        provider: ProviderKind::KmsV2,
+                        reason: "the stored data was shorter than the required size",
+                    });
+                };
+                let cache_key = (*number, *info);
+                let cipher = match derived.get(&cache_key) {
+                    Some(cipher) => cipher,
+                    None => {
+                        let cipher = Arc::new(derive(hkdf, info)?);
+                        derived.insert(cache_key, cipher.clone());
+                        cipher
+                    }
+                };
+                aesgcm::open(&cipher, body, aad, ProviderKind::KmsV2)
+            }
+        }
+    }
+}
+
+/// The data key of one seed-mode value: the first 32 bytes of
+/// HKDF-Expand(SHA-256, PRK = seed, info).
+fn derive(hkdf: &Hkdf<Sha256>, info: &[u8; INFO_LEN]) -> Result<AesGcmCipher, Error> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    hkdf.expand(info, &mut key[..]).map_err(|_| decrypt_failure())?;
+    AesGcmCipher::new(&key[..]).map_err(|_| decrypt_failure())
+}
