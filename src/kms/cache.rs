@@ -72,7 +72,11 @@ impl<K: Hash + Eq, V: Clone> BoundedCache<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let mut entries = self.entries.as_ref()?.lock().unwrap_or_else(|e| e.into_inner());
+        let mut entries = self
+            .entries
+            .as_ref()?
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let entry = entries.get(key)?;
         if self.expired(entry) {
             entries.pop(key);
@@ -120,7 +124,10 @@ mod tests {
 
     fn cache(max: usize, ttl: Option<Duration>) -> (BoundedCache<String, u32>, Arc<ManualClock>) {
         let clock = Arc::new(ManualClock::new());
-        (BoundedCache::new(CacheLimits::new(max, ttl), clock.clone()), clock)
+        (
+            BoundedCache::new(CacheLimits::new(max, ttl), clock.clone()),
+            clock,
+        )
     }
 
     #[test]

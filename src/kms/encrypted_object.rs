@@ -404,13 +404,19 @@ mod tests {
             object.annotations,
             vec![("a.example.com", &b"1"[..]), ("b.example.com", &b"2"[..])]
         );
-        assert_eq!(object.source_type, DekSourceType::HkdfSha256XnonceAesGcmSeed);
+        assert_eq!(
+            object.source_type,
+            DekSourceType::HkdfSha256XnonceAesGcmSeed
+        );
     }
 
     #[test]
     fn our_encoding_matches_prost() {
         let annotations: [(&str, &[u8]); 1] = [("a.example.com", b"1")];
-        for source_type in [DekSourceType::AesGcmKey, DekSourceType::HkdfSha256XnonceAesGcmSeed] {
+        for source_type in [
+            DekSourceType::AesGcmKey,
+            DekSourceType::HkdfSha256XnonceAesGcmSeed,
+        ] {
             let mut ours = Vec::new();
             put_bytes_field(&mut ours, 1, b"data");
             ours.extend(encode_header("1", b"src", annotations, source_type));
@@ -434,7 +440,10 @@ mod tests {
         put_varint(&mut bytes, 7);
         let object = EncryptedObjectRef::decode(&bytes).expect("valid");
         assert_eq!(object.key_id, "2");
-        assert_eq!(object.annotations, vec![("a.example.com", &b"override"[..])]);
+        assert_eq!(
+            object.annotations,
+            vec![("a.example.com", &b"override"[..])]
+        );
     }
 
     #[test]
@@ -443,41 +452,87 @@ mod tests {
             (prost_bytes(2, &[]), "unknown encryptedDEKSourceType"),
             (prost_bytes(-1, &[]), "unknown encryptedDEKSourceType"),
             (prost_bytes(1, &[("nodots", b"")]), "fully qualified"),
-            (prost_bytes(1, &[("Upper.example.com", b"")]), "fully qualified"),
+            (
+                prost_bytes(1, &[("Upper.example.com", b"")]),
+                "fully qualified",
+            ),
             (vec![], "encrypted data is empty"),
-            (vec![0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f], "exceeds the input"),
+            (
+                vec![0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f],
+                "exceeds the input",
+            ),
             (vec![0x0b], "wire type"),
             (vec![0x00], "field number"),
-            (vec![0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f], "varint"),
-            ({
-                let mut b = prost_bytes(1, &[]);
-                put_bytes_field(&mut b, 2, &[0xff]);
-                b
-            }, "UTF-8"),
-            ({
-                let mut b = prost_bytes(1, &[]);
-                put_bytes_field(&mut b, 2, &[b'k'; 1025]);
-                b
-            }, "keyID exceeds"),
-            ({
-                let mut b = prost_bytes(1, &[]);
-                put_bytes_field(&mut b, 3, &[7; 1025]);
-                b
-            }, "encrypted DEK source exceeds"),
-            (prost_bytes(1, &[("a.example.com", &[0; 32 * 1024])]), "annotations exceeds"),
+            (
+                vec![
+                    0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
+                ],
+                "varint",
+            ),
+            (
+                {
+                    let mut b = prost_bytes(1, &[]);
+                    put_bytes_field(&mut b, 2, &[0xff]);
+                    b
+                },
+                "UTF-8",
+            ),
+            (
+                {
+                    let mut b = prost_bytes(1, &[]);
+                    put_bytes_field(&mut b, 2, &[b'k'; 1025]);
+                    b
+                },
+                "keyID exceeds",
+            ),
+            (
+                {
+                    let mut b = prost_bytes(1, &[]);
+                    put_bytes_field(&mut b, 3, &[7; 1025]);
+                    b
+                },
+                "encrypted DEK source exceeds",
+            ),
+            (
+                prost_bytes(1, &[("a.example.com", &[0; 32 * 1024])]),
+                "annotations exceeds",
+            ),
         ];
         for (bytes, expected) in cases {
-            let error = EncryptedObjectRef::decode(&bytes).expect_err(expected).to_string();
-            assert!(error.contains(expected), "{error:?} should mention {expected:?}");
+            let error = EncryptedObjectRef::decode(&bytes)
+                .expect_err(expected)
+                .to_string();
+            assert!(
+                error.contains(expected),
+                "{error:?} should mention {expected:?}"
+            );
         }
     }
 
     #[test]
     fn domain_names() {
-        for ok in ["a.b", "local-kek.kms.kubernetes.io", "a.b.", "0.9", &format!("{}.b", "a".repeat(63))] {
+        for ok in [
+            "a.b",
+            "local-kek.kms.kubernetes.io",
+            "a.b.",
+            "0.9",
+            &format!("{}.b", "a".repeat(63)),
+        ] {
             assert!(is_fully_qualified_domain_name(ok), "{ok}");
         }
-        for bad in ["", ".", "a", "a.", "-a.b", "a-.b", "a..b", "A.b", "a_b.c", &format!("{}.b", "a".repeat(64)), &format!("{}.b", "a.".repeat(126))] {
+        for bad in [
+            "",
+            ".",
+            "a",
+            "a.",
+            "-a.b",
+            "a-.b",
+            "a..b",
+            "A.b",
+            "a_b.c",
+            &format!("{}.b", "a".repeat(64)),
+            &format!("{}.b", "a.".repeat(126)),
+        ] {
             assert!(!is_fully_qualified_domain_name(bad), "{bad}");
         }
     }

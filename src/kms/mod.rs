@@ -47,6 +47,8 @@ mod clock;
 mod encrypted_object;
 mod endpoint;
 mod error;
+#[cfg(unix)]
+mod factory;
 pub mod generated;
 #[cfg(unix)]
 mod grpc;
@@ -63,6 +65,8 @@ pub use self::encrypted_object::{
     DekSourceType, ANNOTATIONS_MAX_LEN, ENCRYPTED_DEK_SOURCE_MAX_LEN, KEY_ID_MAX_LEN,
 };
 pub use self::endpoint::KmsEndpoint;
+#[cfg(unix)]
+pub use self::factory::GrpcKmsFactory;
 pub use self::error::{KmsError, KmsErrorKind};
 #[cfg(unix)]
 pub use self::grpc::{GrpcClient, DEFAULT_TIMEOUT, MAX_MESSAGE_SIZE};

@@ -271,6 +271,28 @@ impl KmsV1Provider {
         &self.name
     }
 
+    /// How many decrypted DEKs the cache holds now (expired ones included
+    /// until they are looked up), for a fill metric like kube-apiserver's
+    /// `dek_cache_fill_percent`.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use k8s_envelope::kms::{KmsFuture, KmsServiceV1, KmsV1Options, KmsV1Provider, VersionResponse};
+    /// # use zeroize::Zeroizing;
+    /// # struct NoKms;
+    /// # impl KmsServiceV1 for NoKms {
+    /// #     fn version(&self) -> KmsFuture<'_, VersionResponse> { unimplemented!() }
+    /// #     fn encrypt<'a>(&'a self, _: &'a [u8]) -> KmsFuture<'a, Vec<u8>> { unimplemented!() }
+    /// #     fn decrypt<'a>(&'a self, _: &'a [u8]) -> KmsFuture<'a, Zeroizing<Vec<u8>>> { unimplemented!() }
+    /// # }
+    /// let kms = KmsV1Provider::new("vault", Arc::new(NoKms), KmsV1Options::default())?;
+    /// assert_eq!(kms.cached_deks(), 0);
+    /// # Ok::<(), k8s_envelope::Error>(())
+    /// ```
+    pub fn cached_deks(&self) -> usize {
+        self.cache.len()
+    }
+
     async fn seal(&self, plaintext: &[u8], storage_key: StorageKey<'_>) -> Result<Vec<u8>, Error> {
         let mut dek = Zeroizing::new([0u8; DEK_LEN]);
         random::fill(&mut dek[..])?;

@@ -4,10 +4,10 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
-use k8s_envelope::config::ConfigError;
-use k8s_envelope::{EncryptionConfiguration, ResourceTransformers, SecretKey};
+use k8s_envelope::{EncryptionConfiguration, SecretKey};
 
 use crate::jsonl;
+use crate::session::Session;
 
 /// The largest value read from standard input in single-value mode.
 const MAX_STDIN_VALUE: u64 = 64 * 1024 * 1024;
@@ -123,11 +123,11 @@ fn keygen(bytes: usize) -> Result<(), Failure> {
 }
 
 fn transform(args: &TransformArgs, direction: Direction) -> Result<(), Failure> {
-    let transformers = build(&args.config)?;
+    let session = Session::open(&args.config)?;
     if args.jsonl {
         let stdin = io::stdin().lock();
         let stdout = io::stdout().lock();
-        return jsonl::run(&transformers, direction, stdin, stdout);
+        return jsonl::run(&session, direction, stdin, stdout);
     }
     let storage_key = args.storage_key.as_deref().unwrap_or_default();
     let mut input = Vec::new();
@@ -140,11 +140,10 @@ fn transform(args: &TransformArgs, direction: Direction) -> Result<(), Failure> 
             "the value on stdin is larger than {MAX_STDIN_VALUE} bytes"
         )));
     }
-    let transformer = transformers.for_resource(&args.resource);
     let output = match direction {
-        Direction::Encrypt => transformer.encrypt_blocking(&input, storage_key.into()),
-        Direction::Decrypt => transformer
-            .decrypt_blocking(&input, storage_key.into())
+        Direction::Encrypt => session.encrypt(&args.resource, storage_key, &input),
+        Direction::Decrypt => session
+            .decrypt(&args.resource, storage_key, &input)
             .map(|read| {
                 if read.stale {
                     eprintln!("k8s-envelope: note: the value is stale (written by an older key or provider); re-encrypt it");
@@ -160,15 +159,6 @@ fn transform(args: &TransformArgs, direction: Direction) -> Result<(), Failure> 
 }
 
 fn load_config(path: &Path) -> Result<EncryptionConfiguration, Failure> {
-    EncryptionConfiguration::load(path).map_err(|e| config_failure(path, &e))
-}
-
-fn build(path: &Path) -> Result<ResourceTransformers, Failure> {
-    load_config(path)?
-        .build()
-        .map_err(|e| config_failure(path, &e))
-}
-
-fn config_failure(path: &Path, error: &ConfigError) -> Failure {
-    Failure::usage(format!("{}: {error}", path.display()))
+    EncryptionConfiguration::load(path)
+        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))
 }

@@ -5,10 +5,10 @@ use std::io::{BufRead, Read, Write};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use k8s_envelope::ResourceTransformers;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{Direction, Failure};
+use crate::session::Session;
 
 /// The longest input line accepted (a 64 MiB value in base64, plus fields).
 const MAX_LINE: usize = 90 * 1024 * 1024;
@@ -39,7 +39,7 @@ enum Response {
 
 /// Transforms every line of `input`; fails with status 1 when any line failed.
 pub fn run(
-    transformers: &ResourceTransformers,
+    session: &Session,
     direction: Direction,
     mut input: impl BufRead,
     mut output: impl Write,
@@ -63,7 +63,7 @@ pub fn run(
                 error: format!("line longer than {MAX_LINE} bytes"),
             }
         } else {
-            respond(transformers, direction, &line)
+            respond(session, direction, &line)
         };
         if matches!(response, Response::Error { .. }) {
             failed += 1;
@@ -84,28 +84,26 @@ pub fn run(
     Ok(())
 }
 
-fn respond(transformers: &ResourceTransformers, direction: Direction, line: &[u8]) -> Response {
-    match transform_line(transformers, direction, line) {
+fn respond(session: &Session, direction: Direction, line: &[u8]) -> Response {
+    match transform_line(session, direction, line) {
         Ok(response) => response,
         Err(error) => Response::Error { error },
     }
 }
 
 fn transform_line(
-    transformers: &ResourceTransformers,
+    session: &Session,
     direction: Direction,
     line: &[u8],
 ) -> Result<Response, String> {
     // serde_json's messages name the position, never the content of a string.
     let request: Request =
         serde_json::from_slice(line).map_err(|e| format!("invalid request line: {e}"))?;
-    let transformer = transformers.for_resource(&request.resource);
-    let storage_key = request.storage_key.as_str().into();
     match direction {
         Direction::Encrypt => {
             let plaintext = decode_field(request.plaintext_b64, "plaintext_b64")?;
-            let stored = transformer
-                .encrypt_blocking(&plaintext, storage_key)
+            let stored = session
+                .encrypt(&request.resource, &request.storage_key, &plaintext)
                 .map_err(|e| e.to_string())?;
             Ok(Response::Stored {
                 stored_b64: BASE64.encode(stored),
@@ -113,8 +111,8 @@ fn transform_line(
         }
         Direction::Decrypt => {
             let stored = decode_field(request.stored_b64, "stored_b64")?;
-            let read = transformer
-                .decrypt_blocking(&stored, storage_key)
+            let read = session
+                .decrypt(&request.resource, &request.storage_key, &stored)
                 .map_err(|e| e.to_string())?;
             Ok(Response::Plaintext {
                 plaintext_b64: BASE64.encode(&read.plaintext),

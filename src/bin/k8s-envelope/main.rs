@@ -8,6 +8,7 @@
 
 mod cli;
 mod jsonl;
+mod session;
 
 use std::process::ExitCode;
 

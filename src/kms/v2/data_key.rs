@@ -87,7 +87,9 @@ impl DataKey {
     }
 
     /// A fresh random DEK or seed for writes.
-    pub(crate) fn generate(source_type: DekSourceType) -> Result<(Self, Zeroizing<Vec<u8>>), Error> {
+    pub(crate) fn generate(
+        source_type: DekSourceType,
+    ) -> Result<(Self, Zeroizing<Vec<u8>>), Error> {
         let mut plaintext = Zeroizing::new(vec![0u8; DEK_LEN.max(SEED_LEN)]);
         random::fill(&mut plaintext)?;
         let key = Self::new(source_type, &plaintext)?;
@@ -137,7 +139,12 @@ impl DataKey {
     }
 
     /// Opens `encryptedData`.
-    pub(crate) fn open(&self, data: &[u8], aad: &[u8], derived: &DerivedKeyCache) -> Result<Vec<u8>, Error> {
+    pub(crate) fn open(
+        &self,
+        data: &[u8],
+        aad: &[u8],
+        derived: &DerivedKeyCache,
+    ) -> Result<Vec<u8>, Error> {
         match self {
             Self::Key { cipher, .. } => aesgcm::open(cipher, data, aad, ProviderKind::KmsV2),
             Self::Seed { number, hkdf } => {
@@ -166,6 +173,7 @@ impl DataKey {
 /// HKDF-Expand(SHA-256, PRK = seed, info).
 fn derive(hkdf: &Hkdf<Sha256>, info: &[u8; INFO_LEN]) -> Result<AesGcmCipher, Error> {
     let mut key = Zeroizing::new([0u8; 32]);
-    hkdf.expand(info, &mut key[..]).map_err(|_| decrypt_failure())?;
+    hkdf.expand(info, &mut key[..])
+        .map_err(|_| decrypt_failure())?;
     AesGcmCipher::new(&key[..]).map_err(|_| decrypt_failure())
 }

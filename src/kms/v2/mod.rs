@@ -327,7 +327,8 @@ impl Inner {
     }
 
     async fn rotate_on_key_id_change(&self, status_key_id: &str) -> Result<(), Error> {
-        let expires_at = self.nanos_since_epoch(self.options.clock.now() + self.options.write_key_ttl);
+        let expires_at =
+            self.nanos_since_epoch(self.options.clock.now() + self.options.write_key_ttl);
         let mode = self.options.write_mode;
         if let Some(current) = self.write_key.load_full() {
             if current.key_id == status_key_id && current.source_type == mode {
@@ -342,7 +343,12 @@ impl Inner {
         validate_encrypted_dek_source(&answer.ciphertext)
             .and_then(|()| validate_key_id(&answer.key_id))
             .and_then(|()| {
-                validate_annotations(answer.annotations.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+                validate_annotations(
+                    answer
+                        .annotations
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_slice())),
+                )
             })
             .map_err(|reason| self.invalid_answer(format!("Encrypt: {reason}")))?;
         if answer.key_id != status_key_id {
@@ -352,7 +358,12 @@ impl Inner {
                 key_id_hash(status_key_id)
             )));
         }
-        let annotations = || answer.annotations.iter().map(|(k, v)| (k.as_str(), v.as_slice()));
+        let annotations = || {
+            answer
+                .annotations
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_slice()))
+        };
         let data_key = Arc::new(data_key);
         // Our own writes must read back without asking the plugin.
         self.dek_cache.insert(
@@ -371,9 +382,11 @@ impl Inner {
     }
 
     fn current_write_key(&self) -> Result<Arc<WriteKey>, Error> {
-        self.write_key.load_full().ok_or_else(|| Error::KmsNotReady {
-            name: self.name.clone(),
-        })
+        self.write_key
+            .load_full()
+            .ok_or_else(|| Error::KmsNotReady {
+                name: self.name.clone(),
+            })
     }
 
     fn encrypt(&self, plaintext: &[u8], storage_key: StorageKey<'_>) -> Result<Vec<u8>, Error> {
@@ -398,7 +411,11 @@ impl Inner {
         Ok(out)
     }
 
-    async fn decrypt(&self, stored: &[u8], storage_key: StorageKey<'_>) -> Result<Decrypted, Error> {
+    async fn decrypt(
+        &self,
+        stored: &[u8],
+        storage_key: StorageKey<'_>,
+    ) -> Result<Decrypted, Error> {
         let body = stored
             .strip_prefix(self.prefix.as_bytes())
             .ok_or(Error::NoMatchingPrefix)?;
@@ -421,14 +438,23 @@ impl Inner {
                 let uid = request_uid()?;
                 let plaintext = self
                     .service
-                    .decrypt(&uid, object.key_id, object.encrypted_dek_source, &annotations)
+                    .decrypt(
+                        &uid,
+                        object.key_id,
+                        object.encrypted_dek_source,
+                        &annotations,
+                    )
                     .await?;
                 let data_key = Arc::new(DataKey::new(object.source_type, &plaintext)?);
                 self.dek_cache.insert(key, data_key.clone());
                 data_key
             }
         };
-        let plaintext = data_key.open(object.encrypted_data, storage_key.as_bytes(), &self.derived_keys)?;
+        let plaintext = data_key.open(
+            object.encrypted_data,
+            storage_key.as_bytes(),
+            &self.derived_keys,
+        )?;
         let stale = object.key_id != current.key_id || object.source_type != current.source_type;
         Ok(Decrypted { plaintext, stale })
     }
@@ -448,7 +474,9 @@ impl Provider for KmsV2Provider {
         plaintext: &'a [u8],
         storage_key: StorageKey<'a>,
     ) -> ProviderFuture<'a, Vec<u8>> {
-        Box::pin(std::future::ready(self.inner.encrypt(plaintext, storage_key)))
+        Box::pin(std::future::ready(
+            self.inner.encrypt(plaintext, storage_key),
+        ))
     }
 
     fn decrypt<'a>(
@@ -477,7 +505,10 @@ fn cache_key<'a>(
     key_id: &str,
     annotations: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
 ) -> Box<[u8]> {
-    let annotations_len: usize = annotations.clone().map(|(k, v)| 4 + k.len() + v.len()).sum();
+    let annotations_len: usize = annotations
+        .clone()
+        .map(|(k, v)| 4 + k.len() + v.len())
+        .sum();
     let mut out =
         Vec::with_capacity(16 + encrypted_dek_source.len() + key_id.len() + annotations_len);
     out.extend_from_slice(&source_type.number().to_be_bytes());
