@@ -58,23 +58,23 @@ mod service;
 mod v1;
 mod v2;
 
-pub use self::cache::CacheLimits;
 pub(crate) use self::cache::BoundedCache;
+pub use self::cache::CacheLimits;
 pub use self::clock::{Clock, ManualClock, SystemClock};
 pub use self::encrypted_object::{
     DekSourceType, ANNOTATIONS_MAX_LEN, ENCRYPTED_DEK_SOURCE_MAX_LEN, KEY_ID_MAX_LEN,
 };
 pub use self::endpoint::KmsEndpoint;
-#[cfg(unix)]
-pub use self::factory::GrpcKmsFactory;
 pub use self::error::{KmsError, KmsErrorKind};
 #[cfg(unix)]
+pub use self::factory::GrpcKmsFactory;
+#[cfg(unix)]
 pub use self::grpc::{GrpcClient, DEFAULT_TIMEOUT, MAX_MESSAGE_SIZE};
+pub use self::service::{
+    EncryptResponse, KmsFuture, KmsServiceV1, KmsServiceV2, StatusResponse, VersionResponse,
+};
 pub use self::v1::{KmsV1Options, KmsV1Provider};
 pub use self::v2::{
     key_id_hash, KmsHealth, KmsV2Options, KmsV2Provider, HEALTHY_POLL_INTERVAL,
     UNHEALTHY_POLL_INTERVAL, WRITE_KEY_TTL,
-};
-pub use self::service::{
-    EncryptResponse, KmsFuture, KmsServiceV1, KmsServiceV2, StatusResponse, VersionResponse,
 };
