@@ -73,6 +73,17 @@ pub enum Error {
         provider: ProviderKind,
     },
 
+    /// A provider's name cannot be used.
+    #[error("{provider} provider name {name:?}: {reason}")]
+    InvalidProviderName {
+        /// The provider kind.
+        provider: ProviderKind,
+        /// The refused name.
+        name: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+
     /// More than one provider matched the value's prefix and each failed; the
     /// errors are in provider order.
     #[error("{}", ErrorList(.0))]

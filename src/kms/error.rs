@@ -57,8 +57,9 @@ pub enum KmsErrorKind {
 const MAX_MESSAGE: usize = 512;
 
 impl KmsError {
-    /// An error of `kind` with no endpoint or method attached.
-    pub(crate) fn new(kind: KmsErrorKind) -> Self {
+    /// An error of `kind` with no endpoint or method attached; for
+    /// implementations of the KMS service traits outside this crate.
+    pub fn new(kind: KmsErrorKind) -> Self {
         Self {
             endpoint: None,
             method: None,

@@ -238,7 +238,7 @@ impl KmsV1Provider {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidKey`] when `name` is empty. (Unlike KMS v2 names, KMS
+    /// [`Error::InvalidProviderName`] when `name` is empty. (Unlike KMS v2 names, KMS
     /// v1 names may contain `:`, as the apiserver allows.)
     pub fn new(
         name: &str,
@@ -246,10 +246,10 @@ impl KmsV1Provider {
         options: KmsV1Options,
     ) -> Result<Self, Error> {
         if name.is_empty() {
-            return Err(Error::InvalidKey {
+            return Err(Error::InvalidProviderName {
                 provider: ProviderKind::KmsV1,
                 name: String::new(),
-                reason: "the KMS provider name must not be empty".to_owned(),
+                reason: "must not be empty",
             });
         }
         let mut prefix = Vec::with_capacity(KMS_V1_PREFIX.len() + name.len() + 1);

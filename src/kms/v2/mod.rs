@@ -151,18 +151,17 @@ impl KmsV2Provider {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidKey`] when `name` is empty or contains `:`.
+    /// [`Error::InvalidProviderName`] when `name` is empty or contains `:`.
     pub fn new(
         name: &str,
         service: Arc<dyn KmsServiceV2>,
         options: KmsV2Options,
     ) -> Result<Self, Error> {
         if name.is_empty() || name.contains(':') {
-            return Err(Error::InvalidKey {
+            return Err(Error::InvalidProviderName {
                 provider: ProviderKind::KmsV2,
                 name: name.to_owned(),
-                reason: "a KMS v2 provider name must be non-empty and must not contain ':'"
-                    .to_owned(),
+                reason: "must be non-empty and must not contain ':'",
             });
         }
         let clock = options.clock.clone();
