@@ -112,9 +112,9 @@ impl DataKey {
         aad: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), Error> {
-        let mut nonce = [0u8; GCM_NONCE_LEN];
         match self {
             Self::Key { cipher, counter } => {
+                let mut nonce = [0u8; GCM_NONCE_LEN];
                 random::fill(&mut nonce[..4])?;
                 let next = counter.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
                 if next <= COUNTER_ZERO {
@@ -127,12 +127,16 @@ impl DataKey {
                 aesgcm::seal_append(cipher, &nonce, aad, plaintext, out);
             }
             Self::Seed { hkdf, .. } => {
-                let mut info = [0u8; INFO_LEN];
-                random::fill(&mut info)?;
-                random::fill(&mut nonce)?;
-                let cipher = derive(hkdf, &info)?;
-                out.extend_from_slice(&info);
-                aesgcm::seal_append(&cipher, &nonce, aad, plaintext, out);
+                // One draw for both: info(32) || nonce(12).
+                let mut random_bytes = [0u8; INFO_LEN + GCM_NONCE_LEN];
+                random::fill(&mut random_bytes)?;
+                let (info, nonce) = random_bytes.split_at(INFO_LEN);
+                let info: &[u8; INFO_LEN] = info.try_into().map_err(|_| decrypt_failure())?;
+                let nonce: &[u8; GCM_NONCE_LEN] =
+                    nonce.try_into().map_err(|_| decrypt_failure())?;
+                let cipher = derive(hkdf, info)?;
+                out.extend_from_slice(info);
+                aesgcm::seal_append(&cipher, nonce, aad, plaintext, out);
             }
         }
         Ok(())

@@ -110,6 +110,9 @@ struct Inner {
 struct WriteKey {
     key_id: String,
     source_type: DekSourceType,
+    encrypted_dek_source: Vec<u8>,
+    /// Sorted by key.
+    annotations: Vec<(String, Vec<u8>)>,
     data_key: Arc<DataKey>,
     /// Fields 2 to 5 of every `EncryptedObject` written with this key.
     header: Vec<u8>,
@@ -261,6 +264,21 @@ impl KmsV2Provider {
     }
 }
 
+impl WriteKey {
+    /// Whether `object` was written with this key.
+    fn wrote(&self, object: &EncryptedObjectRef<'_>) -> bool {
+        object.key_id == self.key_id
+            && object.source_type == self.source_type
+            && object.encrypted_dek_source == self.encrypted_dek_source.as_slice()
+            && object.annotations.len() == self.annotations.len()
+            && object
+                .annotations
+                .iter()
+                .zip(&self.annotations)
+                .all(|((k1, v1), (k2, v2))| *k1 == k2.as_str() && *v1 == v2.as_slice())
+    }
+}
+
 impl Inner {
     fn health_state(&self) -> std::sync::MutexGuard<'_, HealthState> {
         self.health.lock().unwrap_or_else(|e| e.into_inner())
@@ -373,6 +391,8 @@ impl Inner {
         self.write_key.store(Some(Arc::new(WriteKey {
             key_id: answer.key_id,
             source_type: mode,
+            encrypted_dek_source: answer.ciphertext,
+            annotations: answer.annotations.into_iter().collect(),
             data_key,
             header,
             expires_at: AtomicU64::new(expires_at),
@@ -420,6 +440,29 @@ impl Inner {
             .ok_or(Error::NoMatchingPrefix)?;
         let object = EncryptedObjectRef::decode(body)?;
         let current = self.current_write_key()?;
+        // Most reads in a steady state are of values written with the current
+        // key: those need no cache lookup at all.
+        let cached;
+        let data_key: &DataKey = if current.wrote(&object) {
+            &current.data_key
+        } else {
+            cached = self.cached_data_key(&object).await?;
+            &cached
+        };
+        let plaintext = data_key.open(
+            object.encrypted_data,
+            storage_key.as_bytes(),
+            &self.derived_keys,
+        )?;
+        let stale = object.key_id != current.key_id || object.source_type != current.source_type;
+        Ok(Decrypted { plaintext, stale })
+    }
+
+    /// The data key of `object` from the cache, or else from the plugin.
+    async fn cached_data_key(
+        &self,
+        object: &EncryptedObjectRef<'_>,
+    ) -> Result<Arc<DataKey>, Error> {
         let key = cache_key(
             object.source_type,
             object.encrypted_dek_source,
@@ -449,13 +492,7 @@ impl Inner {
                 data_key
             }
         };
-        let plaintext = data_key.open(
-            object.encrypted_data,
-            storage_key.as_bytes(),
-            &self.derived_keys,
-        )?;
-        let stale = object.key_id != current.key_id || object.source_type != current.source_type;
-        Ok(Decrypted { plaintext, stale })
+        Ok(data_key)
     }
 }
 
