@@ -40,8 +40,12 @@
 //! - A [`Transformer`] is an ordered list of [`Provider`]s: it writes with the
 //!   first and reads with whichever prefix matches, reporting `stale` when the
 //!   value should be rewritten.
-//! - Providers: [`Identity`], [`AesCbc`], [`AesGcm`], [`Secretbox`]; implement
-//!   [`Provider`] for your own.
+//! - Providers: [`Identity`], [`AesCbc`], [`AesGcm`], [`Secretbox`], and in
+//!   [`kms`] the KMS v1 and v2 envelope providers, which talk to a KMS plugin
+//!   over gRPC on a unix socket ([`kms::GrpcKmsFactory`] builds them from a
+//!   config); implement [`Provider`] for your own.
+//! - [`kms::plugin`] turns a key-encryption key into a KMS plugin; the
+//!   `kms-plugin-local` binary serves a KEK kept in a local file.
 //! - The provider trait is async (KMS needs network I/O). Static-key providers
 //!   also implement [`BlockingProvider`], and [`Transformer::encrypt_blocking`]
 //!   / [`Transformer::decrypt_blocking`] work without any async runtime.

@@ -11,6 +11,8 @@
 //! | aescbc    | `k8s:enc:aescbc:v1:<keyname>:`       | IV(16) ‖ AES-CBC(PKCS#7(plaintext)) |
 //! | aesgcm    | `k8s:enc:aesgcm:v1:<keyname>:`       | nonce(12) ‖ ciphertext ‖ tag(16), AAD = storage key |
 //! | secretbox | `k8s:enc:secretbox:v1:<keyname>:`    | nonce(24) ‖ tag(16) ‖ ciphertext (XSalsa20-Poly1305) |
+//! | kms v1    | `k8s:enc:kms:v1:<providername>:`     | len(2, big-endian) ‖ encrypted DEK ‖ aesgcm body (AES-CBC read for old data) |
+//! | kms v2    | `k8s:enc:kms:v2:<providername>:`     | protobuf `EncryptedObject` (see [`crate::kms`]) |
 //!
 //! # Dependencies
 //!
