@@ -45,6 +45,9 @@ pub const HEALTHY_POLL_INTERVAL: Duration = Duration::from_secs(60);
 /// Status poll interval after a failure.
 pub const UNHEALTHY_POLL_INTERVAL: Duration = Duration::from_secs(10);
 
+/// The longest TTL or poll interval honoured; longer ones are cut to it.
+const LONGEST_INTERVAL: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
+
 /// Options of a [`KmsV2Provider`]; `Default` gives the apiserver's behaviour
 /// with bounded caches.
 #[derive(Debug, Clone)]
@@ -168,6 +171,15 @@ impl KmsV2Provider {
             });
         }
         let clock = options.clock.clone();
+        let mut options = options;
+        // Instant + Duration panics on overflow: "never" is ten years here.
+        for duration in [
+            &mut options.write_key_ttl,
+            &mut options.healthy_poll_interval,
+            &mut options.unhealthy_poll_interval,
+        ] {
+            *duration = (*duration).min(LONGEST_INTERVAL);
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 name: name.to_owned(),
