@@ -65,6 +65,7 @@
 pub mod config;
 mod error;
 mod keys;
+pub mod lint;
 pub mod kms;
 pub mod manual;
 mod prefix;

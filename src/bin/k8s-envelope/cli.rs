@@ -27,6 +27,11 @@ enum Command {
         /// The EncryptionConfiguration file (YAML or JSON).
         config: PathBuf,
     },
+    /// Warn about weaknesses validation allows (exit 1 when there are any).
+    Lint {
+        /// The EncryptionConfiguration file (YAML or JSON).
+        config: PathBuf,
+    },
     /// Print a random key, base64-encoded, for the `secret` field of a key.
     Keygen {
         /// Key length in bytes: 16, 24 or 32 for aescbc/aesgcm, 32 for secretbox.
@@ -83,6 +88,7 @@ impl Failure {
 pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Validate { config } => validate(&config),
+        Command::Lint { config } => lint(&config),
         Command::Keygen { bytes } => keygen(bytes.into()),
         Command::Encrypt(args) => transform(&args, Direction::Encrypt),
         Command::Decrypt(args) => transform(&args, Direction::Decrypt),
@@ -114,6 +120,33 @@ fn validate(path: &Path) -> Result<(), Failure> {
             )))
         }
     }
+}
+
+fn lint(path: &Path) -> Result<(), Failure> {
+    let config = load_config(path)?;
+    if let Err(errors) = config.validate() {
+        for error in errors.iter() {
+            println!("{error}");
+        }
+        return Err(Failure::usage(format!(
+            "{}: {} validation error(s)",
+            path.display(),
+            errors.len()
+        )));
+    }
+    let warnings = k8s_envelope::lint::lint(&config);
+    for warning in &warnings {
+        println!("{warning}");
+    }
+    if warnings.is_empty() {
+        println!("{}: no warnings", path.display());
+        return Ok(());
+    }
+    Err(Failure::transform(format!(
+        "{}: {} warning(s)",
+        path.display(),
+        warnings.len()
+    )))
 }
 
 fn keygen(bytes: usize) -> Result<(), Failure> {
