@@ -64,6 +64,7 @@
 
 pub mod config;
 mod error;
+pub mod fingerprint;
 mod keys;
 pub mod lint;
 pub mod kms;

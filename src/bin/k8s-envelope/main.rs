@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+mod attest;
 mod cli;
 mod jsonl;
 mod session;

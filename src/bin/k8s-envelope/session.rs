@@ -2,6 +2,7 @@
 //! the runtime and plugin connections that its KMS providers need.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use k8s_envelope::kms::GrpcKmsFactory;
 use k8s_envelope::{Decrypted, EncryptionConfiguration, Error, ResourceTransformers};
@@ -10,8 +11,10 @@ use crate::cli::Failure;
 
 /// Transforms values with one configuration.
 pub struct Session {
+    config: EncryptionConfiguration,
     transformers: ResourceTransformers,
-    runtime: tokio::runtime::Runtime,
+    kms: GrpcKmsFactory,
+    runtime: Arc<tokio::runtime::Runtime>,
 }
 
 impl Session {
@@ -19,13 +22,20 @@ impl Session {
     /// plugins and fetch a write key now; a plugin that does not answer is
     /// reported on stderr, and the values that need it fail one by one.
     pub fn open(path: &Path) -> Result<Self, Failure> {
-        let config_failure =
-            |e: &dyn std::fmt::Display| Failure::usage(format!("{}: {e}", path.display()));
-        let config = EncryptionConfiguration::load(path).map_err(|e| config_failure(&e))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| Failure::usage(format!("starting the async runtime: {e}")))?;
+        Self::open_on(path, Arc::new(runtime))
+    }
+
+    /// [`open`](Self::open) on an existing runtime: sessions that are used
+    /// together must share one, since a plugin connection belongs to the
+    /// runtime that made it.
+    pub fn open_on(path: &Path, runtime: Arc<tokio::runtime::Runtime>) -> Result<Self, Failure> {
+        let config_failure =
+            |e: &dyn std::fmt::Display| Failure::usage(format!("{}: {e}", path.display()));
+        let config = EncryptionConfiguration::load(path).map_err(|e| config_failure(&e))?;
         let kms = GrpcKmsFactory::new();
         let transformers = runtime
             .block_on(async { config.build_with_kms(&kms) })
@@ -34,9 +44,35 @@ impl Session {
             eprintln!("k8s-envelope: warning: {e}");
         }
         Ok(Self {
+            config,
             transformers,
+            kms,
             runtime,
         })
+    }
+
+    /// The configuration as loaded.
+    pub fn config(&self) -> &EncryptionConfiguration {
+        &self.config
+    }
+
+    /// The built transformers.
+    pub fn transformers(&self) -> &ResourceTransformers {
+        &self.transformers
+    }
+
+    /// The runtime the KMS providers run on.
+    pub fn runtime(&self) -> &Arc<tokio::runtime::Runtime> {
+        &self.runtime
+    }
+
+    /// The current key-ID hash of the KMS v2 provider `name`.
+    pub fn kms_key_id_hash(&self, name: &str) -> Option<String> {
+        self.kms
+            .v2_providers()
+            .into_iter()
+            .find(|p| p.name() == name)
+            .and_then(|p| p.health().key_id_hash)
     }
 
     /// Encrypts with the first provider of `resource`.
