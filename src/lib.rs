@@ -74,6 +74,7 @@ mod primitive;
 pub mod provider;
 mod providers;
 mod random;
+pub mod reload;
 
 pub use crate::config::{EncryptionConfiguration, ResourceTransformers};
 pub use crate::error::{Error, ProviderKind};

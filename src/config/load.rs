@@ -141,7 +141,9 @@ impl EncryptionConfiguration {
             source,
         };
         let file = std::fs::File::open(path).map_err(io)?;
+        let mut expected_len = 0;
         if let Ok(meta) = file.metadata() {
+            expected_len = meta.len().min(MAX_CONFIG_BYTES as u64) as usize;
             if meta.is_file() && meta.len() > MAX_CONFIG_BYTES as u64 {
                 return Err(ConfigError::TooLarge {
                     len: meta.len(),
@@ -150,8 +152,9 @@ impl EncryptionConfiguration {
             }
         }
         // Read one byte past the limit, so that a file that grew (or is not a
-        // regular file) is still caught without reading all of it.
-        let mut data = Zeroizing::new(Vec::new());
+        // regular file) is still caught without reading all of it. The buffer
+        // is sized up front: growing it would leave copies of the keys behind.
+        let mut data = Zeroizing::new(Vec::with_capacity(expected_len + 1));
         file.take(MAX_CONFIG_BYTES as u64 + 1)
             .read_to_end(&mut data)
             .map_err(io)?;
