@@ -69,6 +69,7 @@ mod keys;
 pub mod kms;
 pub mod lint;
 pub mod manual;
+pub mod observe;
 mod prefix;
 mod primitive;
 pub mod provider;

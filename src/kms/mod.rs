@@ -61,6 +61,7 @@ mod v2;
 pub(crate) use self::cache::BoundedCache;
 pub use self::cache::CacheLimits;
 pub use self::clock::{Clock, ManualClock, SystemClock};
+pub(crate) use self::encrypted_object::EncryptedObjectRef;
 pub use self::encrypted_object::{
     DekSourceType, ANNOTATIONS_MAX_LEN, ENCRYPTED_DEK_SOURCE_MAX_LEN, KEY_ID_MAX_LEN,
 };

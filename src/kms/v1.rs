@@ -24,6 +24,7 @@ use zeroize::Zeroizing;
 use crate::kms::{
     BoundedCache, CacheLimits, Clock, KmsError, KmsErrorKind, KmsServiceV1, SystemClock,
 };
+use crate::observe::metrics as observe_metrics;
 use crate::primitive::{AesCbcCipher, AesGcmCipher, AES_KEY_LENGTHS, GCM_NONCE_LEN};
 use crate::provider::ProviderFuture;
 use crate::providers::{aescbc, aesgcm};
@@ -299,7 +300,9 @@ impl KmsV1Provider {
         let mut nonce = [0u8; GCM_NONCE_LEN];
         random::fill(&mut nonce)?;
 
-        let wrapped = self.service.encrypt(&dek[..]).await?;
+        let wrapped =
+            observe_metrics::timed_kms_call(&self.name, "Encrypt", self.service.encrypt(&dek[..]))
+                .await?;
         if wrapped.is_empty() {
             return Err(protocol(
                 "Encrypt returned an empty ciphertext for the DEK".to_owned(),
@@ -339,10 +342,17 @@ impl KmsV1Provider {
             return Err(Error::NoMatchingPrefix);
         };
         let (encrypted_dek, data) = split_body(body)?;
-        let ciphers = match self.cache.get(encrypted_dek) {
+        let cached = self.cache.get(encrypted_dek);
+        observe_metrics::record_cache_lookup(&self.name, "dek", cached.is_some(), self.cache.len());
+        let ciphers = match cached {
             Some(ciphers) => ciphers,
             None => {
-                let dek = self.service.decrypt(encrypted_dek).await?;
+                let dek = observe_metrics::timed_kms_call(
+                    &self.name,
+                    "Decrypt",
+                    self.service.decrypt(encrypted_dek),
+                )
+                .await?;
                 let ciphers = Arc::new(DekCiphers::new(&dek)?);
                 drop(dek);
                 self.cache.insert(encrypted_dek.into(), ciphers.clone());

@@ -35,6 +35,7 @@ use crate::kms::encrypted_object::{
 };
 use crate::kms::error::clip_message;
 use crate::kms::{BoundedCache, CacheLimits, Clock, DekSourceType, KmsServiceV2, SystemClock};
+use crate::observe::metrics as observe_metrics;
 use crate::provider::ProviderFuture;
 use crate::{random, Decrypted, Error, Provider, ProviderKind, StorageKey};
 
@@ -292,6 +293,15 @@ impl WriteKey {
 }
 
 impl Inner {
+    /// Runs one plugin call, recording its latency and outcome.
+    async fn timed<T>(
+        &self,
+        method: &'static str,
+        call: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        observe_metrics::timed_kms_call(&self.name, method, call).await
+    }
+
     fn health_state(&self) -> std::sync::MutexGuard<'_, HealthState> {
         self.health.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -314,7 +324,7 @@ impl Inner {
     /// The apiserver's status check: healthz "ok", version "v2" or "v2beta1"
     /// (and unchanged), a valid key ID; then the write key rotation.
     async fn check_status_and_rotate(&self) -> Result<(), Error> {
-        let status = self.service.status().await?;
+        let status = self.timed("Status", self.service.status()).await?;
         let mut problems = Vec::new();
         if status.healthz != "ok" {
             problems.push(format!(
@@ -340,6 +350,7 @@ impl Inner {
         match validate_key_id(&status.key_id) {
             Err(reason) => problems.push(format!("Status: {reason}")),
             Ok(()) => {
+                observe_metrics::record_status_key_id(&self.name, &key_id_hash(&status.key_id));
                 if let Err(e) = self.rotate_on_key_id_change(&status.key_id).await {
                     problems.push(e.to_string());
                 }
@@ -367,7 +378,9 @@ impl Inner {
         }
         let (data_key, plaintext) = DataKey::generate(mode)?;
         let uid = request_uid()?;
-        let answer = self.service.encrypt(&uid, &plaintext).await?;
+        let answer = self
+            .timed("Encrypt", self.service.encrypt(&uid, &plaintext))
+            .await?;
         drop(plaintext);
         validate_encrypted_dek_source(&answer.ciphertext)
             .and_then(|()| validate_key_id(&answer.key_id))
@@ -400,6 +413,12 @@ impl Inner {
             data_key.clone(),
         );
         let header = encode_header(&answer.key_id, &answer.ciphertext, annotations(), mode);
+        tracing::info!(
+            provider = %self.name,
+            key_id_hash = %key_id_hash(&answer.key_id),
+            mode = %mode,
+            "kms v2: new write key"
+        );
         self.write_key.store(Some(Arc::new(WriteKey {
             key_id: answer.key_id,
             source_type: mode,
@@ -481,7 +500,14 @@ impl Inner {
             object.key_id,
             object.annotations.iter().copied(),
         );
-        let data_key = match self.dek_cache.get(&key) {
+        let cached = self.dek_cache.get(&key);
+        observe_metrics::record_cache_lookup(
+            &self.name,
+            "dek",
+            cached.is_some(),
+            self.dek_cache.len(),
+        );
+        let data_key = match cached {
             Some(data_key) => data_key,
             None => {
                 let annotations: BTreeMap<String, Vec<u8>> = object
@@ -491,12 +517,14 @@ impl Inner {
                     .collect();
                 let uid = request_uid()?;
                 let plaintext = self
-                    .service
-                    .decrypt(
-                        &uid,
-                        object.key_id,
-                        object.encrypted_dek_source,
-                        &annotations,
+                    .timed(
+                        "Decrypt",
+                        self.service.decrypt(
+                            &uid,
+                            object.key_id,
+                            object.encrypted_dek_source,
+                            &annotations,
+                        ),
                     )
                     .await?;
                 let data_key = Arc::new(DataKey::new(object.source_type, &plaintext)?);

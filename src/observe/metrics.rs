@@ -1,0 +1,103 @@
+//! The names of the metrics this crate records through the `metrics`
+//! facade (see the table in [`crate::observe`]).
+
+use std::time::Duration;
+
+use super::Operation;
+
+/// Transform latency.
+pub const TRANSFORMATION_DURATION: &str = "k8s_envelope_storage_transformation_duration_seconds";
+/// Transform count.
+pub const TRANSFORMATION_OPERATIONS: &str = "k8s_envelope_storage_transformation_operations_total";
+/// Reads that returned a stale value.
+pub const STALE_READS: &str = "k8s_envelope_storage_transformation_stale_reads_total";
+/// DEK/seed and derived-key cache hits.
+pub const DEK_CACHE_HITS: &str = "k8s_envelope_envelope_encryption_dek_cache_hits_total";
+/// DEK/seed and derived-key cache misses.
+pub const DEK_CACHE_MISSES: &str = "k8s_envelope_envelope_encryption_dek_cache_misses_total";
+/// DEK/seed and derived-key cache entries.
+pub const DEK_CACHE_SIZE: &str = "k8s_envelope_envelope_encryption_dek_cache_size";
+/// KMS plugin calls.
+pub const KMS_OPERATIONS: &str = "k8s_envelope_envelope_encryption_kms_operations_total";
+/// KMS plugin call latency.
+pub const KMS_OPERATIONS_LATENCY: &str =
+    "k8s_envelope_envelope_encryption_kms_operations_latency_seconds";
+/// When each key-ID hash was last reported by a plugin's Status.
+pub const KEY_ID_HASH_STATUS_LAST_TIMESTAMP: &str =
+    "k8s_envelope_envelope_encryption_key_id_hash_status_last_timestamp_seconds";
+
+pub(crate) fn record_transformation(
+    operation: Operation,
+    prefix: &str,
+    ok: bool,
+    stale: Option<bool>,
+    duration: Duration,
+) {
+    let labels = [
+        (
+            "transformation_type",
+            operation.transformation_type().to_owned(),
+        ),
+        ("transformer_prefix", prefix.to_owned()),
+        ("status", if ok { "ok" } else { "error" }.to_owned()),
+    ];
+    metrics::counter!(TRANSFORMATION_OPERATIONS, &labels).increment(1);
+    metrics::histogram!(TRANSFORMATION_DURATION, &labels).record(duration.as_secs_f64());
+    if stale == Some(true) {
+        metrics::counter!(STALE_READS, "transformer_prefix" => prefix.to_owned()).increment(1);
+    }
+}
+
+/// One cache lookup of a KMS provider.
+pub(crate) fn record_cache_lookup(provider: &str, cache: &'static str, hit: bool, size: usize) {
+    let labels = [
+        ("provider_name", provider.to_owned()),
+        ("cache", cache.to_owned()),
+    ];
+    if hit {
+        metrics::counter!(DEK_CACHE_HITS, &labels).increment(1);
+    } else {
+        metrics::counter!(DEK_CACHE_MISSES, &labels).increment(1);
+    }
+    metrics::gauge!(DEK_CACHE_SIZE, &labels).set(size as f64);
+}
+
+/// Runs one KMS plugin call, recording its latency and outcome, and logging
+/// a failure.
+pub(crate) async fn timed_kms_call<T>(
+    provider: &str,
+    method: &'static str,
+    call: impl std::future::Future<Output = Result<T, crate::Error>>,
+) -> Result<T, crate::Error> {
+    let start = std::time::Instant::now();
+    let result = call.await;
+    record_kms_call(provider, method, result.is_ok(), start.elapsed());
+    if let Err(e) = &result {
+        tracing::warn!(provider, method, error = %e, "kms plugin call failed");
+    }
+    result
+}
+
+/// One KMS plugin call.
+fn record_kms_call(provider: &str, method: &'static str, ok: bool, duration: Duration) {
+    let labels = [
+        ("provider_name", provider.to_owned()),
+        ("method_name", method.to_owned()),
+        ("status", if ok { "ok" } else { "error" }.to_owned()),
+    ];
+    metrics::counter!(KMS_OPERATIONS, &labels).increment(1);
+    metrics::histogram!(KMS_OPERATIONS_LATENCY, &labels).record(duration.as_secs_f64());
+}
+
+/// A good Status reported `key_id_hash`.
+pub(crate) fn record_status_key_id(provider: &str, key_id_hash: &str) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    metrics::gauge!(
+        KEY_ID_HASH_STATUS_LAST_TIMESTAMP,
+        "provider_name" => provider.to_owned(),
+        "key_id_hash" => key_id_hash.to_owned()
+    )
+    .set(now);
+}

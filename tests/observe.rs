@@ -1,0 +1,443 @@
+//! Observability: metrics through the `metrics` facade, `tracing` events and
+//! JSON Lines audit events, and none of them ever holds key material or
+//! plaintext.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use k8s_envelope::kms::{
+    EncryptResponse, KmsFuture, KmsServiceV2, KmsV2Options, KmsV2Provider, StatusResponse,
+};
+use k8s_envelope::observe::metrics as names;
+use k8s_envelope::observe::{JsonLinesAuditSink, Observer};
+use k8s_envelope::{EncryptionConfiguration, Error, ResourceTransformers, Transformer};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use zeroize::Zeroizing;
+
+const KEY_A: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const KEY_B: &str = "8PHy8/T19vf4+fr7/P3+/wABAgMEBQYHCAkKCwwNDg8=";
+const PLAINTEXT: &[u8] = b"PLAINTEXT-MUST-NEVER-BE-LOGGED-5f3a";
+
+fn transformers() -> ResourceTransformers {
+    EncryptionConfiguration::from_yaml(
+        format!(
+            "kind: EncryptionConfiguration\napiVersion: apiserver.config.k8s.io/v1\nresources:\n  - resources: [secrets]\n    providers:\n      - aesgcm:\n          keys:\n            - name: new\n              secret: {KEY_A}\n      - secretbox:\n          keys:\n            - name: old\n              secret: {KEY_B}\n"
+        )
+        .as_bytes(),
+    )
+    .expect("parses")
+    .build()
+    .expect("builds")
+}
+
+/// Every form in which a key or the plaintext could leak into text.
+fn needles() -> Vec<String> {
+    let mut needles = vec![
+        KEY_A.to_owned(),
+        KEY_B.to_owned(),
+        String::from_utf8_lossy(PLAINTEXT).into_owned(),
+        BASE64.encode(PLAINTEXT),
+    ];
+    for key in [KEY_A, KEY_B] {
+        let bytes = BASE64.decode(key).expect("base64");
+        needles.push(bytes.iter().map(|b| format!("{b:02x}")).collect());
+        needles.push(
+            format!("{:?}", &bytes[..8])
+                .trim_end_matches(']')
+                .to_owned(),
+        );
+    }
+    needles
+}
+
+fn assert_clean(text: &str) {
+    for needle in needles() {
+        assert!(!text.contains(&needle), "leaked {needle:?} in:\n{text}");
+    }
+}
+
+/// Exercises every outcome: writes, current and stale reads, failures.
+fn exercise(observer: &Observer, transformers: &ResourceTransformers) {
+    let key = "/registry/secrets/default/a".into();
+    let stored = observer
+        .encrypt_blocking(transformers, "secrets", key, PLAINTEXT)
+        .expect("encrypt");
+    observer
+        .decrypt_blocking(transformers, "secrets", key, &stored)
+        .expect("decrypt");
+    let old = transformers.for_resource("secrets").providers()[1]
+        .as_blocking()
+        .expect("secretbox is blocking")
+        .encrypt_blocking(PLAINTEXT, key)
+        .expect("old write");
+    assert!(
+        observer
+            .decrypt_blocking(transformers, "secrets", key, &old)
+            .expect("stale read")
+            .stale
+    );
+    let mut tampered = stored.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    assert!(observer
+        .decrypt_blocking(transformers, "secrets", key, &tampered)
+        .is_err());
+    assert!(observer
+        .decrypt_blocking(transformers, "secrets", "/other".into(), &stored)
+        .is_err());
+    assert!(observer
+        .decrypt_blocking(transformers, "secrets", key, PLAINTEXT)
+        .is_err());
+}
+
+fn counter(
+    snapshot: &[(String, Vec<(String, String)>, DebugValue)],
+    name: &str,
+    labels: &[(&str, &str)],
+) -> u64 {
+    snapshot
+        .iter()
+        .filter(|(n, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
+        })
+        .map(|(_, _, value)| match value {
+            DebugValue::Counter(c) => *c,
+            _ => 0,
+        })
+        .sum()
+}
+
+fn snapshot(recorder: &DebuggingRecorder) -> Vec<(String, Vec<(String, String)>, DebugValue)> {
+    recorder
+        .snapshotter()
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| {
+            let key = key.key();
+            let labels = key
+                .labels()
+                .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                .collect();
+            (key.name().to_owned(), labels, value)
+        })
+        .collect()
+}
+
+#[test]
+fn transforms_are_counted_and_timed_by_operation_prefix_and_outcome() {
+    let recorder = DebuggingRecorder::new();
+    let transformers = transformers();
+    metrics::with_local_recorder(&recorder, || exercise(&Observer::new(), &transformers));
+    let snap = snapshot(&recorder);
+    let gcm = "k8s:enc:aesgcm:v1:";
+    let ops = names::TRANSFORMATION_OPERATIONS;
+    assert_eq!(
+        counter(
+            &snap,
+            ops,
+            &[
+                ("transformation_type", "to_storage"),
+                ("transformer_prefix", gcm),
+                ("status", "ok")
+            ]
+        ),
+        1
+    );
+    assert_eq!(
+        counter(
+            &snap,
+            ops,
+            &[
+                ("transformation_type", "from_storage"),
+                ("transformer_prefix", gcm),
+                ("status", "ok")
+            ]
+        ),
+        1
+    );
+    assert_eq!(
+        counter(
+            &snap,
+            ops,
+            &[
+                ("transformation_type", "from_storage"),
+                ("transformer_prefix", gcm),
+                ("status", "error")
+            ]
+        ),
+        2
+    );
+    assert_eq!(
+        counter(
+            &snap,
+            ops,
+            &[
+                ("transformer_prefix", "k8s:enc:secretbox:v1:"),
+                ("status", "ok")
+            ]
+        ),
+        1
+    );
+    assert_eq!(
+        counter(
+            &snap,
+            ops,
+            &[("transformer_prefix", "identity"), ("status", "error")]
+        ),
+        1
+    );
+    assert_eq!(
+        counter(
+            &snap,
+            names::STALE_READS,
+            &[("transformer_prefix", "k8s:enc:secretbox:v1:")]
+        ),
+        1
+    );
+    assert!(snap
+        .iter()
+        .any(|(n, _, v)| n == names::TRANSFORMATION_DURATION
+            && matches!(v, DebugValue::Histogram(h) if !h.is_empty())));
+    assert_clean(&format!("{snap:?}"));
+}
+
+/// The base64 mock plugin, in process, counting nothing.
+struct Base64Kms {
+    key_id: Mutex<String>,
+}
+
+impl KmsServiceV2 for Base64Kms {
+    fn status(&self) -> KmsFuture<'_, StatusResponse> {
+        let key_id = self.key_id.lock().expect("lock").clone();
+        Box::pin(async move {
+            Ok(StatusResponse {
+                version: "v2".into(),
+                healthz: "ok".into(),
+                key_id,
+            })
+        })
+    }
+
+    fn encrypt<'a>(&'a self, _: &'a str, plaintext: &'a [u8]) -> KmsFuture<'a, EncryptResponse> {
+        let key_id = self.key_id.lock().expect("lock").clone();
+        Box::pin(async move {
+            Ok(EncryptResponse {
+                ciphertext: BASE64.encode(plaintext).into_bytes(),
+                key_id,
+                annotations: BTreeMap::new(),
+            })
+        })
+    }
+
+    fn decrypt<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        ciphertext: &'a [u8],
+        _: &'a BTreeMap<String, Vec<u8>>,
+    ) -> KmsFuture<'a, Zeroizing<Vec<u8>>> {
+        Box::pin(async move {
+            BASE64
+                .decode(ciphertext)
+                .map(Zeroizing::new)
+                .map_err(|_| Error::NoMatchingPrefix)
+        })
+    }
+}
+
+#[test]
+fn kms_calls_caches_and_key_id_hashes_are_recorded() {
+    let recorder = DebuggingRecorder::new();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let service = Arc::new(Base64Kms {
+                key_id: Mutex::new("distinctive-key-id-77".into()),
+            });
+            let writer = KmsV2Provider::new("vault", service.clone(), KmsV2Options::default())
+                .expect("provider");
+            writer.refresh().await.expect("refresh");
+            let reader =
+                KmsV2Provider::new("vault", service, KmsV2Options::default()).expect("provider");
+            reader.refresh().await.expect("refresh");
+            let writer = Transformer::new(vec![Arc::new(writer)]).expect("transformer");
+            let reader = Transformer::new(vec![Arc::new(reader)]).expect("transformer");
+            let stored = writer
+                .encrypt(PLAINTEXT, "/k".into())
+                .await
+                .expect("encrypt");
+            reader
+                .decrypt(&stored, "/k".into())
+                .await
+                .expect("miss: the plugin decrypts the seed");
+        });
+    });
+    let snap = snapshot(&recorder);
+    let vault = ("provider_name", "vault");
+    assert_eq!(
+        counter(
+            &snap,
+            names::KMS_OPERATIONS,
+            &[vault, ("method_name", "Status"), ("status", "ok")]
+        ),
+        2
+    );
+    assert_eq!(
+        counter(
+            &snap,
+            names::KMS_OPERATIONS,
+            &[vault, ("method_name", "Encrypt"), ("status", "ok")]
+        ),
+        2
+    );
+    assert_eq!(
+        counter(
+            &snap,
+            names::KMS_OPERATIONS,
+            &[vault, ("method_name", "Decrypt"), ("status", "ok")]
+        ),
+        1
+    );
+    assert_eq!(
+        counter(&snap, names::DEK_CACHE_MISSES, &[vault, ("cache", "dek")]),
+        1
+    );
+    let text = format!("{snap:?}");
+    assert!(
+        text.contains(&k8s_envelope::kms::key_id_hash("distinctive-key-id-77")),
+        "{text}"
+    );
+    assert!(
+        !text.contains("distinctive-key-id-77"),
+        "a raw key ID in metrics: {text}"
+    );
+    assert_clean(&text);
+}
+
+/// A `tracing` writer that keeps everything in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn no_tracing_event_at_any_level_holds_key_material_or_plaintext() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let transformers = transformers();
+        exercise(&Observer::new(), &transformers);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let service = Arc::new(Base64Kms {
+                key_id: Mutex::new("1".into()),
+            });
+            let provider = KmsV2Provider::new("vault", service.clone(), KmsV2Options::default())
+                .expect("provider");
+            provider.refresh().await.expect("refresh");
+            *service.key_id.lock().expect("lock") = "2".into();
+            provider.refresh().await.expect("rotation");
+            let transformer = Transformer::new(vec![Arc::new(provider)]).expect("transformer");
+            let stored = transformer
+                .encrypt(PLAINTEXT, "/k".into())
+                .await
+                .expect("encrypt");
+            transformer
+                .decrypt(&stored, "/k".into())
+                .await
+                .expect("decrypt");
+            assert!(transformer
+                .decrypt(b"k8s:enc:kms:v2:vault:\x0a\x02xx", "/k".into())
+                .await
+                .is_err());
+        });
+    });
+    let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    assert!(
+        text.contains("transformed"),
+        "events were captured:\n{text}"
+    );
+    assert!(text.contains("transform failed"), "{text}");
+    assert!(text.contains("kms v2: new write key"), "{text}");
+    assert_clean(&text);
+}
+
+#[test]
+fn the_audit_log_has_one_line_per_transform_and_never_the_value() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("audit.jsonl");
+    let sink = Arc::new(JsonLinesAuditSink::create(&path).expect("sink"));
+    let observer = Observer::new().with_audit(sink.clone());
+    let transformers = transformers();
+    exercise(&observer, &transformers);
+    sink.flush().expect("flush");
+    let log = std::fs::read_to_string(&path).expect("read");
+    assert_clean(&log);
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(events.len(), 6);
+    let first = &events[0];
+    assert_eq!(first["operation"], "encrypt");
+    assert_eq!(first["resource"], "secrets");
+    assert_eq!(first["storage_key"], "/registry/secrets/default/a");
+    assert_eq!(first["provider"], "aesgcm");
+    assert_eq!(first["key"], "new");
+    assert_eq!(first["outcome"], "ok");
+    assert!(first["time"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(first["duration_us"].is_u64());
+    assert_eq!(events[1]["stale"], false);
+    assert_eq!(
+        (
+            &events[2]["provider"],
+            &events[2]["key"],
+            &events[2]["stale"]
+        ),
+        (&"secretbox".into(), &"old".into(), &true.into())
+    );
+    assert_eq!(events[3]["outcome"], "error");
+    assert!(events[3]["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("decryption failed")));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // Dropping the last handle drains the queue.
+    drop(observer);
+    let sink = Arc::into_inner(sink).expect("last handle");
+    drop(sink);
+}
