@@ -441,3 +441,26 @@ fn the_audit_log_has_one_line_per_transform_and_never_the_value() {
     let sink = Arc::into_inner(sink).expect("last handle");
     drop(sink);
 }
+
+#[test]
+fn audit_lines_stay_valid_json_whatever_the_storage_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("audit.jsonl");
+    let sink = Arc::new(JsonLinesAuditSink::create(&path).expect("sink"));
+    let observer = Observer::new().with_audit(sink.clone());
+    let transformers = transformers();
+    let odd = "/registry/secrets/ns/\"quoted\"\\back\nline\u{1}é";
+    let stored = observer
+        .encrypt_blocking(&transformers, "secrets", odd.into(), b"v")
+        .expect("encrypt");
+    observer
+        .decrypt_blocking(&transformers, "secrets", odd.into(), &stored)
+        .expect("decrypt");
+    sink.flush().expect("flush");
+    let log = std::fs::read_to_string(&path).expect("read");
+    assert_eq!(log.lines().count(), 2);
+    for line in log.lines() {
+        let event: serde_json::Value = serde_json::from_str(line).expect("valid JSON");
+        assert_eq!(event["storage_key"], odd);
+    }
+}

@@ -3,8 +3,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
-use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
@@ -65,35 +64,65 @@ pub struct AuditEvent<'a> {
 impl AuditEvent<'_> {
     /// The event as one JSON object (no trailing newline).
     pub fn to_json(&self) -> String {
-        let time: chrono_free::Rfc3339 = self.time.into();
-        let mut object = serde_json::Map::new();
-        object.insert("time".into(), time.to_string().into());
-        object.insert("operation".into(), self.operation.as_str().into());
-        object.insert("resource".into(), self.resource.into());
-        object.insert(
-            "storage_key".into(),
-            String::from_utf8_lossy(self.storage_key)
-                .into_owned()
-                .into(),
+        use std::fmt::Write as _;
+        let mut out = String::with_capacity(256);
+        // Writing to a String cannot fail.
+        let _ = write!(
+            out,
+            "{{\"time\":\"{}\"",
+            chrono_free::Rfc3339::from(self.time)
         );
-        object.insert("provider".into(), self.provider.into());
-        object.insert("key".into(), self.key.into());
-        object.insert("stale".into(), self.stale.into());
-        object.insert(
-            "outcome".into(),
-            if self.error.is_none() { "ok" } else { "error" }.into(),
+        json_field(&mut out, "operation", Some(self.operation.as_str()));
+        json_field(&mut out, "resource", Some(self.resource));
+        json_field(
+            &mut out,
+            "storage_key",
+            Some(&String::from_utf8_lossy(self.storage_key)),
+        );
+        json_field(&mut out, "provider", Some(self.provider));
+        json_field(&mut out, "key", self.key);
+        let stale = match self.stale {
+            Some(true) => "true",
+            Some(false) => "false",
+            None => "null",
+        };
+        let _ = write!(out, ",\"stale\":{stale}");
+        json_field(
+            &mut out,
+            "outcome",
+            Some(if self.error.is_none() { "ok" } else { "error" }),
         );
         if let Some(error) = self.error {
-            object.insert("error".into(), error.to_string().into());
+            json_field(&mut out, "error", Some(&error.to_string()));
         }
-        object.insert(
-            "duration_us".into(),
-            u64::try_from(self.duration.as_micros())
-                .unwrap_or(u64::MAX)
-                .into(),
-        );
-        serde_json::Value::Object(object).to_string()
+        let micros = u64::try_from(self.duration.as_micros()).unwrap_or(u64::MAX);
+        let _ = write!(out, ",\"duration_us\":{micros}}}");
+        out
     }
+}
+
+/// Appends `,"name":value` with `value` as a JSON string, or `null`.
+fn json_field(out: &mut String, name: &str, value: Option<&str>) {
+    use std::fmt::Write as _;
+    out.push_str(",\"");
+    out.push_str(name);
+    out.push_str("\":");
+    let Some(value) = value else {
+        out.push_str("null");
+        return;
+    };
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// Receives one event per observed transform.
@@ -108,20 +137,43 @@ pub trait AuditSink: Send + Sync {
 
 /// Appends events to a file, one JSON object per line.
 ///
-/// Events are formatted on the caller's thread (about a microsecond) and
-/// written by a background thread through a bounded queue of 65,536 lines; a
-/// full queue makes callers wait rather than lose events.
-/// [`flush`](Self::flush) waits until everything recorded so far is written;
-/// dropping the sink flushes and closes the file.
+/// `record` formats the event on the caller's thread and appends it to an
+/// in-memory batch (a mutex and a copy, no system call); a background thread
+/// writes the batch out every 20 ms, or at once when it passes 1 MiB. A
+/// batch that reaches 16 MiB (the disk cannot keep up) makes callers wait
+/// for the writer rather than lose events. [`flush`](Self::flush) waits
+/// until everything recorded so far is on its way to the disk; dropping the
+/// sink writes the rest and closes the file.
 pub struct JsonLinesAuditSink {
-    sender: Mutex<Option<SyncSender<Message>>>,
+    shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<io::Result<()>>>>,
 }
 
-enum Message {
-    Line(String),
-    Flush(SyncSender<io::Result<()>>),
+/// The batch between callers and the writer thread.
+struct Shared {
+    state: Mutex<Batch>,
+    /// Wakes the writer (a big batch, a flush, closing).
+    wake_writer: Condvar,
+    /// Wakes callers waiting for room or for a flush.
+    written: Condvar,
 }
+
+#[derive(Default)]
+struct Batch {
+    lines: Vec<u8>,
+    /// Counts completed writes, so a flush can wait for the one after it.
+    generation: u64,
+    flush_requested: bool,
+    closed: bool,
+    error: Option<io::ErrorKind>,
+}
+
+/// Written out at once past this size.
+const EAGER_WRITE: usize = 1 << 20;
+/// Callers wait past this size.
+const MAX_BATCH: usize = 16 << 20;
+/// The longest an event waits in memory.
+const WRITE_INTERVAL: Duration = Duration::from_millis(20);
 
 impl JsonLinesAuditSink {
     /// Opens (creating or appending to) `path`, with mode 0600 on Unix.
@@ -135,12 +187,17 @@ impl JsonLinesAuditSink {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let file = options.open(path)?;
-        let (sender, receiver) = mpsc::sync_channel(65_536);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(Batch::default()),
+            wake_writer: Condvar::new(),
+            written: Condvar::new(),
+        });
+        let writer_shared = shared.clone();
         let writer = std::thread::Builder::new()
             .name("k8s-envelope-audit".into())
-            .spawn(move || write_lines(file, receiver))?;
+            .spawn(move || write_batches(file, &writer_shared))?;
         Ok(Self {
-            sender: Mutex::new(Some(sender)),
+            shared,
             writer: Mutex::new(Some(writer)),
         })
     }
@@ -149,24 +206,29 @@ impl JsonLinesAuditSink {
     ///
     /// # Errors
     ///
-    /// The last write or flush failed, or the writer is gone.
+    /// A write failed since the sink was created.
     pub fn flush(&self) -> io::Result<()> {
-        let (done, wait) = mpsc::sync_channel(1);
-        self.send(Message::Flush(done))?;
-        wait.recv()
-            .map_err(|_| io::Error::other("the audit writer stopped"))?
+        let mut batch = self.shared.lock();
+        let target = batch.generation + 1;
+        batch.flush_requested = true;
+        self.shared.wake_writer.notify_one();
+        while batch.generation < target && !batch.closed {
+            batch = self
+                .shared
+                .written
+                .wait(batch)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        match batch.error {
+            Some(kind) => Err(io::Error::new(kind, "writing the audit log failed")),
+            None => Ok(()),
+        }
     }
+}
 
-    fn send(&self, message: Message) -> io::Result<()> {
-        let sender = self
-            .sender
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        sender
-            .ok_or_else(|| io::Error::other("the audit sink is closed"))?
-            .send(message)
-            .map_err(|_| io::Error::other("the audit writer stopped"))
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Batch> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -174,16 +236,26 @@ impl AuditSink for JsonLinesAuditSink {
     fn record(&self, event: &AuditEvent<'_>) {
         let mut line = event.to_json();
         line.push('\n');
-        if self.send(Message::Line(line)).is_err() {
-            tracing::error!("audit event lost: the audit writer stopped");
+        let mut batch = self.shared.lock();
+        while batch.lines.len() >= MAX_BATCH && !batch.closed {
+            self.shared.wake_writer.notify_one();
+            batch = self
+                .shared
+                .written
+                .wait(batch)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        batch.lines.extend_from_slice(line.as_bytes());
+        if batch.lines.len() >= EAGER_WRITE {
+            self.shared.wake_writer.notify_one();
         }
     }
 }
 
 impl Drop for JsonLinesAuditSink {
     fn drop(&mut self) {
-        // Closing the channel ends the writer after it drains the queue.
-        self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.shared.lock().closed = true;
+        self.shared.wake_writer.notify_one();
         if let Some(writer) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
             if let Ok(Err(e)) = writer.join() {
                 tracing::error!(error = %e, "writing the audit log failed");
@@ -198,37 +270,37 @@ impl std::fmt::Debug for JsonLinesAuditSink {
     }
 }
 
-fn write_lines(file: File, receiver: Receiver<Message>) -> io::Result<()> {
+/// The writer thread: every interval (or when woken), takes the batch and
+/// writes it, until the sink is closed and drained.
+fn write_batches(file: File, shared: &Shared) -> io::Result<()> {
     let mut out = BufWriter::new(file);
-    let mut result = Ok(());
-    while let Ok(first) = receiver.recv() {
-        // Take everything queued, then write it out: the log trails the
-        // requests by little, at one write per burst.
-        let mut next = Some(first);
-        while let Some(message) = next {
-            match message {
-                Message::Line(line) => {
-                    if let Err(e) = out.write_all(line.as_bytes()) {
-                        result = Err(e);
-                    }
-                }
-                Message::Flush(done) => {
-                    let flushed = out.flush();
-                    let outcome = match (&result, flushed) {
-                        (Err(e), _) => Err(io::Error::new(e.kind(), e.to_string())),
-                        (Ok(()), flushed) => flushed,
-                    };
-                    let _ = done.send(outcome);
-                }
+    let mut lines = Vec::new();
+    loop {
+        let closed = {
+            let mut batch = shared.lock();
+            if batch.lines.is_empty() && !batch.flush_requested && !batch.closed {
+                batch = shared
+                    .wake_writer
+                    .wait_timeout(batch, WRITE_INTERVAL)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
             }
-            next = receiver.try_recv().ok();
+            std::mem::swap(&mut lines, &mut batch.lines);
+            batch.flush_requested = false;
+            batch.closed
+        };
+        let result = out.write_all(&lines).and_then(|()| out.flush());
+        lines.clear();
+        let mut batch = shared.lock();
+        if let Err(e) = &result {
+            batch.error.get_or_insert(e.kind());
         }
-        if let Err(e) = out.flush() {
-            result = Err(e);
+        batch.generation += 1;
+        shared.written.notify_all();
+        if closed && batch.lines.is_empty() {
+            return result;
         }
     }
-    out.flush()?;
-    result
 }
 
 /// RFC 3339 UTC timestamps without a date-time dependency.

@@ -28,23 +28,22 @@ pub const KEY_ID_HASH_STATUS_LAST_TIMESTAMP: &str =
 
 pub(crate) fn record_transformation(
     operation: Operation,
-    prefix: &str,
+    prefix: &std::borrow::Cow<'static, str>,
     ok: bool,
     stale: Option<bool>,
     duration: Duration,
 ) {
+    // Static label values cost no allocation; only KMS prefixes (which hold
+    // the provider's name) are copied.
     let labels = [
-        (
-            "transformation_type",
-            operation.transformation_type().to_owned(),
-        ),
-        ("transformer_prefix", prefix.to_owned()),
-        ("status", if ok { "ok" } else { "error" }.to_owned()),
+        metrics::Label::from_static_parts("transformation_type", operation.transformation_type()),
+        metrics::Label::new("transformer_prefix", prefix.clone()),
+        metrics::Label::from_static_parts("status", if ok { "ok" } else { "error" }),
     ];
-    metrics::counter!(TRANSFORMATION_OPERATIONS, &labels).increment(1);
-    metrics::histogram!(TRANSFORMATION_DURATION, &labels).record(duration.as_secs_f64());
+    metrics::counter!(TRANSFORMATION_OPERATIONS, labels.iter()).increment(1);
+    metrics::histogram!(TRANSFORMATION_DURATION, labels.iter()).record(duration.as_secs_f64());
     if stale == Some(true) {
-        metrics::counter!(STALE_READS, "transformer_prefix" => prefix.to_owned()).increment(1);
+        metrics::counter!(STALE_READS, [labels[1].clone()].iter()).increment(1);
     }
 }
 

@@ -254,7 +254,7 @@ impl Observer {
         operation: Operation,
         resource: &str,
         storage_key: StorageKey<'_>,
-        described: &describe::Described,
+        described: &describe::Described<'_>,
         stale: Option<bool>,
         error: Option<&Error>,
         duration: Duration,
@@ -284,13 +284,14 @@ impl Observer {
             ),
         }
         if let Some(sink) = &self.audit {
+            let key = described.key();
             sink.record(&AuditEvent {
                 time: std::time::SystemTime::now(),
                 operation,
                 resource,
                 storage_key: storage_key.as_bytes(),
                 provider: described.provider,
-                key: described.key.as_deref(),
+                key: key.as_deref(),
                 stale,
                 error,
                 duration,
