@@ -28,7 +28,7 @@ pub const KEY_ID_HASH_STATUS_LAST_TIMESTAMP: &str =
 
 pub(crate) fn record_transformation(
     operation: Operation,
-    prefix: &std::borrow::Cow<'static, str>,
+    prefix: std::borrow::Cow<'static, str>,
     ok: bool,
     stale: Option<bool>,
     duration: Duration,
@@ -37,7 +37,7 @@ pub(crate) fn record_transformation(
     // the provider's name) are copied.
     let labels = [
         metrics::Label::from_static_parts("transformation_type", operation.transformation_type()),
-        metrics::Label::new("transformer_prefix", prefix.clone()),
+        metrics::Label::new("transformer_prefix", prefix),
         metrics::Label::from_static_parts("status", if ok { "ok" } else { "error" }),
     ];
     metrics::counter!(TRANSFORMATION_OPERATIONS, labels.iter()).increment(1);

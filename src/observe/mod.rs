@@ -261,7 +261,7 @@ impl Observer {
     ) {
         metrics::record_transformation(
             operation,
-            &described.metric_prefix,
+            described.metric_prefix.clone(),
             error.is_none(),
             stale,
             duration,
