@@ -93,11 +93,7 @@ fn exercise(observer: &Observer, transformers: &ResourceTransformers) {
         .is_err());
 }
 
-fn counter(
-    snapshot: &[(String, Vec<(String, String)>, DebugValue)],
-    name: &str,
-    labels: &[(&str, &str)],
-) -> u64 {
+fn counter(snapshot: &[Metric], name: &str, labels: &[(&str, &str)]) -> u64 {
     snapshot
         .iter()
         .filter(|(n, l, _)| {
@@ -113,7 +109,10 @@ fn counter(
         .sum()
 }
 
-fn snapshot(recorder: &DebuggingRecorder) -> Vec<(String, Vec<(String, String)>, DebugValue)> {
+/// A recorded metric: name, labels, value.
+type Metric = (String, Vec<(String, String)>, DebugValue);
+
+fn snapshot(recorder: &DebuggingRecorder) -> Vec<Metric> {
     recorder
         .snapshotter()
         .snapshot()
