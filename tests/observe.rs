@@ -385,6 +385,7 @@ fn no_tracing_event_at_any_level_holds_key_material_or_plaintext() {
     );
     assert!(text.contains("transform failed"), "{text}");
     assert!(text.contains("kms v2: new write key"), "{text}");
+    assert!(text.contains("kms plugin call"), "{text}");
     assert_clean(&text);
 }
 

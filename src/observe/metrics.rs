@@ -71,8 +71,14 @@ pub(crate) async fn timed_kms_call<T>(
     let start = std::time::Instant::now();
     let result = call.await;
     record_kms_call(provider, method, result.is_ok(), start.elapsed());
-    if let Err(e) = &result {
-        tracing::warn!(provider, method, error = %e, "kms plugin call failed");
+    match &result {
+        Ok(_) => tracing::debug!(
+            provider,
+            method,
+            duration_us = start.elapsed().as_micros() as u64,
+            "kms plugin call"
+        ),
+        Err(e) => tracing::warn!(provider, method, error = %e, "kms plugin call failed"),
     }
     result
 }
