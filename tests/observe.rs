@@ -2,96 +2,16 @@
 //! JSON Lines audit events, and none of them ever holds key material or
 //! plaintext.
 
-use std::collections::BTreeMap;
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
-use k8s_envelope::kms::{
-    EncryptResponse, KmsFuture, KmsServiceV2, KmsV2Options, KmsV2Provider, StatusResponse,
-};
+use k8s_envelope::kms::{KmsServiceV2, KmsV2Options, KmsV2Provider};
 use k8s_envelope::observe::metrics as names;
 use k8s_envelope::observe::{JsonLinesAuditSink, Observer};
-use k8s_envelope::{EncryptionConfiguration, Error, ResourceTransformers, Transformer};
+use k8s_envelope::Transformer;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use zeroize::Zeroizing;
 
-const KEY_A: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-const KEY_B: &str = "8PHy8/T19vf4+fr7/P3+/wABAgMEBQYHCAkKCwwNDg8=";
-const PLAINTEXT: &[u8] = b"PLAINTEXT-MUST-NEVER-BE-LOGGED-5f3a";
-
-fn transformers() -> ResourceTransformers {
-    EncryptionConfiguration::from_yaml(
-        format!(
-            "kind: EncryptionConfiguration\napiVersion: apiserver.config.k8s.io/v1\nresources:\n  - resources: [secrets]\n    providers:\n      - aesgcm:\n          keys:\n            - name: new\n              secret: {KEY_A}\n      - secretbox:\n          keys:\n            - name: old\n              secret: {KEY_B}\n"
-        )
-        .as_bytes(),
-    )
-    .expect("parses")
-    .build()
-    .expect("builds")
-}
-
-/// Every form in which a key or the plaintext could leak into text.
-fn needles() -> Vec<String> {
-    let mut needles = vec![
-        KEY_A.to_owned(),
-        KEY_B.to_owned(),
-        String::from_utf8_lossy(PLAINTEXT).into_owned(),
-        BASE64.encode(PLAINTEXT),
-    ];
-    for key in [KEY_A, KEY_B] {
-        let bytes = BASE64.decode(key).expect("base64");
-        needles.push(bytes.iter().map(|b| format!("{b:02x}")).collect());
-        needles.push(
-            format!("{:?}", &bytes[..8])
-                .trim_end_matches(']')
-                .to_owned(),
-        );
-    }
-    needles
-}
-
-fn assert_clean(text: &str) {
-    for needle in needles() {
-        assert!(!text.contains(&needle), "leaked {needle:?} in:\n{text}");
-    }
-}
-
-/// Exercises every outcome: writes, current and stale reads, failures.
-fn exercise(observer: &Observer, transformers: &ResourceTransformers) {
-    let key = "/registry/secrets/default/a".into();
-    let stored = observer
-        .encrypt_blocking(transformers, "secrets", key, PLAINTEXT)
-        .expect("encrypt");
-    observer
-        .decrypt_blocking(transformers, "secrets", key, &stored)
-        .expect("decrypt");
-    let old = transformers.for_resource("secrets").providers()[1]
-        .as_blocking()
-        .expect("secretbox is blocking")
-        .encrypt_blocking(PLAINTEXT, key)
-        .expect("old write");
-    assert!(
-        observer
-            .decrypt_blocking(transformers, "secrets", key, &old)
-            .expect("stale read")
-            .stale
-    );
-    let mut tampered = stored.clone();
-    let last = tampered.len() - 1;
-    tampered[last] ^= 1;
-    assert!(observer
-        .decrypt_blocking(transformers, "secrets", key, &tampered)
-        .is_err());
-    assert!(observer
-        .decrypt_blocking(transformers, "secrets", "/other".into(), &stored)
-        .is_err());
-    assert!(observer
-        .decrypt_blocking(transformers, "secrets", key, PLAINTEXT)
-        .is_err());
-}
+mod common;
+use common::observe::*;
 
 fn counter(snapshot: &[Metric], name: &str, labels: &[(&str, &str)]) -> u64 {
     snapshot
@@ -207,50 +127,6 @@ fn transforms_are_counted_and_timed_by_operation_prefix_and_outcome() {
     assert_clean(&format!("{snap:?}"));
 }
 
-/// The base64 mock plugin, in process, counting nothing.
-struct Base64Kms {
-    key_id: Mutex<String>,
-}
-
-impl KmsServiceV2 for Base64Kms {
-    fn status(&self) -> KmsFuture<'_, StatusResponse> {
-        let key_id = self.key_id.lock().expect("lock").clone();
-        Box::pin(async move {
-            Ok(StatusResponse {
-                version: "v2".into(),
-                healthz: "ok".into(),
-                key_id,
-            })
-        })
-    }
-
-    fn encrypt<'a>(&'a self, _: &'a str, plaintext: &'a [u8]) -> KmsFuture<'a, EncryptResponse> {
-        let key_id = self.key_id.lock().expect("lock").clone();
-        Box::pin(async move {
-            Ok(EncryptResponse {
-                ciphertext: BASE64.encode(plaintext).into_bytes(),
-                key_id,
-                annotations: BTreeMap::new(),
-            })
-        })
-    }
-
-    fn decrypt<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a str,
-        ciphertext: &'a [u8],
-        _: &'a BTreeMap<String, Vec<u8>>,
-    ) -> KmsFuture<'a, Zeroizing<Vec<u8>>> {
-        Box::pin(async move {
-            BASE64
-                .decode(ciphertext)
-                .map(Zeroizing::new)
-                .map_err(|_| Error::NoMatchingPrefix)
-        })
-    }
-}
-
 #[test]
 fn kms_calls_caches_and_key_id_hashes_are_recorded() {
     let recorder = DebuggingRecorder::new();
@@ -320,72 +196,6 @@ fn kms_calls_caches_and_key_id_hashes_are_recorded() {
         !text.contains("distinctive-key-id-77"),
         "a raw key ID in metrics: {text}"
     );
-    assert_clean(&text);
-}
-
-/// A `tracing` writer that keeps everything in memory.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-#[test]
-fn no_tracing_event_at_any_level_holds_key_material_or_plaintext() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
-        let transformers = transformers();
-        exercise(&Observer::new(), &transformers);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async {
-            let service = Arc::new(Base64Kms {
-                key_id: Mutex::new("1".into()),
-            });
-            let provider = KmsV2Provider::new("vault", service.clone(), KmsV2Options::default())
-                .expect("provider");
-            provider.refresh().await.expect("refresh");
-            *service.key_id.lock().expect("lock") = "2".into();
-            provider.refresh().await.expect("rotation");
-            let transformer = Transformer::new(vec![Arc::new(provider)]).expect("transformer");
-            let stored = transformer
-                .encrypt(PLAINTEXT, "/k".into())
-                .await
-                .expect("encrypt");
-            transformer
-                .decrypt(&stored, "/k".into())
-                .await
-                .expect("decrypt");
-            assert!(transformer
-                .decrypt(b"k8s:enc:kms:v2:vault:\x0a\x02xx", "/k".into())
-                .await
-                .is_err());
-        });
-    });
-    let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
-    assert!(
-        text.contains("transformed"),
-        "events were captured:\n{text}"
-    );
-    assert!(text.contains("transform failed"), "{text}");
-    assert!(text.contains("kms v2: new write key"), "{text}");
-    assert!(text.contains("kms plugin call"), "{text}");
     assert_clean(&text);
 }
 
