@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use k8s_envelope::kms::{KmsServiceV2, KmsV2Options, KmsV2Provider};
+use k8s_envelope::kms::{KmsV2Options, KmsV2Provider};
 use k8s_envelope::observe::metrics as names;
 use k8s_envelope::observe::{JsonLinesAuditSink, Observer};
 use k8s_envelope::Transformer;

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use k8s_envelope::kms::{KmsServiceV2, KmsV2Options, KmsV2Provider};
+use k8s_envelope::kms::{KmsV2Options, KmsV2Provider};
 use k8s_envelope::observe::Observer;
 use k8s_envelope::Transformer;
 
