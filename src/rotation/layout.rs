@@ -254,6 +254,54 @@ impl KeyLayout {
         self.resource.as_ref()
     }
 
+    /// The key prefixes that hold the resources a rule names, for a scan or
+    /// re-encryption of that rule: `/registry/secrets/` for `secrets`,
+    /// `/registry/deployments/` for `deployments.apps`,
+    /// `/registry/<group>/<resource>/` for a resource of another group, and
+    /// the whole `/registry/` when a wildcard is among them.
+    ///
+    /// ```
+    /// use k8s_envelope::rotation::KeyLayout;
+    ///
+    /// let layout = KeyLayout::default();
+    /// let names = |r: &[&str]| r.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    /// assert_eq!(layout.prefixes_for(&names(&["secrets", "services", "widgets.example.com"])),
+    ///     ["/registry/secrets/", "/registry/services/specs/", "/registry/example.com/widgets/"]);
+    /// assert_eq!(layout.prefixes_for(&names(&["secrets", "*.apps"])), ["/registry/"]);
+    /// ```
+    pub fn prefixes_for(&self, resources: &[String]) -> Vec<String> {
+        let root = String::from_utf8_lossy(&self.root).into_owned();
+        let mut prefixes: Vec<String> = Vec::new();
+        for resource in resources {
+            let gr = GroupResource::parse(resource);
+            if gr.is_wildcard() || gr.group == "*" {
+                return vec![format!("{root}/")];
+            }
+            let segment = match (gr.group.as_str(), gr.resource.as_str()) {
+                ("", "services") => "services/specs".to_owned(),
+                ("", "endpoints") => "services/endpoints".to_owned(),
+                (group, name) => BUILT_IN
+                    .iter()
+                    .find(|(_, g, r)| *g == group && *r == name)
+                    .map_or_else(
+                        || {
+                            if group.is_empty() {
+                                name.to_owned()
+                            } else {
+                                format!("{group}/{name}")
+                            }
+                        },
+                        |(segment, _, _)| (*segment).to_owned(),
+                    ),
+            };
+            let prefix = format!("{root}/{segment}/");
+            if !prefixes.contains(&prefix) {
+                prefixes.push(prefix);
+            }
+        }
+        prefixes
+    }
+
     /// What `key` holds.
     pub fn resource_of(&self, key: &[u8]) -> KeyResource {
         if let Some(resource) = &self.resource {

@@ -118,7 +118,9 @@ pub struct FailedValue {
 }
 
 impl FailedValue {
-    pub(crate) fn from_report(report: &ValueReport) -> Option<Self> {
+    /// The failure a value's report describes, if it is one (unreadable,
+    /// of an unknown resource, or changing on every attempt).
+    pub fn from_report(report: &ValueReport) -> Option<Self> {
         let reason = match &report.outcome {
             Outcome::Unreadable(reason) => reason.clone(),
             Outcome::Unmapped => {
@@ -142,7 +144,8 @@ impl FailedValue {
 pub struct ReencryptReport {
     /// The counts.
     pub totals: ReencryptTotals,
-    /// The values that failed (at most [`MAX_FAILURES_LISTED`]).
+    /// The values that failed (at most [`MAX_FAILURES_LISTED`]), in key
+    /// order.
     pub failures: Vec<FailedValue>,
     /// The last key below which every value is done: where a resumed run
     /// starts ([`ReencryptOptions::start_after`]).
@@ -262,11 +265,14 @@ pub async fn reencrypt(
         write: !options.dry_run,
         max_attempts: options.max_attempts,
     };
-    match walk(store, transformers, config, &mut sink).await {
-        Ok(()) => Ok(sink.report),
+    let result = walk(store, transformers, config, &mut sink).await;
+    let mut report = sink.report;
+    report.failures.sort_by(|a, b| a.key.cmp(&b.key));
+    match result {
+        Ok(()) => Ok(report),
         Err(error) => Err(ReencryptError {
             error,
-            report: Box::new(sink.report),
+            report: Box::new(report),
         }),
     }
 }

@@ -89,7 +89,8 @@ pub struct ScanRow {
 pub struct ScanReport {
     /// How many values of each kind.
     pub counts: BTreeMap<ScanRow, u64>,
-    /// Unreadable and unmapped values (at most [`MAX_FAILURES_LISTED`]).
+    /// Unreadable and unmapped values (at most [`MAX_FAILURES_LISTED`]), in
+    /// key order.
     pub failures: Vec<FailedValue>,
     /// How many values were read.
     pub total: u64,
@@ -250,5 +251,6 @@ pub async fn scan(
         max_attempts: 1,
     };
     walk(store, transformers, config, &mut sink).await?;
+    sink.report.failures.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(sink.report)
 }

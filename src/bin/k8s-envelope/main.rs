@@ -8,7 +8,11 @@
 
 mod cli;
 mod jsonl;
+mod reencrypt;
+mod rotate;
+mod scan;
 mod session;
+mod store_args;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,3 @@
+//! Helpers shared by integration tests (and the re-encryption example).
+
+pub mod etcd_server;
