@@ -41,7 +41,7 @@ impl EncryptionConfiguration {
     /// use k8s_envelope::config::EncryptionConfiguration;
     ///
     /// let yaml = br#"
-    /// # comments are not kept
+    /// ## comments are not kept
     /// apiVersion: apiserver.config.k8s.io/v1
     /// kind: EncryptionConfiguration
     /// resources:

@@ -49,9 +49,12 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// The data directory: on /dev/shm when there is one (fast fsync), unless
+/// `ETCD_DATA_ON_DISK=1` asks for the system's temporary directory.
 fn temp_dir() -> tempfile::TempDir {
     let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
+    let on_disk = std::env::var_os("ETCD_DATA_ON_DISK").is_some_and(|v| v == "1");
+    if shm.is_dir() && !on_disk {
         if let Ok(dir) = tempfile::Builder::new()
             .prefix("k8s-envelope-etcd-")
             .tempdir_in(shm)
