@@ -141,7 +141,7 @@ fn a_key_rotation_from_start_to_finish() {
         "$ k8s-envelope rotate add-key --config enc.yaml --out enc.1-add.yaml --resource secrets --name key2",
         "$ k8s-envelope rotate promote --config enc.1-add.yaml --out enc.2-promote.yaml --resource secrets --name key2",
         "$ k8s-envelope reencrypt --config enc.2-promote.yaml --dump dump.json --out dump.reencrypted.json --prefix /registry/secrets/",
-        "$ k8s-envelope rotate retire --config enc.2-promote.yaml --out enc.4-retire.yaml --resource secrets --name key1 --dump dump.reencrypted.json --prefix /registry/secrets/",
+        "$ k8s-envelope rotate retire --config enc.2-promote.yaml --out enc.4-retire.yaml --resource secrets --name key1 --dump dump.reencrypted.json",
     ] {
         assert!(plan.contains(expected), "missing {expected:?} in:\n{plan}");
     }
@@ -513,6 +513,46 @@ fn a_provider_migration_and_the_decrypting_path() {
     );
     assert!(out.contains("rewritten            1"), "{out}");
     assert!(out.contains("already current      30"), "{out}");
+    // Retiring identity from that rule scans the rule's prefixes (all of
+    // /registry/ for `*.apps`), and counts only the rule's values.
+    let out = run.expect(
+        1,
+        &[
+            "rotate",
+            "retire",
+            "--config",
+            "a2.yaml",
+            "--out",
+            "a3.yaml",
+            "--resource",
+            "deployments.apps",
+            "--provider",
+            "identity",
+            "--dump",
+            "dump.json",
+        ],
+    );
+    assert!(
+        out.contains("scanned 31 value(s) under /registry/: 1 written by provider identity"),
+        "{out}"
+    );
+    run.expect(
+        0,
+        &[
+            "rotate",
+            "retire",
+            "--config",
+            "a2.yaml",
+            "--out",
+            "a3.yaml",
+            "--resource",
+            "deployments.apps",
+            "--provider",
+            "identity",
+            "--dump",
+            "a.json",
+        ],
+    );
 
     // A KMS provider needs its endpoint; unknown providers are refused.
     let out = run.expect(

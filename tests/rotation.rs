@@ -649,3 +649,111 @@ fn dump_files_round_trip_through_disk() {
     assert_eq!(loaded.entries(), f.dump.entries());
     assert_eq!(loaded.to_json(), f.dump.to_json());
 }
+
+/// KMS v2 through the async transformer API: the local-KEK plugin in
+/// process; after the KEK rotates, the scan shows the old key-ID hash stale,
+/// and the re-encryption moves every value to the new one.
+#[cfg(unix)]
+#[test]
+fn kms_v2_values_move_to_the_new_key_id() {
+    use k8s_envelope::kms::plugin::{LocalKek, PluginServer};
+    use k8s_envelope::kms::{GrpcKmsFactory, KmsEndpoint};
+    use k8s_envelope::SecretKey;
+
+    fn write_kek(path: &std::path::Path) {
+        let staged = path.with_extension("new");
+        std::fs::write(
+            &staged,
+            SecretKey::generate(32).expect("key").to_base64().as_bytes(),
+        )
+        .expect("write");
+        std::fs::rename(&staged, path).expect("rename");
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kek = dir.path().join("kek");
+    write_kek(&kek);
+    rt().block_on(async {
+        let endpoint = KmsEndpoint::socket_file(dir.path().join("kms.sock")).expect("endpoint");
+        let plugin = PluginServer::new(LocalKek::open(&kek).expect("kek"))
+            .serve(&endpoint)
+            .await
+            .expect("serve");
+        let config = config(&format!(
+            "kind: EncryptionConfiguration
+apiVersion: apiserver.config.k8s.io/v1
+resources:
+  - resources: [secrets]
+    providers:
+      - kms: {{apiVersion: v2, name: local, endpoint: \"{endpoint}\"}}
+"
+        ));
+        let kms = GrpcKmsFactory::new();
+        let transformers = Arc::new(config.build_with_kms(&kms).expect("build"));
+        kms.refresh_all().await.expect("refresh");
+        let provider = kms.v2_providers()[0].clone();
+        let old_hash = provider.health().key_id_hash.expect("key id");
+
+        let dump = Arc::new(DumpStore::new("kms"));
+        for i in 0..20 {
+            let key = format!("/registry/secrets/ns/k{i}");
+            let value = transformers
+                .for_resource("secrets")
+                .encrypt(b"kms value", key.as_str().into())
+                .await
+                .expect("encrypt");
+            dump.put(key.as_bytes(), &value);
+        }
+        write_kek(&kek);
+        provider.refresh().await.expect("refresh");
+        let new_hash = provider.health().key_id_hash.expect("key id");
+        assert_ne!(old_hash, new_hash);
+
+        let scan = rotation::scan(
+            dump.clone(),
+            transformers.clone(),
+            ScanOptions::new("/registry/secrets/"),
+        )
+        .await
+        .expect("scan");
+        let stale_origin = ValueOrigin::KmsV2 {
+            name: "local".into(),
+            key_id_hash: Some(old_hash.clone()),
+        };
+        assert_eq!(
+            scan.count_where(|r| r.origin == stale_origin && r.state == ValueState::Stale),
+            20,
+            "{scan}"
+        );
+        assert!(
+            scan.to_string()
+                .contains(&format!("kms:local (v2, key ID {old_hash})")),
+            "{scan}"
+        );
+
+        let mut options = ReencryptOptions::new("/registry/secrets/");
+        options.concurrency = 8;
+        let report = rotation::reencrypt(dump.clone(), transformers.clone(), options, &mut ())
+            .await
+            .expect("reencrypt");
+        assert_eq!(report.totals.rewritten, 20);
+
+        let scan = rotation::scan(
+            dump.clone(),
+            transformers,
+            ScanOptions::new("/registry/secrets/"),
+        )
+        .await
+        .expect("scan");
+        let current = ValueOrigin::KmsV2 {
+            name: "local".into(),
+            key_id_hash: Some(new_hash),
+        };
+        assert_eq!(
+            scan.count_where(|r| r.origin == current && r.state == ValueState::Current),
+            20,
+            "{scan}"
+        );
+        plugin.shutdown().await.expect("shutdown");
+    });
+}

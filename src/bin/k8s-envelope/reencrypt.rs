@@ -167,7 +167,7 @@ pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
     let opened = args.store.open(&runtime)?;
     let store_name = opened.store.describe();
 
-    let mut options = ReencryptOptions::new(args.store.prefix.as_bytes());
+    let mut options = ReencryptOptions::new(args.store.prefix().as_bytes());
     options.layout = args.store.layout(args.resource.as_deref());
     options.concurrency = usize::from(args.concurrency);
     options.page_size = args.page_size as usize;
@@ -177,7 +177,7 @@ pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
     let checkpoint = args.checkpoint.as_ref().map(|path| CheckpointFile {
         path: path.clone(),
         store: store_name.clone(),
-        prefix: args.store.prefix.clone(),
+        prefix: args.store.prefix().to_owned(),
     });
     let mut before = ReencryptTotals::default();
     if let Some(file) = &checkpoint {
@@ -223,7 +223,7 @@ pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
     }
 
     let total = runtime
-        .block_on(opened.store.count(args.store.prefix.as_bytes()))
+        .block_on(opened.store.count(args.store.prefix().as_bytes()))
         .ok()
         .flatten();
     let bar = std::io::stderr().is_terminal().then(|| progress_bar(total));
@@ -271,7 +271,14 @@ pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
     match end {
         End::Interrupted => Err(Failure {
             status: 130,
-            message: "interrupted; run again with the same --checkpoint to resume".to_owned(),
+            message: if checkpoint.is_some() {
+                "interrupted; run again with the same --checkpoint to resume".to_owned()
+            } else if opened.dump.is_some() {
+                "interrupted; the output dump was not written".to_owned()
+            } else {
+                "interrupted; values rewritten so far stay rewritten, a new run skips them as current"
+                    .to_owned()
+            },
         }),
         End::Stopped(e) => Err(Failure::transform(format!(
             "stopped: {e}{}",
@@ -305,9 +312,9 @@ fn progress_bar(total: Option<u64>) -> indicatif::ProgressBar {
         None => indicatif::ProgressBar::new_spinner(),
     };
     let template = if total.is_some() {
-        "{bar:40} {pos}/{len} values, {per_sec}, {elapsed} (eta {eta})"
+        "{bar:40} {pos}/{len} values, {elapsed} (eta {eta})"
     } else {
-        "{spinner} {pos} values, {per_sec}, {elapsed}"
+        "{spinner} {pos} values, {elapsed}"
     };
     if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
         bar.set_style(style);

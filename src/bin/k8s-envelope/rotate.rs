@@ -322,18 +322,28 @@ fn retire(args: &RetireArgs) -> Result<(), Failure> {
     if args.store.given() {
         let runtime = store_args::runtime()?;
         let transformers = store_args::build(&config, &args.member.rule.config, &runtime)?;
-        let report = crate::scan::scan_store(&args.store, None, 4, &runtime, transformers)?;
-        let in_use = report.written_by(&config, rule, &member);
-        eprintln!(
-            "scanned {} value(s) under {} of {}: {in_use} written by {member}",
-            report.total,
-            args.store.prefix,
-            if let Some(dump) = &args.store.dump {
-                dump.display().to_string()
-            } else {
-                args.store.etcd.join(",")
-            }
-        );
+        // Every prefix the rule's resources live under, unless one is given.
+        let prefixes = match &args.store.prefix {
+            Some(prefix) => vec![prefix.clone()],
+            None => prefixes(&config, rule),
+        };
+        let mut in_use = 0;
+        for prefix in &prefixes {
+            let report = crate::scan::scan_store(
+                &args.store,
+                prefix,
+                None,
+                4,
+                &runtime,
+                transformers.clone(),
+            )?;
+            let found = report.written_by(&config, rule, &member);
+            eprintln!(
+                "scanned {} value(s) under {prefix}: {found} written by {member}",
+                report.total
+            );
+            in_use += found;
+        }
         if in_use > 0 && !args.force {
             return Err(Failure::transform(format!(
                 "refused: {in_use} stored value(s) still use {member}; re-encrypt them first (k8s-envelope reencrypt), or --force to make them unreadable"
@@ -411,16 +421,10 @@ fn plan(args: &PlanArgs) -> Result<(), Failure> {
                 ]
             })
             .collect(),
-        prefixes
-            .iter()
-            .take(1)
-            .map(|p| {
-                format!(
-                    "k8s-envelope rotate retire --config {c2} --out {c4} --resource {resource} {} {store} --prefix {p}",
-                    member_flags(&plan.old)
-                )
-            })
-            .collect(),
+        vec![format!(
+            "k8s-envelope rotate retire --config {c2} --out {c4} --resource {resource} {} {store}",
+            member_flags(&plan.old)
+        )],
     ];
     println!(
         "Rotation of resources[{rule}] ({}): {} -> {}",
@@ -439,10 +443,6 @@ fn plan(args: &PlanArgs) -> Result<(), Failure> {
             println!("   $ {command}");
         }
         println!("   then: {}.", step.then);
-    }
-    if prefixes.len() > 1 {
-        println!();
-        println!("(the rule covers several key prefixes: retire only once every one scans clean)");
     }
     Ok(())
 }

@@ -78,6 +78,7 @@ fn scan(
 ) -> Result<ScanReport, Failure> {
     scan_store(
         &args.store,
+        args.store.prefix(),
         args.resource.as_deref(),
         usize::from(args.concurrency),
         runtime,
@@ -88,13 +89,14 @@ fn scan(
 /// A scan of a store, for `scan` and for `rotate retire`'s check.
 pub fn scan_store(
     store: &StoreArgs,
+    prefix: &str,
     resource: Option<&str>,
     concurrency: usize,
     runtime: &tokio::runtime::Runtime,
     transformers: std::sync::Arc<k8s_envelope::ResourceTransformers>,
 ) -> Result<ScanReport, Failure> {
     let opened = store.open(runtime)?;
-    let mut options = ScanOptions::new(store.prefix.as_bytes());
+    let mut options = ScanOptions::new(prefix.as_bytes());
     options.layout = store.layout(resource);
     options.concurrency = concurrency;
     runtime

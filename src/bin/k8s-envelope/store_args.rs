@@ -38,9 +38,11 @@ pub struct StoreArgs {
     /// The output of `etcdctl get --prefix -w json`, instead of a live etcd.
     #[arg(long, value_name = "FILE")]
     pub dump: Option<PathBuf>,
-    /// Only keys that start with this are read (and written).
-    #[arg(long, default_value = DEFAULT_PREFIX)]
-    pub prefix: String,
+    /// Only keys that start with this are read (and written). Default
+    /// /registry/secrets/; for `rotate retire`, the prefixes of every
+    /// resource of the rule.
+    #[arg(long)]
+    pub prefix: Option<String>,
     /// The kube-apiserver's --etcd-prefix, to tell each key's resource.
     #[arg(long, default_value = DEFAULT_ETCD_PREFIX)]
     pub etcd_prefix: String,
@@ -53,6 +55,11 @@ pub struct Opened {
 }
 
 impl StoreArgs {
+    /// The key prefix: as given, or every Secret.
+    pub fn prefix(&self) -> &str {
+        self.prefix.as_deref().unwrap_or(DEFAULT_PREFIX)
+    }
+
     /// Whether a store was named at all.
     pub fn given(&self) -> bool {
         !self.etcd.is_empty() || self.dump.is_some()
