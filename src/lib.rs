@@ -46,6 +46,10 @@
 //!   config); implement [`Provider`] for your own.
 //! - [`kms::plugin`] turns a key-encryption key into a KMS plugin; the
 //!   `kms-plugin-local` binary serves a KEK kept in a local file.
+//! - [`rotation`] rotates keys safely (add, promote, re-encrypt, retire, as
+//!   pure functions on a configuration), scans a store for stale values, and
+//!   re-encrypts them without losing a concurrent write; [`store`] reaches
+//!   etcd v3 (plain, TLS or mTLS) or an `etcdctl -w json` dump.
 //! - The provider trait is async (KMS needs network I/O). Static-key providers
 //!   also implement [`BlockingProvider`], and [`Transformer::encrypt_blocking`]
 //!   / [`Transformer::decrypt_blocking`] work without any async runtime.
@@ -76,6 +80,8 @@ pub mod provider;
 mod providers;
 mod random;
 pub mod reload;
+pub mod rotation;
+pub mod store;
 
 pub use crate::config::{EncryptionConfiguration, ResourceTransformers};
 pub use crate::error::{Error, ProviderKind};

@@ -42,6 +42,39 @@
 //!   (`unix://host/path`), a relative or empty path, a query or a fragment
 //!   are rejected when parsed; the apiserver accepts them and fails to dial.
 //!
+//! # Rotation and re-encryption
+//!
+//! - The rotation steps ([`crate::rotation`]) follow Kubernetes' documented
+//!   procedure for several apiservers: add as a reader, roll out, promote,
+//!   roll out, re-encrypt, retire. They cannot see whether a configuration
+//!   has reached every server; that stays the operator's job, and `plan`
+//!   says so between the steps.
+//! - etcd client: the crate speaks etcd's v3 gRPC API itself, with code
+//!   generated (by the same `codegen` binary and `protox` as the KMS code,
+//!   committed) from `proto/etcd/kv.proto`, a wire-compatible subset of
+//!   etcd's `rpc.proto` (package, method names and field numbers; only
+//!   Range, Put and Txn). The maintained `etcd-client` crate was the other
+//!   choice; it runs `protoc` in its build script, which would have put the
+//!   etcd store behind a feature and its tests outside `cargo test`. This
+//!   way the default build needs no `protoc`, shares tonic, prost and
+//!   rustls with the KMS client, and every test runs with `cargo test`. The
+//!   cost is a small client to keep: no watch, lease, auth or maintenance
+//!   APIs, and no username/password authentication (kube-apiserver uses
+//!   client certificates, which are supported).
+//! - A re-encryption writes with an etcd transaction that compares the key's
+//!   `mod_revision` with the one read, and puts with `ignore_lease` (events
+//!   keep their TTL); a value changed in between is read again. This is
+//!   what kube-apiserver's own updates do, so the two never overwrite each
+//!   other; `kubectl get secrets -A -o json | kubectl replace -f -` is the
+//!   alternative through the apiserver.
+//! - The resource (and so the rule) of a key is told from kube-apiserver's
+//!   etcd layout ([`KeyLayout`](crate::rotation::KeyLayout)): a table of the
+//!   built-in resources (from Kubernetes' own storage-path test data), and
+//!   `/registry/<group>/<resource>/` for custom and aggregated resources.
+//!   Keys it cannot place are reported, never guessed at; resources stored
+//!   in another etcd through `--etcd-servers-overrides` need a run against
+//!   that etcd.
+//!
 //! # Threat model
 //!
 //! The library protects values at rest in etcd against someone who can read

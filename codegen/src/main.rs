@@ -1,9 +1,9 @@
 //! Regenerates the protobuf messages and gRPC code that `k8s-envelope`
-//! commits in `src/kms/generated/`, so that users need neither `protoc` nor a
-//! build script.
+//! commits in `src/kms/generated/` and `src/store/etcd/generated/`, so that
+//! users need neither `protoc` nor a build script.
 //!
 //! ```text
-//! cargo run -p codegen            # rewrite src/kms/generated/*.rs
+//! cargo run -p codegen            # rewrite the generated files
 //! cargo run -p codegen -- --check # fail if the committed files are stale
 //! ```
 //!
@@ -23,8 +23,13 @@ struct Unit {
     proto: &'static str,
     /// Its protobuf package: prost-build names its output `<package>.rs`.
     package: &'static str,
-    /// The file written into `src/kms/generated/`.
+    /// The directory of the generated file, relative to the repository root.
+    dir: &'static str,
+    /// The file written into `dir`.
     output: &'static str,
+    /// Whether to generate the gRPC server too (the KMS plugin kit serves the
+    /// KMS APIs; etcd is only ever a client here).
+    server: bool,
     /// Messages that carry plaintext DEKs or seeds: no derived `Debug` (the
     /// hand-written one in `generated/mod.rs` prints lengths only), and
     /// zeroized on drop.
@@ -38,25 +43,39 @@ const UNITS: &[Unit] = &[
     Unit {
         proto: "kmsv2/api.proto",
         package: "v2",
+        dir: KMS_DIR,
+        server: true,
         output: "v2.rs",
         secret_messages: &[".v2.EncryptRequest", ".v2.DecryptResponse"],
     },
     Unit {
         proto: "kmsv1beta1/api.proto",
         package: "v1beta1",
+        dir: KMS_DIR,
+        server: true,
         output: "v1beta1.rs",
         secret_messages: &[".v1beta1.EncryptRequest", ".v1beta1.DecryptResponse"],
     },
     Unit {
         proto: "encryptedobject/api.proto",
         package: "v2",
+        dir: KMS_DIR,
+        server: true,
         output: "encrypted_object.rs",
+        secret_messages: &[],
+    },
+    Unit {
+        proto: "etcd/kv.proto",
+        package: "etcdserverpb",
+        dir: "src/store/etcd/generated",
+        server: false,
+        output: "etcdserverpb.rs",
         secret_messages: &[],
     },
 ];
 
-/// Where the generated files live, relative to the repository root.
-const GENERATED_DIR: &str = "src/kms/generated";
+/// Where the KMS files live, relative to the repository root.
+const KMS_DIR: &str = "src/kms/generated";
 
 fn main() -> ExitCode {
     let mut check = false;
@@ -119,8 +138,8 @@ impl fmt::Display for CodegenError {
     }
 }
 
-/// Generates every unit and returns `(output file name, contents)` pairs.
-fn generate(root: &Path) -> Result<Vec<(&'static str, String)>, CodegenError> {
+/// Generates every unit and returns `(directory, file name, contents)`.
+fn generate(root: &Path) -> Result<Vec<(&'static str, &'static str, String)>, CodegenError> {
     let proto_dir = root.join("proto");
     let mut out = Vec::new();
     for unit in UNITS {
@@ -130,7 +149,7 @@ fn generate(root: &Path) -> Result<Vec<(&'static str, String)>, CodegenError> {
             .map_err(|e| CodegenError::Io("creating a temporary directory".into(), e))?;
         let mut builder = tonic_prost_build::configure()
             .build_client(true)
-            .build_server(true)
+            .build_server(unit.server)
             // No `connect(addr)` constructor: the crate dials unix sockets
             // itself (src/kms/grpc.rs).
             .build_transport(false)
@@ -155,17 +174,17 @@ fn generate(root: &Path) -> Result<Vec<(&'static str, String)>, CodegenError> {
             "// @generated from proto/{} by `cargo run -p codegen`; do not edit.\n",
             unit.proto
         );
-        out.push((unit.output, header + &body));
+        out.push((unit.dir, unit.output, header + &body));
     }
     Ok(out)
 }
 
 /// Regenerates and overwrites the committed files.
 fn write_generated(root: &Path) -> Result<(), CodegenError> {
-    let dir = root.join(GENERATED_DIR);
-    fs::create_dir_all(&dir)
-        .map_err(|e| CodegenError::Io(format!("creating {}", dir.display()), e))?;
-    for (name, contents) in generate(root)? {
+    for (dir, name, contents) in generate(root)? {
+        let dir = root.join(dir);
+        fs::create_dir_all(&dir)
+            .map_err(|e| CodegenError::Io(format!("creating {}", dir.display()), e))?;
         let path = dir.join(name);
         fs::write(&path, contents)
             .map_err(|e| CodegenError::Io(format!("writing {}", path.display()), e))?;
@@ -176,15 +195,14 @@ fn write_generated(root: &Path) -> Result<(), CodegenError> {
 
 /// Regenerates in memory and compares with the committed files.
 fn check_committed(root: &Path) -> Result<(), CodegenError> {
-    let dir = root.join(GENERATED_DIR);
     let mut stale = Vec::new();
-    for (name, contents) in generate(root)? {
-        let path = dir.join(name);
+    for (dir, name, contents) in generate(root)? {
+        let path = root.join(dir).join(name);
         match fs::read_to_string(&path) {
             Ok(committed) if committed == contents => {}
-            Ok(_) => stale.push(format!("{GENERATED_DIR}/{name} differs")),
+            Ok(_) => stale.push(format!("{dir}/{name} differs")),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                stale.push(format!("{GENERATED_DIR}/{name} is missing"))
+                stale.push(format!("{dir}/{name} is missing"))
             }
             Err(e) => return Err(CodegenError::Io(format!("reading {}", path.display()), e)),
         }

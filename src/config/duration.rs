@@ -155,6 +155,13 @@ impl FromStr for GoDuration {
     }
 }
 
+impl serde::Serialize for GoDuration {
+    /// Serializes as Go's `Duration.String` (`3s`, `1m30s`).
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 impl<'de> Deserialize<'de> for GoDuration {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct DurationVisitor;

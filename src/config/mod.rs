@@ -38,6 +38,18 @@
 //! quickly with an error. An absent or `null` field is its zero value, as in
 //! Go, and validation reports it.
 //!
+//! # Rendering
+//!
+//! [`EncryptionConfiguration::to_yaml`] writes a configuration back out as
+//! YAML, in the original order of every list (rules, resources, providers,
+//! keys), in a zeroized buffer; the [`rotation`](crate::rotation) steps use
+//! it to hand back each new configuration. Comments, anchors and the order
+//! of fields within a mapping are not kept, and the KMS defaults filled in by
+//! loading are written out. The types also implement `serde::Serialize`
+//! (with Kubernetes' field names) for other formats; the secret is then
+//! serialized as its text into whatever the serializer writes, which this
+//! crate does not zeroize.
+//!
 //! # Secrets in errors
 //!
 //! No error of this module contains a key's secret, in any form: validation
@@ -75,6 +87,7 @@ mod duration;
 mod endpoint;
 mod gofmt;
 mod load;
+mod render;
 mod resources;
 mod types;
 mod validate;

@@ -57,7 +57,7 @@ pub const DEFAULT_KMS_CACHE_SIZE: i32 = 1000;
 /// config.validate()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EncryptionConfiguration {
     /// `EncryptionConfiguration` (or the legacy `EncryptionConfig`).
@@ -98,7 +98,7 @@ impl EncryptionConfiguration {
 }
 
 /// One resource rule: a list of resources and the providers for them.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceConfiguration {
     /// Group-resources such as `secrets`, `deployments.apps`, `*.apps`, `*.`
@@ -111,23 +111,23 @@ pub struct ResourceConfiguration {
 }
 
 /// One element of a `providers` list. Exactly one field must be set.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfiguration {
     /// AES-GCM with static keys.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aesgcm: Option<AesConfiguration>,
     /// AES-CBC with static keys.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aescbc: Option<AesConfiguration>,
     /// XSalsa20-Poly1305 with static keys.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secretbox: Option<SecretboxConfiguration>,
     /// No encryption.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<IdentityConfiguration>,
     /// Envelope encryption through a KMS plugin.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms: Option<KmsConfiguration>,
 }
 
@@ -156,7 +156,7 @@ impl ProviderConfiguration {
 }
 
 /// The keys of an `aesgcm` or `aescbc` provider.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AesConfiguration {
     /// The keys; the first one encrypts. 16, 24 or 32 bytes each.
@@ -165,7 +165,7 @@ pub struct AesConfiguration {
 }
 
 /// The keys of a `secretbox` provider.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretboxConfiguration {
     /// The keys; the first one encrypts. 32 bytes each.
@@ -176,7 +176,7 @@ pub struct SecretboxConfiguration {
 /// A named static key.
 ///
 /// `Debug` shows the name and never the secret.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Key {
     /// The key name, written in front of every value the key encrypts.
@@ -188,12 +188,12 @@ pub struct Key {
 }
 
 /// The (empty) configuration of the `identity` provider.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityConfiguration {}
 
 /// The configuration of a `kms` provider.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KmsConfiguration {
     /// `v1` or `v2` (after defaults; empty means `v1`).
@@ -204,13 +204,13 @@ pub struct KmsConfiguration {
     pub name: String,
     /// KMS v1 only: how many decrypted DEKs to cache (default 1000, negative
     /// disables the cache, zero is invalid).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cachesize: Option<i32>,
     /// The plugin's gRPC endpoint: `unix:///path/to.sock` or `unix:///@abstract`.
     #[serde(default, deserialize_with = "null_as_default")]
     pub endpoint: String,
     /// The timeout of every plugin call (default 3s).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<GoDuration>,
 }
 
@@ -300,9 +300,26 @@ impl From<String> for SecretString {
     }
 }
 
+impl From<Zeroizing<String>> for SecretString {
+    /// Takes the text without copying it (see [`SecretKey::to_base64`]).
+    fn from(secret: Zeroizing<String>) -> Self {
+        Self(secret)
+    }
+}
+
 impl From<&str> for SecretString {
     fn from(secret: &str) -> Self {
         Self::new(secret)
+    }
+}
+
+impl serde::Serialize for SecretString {
+    /// Serializes the secret text itself: what it is written into is not
+    /// zeroized by this type (use
+    /// [`EncryptionConfiguration::to_yaml`](super::EncryptionConfiguration::to_yaml)
+    /// for a zeroized rendering).
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
     }
 }
 

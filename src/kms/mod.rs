@@ -44,7 +44,7 @@
 
 mod cache;
 mod clock;
-mod encrypted_object;
+pub(crate) mod encrypted_object;
 mod endpoint;
 mod error;
 #[cfg(unix)]

@@ -1,3 +1,4 @@
-//! Helpers shared by integration tests.
+//! Helpers shared by integration tests (and the re-encryption example).
 
+pub mod etcd_server;
 pub mod observe;

@@ -45,6 +45,13 @@ enum Command {
     Encrypt(TransformArgs),
     /// Decrypt a stored value (stdin to stdout); a stale value is noted on stderr.
     Decrypt(TransformArgs),
+    /// Rotate keys: plan, add-key, promote, retire (each writes a new config).
+    #[command(subcommand)]
+    Rotate(crate::rotate::RotateCommand),
+    /// Inventory a store (etcd or a dump): values by resource, provider/key and state.
+    Scan(crate::scan::ScanArgs),
+    /// Re-encrypt every stale value of a store (etcd or a dump) with the first provider.
+    Reencrypt(crate::reencrypt::ReencryptArgs),
 }
 
 #[derive(Args, Debug)]
@@ -96,6 +103,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Keygen { bytes } => keygen(bytes.into()),
         Command::Encrypt(args) => transform(&args, Direction::Encrypt),
         Command::Decrypt(args) => transform(&args, Direction::Decrypt),
+        Command::Rotate(command) => crate::rotate::run(&command),
+        Command::Scan(args) => crate::scan::run(&args),
+        Command::Reencrypt(args) => crate::reencrypt::run(&args),
     }
 }
 

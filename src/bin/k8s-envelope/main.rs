@@ -9,7 +9,11 @@
 mod attest;
 mod cli;
 mod jsonl;
+mod reencrypt;
+mod rotate;
+mod scan;
 mod session;
+mod store_args;
 
 use std::process::ExitCode;
 

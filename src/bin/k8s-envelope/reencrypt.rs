@@ -1,0 +1,399 @@
+//! `k8s-envelope reencrypt`: rewrite every stale value, with a progress bar
+//! on a terminal, a checkpoint file to resume from, and a summary.
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use clap::Args;
+use k8s_envelope::rotation::{
+    self, ReencryptOptions, ReencryptProgress, ReencryptTotals, ValueReport,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::Failure;
+use crate::store_args::{self, StoreArgs};
+
+/// How many failed values are listed on stderr.
+const LISTED: usize = 20;
+
+/// How often the checkpoint file is rewritten during a run.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+#[derive(Args, Debug)]
+pub struct ReencryptArgs {
+    /// The EncryptionConfiguration the kube-apiservers use now: its first
+    /// provider writes (YAML or JSON).
+    #[arg(long)]
+    config: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Take every value to be of this group-resource (`secrets`,
+    /// `widgets.example.com`) instead of telling it from its key.
+    #[arg(long)]
+    resource: Option<String>,
+    /// With --dump: where to write the re-encrypted dump.
+    #[arg(long, value_name = "FILE", requires = "dump")]
+    out: Option<PathBuf>,
+    /// Read and decrypt everything; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// How many values are in flight at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    concurrency: u16,
+    /// Keys per listing call.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    page_size: u32,
+    /// At most this many values per second.
+    #[arg(long, value_name = "N")]
+    rate_limit: Option<f64>,
+    /// Save progress here, and resume from it when it holds an unfinished
+    /// run over the same store and prefix (etcd only).
+    #[arg(long, value_name = "FILE", conflicts_with = "dump")]
+    checkpoint: Option<PathBuf>,
+}
+
+/// The checkpoint file.
+#[derive(Serialize, Deserialize, Debug, Default)]
+struct Checkpoint {
+    store: String,
+    prefix: String,
+    /// The last key below which every value is done (base64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_key_b64: Option<String>,
+    /// Counts of every run so far, this one included.
+    totals: ReencryptTotals,
+    finished: bool,
+}
+
+/// Shared between the run and the code that reports it (also after the
+/// run's future is dropped on a signal).
+struct State {
+    /// Counts of earlier runs (from the checkpoint).
+    before: ReencryptTotals,
+    /// This run's counts.
+    totals: ReencryptTotals,
+    last_key: Option<Vec<u8>>,
+    saved_at: Instant,
+    failures_listed: usize,
+}
+
+struct Progress {
+    state: Arc<Mutex<State>>,
+    checkpoint: Option<CheckpointFile>,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+#[derive(Clone)]
+struct CheckpointFile {
+    path: PathBuf,
+    store: String,
+    prefix: String,
+}
+
+impl CheckpointFile {
+    fn save(&self, state: &State, finished: bool) -> Result<(), Failure> {
+        let mut totals = state.before.clone();
+        totals.merge(&state.totals);
+        let checkpoint = Checkpoint {
+            store: self.store.clone(),
+            prefix: self.prefix.clone(),
+            last_key_b64: state.last_key.as_ref().map(|k| BASE64.encode(k)),
+            totals,
+            finished,
+        };
+        let json = serde_json::to_vec_pretty(&checkpoint).unwrap_or_default();
+        store_args::write_private(&self.path, &json)
+    }
+}
+
+impl ReencryptProgress for Progress {
+    fn value(&mut self, report: &ValueReport) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+        let mut state = lock(&self.state);
+        state.totals.add(report);
+        if let Some(failed) = rotation::FailedValue::from_report(report) {
+            if state.failures_listed < LISTED {
+                state.failures_listed += 1;
+                let line = format!("k8s-envelope: {}: {}", failed.key, failed.reason);
+                match &self.bar {
+                    Some(bar) => bar.suspend(|| eprintln!("{line}")),
+                    None => eprintln!("{line}"),
+                }
+            }
+        }
+    }
+
+    fn checkpoint(&mut self, last_key: &[u8], _totals: &ReencryptTotals) {
+        let mut state = lock(&self.state);
+        state.last_key = Some(last_key.to_vec());
+        if let Some(file) = &self.checkpoint {
+            if state.saved_at.elapsed() >= CHECKPOINT_EVERY {
+                state.saved_at = Instant::now();
+                if let Err(e) = file.save(&state, false) {
+                    eprintln!("k8s-envelope: warning: {}", e.message);
+                }
+            }
+        }
+    }
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How the run ended.
+enum End {
+    Done,
+    Stopped(String),
+    Interrupted,
+}
+
+/// Re-encrypts; exit status 0 only when nothing failed.
+pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
+    if args.store.dump.is_some() && args.out.is_none() && !args.dry_run {
+        return Err(Failure::usage(
+            "--dump needs --out FILE for the re-encrypted dump (or --dry-run)",
+        ));
+    }
+    let config = store_args::load_config(&args.config)?;
+    let runtime = store_args::runtime()?;
+    let transformers = store_args::build(&config, &args.config, &runtime)?;
+    let opened = args.store.open(&runtime)?;
+    let store_name = opened.store.describe();
+
+    let mut options = ReencryptOptions::new(args.store.prefix().as_bytes());
+    options.layout = args.store.layout(args.resource.as_deref());
+    options.concurrency = usize::from(args.concurrency);
+    options.page_size = args.page_size as usize;
+    options.dry_run = args.dry_run;
+    options.rate_limit = args.rate_limit;
+
+    let checkpoint = args.checkpoint.as_ref().map(|path| CheckpointFile {
+        path: path.clone(),
+        store: store_name.clone(),
+        prefix: args.store.prefix().to_owned(),
+    });
+    let mut before = ReencryptTotals::default();
+    if let Some(file) = &checkpoint {
+        if let Some(saved) = read_checkpoint(&file.path)? {
+            if saved.prefix != file.prefix {
+                return Err(Failure::usage(format!(
+                    "{}: the checkpoint is for prefix {:?}, not {:?}",
+                    file.path.display(),
+                    saved.prefix,
+                    file.prefix
+                )));
+            }
+            if saved.finished {
+                eprintln!(
+                    "k8s-envelope: {}: the last run finished; starting a new pass",
+                    file.path.display()
+                );
+            } else {
+                if saved.store != file.store {
+                    eprintln!(
+                        "k8s-envelope: warning: the checkpoint was written for {}, resuming on {}",
+                        saved.store, file.store
+                    );
+                }
+                options.start_after = match &saved.last_key_b64 {
+                    Some(b64) => Some(BASE64.decode(b64).map_err(|_| {
+                        Failure::usage(format!(
+                            "{}: last_key_b64 is not base64",
+                            file.path.display()
+                        ))
+                    })?),
+                    None => None,
+                };
+                before = saved.totals;
+                if let Some(key) = &options.start_after {
+                    eprintln!(
+                        "k8s-envelope: resuming after {}",
+                        String::from_utf8_lossy(key)
+                    );
+                }
+            }
+        }
+    }
+
+    let total = runtime
+        .block_on(opened.store.count(args.store.prefix().as_bytes()))
+        .ok()
+        .flatten();
+    let bar = std::io::stderr().is_terminal().then(|| progress_bar(total));
+    let state = Arc::new(Mutex::new(State {
+        before,
+        totals: ReencryptTotals::default(),
+        last_key: options.start_after.clone(),
+        saved_at: Instant::now(),
+        failures_listed: 0,
+    }));
+    let mut progress = Progress {
+        state: state.clone(),
+        checkpoint: checkpoint.clone(),
+        bar: bar.clone(),
+    };
+    let started = Instant::now();
+    let end = runtime.block_on(async {
+        let run = rotation::reencrypt(opened.store.clone(), transformers, options, &mut progress);
+        tokio::select! {
+            result = run => match result {
+                Ok(_) => End::Done,
+                Err(e) => End::Stopped(e.to_string()),
+            },
+            () = interrupted() => End::Interrupted,
+        }
+    });
+    let elapsed = started.elapsed();
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    // Dropping the run stopped its tasks: what the state says is final.
+    let state = lock(&state);
+    if let Some(file) = &checkpoint {
+        file.save(&state, matches!(end, End::Done))?;
+    }
+    if let (End::Done, Some(dump), Some(out)) = (&end, &opened.dump, &args.out) {
+        if !args.dry_run {
+            dump.write(out)
+                .map_err(|e| Failure::transform(e.to_string()))?;
+        }
+    }
+    print_summary(&state, args.dry_run, elapsed, &store_name, &end);
+    let mut all = state.before.clone();
+    all.merge(&state.totals);
+    match end {
+        End::Interrupted => Err(Failure {
+            status: 130,
+            message: if checkpoint.is_some() {
+                "interrupted; run again with the same --checkpoint to resume".to_owned()
+            } else if opened.dump.is_some() {
+                "interrupted; the output dump was not written".to_owned()
+            } else {
+                "interrupted; values rewritten so far stay rewritten, a new run skips them as current"
+                    .to_owned()
+            },
+        }),
+        End::Stopped(e) => Err(Failure::transform(format!(
+            "stopped: {e}{}",
+            if checkpoint.is_some() {
+                "; run again with the same --checkpoint to resume"
+            } else {
+                ""
+            }
+        ))),
+        End::Done if all.failed > 0 => Err(Failure::transform(format!(
+            "{} value(s) could not be re-encrypted and were left as they were",
+            all.failed
+        ))),
+        End::Done => Ok(()),
+    }
+}
+
+fn read_checkpoint(path: &Path) -> Result<Option<Checkpoint>, Failure> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Failure::usage(format!("{}: not a checkpoint file: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Failure::usage(format!("{}: {e}", path.display()))),
+    }
+}
+
+fn progress_bar(total: Option<u64>) -> indicatif::ProgressBar {
+    let bar = match total {
+        Some(total) => indicatif::ProgressBar::new(total),
+        None => indicatif::ProgressBar::new_spinner(),
+    };
+    let template = if total.is_some() {
+        "{bar:40} {pos}/{len} values, {elapsed} (eta {eta})"
+    } else {
+        "{spinner} {pos} values, {elapsed}"
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+fn print_summary(state: &State, dry_run: bool, elapsed: Duration, store: &str, end: &End) {
+    let t = &state.totals;
+    let how = match end {
+        End::Done => "done",
+        End::Stopped(_) => "stopped",
+        End::Interrupted => "interrupted",
+    };
+    let rate = t.read as f64 / elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "re-encryption of {store} {how}{} in {:.1}s ({rate:.0} values/s)",
+        if dry_run {
+            " (dry run: nothing written)"
+        } else {
+            ""
+        },
+        elapsed.as_secs_f64()
+    );
+    let mut lines = vec![
+        ("read", t.read),
+        (
+            if dry_run {
+                "stale (to rewrite)"
+            } else {
+                "rewritten"
+            },
+            if dry_run { t.stale } else { t.rewritten },
+        ),
+        ("already current", t.already_current),
+        ("conflicts retried", t.conflicts_retried),
+        ("failed", t.failed),
+    ];
+    if t.deleted > 0 {
+        lines.push(("deleted meanwhile", t.deleted));
+    }
+    if t.skipped > 0 {
+        lines.push(("skipped (apiserver bookkeeping)", t.skipped));
+    }
+    for (label, n) in lines {
+        println!("  {label:<20} {n}");
+    }
+    if state.before.read > 0 {
+        let mut all = state.before.clone();
+        all.merge(t);
+        println!(
+            "  with the earlier run(s): {} read, {} rewritten, {} already current, {} conflicts retried, {} failed",
+            all.read, all.rewritten, all.already_current, all.conflicts_retried, all.failed
+        );
+    }
+}

@@ -1,0 +1,105 @@
+//! `k8s-envelope scan`: an inventory of a store.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use k8s_envelope::rotation::{self, ScanOptions, ScanReport, ValueState};
+
+use crate::cli::Failure;
+use crate::store_args::{self, StoreArgs};
+
+/// How many unreadable values are listed on stderr.
+const LISTED: usize = 20;
+
+#[derive(Args, Debug)]
+pub struct ScanArgs {
+    /// The EncryptionConfiguration the kube-apiservers use (YAML or JSON).
+    #[arg(long)]
+    config: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Take every value to be of this group-resource (`secrets`,
+    /// `widgets.example.com`) instead of telling it from its key.
+    #[arg(long)]
+    resource: Option<String>,
+    /// How many values are decrypted at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    concurrency: u16,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    output: Format,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// A table and a total line.
+    Table,
+    /// One JSON object per row: resource, written_by, state, count.
+    Json,
+}
+
+/// Scans; exit status 1 when a value is unreadable or of an unknown resource.
+pub fn run(args: &ScanArgs) -> Result<(), Failure> {
+    let config = store_args::load_config(&args.config)?;
+    let runtime = store_args::runtime()?;
+    let transformers = store_args::build(&config, &args.config, &runtime)?;
+    let report = scan(args, &runtime, transformers)?;
+    match args.output {
+        Format::Table => println!("{report}"),
+        Format::Json => {
+            for (row, count) in &report.counts {
+                let line = serde_json::json!({
+                    "resource": row.resource.as_ref().map(ToString::to_string),
+                    "written_by": row.origin.to_string(),
+                    "state": row.state.as_str(),
+                    "count": count,
+                });
+                println!("{line}");
+            }
+        }
+    }
+    let bad = report.count(ValueState::Unreadable) + report.count(ValueState::Unmapped);
+    if bad > 0 {
+        for failed in report.failures.iter().take(LISTED) {
+            eprintln!("k8s-envelope: {}: {}", failed.key, failed.reason);
+        }
+        return Err(Failure::transform(format!(
+            "{bad} value(s) cannot be read with this configuration"
+        )));
+    }
+    Ok(())
+}
+
+/// Runs a scan of the store named by `args`.
+fn scan(
+    args: &ScanArgs,
+    runtime: &tokio::runtime::Runtime,
+    transformers: std::sync::Arc<k8s_envelope::ResourceTransformers>,
+) -> Result<ScanReport, Failure> {
+    scan_store(
+        &args.store,
+        args.store.prefix(),
+        args.resource.as_deref(),
+        usize::from(args.concurrency),
+        runtime,
+        transformers,
+    )
+}
+
+/// A scan of a store, for `scan` and for `rotate retire`'s check.
+pub fn scan_store(
+    store: &StoreArgs,
+    prefix: &str,
+    resource: Option<&str>,
+    concurrency: usize,
+    runtime: &tokio::runtime::Runtime,
+    transformers: std::sync::Arc<k8s_envelope::ResourceTransformers>,
+) -> Result<ScanReport, Failure> {
+    let opened = store.open(runtime)?;
+    let mut options = ScanOptions::new(prefix.as_bytes());
+    options.layout = store.layout(resource);
+    options.concurrency = concurrency;
+    runtime
+        .block_on(rotation::scan(opened.store, transformers, options))
+        .map_err(|e| Failure::transform(e.to_string()))
+}

@@ -1,0 +1,174 @@
+//! What the store commands share: which store (`--etcd` or `--dump`), which
+//! keys (`--prefix`, `--etcd-prefix`, `--resource`), and a configuration
+//! built on a multi-threaded runtime with its KMS plugins connected.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Args;
+use k8s_envelope::config::GroupResource;
+use k8s_envelope::kms::GrpcKmsFactory;
+use k8s_envelope::rotation::{KeyLayout, DEFAULT_ETCD_PREFIX, DEFAULT_PREFIX};
+use k8s_envelope::store::{DumpStore, EtcdOptions, EtcdStore, EtcdTls, Store, StoreError};
+use k8s_envelope::{EncryptionConfiguration, ResourceTransformers};
+
+use crate::cli::Failure;
+
+/// Where the values are.
+#[derive(Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// etcd client URL(s), e.g. http://127.0.0.1:2379 or https://10.0.0.1:2379
+    /// (repeat the flag or separate with commas).
+    #[arg(
+        long,
+        value_name = "URL",
+        value_delimiter = ',',
+        conflicts_with = "dump"
+    )]
+    pub etcd: Vec<String>,
+    /// CA certificate (PEM) that signed etcd's server certificates (https:// URLs).
+    #[arg(long, value_name = "FILE", requires = "etcd")]
+    pub cacert: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS.
+    #[arg(long, value_name = "FILE", requires_all = ["cacert", "key"])]
+    pub cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["cacert", "cert"])]
+    pub key: Option<PathBuf>,
+    /// The output of `etcdctl get --prefix -w json`, instead of a live etcd.
+    #[arg(long, value_name = "FILE")]
+    pub dump: Option<PathBuf>,
+    /// Only keys that start with this are read (and written). Default
+    /// /registry/secrets/; for `rotate retire`, the prefixes of every
+    /// resource of the rule.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// The kube-apiserver's --etcd-prefix, to tell each key's resource.
+    #[arg(long, default_value = DEFAULT_ETCD_PREFIX)]
+    pub etcd_prefix: String,
+}
+
+/// An opened store; for a dump, the dump itself too (to write it out).
+pub struct Opened {
+    pub store: Arc<dyn Store>,
+    pub dump: Option<Arc<DumpStore>>,
+}
+
+impl StoreArgs {
+    /// The key prefix: as given, or every Secret.
+    pub fn prefix(&self) -> &str {
+        self.prefix.as_deref().unwrap_or(DEFAULT_PREFIX)
+    }
+
+    /// Whether a store was named at all.
+    pub fn given(&self) -> bool {
+        !self.etcd.is_empty() || self.dump.is_some()
+    }
+
+    /// How keys map to resources: from the key, or every key `resource`.
+    pub fn layout(&self, resource: Option<&str>) -> KeyLayout {
+        let layout = KeyLayout::new(&self.etcd_prefix);
+        match resource {
+            Some(resource) => layout.with_resource(GroupResource::parse(resource)),
+            None => layout,
+        }
+    }
+
+    /// Opens the store (inside `runtime`).
+    pub fn open(&self, runtime: &tokio::runtime::Runtime) -> Result<Opened, Failure> {
+        if let Some(path) = &self.dump {
+            let dump = Arc::new(DumpStore::load(path).map_err(|e| Failure::usage(e.to_string()))?);
+            return Ok(Opened {
+                store: dump.clone(),
+                dump: Some(dump),
+            });
+        }
+        if self.etcd.is_empty() {
+            return Err(Failure::usage(
+                "no store: give --etcd URL (with --cacert/--cert/--key for TLS) or --dump FILE",
+            ));
+        }
+        let mut options = EtcdOptions::new(self.etcd.iter().cloned());
+        if let Some(ca) = &self.cacert {
+            let tls = EtcdTls::from_files(ca, self.cert.as_deref(), self.key.as_deref())
+                .map_err(|e| Failure::usage(e.to_string()))?;
+            options = options.with_tls(tls);
+        }
+        let etcd = runtime
+            .block_on(EtcdStore::connect(options))
+            .map_err(|e| match e {
+                // A bad URL or TLS setting is bad usage; etcd not answering is not.
+                StoreError::Config { .. } => Failure::usage(e.to_string()),
+                e => Failure::transform(e.to_string()),
+            })?;
+        Ok(Opened {
+            store: Arc::new(etcd),
+            dump: None,
+        })
+    }
+}
+
+/// A multi-threaded runtime for the store commands.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::usage(format!("starting the async runtime: {e}")))
+}
+
+/// Loads and validates a configuration file.
+pub fn load_config(path: &Path) -> Result<EncryptionConfiguration, Failure> {
+    let config = EncryptionConfiguration::load(path)
+        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+    config
+        .validate()
+        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+    Ok(config)
+}
+
+/// Builds `config` inside `runtime`: KMS providers connect to their plugins,
+/// fetch a write key, and keep polling their status for as long as the
+/// runtime runs (a long re-encryption outlives the 3-minute write key).
+pub fn build(
+    config: &EncryptionConfiguration,
+    path: &Path,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<Arc<ResourceTransformers>, Failure> {
+    let kms = GrpcKmsFactory::new();
+    let transformers = runtime
+        .block_on(async { config.build_with_kms(&kms) })
+        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+    if let Err(e) = runtime.block_on(kms.refresh_all()) {
+        eprintln!("k8s-envelope: warning: {e}");
+    }
+    for provider in kms.v2_providers() {
+        runtime.spawn(provider.run_status_loop());
+    }
+    Ok(Arc::new(transformers))
+}
+
+/// Writes a file atomically (a temporary file renamed over it), readable by
+/// its owner only: configurations hold keys.
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), Failure> {
+    use std::io::Write as _;
+    let fail = |e: std::io::Error| Failure::transform(format!("writing {}: {e}", path.display()));
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp-{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let result = options
+        .open(&tmp)
+        .and_then(|mut file| file.write_all(contents).and_then(|()| file.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail(e));
+    }
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! Which provider and key wrote a stored value, read from its prefix (no
+//! decryption, no KMS call).
+
+use std::fmt;
+
+use super::steps::{Member, ProviderId};
+use crate::kms::encrypted_object::EncryptedObjectRef;
+use crate::kms::key_id_hash;
+use crate::ENCRYPTED_PREFIX;
+
+/// The longest name kept from a stored value's prefix (values are untrusted).
+const MAX_NAME: usize = 128;
+
+/// Which provider and key wrote a stored value, as its prefix tells.
+///
+/// ```
+/// use k8s_envelope::rotation::{ProviderId, ValueOrigin};
+///
+/// assert_eq!(
+///     ValueOrigin::of(b"k8s:enc:aesgcm:v1:key1:\x00\x01"),
+///     ValueOrigin::Key { provider: ProviderId::AesGcm, name: "key1".into() },
+/// );
+/// assert_eq!(ValueOrigin::of(b"{\"kind\":\"Secret\"}"), ValueOrigin::Identity);
+/// assert_eq!(ValueOrigin::of(b"k8s:enc:aesgcm:v1:key1:").to_string(), "aesgcm:key1");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ValueOrigin {
+    /// Plaintext (no `k8s:enc:` prefix).
+    Identity,
+    /// A static-key provider (`k8s:enc:<aescbc|aesgcm|secretbox>:v1:<key>:`).
+    Key {
+        /// The provider.
+        provider: ProviderId,
+        /// The key's name (up to the next `:`).
+        name: String,
+    },
+    /// KMS v1 (`k8s:enc:kms:v1:<name>:`).
+    KmsV1 {
+        /// The provider's name (up to the next `:`).
+        name: String,
+    },
+    /// KMS v2 (`k8s:enc:kms:v2:<name>:`), with the hash of the plugin key ID
+    /// stored in the value (`None` when the envelope does not decode).
+    KmsV2 {
+        /// The provider's name.
+        name: String,
+        /// `sha256:<hex>` of the key ID, as [`key_id_hash`] gives it.
+        key_id_hash: Option<String>,
+    },
+    /// A `k8s:enc:` prefix this crate does not know.
+    Unknown {
+        /// The prefix, up to four `:`-separated fields, lossily decoded.
+        prefix: String,
+    },
+}
+
+impl ValueOrigin {
+    /// Reads the origin from a stored value's prefix.
+    pub fn of(stored: &[u8]) -> Self {
+        let Some(rest) = stored.strip_prefix(ENCRYPTED_PREFIX) else {
+            return ValueOrigin::Identity;
+        };
+        let mut fields = rest.splitn(4, |&b| b == b':');
+        let kind = fields.next().unwrap_or_default();
+        let version = fields.next().unwrap_or_default();
+        let name = fields.next();
+        let body = fields.next();
+        let (Some(name), Some(body)) = (name, body) else {
+            return unknown(stored);
+        };
+        let name_text = text(name);
+        match (kind, version) {
+            (b"aesgcm", b"v1") => key(ProviderId::AesGcm, name_text),
+            (b"aescbc", b"v1") => key(ProviderId::AesCbc, name_text),
+            (b"secretbox", b"v1") => key(ProviderId::Secretbox, name_text),
+            (b"kms", b"v1") => ValueOrigin::KmsV1 { name: name_text },
+            (b"kms", b"v2") => ValueOrigin::KmsV2 {
+                name: name_text,
+                key_id_hash: EncryptedObjectRef::decode(body)
+                    .ok()
+                    .map(|object| key_id_hash(object.key_id)),
+            },
+            _ => unknown(stored),
+        }
+    }
+
+    /// The provider that wrote the value, if this crate knows it.
+    pub fn provider(&self) -> Option<ProviderId> {
+        match self {
+            ValueOrigin::Identity => Some(ProviderId::Identity),
+            ValueOrigin::Key { provider, .. } => Some(provider.clone()),
+            ValueOrigin::KmsV1 { name } | ValueOrigin::KmsV2 { name, .. } => {
+                Some(ProviderId::Kms(name.clone()))
+            }
+            ValueOrigin::Unknown { .. } => None,
+        }
+    }
+
+    /// Whether the value was written by `member`: that key, or any key of
+    /// that provider.
+    pub fn written_by(&self, member: &Member) -> bool {
+        match member {
+            Member::Provider(id) => self.provider().as_ref() == Some(id),
+            Member::Key { provider, name } => {
+                matches!(self, ValueOrigin::Key { provider: p, name: n } if p == provider && n == name)
+            }
+        }
+    }
+}
+
+fn key(provider: ProviderId, name: String) -> ValueOrigin {
+    ValueOrigin::Key { provider, name }
+}
+
+fn unknown(stored: &[u8]) -> ValueOrigin {
+    let end = stored
+        .iter()
+        .enumerate()
+        .filter(|(_, &b)| b == b':')
+        .nth(3)
+        .map_or(stored.len().min(MAX_NAME), |(i, _)| i);
+    ValueOrigin::Unknown {
+        prefix: text(&stored[..end]),
+    }
+}
+
+/// Untrusted bytes as a short, printable string.
+fn text(bytes: &[u8]) -> String {
+    let clipped = &bytes[..bytes.len().min(MAX_NAME)];
+    String::from_utf8_lossy(clipped)
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+impl fmt::Display for ValueOrigin {
+    /// `identity`, `aesgcm:key1`, `kms:name (v1)`,
+    /// `kms:name (v2, key ID sha256:…)`, `unknown k8s:enc:…`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ValueOrigin::Identity => f.write_str("identity"),
+            ValueOrigin::Key { provider, name } => write!(f, "{provider}:{name}"),
+            ValueOrigin::KmsV1 { name } => write!(f, "kms:{name} (v1)"),
+            ValueOrigin::KmsV2 {
+                name,
+                key_id_hash: Some(hash),
+            } => write!(f, "kms:{name} (v2, key ID {hash})"),
+            ValueOrigin::KmsV2 {
+                name,
+                key_id_hash: None,
+            } => write!(f, "kms:{name} (v2, undecodable envelope)"),
+            ValueOrigin::Unknown { prefix } => write!(f, "unknown {prefix}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes() {
+        assert_eq!(
+            ValueOrigin::of(b"k8s:enc:secretbox:v1:k:body").to_string(),
+            "secretbox:k"
+        );
+        assert_eq!(
+            ValueOrigin::of(b"k8s:enc:kms:v1:vault:\x00\x02ab").to_string(),
+            "kms:vault (v1)"
+        );
+        assert_eq!(
+            ValueOrigin::of(b"k8s:enc:kms:v2:vault:garbage").to_string(),
+            "kms:vault (v2, undecodable envelope)"
+        );
+        assert_eq!(
+            ValueOrigin::of(b"k8s:enc:rot13:v1:k:body").to_string(),
+            "unknown k8s:enc:rot13:v1"
+        );
+        assert_eq!(
+            ValueOrigin::of(b"k8s:enc:aesgcm").to_string(),
+            "unknown k8s:enc:aesgcm"
+        );
+        assert_eq!(
+            ValueOrigin::of(b"k8s:enc:aesgcm:v1:k\x07ey:").to_string(),
+            "aesgcm:k?ey"
+        );
+        let key = Member::Key {
+            provider: ProviderId::AesGcm,
+            name: "key1".into(),
+        };
+        assert!(ValueOrigin::of(b"k8s:enc:aesgcm:v1:key1:x").written_by(&key));
+        assert!(!ValueOrigin::of(b"k8s:enc:aesgcm:v1:key10:x").written_by(&key));
+        assert!(ValueOrigin::of(b"plain").written_by(&Member::Provider(ProviderId::Identity)));
+    }
+}

@@ -1,0 +1,256 @@
+//! An inventory of a store: per resource, which provider and key wrote each
+//! value, and whether it is current, stale or unreadable.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use super::layout::KeyLayout;
+use super::origin::ValueOrigin;
+use super::reencrypt::{FailedValue, MAX_FAILURES_LISTED};
+use super::steps::{rule_for_resource, Member};
+use super::walk::{walk, Outcome, ValueReport, WalkConfig, WalkError, WalkSink};
+use crate::config::{EncryptionConfiguration, GroupResource, ResourceTransformers};
+use crate::store::Store;
+
+/// How to scan.
+#[derive(Clone, Debug)]
+pub struct ScanOptions {
+    /// Only keys that start with this are read.
+    pub prefix: Vec<u8>,
+    /// How to tell each key's resource.
+    pub layout: KeyLayout,
+    /// How many values are decrypted at once. Default 4.
+    pub concurrency: usize,
+    /// How many keys one listing call returns. Default 100.
+    pub page_size: usize,
+}
+
+impl ScanOptions {
+    /// Options for `prefix` with the defaults.
+    pub fn new(prefix: impl Into<Vec<u8>>) -> Self {
+        Self {
+            prefix: prefix.into(),
+            layout: KeyLayout::default(),
+            concurrency: 4,
+            page_size: 100,
+        }
+    }
+}
+
+/// Whether a value needs anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ValueState {
+    /// Reads, and is written by the current writer.
+    Current,
+    /// Reads, but should be re-encrypted.
+    Stale,
+    /// No provider of its resource can read it.
+    Unreadable,
+    /// Its resource cannot be told from the key.
+    Unmapped,
+    /// The apiserver's own bookkeeping (never encrypted).
+    Internal,
+}
+
+impl ValueState {
+    /// `current`, `stale`, `unreadable`, `unmapped` or `internal`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValueState::Current => "current",
+            ValueState::Stale => "stale",
+            ValueState::Unreadable => "unreadable",
+            ValueState::Unmapped => "unmapped",
+            ValueState::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for ValueState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One line of an inventory: values of a resource, written by one provider
+/// and key, in one state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ScanRow {
+    /// The resource (`None` when it cannot be told, or for internal keys).
+    pub resource: Option<GroupResource>,
+    /// The provider and key that wrote the values.
+    pub origin: ValueOrigin,
+    /// Their state.
+    pub state: ValueState,
+}
+
+/// What a scan found.
+#[derive(Clone, Debug, Default)]
+pub struct ScanReport {
+    /// How many values of each kind.
+    pub counts: BTreeMap<ScanRow, u64>,
+    /// Unreadable and unmapped values (at most [`MAX_FAILURES_LISTED`]), in
+    /// key order.
+    pub failures: Vec<FailedValue>,
+    /// How many values were read.
+    pub total: u64,
+}
+
+impl ScanReport {
+    /// The number of values in `state`.
+    pub fn count(&self, state: ValueState) -> u64 {
+        self.count_where(|row| row.state == state)
+    }
+
+    /// The number of values whose row matches.
+    pub fn count_where(&self, mut matches: impl FnMut(&ScanRow) -> bool) -> u64 {
+        self.counts
+            .iter()
+            .filter(|(row, _)| matches(row))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// The number of values of rule `rule` of `config` that `member` wrote:
+    /// what retiring it from that rule would make unreadable.
+    pub fn written_by(
+        &self,
+        config: &EncryptionConfiguration,
+        rule: usize,
+        member: &Member,
+    ) -> u64 {
+        self.count_where(|row| {
+            row.origin.written_by(member)
+                && row
+                    .resource
+                    .as_ref()
+                    .is_some_and(|gr| rule_for_resource(config, &gr.to_string()) == Some(rule))
+        })
+    }
+}
+
+impl fmt::Display for ScanReport {
+    /// A table (resource, written by, state, count) and a total line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rows: Vec<[String; 4]> = self
+            .counts
+            .iter()
+            .map(|(row, n)| {
+                [
+                    row.resource
+                        .as_ref()
+                        .map_or_else(|| "-".to_owned(), ToString::to_string),
+                    row.origin.to_string(),
+                    row.state.to_string(),
+                    n.to_string(),
+                ]
+            })
+            .collect();
+        let header = ["RESOURCE", "WRITTEN BY", "STATE", "COUNT"].map(str::to_owned);
+        let mut widths = header.clone().map(|h| h.len());
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        for row in std::iter::once(&header).chain(&rows) {
+            writeln!(
+                f,
+                "{:<w0$}  {:<w1$}  {:<w2$}  {:>w3$}",
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                w0 = widths[0],
+                w1 = widths[1],
+                w2 = widths[2],
+                w3 = widths[3]
+            )?;
+        }
+        write!(
+            f,
+            "total: {} values: {} current, {} stale, {} unreadable",
+            self.total,
+            self.count(ValueState::Current),
+            self.count(ValueState::Stale),
+            self.count(ValueState::Unreadable)
+        )?;
+        let unmapped = self.count(ValueState::Unmapped);
+        if unmapped > 0 {
+            write!(f, ", {unmapped} of an unknown resource")?;
+        }
+        let internal = self.count(ValueState::Internal);
+        if internal > 0 {
+            write!(f, ", {internal} internal")?;
+        }
+        Ok(())
+    }
+}
+
+struct Sink {
+    report: ScanReport,
+}
+
+impl WalkSink for Sink {
+    fn value(&mut self, report: ValueReport) {
+        let state = match report.outcome {
+            Outcome::Current => ValueState::Current,
+            Outcome::Unreadable(_) => ValueState::Unreadable,
+            Outcome::Unmapped => ValueState::Unmapped,
+            Outcome::Internal => ValueState::Internal,
+            // A scan writes nothing: everything else is a stale read.
+            _ => ValueState::Stale,
+        };
+        if self.report.failures.len() < MAX_FAILURES_LISTED {
+            if let Some(failed) = FailedValue::from_report(&report) {
+                self.report.failures.push(failed);
+            }
+        }
+        self.report.total += 1;
+        *self
+            .report
+            .counts
+            .entry(ScanRow {
+                resource: report.resource,
+                origin: report.origin,
+                state,
+            })
+            .or_default() += 1;
+    }
+
+    fn checkpoint(&mut self, _key: &[u8]) {}
+}
+
+/// Reads and decrypts every value under `options.prefix`, writing nothing,
+/// and counts them by resource, origin ([`ValueOrigin`]: provider and key
+/// name, or KMS provider and key-ID hash) and state.
+///
+/// Decrypting is what tells stale from current (a KMS v2 value is stale when
+/// its key ID is not the plugin's current one, which only the provider
+/// knows), so the configuration's KMS plugins must be reachable.
+///
+/// # Errors
+///
+/// [`WalkError::Store`] when the store fails.
+pub async fn scan(
+    store: Arc<dyn Store>,
+    transformers: Arc<ResourceTransformers>,
+    options: ScanOptions,
+) -> Result<ScanReport, WalkError> {
+    let mut sink = Sink {
+        report: ScanReport::default(),
+    };
+    let config = WalkConfig {
+        prefix: options.prefix,
+        layout: options.layout,
+        page_size: options.page_size,
+        concurrency: options.concurrency,
+        start_after: None,
+        rate_limit: None,
+        write: false,
+        max_attempts: 1,
+    };
+    walk(store, transformers, config, &mut sink).await?;
+    sink.report.failures.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(sink.report)
+}

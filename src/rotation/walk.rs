@@ -1,0 +1,307 @@
+//! The engine under [`scan`](super::scan) and [`reencrypt`](super::reencrypt):
+//! list a prefix in pages, process every value on a bounded set of tasks,
+//! and track the last key below which every value is done.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::layout::{KeyLayout, KeyResource};
+use super::origin::ValueOrigin;
+use crate::config::{GroupResource, ResourceTransformers};
+use crate::store::{Entry, Store, StoreError, Swap};
+
+/// What happened to one value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// It reads with the current configuration and is not stale.
+    Current,
+    /// It is stale (a scan or a dry run: nothing was written).
+    Stale,
+    /// It was stale and was rewritten with the writing provider.
+    Rewritten,
+    /// No provider could read it; it was left as it was.
+    Unreadable(String),
+    /// Its key is not a resource this crate can name (see
+    /// [`KeyLayout`]); it was left as it was.
+    Unmapped,
+    /// It is one of the apiserver's own keys, never encrypted; left alone.
+    Internal,
+    /// It was deleted while it was being processed.
+    Deleted,
+    /// It changed on every attempt; it was left to its writers.
+    KeptChanging,
+}
+
+/// One value, processed.
+#[derive(Clone, Debug)]
+pub struct ValueReport {
+    /// The key.
+    pub key: Vec<u8>,
+    /// The resource the key holds, if known.
+    pub resource: Option<GroupResource>,
+    /// Which provider and key wrote the value (as last read).
+    pub origin: ValueOrigin,
+    /// What happened.
+    pub outcome: Outcome,
+    /// How many times the value changed under us and was read again.
+    pub conflicts: u32,
+}
+
+/// Why a walk stopped before the end.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum WalkError {
+    /// The store failed (listing, reading or writing).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The writing provider could not encrypt (a KMS plugin down, no
+    /// randomness); nothing was written for the value.
+    #[error("{key}: the writing provider failed: {error}")]
+    Encrypt {
+        /// The key being rewritten.
+        key: String,
+        /// Why.
+        error: crate::Error,
+    },
+    /// A freshly written value did not read back to the same plaintext (a
+    /// provider bug); it was not written.
+    #[error("{key}: the re-encrypted value does not read back as current; nothing was written")]
+    Verify {
+        /// The key.
+        key: String,
+    },
+    /// A worker task failed.
+    #[error("a worker task failed: {0}")]
+    Task(String),
+}
+
+/// How to walk.
+pub(crate) struct WalkConfig {
+    pub(crate) prefix: Vec<u8>,
+    pub(crate) layout: KeyLayout,
+    pub(crate) page_size: usize,
+    pub(crate) concurrency: usize,
+    pub(crate) start_after: Option<Vec<u8>>,
+    pub(crate) rate_limit: Option<f64>,
+    pub(crate) write: bool,
+    pub(crate) max_attempts: u32,
+}
+
+/// What a walk hands back as it goes.
+pub(crate) trait WalkSink {
+    /// One value is done.
+    fn value(&mut self, report: ValueReport);
+    /// Every value up to and including `key` is done.
+    fn checkpoint(&mut self, key: &[u8]);
+}
+
+struct Engine {
+    store: Arc<dyn Store>,
+    transformers: Arc<ResourceTransformers>,
+    layout: KeyLayout,
+    write: bool,
+    max_attempts: u32,
+}
+
+impl Engine {
+    async fn process(&self, mut entry: Entry) -> Result<ValueReport, WalkError> {
+        let resource = match self.layout.resource_of(&entry.key) {
+            KeyResource::Resource(gr) => gr,
+            other => {
+                let outcome = if other == KeyResource::Internal {
+                    Outcome::Internal
+                } else {
+                    Outcome::Unmapped
+                };
+                return Ok(ValueReport {
+                    origin: ValueOrigin::of(&entry.value),
+                    key: entry.key,
+                    resource: None,
+                    outcome,
+                    conflicts: 0,
+                });
+            }
+        };
+        let transformer = self.transformers.for_group_resource(&resource);
+        let mut conflicts = 0;
+        loop {
+            let key = entry.key.as_slice();
+            let origin = ValueOrigin::of(&entry.value);
+            let report = |outcome, conflicts| ValueReport {
+                key: key.to_vec(),
+                resource: Some(resource.clone()),
+                origin: origin.clone(),
+                outcome,
+                conflicts,
+            };
+            let read = match transformer.decrypt(&entry.value, key.into()).await {
+                Err(e) => return Ok(report(Outcome::Unreadable(e.to_string()), conflicts)),
+                Ok(read) if !read.stale => return Ok(report(Outcome::Current, conflicts)),
+                Ok(read) => read,
+            };
+            if !self.write {
+                return Ok(report(Outcome::Stale, conflicts));
+            }
+            let lossy = || String::from_utf8_lossy(key).into_owned();
+            let rewritten = transformer
+                .encrypt(&read.plaintext, key.into())
+                .await
+                .map_err(|error| WalkError::Encrypt {
+                    key: lossy(),
+                    error,
+                })?;
+            // Never write what does not read back.
+            match transformer.decrypt(&rewritten, key.into()).await {
+                Ok(check) if !check.stale && check.plaintext == read.plaintext => {}
+                _ => return Err(WalkError::Verify { key: lossy() }),
+            }
+            drop(read);
+            match self
+                .store
+                .compare_and_swap(key, entry.revision, &rewritten)
+                .await?
+            {
+                Swap::Written(_) => return Ok(report(Outcome::Rewritten, conflicts)),
+                Swap::Deleted => return Ok(report(Outcome::Deleted, conflicts)),
+                Swap::Changed(current) => {
+                    conflicts += 1;
+                    if conflicts >= self.max_attempts {
+                        return Ok(report(Outcome::KeptChanging, conflicts));
+                    }
+                    entry = current;
+                }
+            }
+        }
+    }
+}
+
+/// One item of the completion window: a dispatched key, and whether it is
+/// done.
+struct Slot {
+    seq: u64,
+    key: Vec<u8>,
+    done: bool,
+}
+
+/// Lists `config.prefix` and processes every value, at most
+/// `config.concurrency` at a time, reporting to `sink`. Must run inside a
+/// Tokio runtime (values are processed on spawned tasks).
+pub(crate) async fn walk(
+    store: Arc<dyn Store>,
+    transformers: Arc<ResourceTransformers>,
+    config: WalkConfig,
+    sink: &mut dyn WalkSink,
+) -> Result<(), WalkError> {
+    let engine = Arc::new(Engine {
+        store: store.clone(),
+        transformers,
+        layout: config.layout,
+        write: config.write,
+        max_attempts: config.max_attempts.max(1),
+    });
+    let concurrency = config.concurrency.max(1);
+    let interval = config
+        .rate_limit
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .map(|r| Duration::from_secs_f64(1.0 / r));
+    let mut next_start = Instant::now();
+    let mut tasks: JoinSet<(u64, Result<ValueReport, WalkError>)> = JoinSet::new();
+    let mut window: VecDeque<Slot> = VecDeque::new();
+    let mut seq = 0u64;
+    let mut after = config.start_after;
+    let mut failure: Option<WalkError> = None;
+
+    'pages: loop {
+        let page = match store
+            .list(&config.prefix, after.as_deref(), config.page_size.max(1))
+            .await
+        {
+            Ok(page) => page,
+            Err(e) => {
+                failure = Some(e.into());
+                break;
+            }
+        };
+        let Some(last) = page.entries.last().map(|e| e.key.clone()) else {
+            break;
+        };
+        for entry in page.entries {
+            // Values outside the prefix are never touched, whatever the store
+            // returned.
+            if !entry.key.starts_with(&config.prefix) {
+                continue;
+            }
+            if let Some(interval) = interval {
+                tokio::time::sleep_until(next_start).await;
+                next_start = next_start.max(Instant::now()) + interval;
+            }
+            while tasks.len() >= concurrency {
+                if let Some(e) = finish_one(&mut tasks, &mut window, sink).await {
+                    failure = Some(e);
+                    break 'pages;
+                }
+            }
+            window.push_back(Slot {
+                seq,
+                key: entry.key.clone(),
+                done: false,
+            });
+            let engine = engine.clone();
+            let this = seq;
+            tasks.spawn(async move { (this, engine.process(entry).await) });
+            seq += 1;
+        }
+        if !page.more {
+            break;
+        }
+        after = Some(last);
+    }
+    while !tasks.is_empty() {
+        if let Some(e) = finish_one(&mut tasks, &mut window, sink).await {
+            failure.get_or_insert(e);
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Waits for one task; reports it and advances the checkpoint. Returns the
+/// task's error, if it failed (its key then stays undone).
+async fn finish_one(
+    tasks: &mut JoinSet<(u64, Result<ValueReport, WalkError>)>,
+    window: &mut VecDeque<Slot>,
+    sink: &mut dyn WalkSink,
+) -> Option<WalkError> {
+    let joined = tasks.join_next().await?;
+    let (seq, result) = match joined {
+        Ok(done) => done,
+        Err(e) => return Some(WalkError::Task(e.to_string())),
+    };
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => return Some(e),
+    };
+    sink.value(report);
+    let front = window.front().map_or(seq, |s| s.seq);
+    if let Some(slot) = usize::try_from(seq - front)
+        .ok()
+        .and_then(|i| window.get_mut(i))
+    {
+        slot.done = true;
+    }
+    let mut last_done = None;
+    while window.front().is_some_and(|s| s.done) {
+        last_done = window.pop_front().map(|s| s.key);
+    }
+    if let Some(key) = last_done {
+        sink.checkpoint(&key);
+    }
+    None
+}

@@ -1,0 +1,563 @@
+//! An etcd v3 store over gRPC, plain or TLS (mTLS).
+
+use std::error::Error as _;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use zeroize::Zeroizing;
+
+use super::{prefix_end, Entry, Page, Store, StoreError, StoreFuture, Swap};
+
+/// etcd's KV API (the part this crate uses), generated from
+/// `proto/etcd/kv.proto` by `cargo run -p codegen`.
+#[allow(missing_docs, dead_code, clippy::all, clippy::pedantic)]
+#[rustfmt::skip]
+#[path = "generated/etcdserverpb.rs"]
+mod generated;
+
+use self::generated::compare::{CompareResult, CompareTarget, TargetUnion};
+use self::generated::kv_client::KvClient;
+use self::generated::request_op::Request;
+use self::generated::response_op::Response;
+use self::generated::{Compare, KeyValue, PutRequest, RangeRequest, RequestOp, TxnRequest};
+
+/// The largest answer accepted from etcd: 64 MiB. A page of values larger
+/// than that is read again in smaller pages.
+const MAX_RESPONSE: usize = 64 * 1024 * 1024;
+
+/// The largest request sent: etcd accepts 1.5 MiB by default
+/// (`--max-request-bytes`); this leaves room for clusters that raised it.
+const MAX_REQUEST: usize = 16 * 1024 * 1024;
+
+/// How many times a call that failed for lack of a connection is tried.
+const ATTEMPTS: u32 = 4;
+
+/// Where and how to reach etcd.
+#[derive(Clone, Debug)]
+pub struct EtcdOptions {
+    /// Client URLs: `http://127.0.0.1:2379`, or `https://…` with [`tls`](Self::tls).
+    /// Several are balanced, as etcdctl's `--endpoints` are.
+    pub endpoints: Vec<String>,
+    /// TLS settings; required for `https://` endpoints.
+    pub tls: Option<EtcdTls>,
+    /// How long to wait for a connection. Default 5 s.
+    pub connect_timeout: Duration,
+    /// How long one call may take. Default 30 s.
+    pub request_timeout: Duration,
+}
+
+impl EtcdOptions {
+    /// Options for `endpoints`, without TLS, with the default timeouts.
+    pub fn new(endpoints: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self {
+            endpoints: endpoints.into_iter().map(Into::into).collect(),
+            tls: None,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// The same options with TLS.
+    pub fn with_tls(mut self, tls: EtcdTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+}
+
+/// TLS for etcd, as a kube-apiserver's `--etcd-cafile`, `--etcd-certfile`
+/// and `--etcd-keyfile` give it: the CA that signed the servers'
+/// certificates, and for mutual TLS a client certificate and its key.
+///
+/// The key is held in a zeroizing buffer; the TLS library's copy is not.
+/// `Debug` shows which parts are set, never their contents.
+#[derive(Clone, Default)]
+pub struct EtcdTls {
+    /// The CA certificate(s), PEM.
+    pub ca_pem: Vec<u8>,
+    /// The client certificate chain, PEM (mutual TLS).
+    pub cert_pem: Option<Vec<u8>>,
+    /// The client certificate's private key, PEM (mutual TLS).
+    pub key_pem: Option<Zeroizing<Vec<u8>>>,
+    /// The name to check the server's certificate against, when it is not
+    /// the endpoint's host.
+    pub server_name: Option<String>,
+}
+
+impl EtcdTls {
+    /// Reads the CA and, for mutual TLS, the client certificate and key.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`] when a file cannot be read, and
+    /// [`StoreError::Config`] when a certificate and a key are not given
+    /// together or a file holds no PEM block of the expected kind.
+    pub fn from_files(
+        ca: &Path,
+        cert: Option<&Path>,
+        key: Option<&Path>,
+    ) -> Result<Self, StoreError> {
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|source| StoreError::Io {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let tls = Self {
+            ca_pem: read(ca)?,
+            cert_pem: cert.map(read).transpose()?,
+            key_pem: key.map(read).transpose()?.map(Zeroizing::new),
+            server_name: None,
+        };
+        tls.check()?;
+        Ok(tls)
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        let bad = |reason: &str| StoreError::Config {
+            endpoint: "tls".to_owned(),
+            reason: reason.to_owned(),
+        };
+        if !contains(&self.ca_pem, b"-----BEGIN CERTIFICATE-----") {
+            return Err(bad("the CA file holds no PEM certificate"));
+        }
+        match (&self.cert_pem, &self.key_pem) {
+            (None, None) => Ok(()),
+            (Some(cert), Some(key)) => {
+                if !contains(cert, b"-----BEGIN CERTIFICATE-----") {
+                    return Err(bad("the client certificate file holds no PEM certificate"));
+                }
+                if !contains(key, b"PRIVATE KEY-----") {
+                    return Err(bad("the client key file holds no PEM private key"));
+                }
+                Ok(())
+            }
+            _ => Err(bad(
+                "a client certificate and its key must be given together",
+            )),
+        }
+    }
+
+    fn client_config(&self) -> ClientTlsConfig {
+        let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&self.ca_pem));
+        if let (Some(cert), Some(key)) = (&self.cert_pem, &self.key_pem) {
+            config = config.identity(Identity::from_pem(cert, &key[..]));
+        }
+        if let Some(name) = &self.server_name {
+            config = config.domain_name(name.clone());
+        }
+        config
+    }
+}
+
+impl fmt::Debug for EtcdTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EtcdTls")
+            .field("ca", &true)
+            .field("client_cert", &self.cert_pem.is_some())
+            .field("client_key", &self.key_pem.is_some())
+            .field("server_name", &self.server_name)
+            .finish()
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// An etcd v3 server or cluster, through its gRPC KV API.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::path::Path;
+/// use k8s_envelope::store::{EtcdOptions, EtcdStore, EtcdTls, Store};
+///
+/// let tls = EtcdTls::from_files(
+///     Path::new("/etc/kubernetes/pki/etcd/ca.crt"),
+///     Some(Path::new("/etc/kubernetes/pki/apiserver-etcd-client.crt")),
+///     Some(Path::new("/etc/kubernetes/pki/apiserver-etcd-client.key")),
+/// )?;
+/// let etcd = EtcdStore::connect(EtcdOptions::new(["https://127.0.0.1:2379"]).with_tls(tls)).await?;
+/// let page = etcd.list(b"/registry/secrets/", None, 100).await?;
+/// # Ok(()) }
+/// ```
+///
+/// - Listing is a `Range` over the prefix with a limit, in key order; a page
+///   whose answer would exceed 64 MiB is read again in smaller pages.
+/// - The compare-and-swap is a `Txn`: if the key's `mod_revision` is still
+///   the one read, `Put` the new value with `ignore_lease` (a key with a
+///   lease, such as an event, keeps it); otherwise `Range` the key, and
+///   return what is there now. etcd applies it atomically, so a write by a
+///   kube-apiserver in between is never overwritten.
+/// - Reads are linearizable (etcd's default).
+/// - A call that fails for lack of a connection (`Unavailable`) is tried up
+///   to 4 times. That is safe for the compare-and-swap too: if an earlier
+///   attempt was applied, the retry finds the key changed (by itself) and
+///   reports it, and a re-encryption then finds the value current.
+///
+/// Not supported: etcd's user/password authentication (use client
+/// certificates, as kube-apiserver does), and `unix://` endpoints.
+pub struct EtcdStore {
+    channel: Channel,
+    endpoints: String,
+}
+
+impl EtcdStore {
+    /// Connects (call it inside a Tokio runtime) and checks that etcd
+    /// answers, with a count of an empty range.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Config`] for an endpoint that is not an `http://` or
+    /// `https://` URL, an `https://` endpoint without TLS settings or TLS
+    /// settings with an `http://` endpoint; [`StoreError::Etcd`] when etcd
+    /// does not answer.
+    pub async fn connect(options: EtcdOptions) -> Result<Self, StoreError> {
+        let store = Self::connect_lazy(options)?;
+        store
+            .call("Range", |mut kv| async move {
+                kv.range(RangeRequest {
+                    key: vec![0],
+                    count_only: true,
+                    ..RangeRequest::default()
+                })
+                .await
+            })
+            .await?;
+        Ok(store)
+    }
+
+    /// Sets up the connection without waiting for it; the first call dials.
+    /// Must be called inside a Tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Config`], as [`connect`](Self::connect).
+    pub fn connect_lazy(options: EtcdOptions) -> Result<Self, StoreError> {
+        if options.endpoints.is_empty() {
+            return Err(StoreError::Config {
+                endpoint: String::new(),
+                reason: "no endpoint given".to_owned(),
+            });
+        }
+        if let Some(tls) = &options.tls {
+            tls.check()?;
+        }
+        let mut endpoints = Vec::with_capacity(options.endpoints.len());
+        for url in &options.endpoints {
+            endpoints.push(endpoint(url, &options)?);
+        }
+        let channel = if endpoints.len() == 1 {
+            endpoints.remove(0).connect_lazy()
+        } else {
+            Channel::balance_list(endpoints.into_iter())
+        };
+        Ok(Self {
+            channel,
+            endpoints: options.endpoints.join(","),
+        })
+    }
+
+    /// Writes a key unconditionally (a plain `Put`, no lease); returns the
+    /// new revision. For preparing test data and tools; a re-encryption
+    /// only ever writes through [`compare_and_swap`](Store::compare_and_swap).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Etcd`] when the call fails.
+    pub async fn put(&self, key: &[u8], value: &[u8]) -> Result<i64, StoreError> {
+        let response = self
+            .call("Put", |mut kv| {
+                let request = PutRequest {
+                    key: key.to_vec(),
+                    value: value.to_vec(),
+                    ..PutRequest::default()
+                };
+                async move { kv.put(request).await }
+            })
+            .await?;
+        Ok(response.header.map_or(0, |h| h.revision))
+    }
+
+    fn client(&self) -> KvClient<Channel> {
+        KvClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_RESPONSE)
+            .max_encoding_message_size(MAX_REQUEST)
+    }
+
+    /// Makes one call, retried while etcd is unavailable.
+    async fn call<T, F, Fut>(&self, operation: &'static str, mut f: F) -> Result<T, StoreError>
+    where
+        F: FnMut(KvClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let mut attempt = 1;
+        loop {
+            match f(self.client()).await {
+                Ok(response) => return Ok(response.into_inner()),
+                Err(status) if status.code() == tonic::Code::Unavailable && attempt < ATTEMPTS => {
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                    attempt += 1;
+                }
+                Err(status) => return Err(self.error(operation, &status)),
+            }
+        }
+    }
+
+    fn error(&self, operation: &'static str, status: &tonic::Status) -> StoreError {
+        StoreError::Etcd {
+            endpoints: self.endpoints.clone(),
+            operation,
+            message: describe(status),
+        }
+    }
+
+    async fn range_page(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let key = match after {
+            Some(after) if after >= prefix => {
+                let mut key = after.to_vec();
+                key.push(0);
+                key
+            }
+            _ => prefix.to_vec(),
+        };
+        let range_end = prefix_end(prefix);
+        let mut limit = limit.max(1);
+        loop {
+            let request = RangeRequest {
+                key: key.clone(),
+                range_end: range_end.clone(),
+                limit: i64::try_from(limit).unwrap_or(i64::MAX),
+                ..RangeRequest::default()
+            };
+            let result = self
+                .call("Range", |mut kv| {
+                    let request = request.clone();
+                    async move { kv.range(request).await }
+                })
+                .await;
+            match result {
+                Ok(response) => {
+                    let entries: Vec<Entry> = response
+                        .kvs
+                        .into_iter()
+                        .filter(|kv| kv.key.starts_with(prefix))
+                        .map(entry)
+                        .collect();
+                    return Ok(Page {
+                        entries,
+                        more: response.more,
+                    });
+                }
+                // The page was too large for one answer: smaller pages.
+                Err(StoreError::Etcd { ref message, .. })
+                    if limit > 1 && message.contains("message length too large") =>
+                {
+                    limit /= 2;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+fn endpoint(url: &str, options: &EtcdOptions) -> Result<Endpoint, StoreError> {
+    let bad = |reason: String| StoreError::Config {
+        endpoint: url.to_owned(),
+        reason,
+    };
+    let https = if url.starts_with("https://") {
+        true
+    } else if url.starts_with("http://") {
+        false
+    } else {
+        return Err(bad(
+            "expected an http:// or https:// URL such as http://127.0.0.1:2379".to_owned(),
+        ));
+    };
+    let mut endpoint = Endpoint::from_shared(url.to_owned())
+        .map_err(|e| bad(format!("invalid URL: {e}")))?
+        .connect_timeout(options.connect_timeout)
+        .timeout(options.request_timeout)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true);
+    match (&options.tls, https) {
+        (Some(tls), true) => {
+            endpoint = endpoint
+                .tls_config(tls.client_config())
+                .map_err(|e| bad(format!("TLS: {e}")))?;
+        }
+        (None, true) => {
+            return Err(bad(
+                "an https:// endpoint needs TLS settings (a CA certificate at least)".to_owned(),
+            ))
+        }
+        (Some(_), false) => {
+            return Err(bad(
+                "TLS settings were given for an http:// endpoint; use https://".to_owned(),
+            ))
+        }
+        (None, false) => {}
+    }
+    Ok(endpoint)
+}
+
+fn entry(kv: KeyValue) -> Entry {
+    Entry {
+        key: kv.key,
+        value: kv.value,
+        revision: kv.mod_revision,
+    }
+}
+
+/// The status message and the chain of causes (a transport error says what
+/// failed only in its causes).
+fn describe(status: &tonic::Status) -> String {
+    let mut out = format!("{:?}", status.code());
+    if !status.message().is_empty() {
+        out.push_str(": ");
+        out.push_str(&clip(status.message()));
+    }
+    let mut source = status.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&clip(&text));
+        }
+        source = cause.source();
+    }
+    out
+}
+
+fn clip(s: &str) -> String {
+    const MAX: usize = 512;
+    if s.len() <= MAX {
+        return s.to_owned();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+impl Store for EtcdStore {
+    fn list<'a>(
+        &'a self,
+        prefix: &'a [u8],
+        after: Option<&'a [u8]>,
+        limit: usize,
+    ) -> StoreFuture<'a, Page> {
+        Box::pin(self.range_page(prefix, after, limit))
+    }
+
+    fn get<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<Entry>> {
+        Box::pin(async move {
+            let response = self
+                .call("Range", |mut kv| {
+                    let request = RangeRequest {
+                        key: key.to_vec(),
+                        ..RangeRequest::default()
+                    };
+                    async move { kv.range(request).await }
+                })
+                .await?;
+            Ok(response.kvs.into_iter().next().map(entry))
+        })
+    }
+
+    fn compare_and_swap<'a>(
+        &'a self,
+        key: &'a [u8],
+        expected: i64,
+        value: &'a [u8],
+    ) -> StoreFuture<'a, Swap> {
+        Box::pin(async move {
+            let request = TxnRequest {
+                compare: vec![Compare {
+                    result: CompareResult::Equal as i32,
+                    target: CompareTarget::Mod as i32,
+                    key: key.to_vec(),
+                    target_union: Some(TargetUnion::ModRevision(expected)),
+                }],
+                success: vec![RequestOp {
+                    request: Some(Request::RequestPut(PutRequest {
+                        key: key.to_vec(),
+                        value: value.to_vec(),
+                        ignore_lease: true,
+                        ..PutRequest::default()
+                    })),
+                }],
+                failure: vec![RequestOp {
+                    request: Some(Request::RequestRange(RangeRequest {
+                        key: key.to_vec(),
+                        ..RangeRequest::default()
+                    })),
+                }],
+            };
+            let response = self
+                .call("Txn", |mut kv| {
+                    let request = request.clone();
+                    async move { kv.txn(request).await }
+                })
+                .await?;
+            if response.succeeded {
+                return Ok(Swap::Written(response.header.map_or(0, |h| h.revision)));
+            }
+            let current = response
+                .responses
+                .into_iter()
+                .find_map(|r| match r.response {
+                    Some(Response::ResponseRange(range)) => Some(range),
+                    _ => None,
+                })
+                .ok_or_else(|| StoreError::Etcd {
+                    endpoints: self.endpoints.clone(),
+                    operation: "Txn",
+                    message: "a failed transaction answered without the key's current value"
+                        .to_owned(),
+                })?;
+            Ok(match current.kvs.into_iter().next() {
+                Some(kv) => Swap::Changed(entry(kv)),
+                None => Swap::Deleted,
+            })
+        })
+    }
+
+    fn count<'a>(&'a self, prefix: &'a [u8]) -> StoreFuture<'a, Option<u64>> {
+        Box::pin(async move {
+            let response = self
+                .call("Range", |mut kv| {
+                    let request = RangeRequest {
+                        key: prefix.to_vec(),
+                        range_end: prefix_end(prefix),
+                        count_only: true,
+                        ..RangeRequest::default()
+                    };
+                    async move { kv.range(request).await }
+                })
+                .await?;
+            Ok(u64::try_from(response.count).ok())
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("etcd {}", self.endpoints)
+    }
+}
+
+impl fmt::Debug for EtcdStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EtcdStore")
+            .field("endpoints", &self.endpoints)
+            .finish_non_exhaustive()
+    }
+}

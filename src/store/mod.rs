@@ -1,0 +1,177 @@
+//! Where encrypted values live: a small key-value store trait, with etcd v3
+//! and an offline dump as implementations.
+//!
+//! [`Store`] is what a scan and a re-encryption need and nothing more: list
+//! a key prefix in pages, get one key, and a compare-and-swap put that
+//! writes only if the key still has the revision that was read. Two
+//! implementations:
+//!
+//! - [`EtcdStore`]: an etcd v3 server (or cluster) over gRPC, plain or with
+//!   TLS (a CA, and a client certificate and key for mTLS, as real clusters
+//!   use). The compare-and-swap is an etcd transaction that compares the
+//!   key's `mod_revision`, so a concurrent write by a kube-apiserver is never
+//!   overwritten.
+//! - [`DumpStore`]: the JSON that `etcdctl get --prefix -w json` prints
+//!   (keys and values in base64), held in memory, so that a dump can be
+//!   scanned, decrypted or re-encrypted offline and written to a new file.
+//!
+//! Implement [`Store`] for anything else that holds apiserver values.
+//!
+//! # Errors
+//!
+//! A [`StoreError`] names the store and the operation, never a value.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+mod dump;
+mod etcd;
+
+pub use self::dump::DumpStore;
+pub use self::etcd::{EtcdOptions, EtcdStore, EtcdTls};
+
+/// The future a [`Store`] method returns.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// One key with its value and revision.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The key.
+    pub key: Vec<u8>,
+    /// The stored value.
+    pub value: Vec<u8>,
+    /// The revision of the key's last modification (etcd's `mod_revision`);
+    /// [`Store::compare_and_swap`] writes only if it is still this.
+    pub revision: i64,
+}
+
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("key", &String::from_utf8_lossy(&self.key))
+            .field("value_len", &self.value.len())
+            .field("revision", &self.revision)
+            .finish()
+    }
+}
+
+/// One page of a listing.
+#[derive(Clone, Debug, Default)]
+pub struct Page {
+    /// The entries, in ascending key order.
+    pub entries: Vec<Entry>,
+    /// Whether more keys follow the last one.
+    pub more: bool,
+}
+
+/// What a [`Store::compare_and_swap`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Swap {
+    /// The value was written; the key's new revision.
+    Written(i64),
+    /// The key was modified since it was read; nothing was written. The
+    /// current entry.
+    Changed(Entry),
+    /// The key was deleted since it was read; nothing was written.
+    Deleted,
+}
+
+/// A store of apiserver values: what a scan and a re-encryption need.
+///
+/// Contract:
+/// - [`list`](Store::list) returns keys that start with `prefix`, greater
+///   than `after` (from the start when `None`), in ascending byte order, at
+///   most `limit` of them;
+/// - [`compare_and_swap`](Store::compare_and_swap) writes `value` only if
+///   the key's revision is still `expected`, atomically, and keeps whatever
+///   else the store attaches to the key (an etcd lease);
+/// - no method ever touches a key it was not given (or, for `list`, outside
+///   the prefix).
+pub trait Store: Send + Sync {
+    /// Lists up to `limit` entries under `prefix`, after the key `after`.
+    fn list<'a>(
+        &'a self,
+        prefix: &'a [u8],
+        after: Option<&'a [u8]>,
+        limit: usize,
+    ) -> StoreFuture<'a, Page>;
+
+    /// Reads one key.
+    fn get<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<Entry>>;
+
+    /// Writes `value` to `key` if the key's revision is still `expected`.
+    fn compare_and_swap<'a>(
+        &'a self,
+        key: &'a [u8],
+        expected: i64,
+        value: &'a [u8],
+    ) -> StoreFuture<'a, Swap>;
+
+    /// The number of keys under `prefix`, if the store can tell cheaply
+    /// (for a progress bar). The default says nothing.
+    fn count<'a>(&'a self, prefix: &'a [u8]) -> StoreFuture<'a, Option<u64>> {
+        let _ = prefix;
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
+    /// A short description for messages: `etcd http://127.0.0.1:2379`,
+    /// `dump backup.json`.
+    fn describe(&self) -> String;
+}
+
+/// The end of the key range of `prefix` (etcd's `range_end`): the prefix
+/// with its last byte below 0xff incremented and everything after it dropped;
+/// `[0]` (every key) when there is no such byte.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+/// A store operation failed.
+///
+/// Messages name the store, the operation and the cause; never a value.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// A dump is not the JSON `etcdctl get -w json` prints.
+    #[error("{what}: not an etcdctl JSON dump: {reason}")]
+    Dump {
+        /// The dump (its file name, or `input`).
+        what: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An etcd endpoint or TLS setting is unusable.
+    #[error("etcd {endpoint}: {reason}")]
+    Config {
+        /// The endpoint (or `tls`).
+        endpoint: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An etcd call failed.
+    #[error("etcd {endpoints}: {operation}: {message}")]
+    Etcd {
+        /// The endpoints.
+        endpoints: String,
+        /// The operation (`Range`, `Txn`, ...).
+        operation: &'static str,
+        /// The gRPC status or transport error.
+        message: String,
+    },
+}

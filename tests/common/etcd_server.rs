@@ -1,0 +1,195 @@
+//! A real etcd server for tests and examples: the `etcd` binary (Debian
+//! package etcd-server) on free loopback ports, with a temporary data
+//! directory (on /dev/shm when there is one), killed and removed on drop.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// TLS files for an etcd that requires client certificates.
+pub struct ServerTls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// A running etcd.
+pub struct EtcdServer {
+    child: Child,
+    /// The client URL.
+    pub url: String,
+    dir: tempfile::TempDir,
+}
+
+/// The etcd binary: `$ETCD_BIN`, or `etcd` on the PATH.
+pub fn etcd_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("ETCD_BIN") {
+        return Some(PathBuf::from(path));
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("etcd"))
+            .find(|path| path.is_file())
+    })
+}
+
+/// Whether etcd tests must run (CI sets `K8S_ENVELOPE_REQUIRE_ETCD=1`);
+/// otherwise a missing etcd skips them.
+pub fn required() -> bool {
+    std::env::var_os("K8S_ENVELOPE_REQUIRE_ETCD").is_some_and(|v| v == "1")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// The data directory: on /dev/shm when there is one (fast fsync), unless
+/// `ETCD_DATA_ON_DISK=1` asks for the system's temporary directory.
+fn temp_dir() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    let on_disk = std::env::var_os("ETCD_DATA_ON_DISK").is_some_and(|v| v == "1");
+    if shm.is_dir() && !on_disk {
+        if let Ok(dir) = tempfile::Builder::new()
+            .prefix("k8s-envelope-etcd-")
+            .tempdir_in(shm)
+        {
+            return dir;
+        }
+    }
+    tempfile::Builder::new()
+        .prefix("k8s-envelope-etcd-")
+        .tempdir()
+        .expect("temp dir")
+}
+
+impl EtcdServer {
+    /// Starts etcd, or returns `None` (after saying so) when there is no
+    /// etcd binary and etcd tests are not required.
+    pub fn start() -> Option<Self> {
+        Self::start_with(None)
+    }
+
+    /// Starts etcd serving TLS and requiring client certificates signed by
+    /// `tls.ca`.
+    pub fn start_tls(tls: &ServerTls) -> Option<Self> {
+        Self::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<&ServerTls>) -> Option<Self> {
+        let Some(binary) = etcd_binary() else {
+            assert!(
+                !required(),
+                "K8S_ENVELOPE_REQUIRE_ETCD=1 but there is no etcd binary (apt-get install etcd-server)"
+            );
+            eprintln!("skipped: no etcd binary (apt-get install etcd-server, or set ETCD_BIN)");
+            return None;
+        };
+        for _attempt in 0..3 {
+            if let Some(server) = Self::try_start(&binary, tls) {
+                return Some(server);
+            }
+        }
+        panic!("etcd did not start (three attempts)");
+    }
+
+    fn try_start(binary: &Path, tls: Option<&ServerTls>) -> Option<Self> {
+        let dir = temp_dir();
+        let (client, peer) = (free_port(), free_port());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let mut command = Command::new(binary);
+        command
+            .arg("--name=test")
+            .arg(format!("--data-dir={}", dir.path().join("data").display()))
+            .arg(format!("--listen-client-urls={url}"))
+            .arg(format!("--advertise-client-urls={url}"))
+            .arg(format!("--listen-peer-urls={peer_url}"))
+            .arg(format!("--initial-advertise-peer-urls={peer_url}"))
+            .arg(format!("--initial-cluster=test={peer_url}"))
+            .arg("--logger=zap")
+            .arg("--log-level=error")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("etcd.log")).expect("log file"),
+            ));
+        if let Some(tls) = tls {
+            command
+                .arg(format!("--cert-file={}", tls.cert.display()))
+                .arg(format!("--key-file={}", tls.key.display()))
+                .arg(format!("--trusted-ca-file={}", tls.ca.display()))
+                .arg("--client-cert-auth");
+        }
+        let mut child = command.spawn().expect("spawn etcd");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                // Most likely a port taken between free_port and the bind.
+                return None;
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", client)).is_ok() {
+                // Listening; give it a moment to have a leader.
+                let server = Self { child, url, dir };
+                if server.wait_ready(deadline) {
+                    return Some(server);
+                }
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    /// Waits until etcd answers a write (it has elected itself leader):
+    /// with etcdctl when there is one, else by waiting a little.
+    fn wait_ready(&self, deadline: Instant) -> bool {
+        // A plain HTTP GET of /health answers {"health":"true"} once etcd
+        // serves; over TLS, the listener being up is enough for the tests'
+        // first call, which retries while etcd is unavailable.
+        if self.url.starts_with("https") {
+            std::thread::sleep(Duration::from_millis(500));
+            return true;
+        }
+        let addr = self.url.trim_start_matches("http://").to_owned();
+        while Instant::now() < deadline {
+            if let Ok(body) = http_get(&addr, "/health") {
+                if body.contains("\"health\":\"true\"") {
+                    return true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// The data directory's parent (for files the test wants removed with it).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body)?;
+    Ok(body)
+}
+
+impl Drop for EtcdServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
