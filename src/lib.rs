@@ -64,6 +64,9 @@
 
 pub mod config;
 mod error;
+#[doc(hidden)]
+pub mod internal;
+mod jsonl;
 mod keys;
 pub mod kms;
 pub mod manual;
