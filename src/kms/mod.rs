@@ -44,7 +44,7 @@
 
 mod cache;
 mod clock;
-mod encrypted_object;
+pub(crate) mod encrypted_object;
 mod endpoint;
 mod error;
 #[cfg(unix)]
@@ -55,7 +55,7 @@ mod grpc;
 #[cfg(unix)]
 pub mod plugin;
 mod service;
-mod v1;
+pub(crate) mod v1;
 mod v2;
 
 pub(crate) use self::cache::BoundedCache;
