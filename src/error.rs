@@ -137,6 +137,30 @@ pub enum Error {
     #[error("the operating system's random number generator failed")]
     Random,
 
+    /// A stored value is larger than
+    /// [`MAX_STORED_VALUE_LEN`](crate::MAX_STORED_VALUE_LEN): either a value
+    /// given to a [`Transformer`](crate::Transformer) to read (no provider
+    /// was asked), or the value a write produced (it is not returned, since
+    /// no read would take it back).
+    #[error("stored value is too large: {len} bytes, the limit is {limit}")]
+    StoredValueTooLarge {
+        /// The value's size in bytes.
+        len: usize,
+        /// The limit, [`MAX_STORED_VALUE_LEN`](crate::MAX_STORED_VALUE_LEN).
+        limit: usize,
+    },
+
+    /// A plaintext given to a [`Transformer`](crate::Transformer) to write is
+    /// larger than [`MAX_PLAINTEXT_LEN`](crate::MAX_PLAINTEXT_LEN); nothing
+    /// was encrypted.
+    #[error("plaintext is too large: {len} bytes, the limit is {limit}")]
+    PlaintextTooLarge {
+        /// The plaintext's size in bytes.
+        len: usize,
+        /// The limit, [`MAX_PLAINTEXT_LEN`](crate::MAX_PLAINTEXT_LEN).
+        limit: usize,
+    },
+
     /// A KMS plugin call failed (timeout, unreachable plugin, error status),
     /// a KMS endpoint is invalid, or a plugin could not be served; see
     /// [`KmsError`](crate::kms::KmsError).

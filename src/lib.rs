@@ -56,10 +56,28 @@
 //!
 //! # Untrusted input
 //!
-//! Stored values and configuration files are treated as hostile: malformed
-//! input gives an [`Error`], never a panic. Errors, `Debug` and `Display`
-//! never contain key material or plaintext; key bytes live in [`SecretKey`],
-//! which is zeroized on drop.
+//! Stored values, configuration files and KMS plugin answers are treated as
+//! hostile: malformed input gives an [`Error`], never a panic, and memory is
+//! bounded by the input, not by lengths written inside it. Errors, `Debug`
+//! and `Display` never contain key material or plaintext; key bytes live in
+//! [`SecretKey`], which is zeroized on drop.
+//!
+//! - Sizes: a [`Transformer`] reads stored values of at most
+//!   [`MAX_STORED_VALUE_LEN`] (16 MiB) and writes plaintexts of at most
+//!   [`MAX_PLAINTEXT_LEN`]; a configuration has at most
+//!   [`config::MAX_CONFIG_BYTES`]; a plugin message at most
+//!   [`kms::MAX_MESSAGE_SIZE`](kms#untrusted-plugin-answers).
+//! - Lengths inside values (the KMS v1 DEK length, protobuf lengths of the
+//!   KMS v2 `EncryptedObject`) are checked against the bytes present before
+//!   anything is sliced or allocated.
+//! - YAML aliases, anchors and nesting have budgets (see [`config`]); JSON
+//!   nesting stops at 128 levels. A plugin that never answers is cut off by
+//!   the provider's timeout.
+//! - Fuzzing: `fuzz/` holds libFuzzer targets for the configuration parser,
+//!   the read path over every provider, write-then-read through the
+//!   static-key providers, the KMS v1 and v2 envelope parsers and the CLI's
+//!   JSON Lines parser. CI runs each of them with AddressSanitizer, and every
+//!   input that ever crashed one is replayed by `tests/fuzz_regressions.rs`.
 //!
 //! See the [`manual`] for the wire formats, the choices behind the
 //! dependencies, and every deliberate difference from kube-apiserver.
@@ -69,6 +87,9 @@
 pub mod config;
 mod error;
 pub mod fingerprint;
+#[doc(hidden)]
+pub mod internal;
+mod jsonl;
 mod keys;
 pub mod kms;
 pub mod lint;
@@ -86,7 +107,7 @@ pub mod store;
 pub use crate::config::{EncryptionConfiguration, ResourceTransformers};
 pub use crate::error::{Error, ProviderKind};
 pub use crate::keys::{InvalidBase64, NamedKey, SecretKey};
-pub use crate::prefix::Transformer;
+pub use crate::prefix::{Transformer, MAX_PLAINTEXT_LEN, MAX_STORED_VALUE_LEN};
 pub use crate::provider::{BlockingProvider, Decrypted, Provider, StorageKey};
 pub use crate::providers::{
     AesCbc, AesGcm, Identity, Secretbox, AESCBC_PREFIX, AESGCM_PREFIX, ENCRYPTED_PREFIX,

@@ -7,6 +7,25 @@ use std::sync::Arc;
 use crate::providers::Identity;
 use crate::{BlockingProvider, Decrypted, Error, Provider, StorageKey};
 
+/// The largest stored value a [`Transformer`] reads or writes: 16 MiB.
+///
+/// Kubernetes stores far less: etcd refuses requests above 1.5 MiB unless
+/// `--max-request-bytes` is raised, and advises against going beyond 10 MiB.
+/// A longer value cannot have been written by an apiserver, so a read refuses
+/// it with [`Error::StoredValueTooLarge`] before any provider sees it, and no
+/// length inside a hostile value can make a read allocate more than this.
+pub const MAX_STORED_VALUE_LEN: usize = 16 * 1024 * 1024;
+
+/// The largest plaintext a [`Transformer`] writes: 15 MiB.
+///
+/// One mebibyte below [`MAX_STORED_VALUE_LEN`], which leaves room for every
+/// provider's framing (a KMS v1 wrapped DEK takes at most 64 KiB, a KMS v2
+/// header at most 35 KiB), so that whatever a write returns can be read back.
+/// A longer plaintext is [`Error::PlaintextTooLarge`]; a write whose output
+/// would still exceed the stored limit (a key name of a mebibyte) is
+/// [`Error::StoredValueTooLarge`].
+pub const MAX_PLAINTEXT_LEN: usize = MAX_STORED_VALUE_LEN - 1024 * 1024;
+
 /// An ordered list of providers, as one `providers:` list of an
 /// EncryptionConfiguration resource rule.
 ///
@@ -18,6 +37,9 @@ use crate::{BlockingProvider, Decrypted, Error, Provider, StorageKey};
 ///   remembered errors are returned, or [`Error::NoMatchingPrefix`].
 /// - A read is stale when the provider that read it is not the first, or when
 ///   the provider itself says so (an older key).
+/// - Sizes are bounded: a stored value may have at most
+///   [`MAX_STORED_VALUE_LEN`] bytes and a plaintext [`MAX_PLAINTEXT_LEN`]
+///   (providers called directly do not check).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -72,17 +94,20 @@ impl Transformer {
     ///
     /// # Errors
     ///
-    /// The first provider's error.
+    /// [`Error::PlaintextTooLarge`] or [`Error::StoredValueTooLarge`] (see
+    /// [`MAX_PLAINTEXT_LEN`]), or the first provider's error.
     pub async fn encrypt(
         &self,
         plaintext: &[u8],
         storage_key: StorageKey<'_>,
     ) -> Result<Vec<u8>, Error> {
+        check_plaintext_len(plaintext)?;
         let writer = self.writer();
-        match writer.as_blocking() {
+        let stored = match writer.as_blocking() {
             Some(blocking) => blocking.encrypt_blocking(plaintext, storage_key),
             None => writer.encrypt(plaintext, storage_key).await,
-        }
+        }?;
+        check_written_len(stored)
     }
 
     /// Decrypts a stored value with the first provider that matches and
@@ -90,13 +115,15 @@ impl Transformer {
     ///
     /// # Errors
     ///
-    /// The errors of every matching provider that failed, or
-    /// [`Error::NoMatchingPrefix`].
+    /// [`Error::StoredValueTooLarge`] for a value longer than
+    /// [`MAX_STORED_VALUE_LEN`]; else the errors of every matching provider
+    /// that failed, or [`Error::NoMatchingPrefix`].
     pub async fn decrypt(
         &self,
         stored: &[u8],
         storage_key: StorageKey<'_>,
     ) -> Result<Decrypted, Error> {
+        check_stored_len(stored)?;
         let mut walk = ReadWalk::default();
         for (index, provider) in self.matching(stored) {
             let result = match provider.as_blocking() {
@@ -114,14 +141,15 @@ impl Transformer {
     ///
     /// # Errors
     ///
-    /// The first provider's error, or [`Error::RequiresAsync`] when it has no
-    /// blocking form (KMS).
+    /// As [`encrypt`](Self::encrypt), and [`Error::RequiresAsync`] when the
+    /// first provider has no blocking form (KMS).
     pub fn encrypt_blocking(
         &self,
         plaintext: &[u8],
         storage_key: StorageKey<'_>,
     ) -> Result<Vec<u8>, Error> {
-        blocking(self.writer())?.encrypt_blocking(plaintext, storage_key)
+        check_plaintext_len(plaintext)?;
+        check_written_len(blocking(self.writer())?.encrypt_blocking(plaintext, storage_key)?)
     }
 
     /// [`decrypt`](Self::decrypt) without an async runtime. A matching
@@ -136,6 +164,7 @@ impl Transformer {
         stored: &[u8],
         storage_key: StorageKey<'_>,
     ) -> Result<Decrypted, Error> {
+        check_stored_len(stored)?;
         let mut walk = ReadWalk::default();
         for (index, provider) in self.matching(stored) {
             let result = blocking(provider.as_ref())
@@ -175,6 +204,32 @@ fn blocking(provider: &dyn Provider) -> Result<&dyn BlockingProvider, Error> {
     provider.as_blocking().ok_or(Error::RequiresAsync {
         provider: provider.kind(),
     })
+}
+
+fn check_plaintext_len(plaintext: &[u8]) -> Result<(), Error> {
+    if plaintext.len() > MAX_PLAINTEXT_LEN {
+        return Err(Error::PlaintextTooLarge {
+            len: plaintext.len(),
+            limit: MAX_PLAINTEXT_LEN,
+        });
+    }
+    Ok(())
+}
+
+fn check_stored_len(stored: &[u8]) -> Result<(), Error> {
+    if stored.len() > MAX_STORED_VALUE_LEN {
+        return Err(Error::StoredValueTooLarge {
+            len: stored.len(),
+            limit: MAX_STORED_VALUE_LEN,
+        });
+    }
+    Ok(())
+}
+
+/// Refuses to hand out a value that a read would refuse.
+fn check_written_len(stored: Vec<u8>) -> Result<Vec<u8>, Error> {
+    check_stored_len(&stored)?;
+    Ok(stored)
 }
 
 /// The state of one read walk over the matching providers.

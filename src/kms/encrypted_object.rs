@@ -67,8 +67,10 @@ impl fmt::Display for DekSourceType {
 }
 
 /// A decoded and validated `EncryptedObject`, borrowing from the stored value.
+///
+/// Public only through [`crate::internal`], for the fuzz targets.
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct EncryptedObjectRef<'a> {
+pub struct EncryptedObjectRef<'a> {
     pub(crate) encrypted_data: &'a [u8],
     pub(crate) key_id: &'a str,
     pub(crate) encrypted_dek_source: &'a [u8],
@@ -99,7 +101,11 @@ fn malformed(reason: &'static str) -> Error {
 impl<'a> EncryptedObjectRef<'a> {
     /// Decodes and validates a stored body (the bytes after the provider
     /// prefix).
-    pub(crate) fn decode(bytes: &'a [u8]) -> Result<Self, Error> {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Malformed`] when the bytes are not a valid `EncryptedObject`.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, Error> {
         let mut encrypted_data: &[u8] = &[];
         let mut key_id = "";
         let mut encrypted_dek_source: &[u8] = &[];
@@ -143,6 +149,20 @@ impl<'a> EncryptedObjectRef<'a> {
         };
         object.validate()?;
         Ok(object)
+    }
+
+    /// The canonical encoding, as proto3 writes it (fields in number order,
+    /// defaults omitted, map entries sorted by key): what the provider writes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_bytes_field(&mut out, 1, self.encrypted_data);
+        out.extend(encode_header(
+            self.key_id,
+            self.encrypted_dek_source,
+            self.annotations.iter().copied(),
+            self.source_type,
+        ));
+        out
     }
 
     /// The apiserver's `ValidateEncryptedObject`.

@@ -55,7 +55,7 @@ mod grpc;
 #[cfg(unix)]
 pub mod plugin;
 mod service;
-mod v1;
+pub(crate) mod v1;
 mod v2;
 
 pub(crate) use self::cache::BoundedCache;

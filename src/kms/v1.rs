@@ -380,8 +380,15 @@ impl KmsV1Provider {
     }
 }
 
-/// Splits `len(u16 BE) || encrypted DEK || data`.
-fn split_body(body: &[u8]) -> Result<(&[u8], &[u8]), Error> {
+/// Splits a stored body, `len(u16 BE) || encrypted DEK || data`, into the
+/// encrypted DEK and the data, without copying. The length is checked
+/// against the body before anything is sliced.
+///
+/// # Errors
+///
+/// [`Error::Malformed`] when the body is shorter than two bytes, the DEK
+/// length is zero, or the length claims more bytes than the body holds.
+pub fn split_body(body: &[u8]) -> Result<(&[u8], &[u8]), Error> {
     let malformed = |reason| Error::Malformed {
         provider: ProviderKind::KmsV1,
         reason,

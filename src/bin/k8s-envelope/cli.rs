@@ -4,6 +4,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
+use k8s_envelope::internal::jsonl::Direction;
 use k8s_envelope::{EncryptionConfiguration, SecretKey};
 
 use crate::jsonl;
@@ -107,13 +108,6 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Scan(args) => crate::scan::run(&args),
         Command::Reencrypt(args) => crate::reencrypt::run(&args),
     }
-}
-
-/// Which way a value goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    Encrypt,
-    Decrypt,
 }
 
 fn validate(path: &Path) -> Result<(), Failure> {

@@ -1,0 +1,6 @@
+//! EncryptionConfiguration parsing (YAML and JSON), validation and build.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    k8s_envelope::internal::check_config(data).unwrap_or_else(|e| panic!("{e}"));
+});

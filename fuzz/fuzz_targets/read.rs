@@ -1,0 +1,15 @@
+//! Read dispatch of any stored bytes over a configuration with every provider.
+#![no_main]
+
+use std::sync::LazyLock;
+
+use k8s_envelope::internal::Harness;
+
+static HARNESS: LazyLock<Harness> = LazyLock::new(|| {
+    Harness::from_config(include_bytes!("../../tests/data/fuzz/every-provider.yaml"))
+        .unwrap_or_else(|e| panic!("the fuzz configuration: {e}"))
+});
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    HARNESS.check_read(data).unwrap_or_else(|e| panic!("{e}"));
+});

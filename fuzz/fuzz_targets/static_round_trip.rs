@@ -1,0 +1,7 @@
+//! Write-then-read of any plaintext and storage key through every static-key
+//! provider.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    k8s_envelope::internal::check_static_round_trip(data).unwrap_or_else(|e| panic!("{e}"));
+});

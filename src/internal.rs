@@ -1,0 +1,720 @@
+//! Hooks for the fuzz targets in `fuzz/` and their regression tests
+//! (`tests/fuzz_regressions.rs`). **Not part of the API**: hidden from the
+//! documentation and free to change in any release, as rustls keeps its own.
+//!
+//! Each `check_*` function runs one fuzz input and returns `Err` with a
+//! description when an invariant breaks; the fuzz target panics with it so
+//! that libFuzzer keeps the input, and a regression test asserts `Ok`. The
+//! functions never panic themselves: a panic inside the library is the bug
+//! being hunted, and must not be confused with a broken invariant.
+//!
+//! KMS providers here talk to in-process base64 mocks ([`Base64KmsV2`],
+//! [`Base64KmsV1`]) whose futures are ready at once, so every future is
+//! polled a single time with a no-op waker and no runtime is needed. A future
+//! that is still pending after that poll is reported as a broken invariant.
+//!
+//! Inputs that carry a storage key use one layout ([`split_storage_key`]):
+//! the first byte is the key's length, the key follows, the rest is the value.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use prost::Message as _;
+use zeroize::Zeroizing;
+
+use crate::config::{KmsConfiguration, KmsProviderFactory};
+use crate::kms::generated::encrypted_object::EncryptedObject;
+use crate::kms::{
+    CacheLimits, EncryptResponse, KmsError, KmsErrorKind, KmsFuture, KmsServiceV1, KmsServiceV2,
+    KmsV1Options, KmsV1Provider, KmsV2Options, KmsV2Provider, ManualClock, StatusResponse,
+    VersionResponse,
+};
+use crate::providers::ENCRYPTED_PREFIX;
+use crate::{
+    AesCbc, AesGcm, Decrypted, EncryptionConfiguration, Error, Identity, NamedKey, Provider,
+    ProviderKind, ResourceTransformers, SecretKey, Secretbox, StorageKey, Transformer,
+};
+
+pub use crate::kms::encrypted_object::EncryptedObjectRef;
+pub use crate::kms::v1::split_body as split_kms_v1_body;
+
+/// The CLI's JSON Lines protocol.
+pub mod jsonl {
+    pub use crate::jsonl::{run, Direction, Request, Response, RunError, Transform, MAX_LINE};
+}
+
+/// Splits a fuzz input into a storage key and a value: the first byte is the
+/// storage key's length (cut to what follows), then the key, then the value.
+pub fn split_storage_key(data: &[u8]) -> (&[u8], &[u8]) {
+    let Some((&len, rest)) = data.split_first() else {
+        return (&[], &[]);
+    };
+    rest.split_at(usize::from(len).min(rest.len()))
+}
+
+/// Polls `future` once with a no-op waker.
+fn poll_once<F: Future>(future: F) -> Result<F::Output, String> {
+    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(value) => Ok(value),
+        Poll::Pending => Err("a future waited, but nothing here does I/O".to_owned()),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// In-process KMS
+
+/// The error a base64 mock gives for a ciphertext that is not base64, as the
+/// real mock plugin's `InvalidArgument` status reaches a provider.
+fn not_base64() -> Error {
+    Error::Kms(KmsError::new(KmsErrorKind::Status {
+        code: tonic::Code::InvalidArgument,
+        message: "ciphertext is not base64".to_owned(),
+    }))
+}
+
+fn unwrap_base64(ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+    BASE64
+        .decode(ciphertext)
+        .map(Zeroizing::new)
+        .map_err(|_| not_base64())
+}
+
+/// Kubernetes' insecure base64 test plugin as an in-process KMS v2 service:
+/// key ID `"1"`, the annotation `local-kek.kms.kubernetes.io`, and DEKs
+/// "wrapped" by base64 (so the KMS lines of the vectors, written through the
+/// Go mock, decrypt with it).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Base64KmsV2;
+
+impl KmsServiceV2 for Base64KmsV2 {
+    fn status(&self) -> KmsFuture<'_, StatusResponse> {
+        Box::pin(std::future::ready(Ok(StatusResponse {
+            version: "v2".to_owned(),
+            healthz: "ok".to_owned(),
+            key_id: "1".to_owned(),
+        })))
+    }
+
+    fn encrypt<'a>(&'a self, _uid: &'a str, plaintext: &'a [u8]) -> KmsFuture<'a, EncryptResponse> {
+        Box::pin(std::future::ready(Ok(EncryptResponse {
+            ciphertext: BASE64.encode(plaintext).into_bytes(),
+            key_id: "1".to_owned(),
+            annotations: BTreeMap::from([(
+                "local-kek.kms.kubernetes.io".to_owned(),
+                b"encrypted-local-kek".to_vec(),
+            )]),
+        })))
+    }
+
+    fn decrypt<'a>(
+        &'a self,
+        _uid: &'a str,
+        _key_id: &'a str,
+        ciphertext: &'a [u8],
+        _annotations: &'a BTreeMap<String, Vec<u8>>,
+    ) -> KmsFuture<'a, Zeroizing<Vec<u8>>> {
+        Box::pin(std::future::ready(unwrap_base64(ciphertext)))
+    }
+}
+
+/// The base64 test plugin as an in-process KMS v1 service.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Base64KmsV1;
+
+impl KmsServiceV1 for Base64KmsV1 {
+    fn version(&self) -> KmsFuture<'_, VersionResponse> {
+        Box::pin(std::future::ready(Ok(VersionResponse {
+            version: "v1beta1".to_owned(),
+            runtime_name: "base64".to_owned(),
+            runtime_version: "0".to_owned(),
+        })))
+    }
+
+    fn encrypt<'a>(&'a self, plaintext: &'a [u8]) -> KmsFuture<'a, Vec<u8>> {
+        Box::pin(std::future::ready(Ok(BASE64
+            .encode(plaintext)
+            .into_bytes())))
+    }
+
+    fn decrypt<'a>(&'a self, ciphertext: &'a [u8]) -> KmsFuture<'a, Zeroizing<Vec<u8>>> {
+        Box::pin(std::future::ready(unwrap_base64(ciphertext)))
+    }
+}
+
+/// Makes the KMS providers of a configuration with the base64 mocks.
+///
+/// Deterministic on purpose: caches are off (so a read never depends on the
+/// inputs before it) and KMS v2 providers run on a [`ManualClock`] that never
+/// moves (so their write key never expires during a long fuzzing run).
+#[derive(Debug, Default)]
+pub struct MockKmsFactory {
+    v2: Mutex<Vec<KmsV2Provider>>,
+}
+
+impl MockKmsFactory {
+    /// A factory that has built nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Gives every KMS v2 provider built so far its write key.
+    ///
+    /// # Errors
+    ///
+    /// A refresh failed or waited.
+    pub fn refresh_all(&self) -> Result<(), String> {
+        let providers = self.v2.lock().map_err(|_| "poisoned".to_owned())?.clone();
+        for provider in providers {
+            poll_once(provider.refresh())?
+                .map_err(|e| format!("refreshing {}: {e}", provider.name()))?;
+        }
+        Ok(())
+    }
+}
+
+impl KmsProviderFactory for MockKmsFactory {
+    fn kms_v1(&self, config: &KmsConfiguration) -> Result<Arc<dyn Provider>, Error> {
+        let options = KmsV1Options::default().with_cache(CacheLimits::disabled());
+        Ok(Arc::new(KmsV1Provider::new(
+            &config.name,
+            Arc::new(Base64KmsV1),
+            options,
+        )?))
+    }
+
+    fn kms_v2(&self, config: &KmsConfiguration) -> Result<Arc<dyn Provider>, Error> {
+        let options = KmsV2Options {
+            dek_cache: CacheLimits::disabled(),
+            derived_key_cache: CacheLimits::disabled(),
+            clock: Arc::new(ManualClock::new()),
+            ..KmsV2Options::default()
+        };
+        let provider = KmsV2Provider::new(&config.name, Arc::new(Base64KmsV2), options)?;
+        self.v2
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(provider.clone());
+        Ok(Arc::new(provider))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Targets
+
+/// Target `config`: parses `data` as YAML and as JSON; whatever parses is
+/// validated and built. Every error is rendered.
+///
+/// Invariants: a configuration that validates builds (with the mock KMS
+/// factory), and one that does not validate does not build.
+///
+/// # Errors
+///
+/// An invariant broke.
+pub fn check_config(data: &[u8]) -> Result<(), String> {
+    for parsed in [
+        EncryptionConfiguration::from_yaml(data),
+        EncryptionConfiguration::from_json(data),
+    ] {
+        let config = match parsed {
+            Ok(config) => config,
+            Err(e) => {
+                let _ = e.to_string();
+                continue;
+            }
+        };
+        let _ = format!("{config:?}");
+        let validated = config.validate();
+        if let Err(errors) = &validated {
+            let _ = errors.to_string();
+        }
+        match (validated, config.build_with_kms(&MockKmsFactory::new())) {
+            (Ok(()), Err(e)) => return Err(format!("a valid configuration does not build: {e}")),
+            (Err(errors), Ok(_)) => {
+                return Err(format!("an invalid configuration builds: {errors}"))
+            }
+            (Err(_), Err(e)) => {
+                let _ = e.to_string();
+            }
+            (Ok(()), Ok(transformers)) => {
+                let _ = format!("{transformers:?}");
+            }
+        }
+        // The real factory refuses some endpoints that validation accepts
+        // (a deliberate difference, see `KmsEndpoint`); it only has to
+        // survive them.
+        #[cfg(unix)]
+        if let Err(e) = config.build_with_kms(&crate::kms::GrpcKmsFactory::new()) {
+            let _ = e.to_string();
+        }
+    }
+    Ok(())
+}
+
+/// Target `kms_v2_object`: decodes `data` as a KMS v2 `EncryptedObject` body.
+///
+/// Invariants, for a body that decodes: its canonical encoding decodes to the
+/// same object, prost encodes the same fields to the same bytes, and when
+/// prost also decodes `data` it finds the same fields.
+///
+/// # Errors
+///
+/// An invariant broke.
+pub fn check_encrypted_object(data: &[u8]) -> Result<(), String> {
+    let Ok(object) = EncryptedObjectRef::decode(data) else {
+        return Ok(());
+    };
+    let canonical = object.encode();
+    match EncryptedObjectRef::decode(&canonical) {
+        Ok(again) if again == object => {}
+        Ok(again) => return Err(format!("re-encoded {object:?} decodes as {again:?}")),
+        Err(e) => return Err(format!("re-encoded {object:?} does not decode: {e}")),
+    }
+    let ours = to_prost(&object);
+    if ours.encode_to_vec() != canonical {
+        return Err(format!("prost encodes {object:?} differently"));
+    }
+    // prost refuses some bodies that Go's runtime (and this decoder) accept,
+    // such as a known field with an unexpected wire type; when it accepts
+    // one, it must agree.
+    if let Ok(theirs) = EncryptedObject::decode(data) {
+        if theirs != ours {
+            return Err(format!("prost decodes {object:?} differently"));
+        }
+    }
+    Ok(())
+}
+
+fn to_prost(object: &EncryptedObjectRef<'_>) -> EncryptedObject {
+    EncryptedObject {
+        encrypted_data: object.encrypted_data.to_vec(),
+        key_id: object.key_id.to_owned(),
+        encrypted_dek_source: object.encrypted_dek_source.to_vec(),
+        annotations: object
+            .annotations
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+            .collect(),
+        encrypted_dek_source_type: object.source_type.number() as i32,
+    }
+}
+
+/// The KMS v1 provider of [`check_kms_v1`]: the base64 mock, no cache.
+static KMS_V1: LazyLock<Result<KmsV1Provider, String>> = LazyLock::new(|| {
+    KmsV1Provider::new(
+        "kms-provider",
+        Arc::new(Base64KmsV1),
+        KmsV1Options::default().with_cache(CacheLimits::disabled()),
+    )
+    .map_err(|e| e.to_string())
+});
+
+/// Target `kms_v1_envelope`: splits the value of `data` (see
+/// [`split_storage_key`]) as a KMS v1 body, then reads it through a KMS v1
+/// provider named `kms-provider` with the base64 mock.
+///
+/// Invariants: a split body is exactly `length || DEK || data` with a
+/// non-empty DEK of the stated length; the read gives a value or an error.
+///
+/// # Errors
+///
+/// An invariant broke.
+pub fn check_kms_v1(data: &[u8]) -> Result<(), String> {
+    let (storage_key, body) = split_storage_key(data);
+    if let Ok((dek, rest)) = split_kms_v1_body(body) {
+        let Some((len, _)) = body.split_first_chunk::<2>() else {
+            return Err("split a body shorter than its length".to_owned());
+        };
+        if dek.is_empty() || Ok(u16::from_be_bytes(*len)) != u16::try_from(dek.len()) {
+            return Err(format!("split a DEK of {} bytes", dek.len()));
+        }
+        if [&len[..], dek, rest].concat() != body {
+            return Err("the split parts are not the body".to_owned());
+        }
+    }
+    let provider = KMS_V1.as_ref().map_err(Clone::clone)?;
+    let stored = [provider.prefix(), body].concat();
+    let _ = poll_once(provider.decrypt(&stored, StorageKey::new(storage_key)))?;
+    Ok(())
+}
+
+/// One provider of [`check_static_round_trip`].
+struct StaticCase {
+    name: &'static str,
+    provider: Arc<dyn Provider>,
+    /// Whether any modified byte must make the read fail.
+    authenticated: bool,
+    /// Whether the storage key is bound as authenticated data.
+    binds_storage_key: bool,
+}
+
+fn static_cases() -> Result<Vec<StaticCase>, Error> {
+    let key = |len: usize, fill: u8| {
+        vec![NamedKey::new(
+            "key1",
+            SecretKey::new((0..len).map(|i| fill ^ i as u8).collect()),
+        )]
+    };
+    let case = |name, provider: Arc<dyn Provider>, authenticated, binds_storage_key| StaticCase {
+        name,
+        provider,
+        authenticated,
+        binds_storage_key,
+    };
+    Ok(vec![
+        case(
+            "aescbc-16",
+            Arc::new(AesCbc::new(key(16, 1))?),
+            false,
+            false,
+        ),
+        case(
+            "aescbc-24",
+            Arc::new(AesCbc::new(key(24, 2))?),
+            false,
+            false,
+        ),
+        case(
+            "aescbc-32",
+            Arc::new(AesCbc::new(key(32, 3))?),
+            false,
+            false,
+        ),
+        case("aesgcm-16", Arc::new(AesGcm::new(key(16, 4))?), true, true),
+        case("aesgcm-24", Arc::new(AesGcm::new(key(24, 5))?), true, true),
+        case("aesgcm-32", Arc::new(AesGcm::new(key(32, 6))?), true, true),
+        case(
+            "secretbox",
+            Arc::new(Secretbox::new(key(32, 7))?),
+            true,
+            false,
+        ),
+        case("identity", Arc::new(Identity::new()), false, false),
+    ])
+}
+
+static STATIC_CASES: LazyLock<Result<Vec<StaticCase>, String>> =
+    LazyLock::new(|| static_cases().map_err(|e| e.to_string()));
+
+/// Target `static_round_trip`: writes the value of `data` (see
+/// [`split_storage_key`]) through every static-key provider and reads it
+/// back, directly and through transformers.
+///
+/// Invariants: every write succeeds and reads back unchanged and not stale;
+/// identity alone refuses to read back a plaintext starting with `k8s:enc:`,
+/// as kube-apiserver's does; one flipped bit makes an authenticated value
+/// unreadable, and so does another storage key where it is bound; a value
+/// read through a transformer whose writer is another provider is stale.
+///
+/// # Errors
+///
+/// An invariant broke.
+pub fn check_static_round_trip(data: &[u8]) -> Result<(), String> {
+    let cases = STATIC_CASES.as_ref().map_err(Clone::clone)?;
+    let (storage_key, plaintext) = split_storage_key(data);
+    let key = StorageKey::new(storage_key);
+    for case in cases {
+        let name = case.name;
+        let provider = case
+            .provider
+            .as_blocking()
+            .ok_or_else(|| format!("{name}: not blocking"))?;
+        let stored = provider
+            .encrypt_blocking(plaintext, key)
+            .map_err(|e| format!("{name}: write failed: {e}"))?;
+        if !stored.starts_with(case.provider.prefix()) {
+            return Err(format!("{name}: the value lacks the provider's prefix"));
+        }
+        let read = provider.decrypt_blocking(&stored, key);
+        if case.provider.kind() == ProviderKind::Identity && plaintext.starts_with(ENCRYPTED_PREFIX)
+        {
+            if !matches!(read, Err(Error::EncryptedData)) {
+                return Err(format!("{name}: read back a k8s:enc: plaintext"));
+            }
+            continue;
+        }
+        expect_read(name, read, plaintext, false)?;
+
+        if case.authenticated {
+            let mut tampered = stored.clone();
+            let at = (plaintext.len() + usize::from(data.first().copied().unwrap_or(0)))
+                % tampered.len();
+            tampered[at] ^= 1 << (at % 8);
+            if provider.decrypt_blocking(&tampered, key).is_ok() {
+                return Err(format!("{name}: read a value with byte {at} modified"));
+            }
+        }
+        if case.binds_storage_key {
+            let other = [storage_key, b"x"].concat();
+            if provider
+                .decrypt_blocking(&stored, StorageKey::new(&other))
+                .is_ok()
+            {
+                return Err(format!("{name}: read a value under another storage key"));
+            }
+        }
+    }
+
+    // All of them in one transformer, aesgcm writing; then the same value
+    // read by a transformer where aesgcm comes last.
+    let providers: Vec<Arc<dyn Provider>> = cases.iter().map(|c| c.provider.clone()).collect();
+    let gcm_first = providers
+        .iter()
+        .position(|p| p.kind() == ProviderKind::AesGcm)
+        .ok_or("no aesgcm case")?;
+    let mut ordered = providers.clone();
+    ordered.swap(0, gcm_first);
+    let writer = Transformer::new(ordered).map_err(|e| e.to_string())?;
+    let stored = writer
+        .encrypt_blocking(plaintext, key)
+        .map_err(|e| format!("transformer: write failed: {e}"))?;
+    expect_read(
+        "transformer",
+        writer.decrypt_blocking(&stored, key),
+        plaintext,
+        false,
+    )?;
+    let mut reversed = providers;
+    reversed.reverse();
+    let reader = Transformer::new(reversed).map_err(|e| e.to_string())?;
+    expect_read(
+        "reversed transformer",
+        reader.decrypt_blocking(&stored, key),
+        plaintext,
+        true,
+    )
+}
+
+fn expect_read(
+    name: &str,
+    read: Result<Decrypted, Error>,
+    plaintext: &[u8],
+    stale: bool,
+) -> Result<(), String> {
+    match read {
+        Ok(read) if read.plaintext == plaintext && read.stale == stale => Ok(()),
+        Ok(read) => Err(format!(
+            "{name}: read back {} bytes (stale: {}), wrote {} (expected stale: {stale})",
+            read.plaintext.len(),
+            read.stale,
+            plaintext.len()
+        )),
+        Err(e) => Err(format!("{name}: cannot read back its own value: {e}")),
+    }
+}
+
+/// The transformers of a configuration with every provider, KMS included
+/// (through [`MockKmsFactory`]), for the targets `read` and `jsonl`.
+pub struct Harness {
+    transformers: ResourceTransformers,
+    /// The resources the read target tries: every rule's, and one no rule
+    /// covers.
+    resources: Vec<String>,
+    /// Set when a future was still pending after one poll.
+    waited: AtomicBool,
+}
+
+impl Harness {
+    /// Loads, builds and refreshes `config`.
+    ///
+    /// # Errors
+    ///
+    /// The configuration does not load or build, or a KMS v2 refresh failed.
+    pub fn from_config(config: &[u8]) -> Result<Self, String> {
+        let config = EncryptionConfiguration::from_slice(config).map_err(|e| e.to_string())?;
+        let kms = MockKmsFactory::new();
+        let transformers = config.build_with_kms(&kms).map_err(|e| e.to_string())?;
+        kms.refresh_all()?;
+        let mut resources: Vec<String> = transformers
+            .iter()
+            .map(|(gr, _)| gr.to_string().replace('*', "any"))
+            .collect();
+        resources.push("uncovered.example.com".to_owned());
+        Ok(Self {
+            transformers,
+            resources,
+            waited: AtomicBool::new(false),
+        })
+    }
+
+    fn ready<T>(&self, future: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+        poll_once(future).unwrap_or_else(|_| {
+            self.waited.store(true, Ordering::Relaxed);
+            // Reported by the check that made the call.
+            Err(Error::RequiresAsync {
+                provider: ProviderKind::Custom,
+            })
+        })
+    }
+
+    fn check_waited(&self) -> Result<(), String> {
+        if self.waited.swap(false, Ordering::Relaxed) {
+            return Err("a future waited, but nothing here does I/O".to_owned());
+        }
+        Ok(())
+    }
+
+    /// Target `read`: reads the value of `data` (see [`split_storage_key`])
+    /// through the transformer of every resource.
+    ///
+    /// Invariants: a read gives a value or an error; when the blocking API
+    /// reads a value the async API reads the same; a value that reads is
+    /// re-encrypted by the resource's writer and reads back unchanged and not
+    /// stale (unless identity writes a plaintext starting with `k8s:enc:`,
+    /// which it then refuses, as in kube-apiserver).
+    ///
+    /// # Errors
+    ///
+    /// An invariant broke.
+    pub fn check_read(&self, data: &[u8]) -> Result<(), String> {
+        let (storage_key, stored) = split_storage_key(data);
+        let key = StorageKey::new(storage_key);
+        for resource in &self.resources {
+            let transformer = self.transformers.for_resource(resource);
+            let read = self.ready(transformer.decrypt(stored, key));
+            self.check_waited()?;
+            if let Ok(blocking) = transformer.decrypt_blocking(stored, key) {
+                match &read {
+                    Ok(read) if *read == blocking => {}
+                    _ => return Err(format!("{resource}: the async read differs")),
+                }
+            }
+            if let Ok(read) = read {
+                self.check_rewrite(resource, transformer, &read.plaintext, key)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `plaintext` with the resource's writer and reads it back.
+    fn check_rewrite(
+        &self,
+        resource: &str,
+        transformer: &Transformer,
+        plaintext: &[u8],
+        key: StorageKey<'_>,
+    ) -> Result<(), String> {
+        let stored = self
+            .ready(transformer.encrypt(plaintext, key))
+            .map_err(|e| format!("{resource}: write failed: {e}"));
+        self.check_waited()?;
+        let stored = stored?;
+        let read = self.ready(transformer.decrypt(&stored, key));
+        self.check_waited()?;
+        if writes_unreadable(transformer, plaintext) {
+            return match read {
+                Err(_) => Ok(()),
+                Ok(_) => Err(format!("{resource}: identity read back a k8s:enc: value")),
+            };
+        }
+        expect_read(resource, read, plaintext, false)
+    }
+
+    /// Target `jsonl`: runs `data` through the CLI's JSON Lines protocol in
+    /// both directions.
+    ///
+    /// Invariants: exactly one response line per input line that is not
+    /// blank, each a JSON object; as many error lines as the run counted;
+    /// every value the encrypt run wrote reads back unchanged.
+    ///
+    /// # Errors
+    ///
+    /// An invariant broke.
+    pub fn check_jsonl(&self, data: &[u8]) -> Result<(), String> {
+        use self::jsonl::{Direction, Request};
+
+        let requests: Vec<&[u8]> = data
+            .split(|&b| b == b'\n')
+            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+            .collect();
+        for direction in [Direction::Encrypt, Direction::Decrypt] {
+            let mut output = Vec::new();
+            let failed = jsonl::run(self, direction, data, &mut output)
+                .map_err(|e| format!("{direction:?}: the run stopped: {e}"))?;
+            self.check_waited()?;
+            let responses: Vec<&[u8]> = output
+                .strip_suffix(b"\n")
+                .map_or(Vec::new(), |body| body.split(|&b| b == b'\n').collect());
+            if responses.len() != requests.len() {
+                return Err(format!(
+                    "{direction:?}: {} response lines for {} request lines",
+                    responses.len(),
+                    requests.len()
+                ));
+            }
+            let mut errors = 0;
+            for (request, response) in requests.iter().zip(responses) {
+                let response: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_slice(response)
+                        .map_err(|e| format!("{direction:?}: a response is not an object: {e}"))?;
+                if response.contains_key("error") {
+                    errors += 1;
+                    continue;
+                }
+                if direction != Direction::Encrypt {
+                    continue;
+                }
+                // The request parsed, or there would be an error line.
+                let request = Request::parse(request).map_err(|e| format!("reparse: {e}"))?;
+                let plaintext = request.input(direction)?;
+                let stored = response
+                    .get("stored_b64")
+                    .and_then(|v| v.as_str())
+                    .and_then(|v| BASE64.decode(v).ok())
+                    .ok_or("Encrypt: a response without stored_b64")?;
+                let transformer = self.transformers.for_resource(&request.resource);
+                let read = self.ready(
+                    transformer.decrypt(&stored, StorageKey::from(request.storage_key.as_str())),
+                );
+                self.check_waited()?;
+                if !writes_unreadable(transformer, &plaintext) {
+                    expect_read(&request.resource, read, &plaintext, false)?;
+                }
+            }
+            if errors != failed {
+                return Err(format!(
+                    "{direction:?}: {errors} error lines, but the run counted {failed}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a value written by `transformer` cannot be read back: identity
+/// writes a plaintext starting with `k8s:enc:` as it is, and refuses to read
+/// it, exactly as kube-apiserver does.
+fn writes_unreadable(transformer: &Transformer, plaintext: &[u8]) -> bool {
+    transformer
+        .providers()
+        .first()
+        .is_some_and(|p| p.kind() == ProviderKind::Identity)
+        && plaintext.starts_with(ENCRYPTED_PREFIX)
+}
+
+impl jsonl::Transform for Harness {
+    fn encrypt(
+        &self,
+        resource: &str,
+        storage_key: &str,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        let transformer = self.transformers.for_resource(resource);
+        self.ready(transformer.encrypt(plaintext, storage_key.into()))
+    }
+
+    fn decrypt(
+        &self,
+        resource: &str,
+        storage_key: &str,
+        stored: &[u8],
+    ) -> Result<Decrypted, Error> {
+        let transformer = self.transformers.for_resource(resource);
+        self.ready(transformer.decrypt(stored, storage_key.into()))
+    }
+}

@@ -1,0 +1,257 @@
+//! The JSON Lines protocol of the `k8s-envelope` CLI (`--jsonl`): one request
+//! object per input line, exactly one response object per output line, in
+//! order, carrying on after a bad line.
+//!
+//! It lives in the library so that the CLI and the `jsonl` fuzz target run
+//! the same code; it is reached through [`crate::internal::jsonl`] and is
+//! not part of the stable API.
+//!
+//! ```text
+//! encrypt: {"resource"?, "storage_key", "plaintext_b64"} -> {"stored_b64"}
+//! decrypt: {"resource"?, "storage_key", "stored_b64"}    -> {"plaintext_b64", "stale"}
+//! any line that fails                                     -> {"error"}
+//! ```
+
+use std::io::{self, BufRead, Read, Write};
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::{Decrypted, Error};
+
+/// The longest input line accepted (a 64 MiB value in base64, plus fields).
+/// A longer line is answered with an error and skipped without being
+/// buffered.
+pub const MAX_LINE: usize = 90 * 1024 * 1024;
+
+/// Which way the values of a run go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Plaintext in, stored value out.
+    Encrypt,
+    /// Stored value in, plaintext out.
+    Decrypt,
+}
+
+/// What a run transforms values with (the CLI's loaded configuration).
+pub trait Transform {
+    /// Encrypts `plaintext` with the first provider of `resource`.
+    ///
+    /// # Errors
+    ///
+    /// The transformer's error.
+    fn encrypt(
+        &self,
+        resource: &str,
+        storage_key: &str,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, Error>;
+
+    /// Decrypts `stored` with whichever provider of `resource` matches.
+    ///
+    /// # Errors
+    ///
+    /// The transformer's error.
+    fn decrypt(&self, resource: &str, storage_key: &str, stored: &[u8])
+        -> Result<Decrypted, Error>;
+}
+
+/// One input line.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// The group-resource (`secrets` when absent).
+    #[serde(default = "default_resource")]
+    pub resource: String,
+    /// The etcd key of the object.
+    pub storage_key: String,
+    /// The value to encrypt, in base64 (encrypt only).
+    pub plaintext_b64: Option<String>,
+    /// The value to decrypt, in base64 (decrypt only).
+    pub stored_b64: Option<String>,
+}
+
+fn default_resource() -> String {
+    "secrets".to_owned()
+}
+
+impl Request {
+    /// Parses one line (without its newline).
+    ///
+    /// # Errors
+    ///
+    /// The message of the response line: the JSON is invalid, a field is
+    /// unknown, missing or of the wrong type. serde_json's messages name the
+    /// position, never the content of a string.
+    pub fn parse(line: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(line).map_err(|e| format!("invalid request line: {e}"))
+    }
+
+    /// The decoded input value for `direction`: `plaintext_b64` to encrypt,
+    /// `stored_b64` to decrypt.
+    ///
+    /// # Errors
+    ///
+    /// The field is missing or not standard base64.
+    pub fn input(&self, direction: Direction) -> Result<Vec<u8>, String> {
+        let (value, name) = match direction {
+            Direction::Encrypt => (&self.plaintext_b64, "plaintext_b64"),
+            Direction::Decrypt => (&self.stored_b64, "stored_b64"),
+        };
+        let value = value
+            .as_deref()
+            .ok_or_else(|| format!("missing field `{name}`"))?;
+        BASE64
+            .decode(value)
+            .map_err(|_| format!("`{name}` is not valid base64"))
+    }
+}
+
+/// One output line.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Response {
+    /// An encrypted value.
+    Stored {
+        /// The stored value, in base64.
+        stored_b64: String,
+    },
+    /// A decrypted value.
+    Plaintext {
+        /// The plaintext, in base64.
+        plaintext_b64: String,
+        /// Whether the value should be re-encrypted.
+        stale: bool,
+    },
+    /// The line could not be transformed.
+    Error {
+        /// Why; never contains plaintext or key material.
+        error: String,
+    },
+}
+
+impl Response {
+    /// The answer to one line.
+    pub fn to_line(transform: &dyn Transform, direction: Direction, line: &[u8]) -> Self {
+        match transform_line(transform, direction, line) {
+            Ok(response) => response,
+            Err(error) => Response::Error { error },
+        }
+    }
+
+    /// Whether this is an error line.
+    pub fn is_error(&self) -> bool {
+        matches!(self, Response::Error { .. })
+    }
+
+    /// Writes the response as one line, newline included.
+    ///
+    /// # Errors
+    ///
+    /// Writing to `output` failed.
+    pub fn write_line(&self, mut output: impl Write) -> io::Result<()> {
+        serde_json::to_writer(&mut output, self)?;
+        output.write_all(b"\n")
+    }
+}
+
+fn transform_line(
+    transform: &dyn Transform,
+    direction: Direction,
+    line: &[u8],
+) -> Result<Response, String> {
+    let request = Request::parse(line)?;
+    let input = request.input(direction)?;
+    match direction {
+        Direction::Encrypt => {
+            let stored = transform
+                .encrypt(&request.resource, &request.storage_key, &input)
+                .map_err(|e| e.to_string())?;
+            Ok(Response::Stored {
+                stored_b64: BASE64.encode(stored),
+            })
+        }
+        Direction::Decrypt => {
+            let read = transform
+                .decrypt(&request.resource, &request.storage_key, &input)
+                .map_err(|e| e.to_string())?;
+            Ok(Response::Plaintext {
+                plaintext_b64: BASE64.encode(&read.plaintext),
+                stale: read.stale,
+            })
+        }
+    }
+}
+
+/// Why a run stopped before the end of its input.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Reading the input failed.
+    #[error("reading stdin: {0}")]
+    Read(#[source] io::Error),
+    /// Writing the output failed.
+    #[error("writing stdout: {0}")]
+    Write(#[source] io::Error),
+}
+
+/// Answers every line of `input` on `output`; returns how many lines failed.
+///
+/// Lines of whitespace only are skipped; every other line gets exactly one
+/// response line, in order. A line longer than [`MAX_LINE`] is answered with
+/// an error and skipped without being buffered.
+///
+/// # Errors
+///
+/// Reading `input` or writing `output` failed; the lines answered so far
+/// have been written.
+pub fn run(
+    transform: &dyn Transform,
+    direction: Direction,
+    mut input: impl BufRead,
+    mut output: impl Write,
+) -> Result<usize, RunError> {
+    let mut failed = 0usize;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = Read::take(&mut input, MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(RunError::Read)?;
+        if read == 0 {
+            break;
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let response = if line.len() > MAX_LINE {
+            skip_rest_of_line(&mut input)?;
+            Response::Error {
+                error: format!("line longer than {MAX_LINE} bytes"),
+            }
+        } else {
+            Response::to_line(transform, direction, &line)
+        };
+        if response.is_error() {
+            failed += 1;
+        }
+        response.write_line(&mut output).map_err(RunError::Write)?;
+    }
+    output.flush().map_err(RunError::Write)?;
+    Ok(failed)
+}
+
+fn skip_rest_of_line(input: &mut impl BufRead) -> Result<(), RunError> {
+    loop {
+        let buf = input.fill_buf().map_err(RunError::Read)?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        if let Some(pos) = buf.iter().position(|&b| b == b'\n') {
+            input.consume(pos + 1);
+            return Ok(());
+        }
+        let len = buf.len();
+        input.consume(len);
+    }
+}

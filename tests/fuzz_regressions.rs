@@ -1,0 +1,190 @@
+//! The fuzz targets' checks, run by `cargo test` without a fuzzer: over the
+//! vectors (which also seed the fuzzers), and over every input that ever
+//! broke a target, kept in `tests/data/fuzz/<target>/`.
+//!
+//! Each bug a fuzzer found also has a named test below, with the root cause.
+//! To pin a new crash: copy the artifact from `fuzz/artifacts/<target>/` to
+//! `tests/data/fuzz/<target>/<short-name>`, add a named test here, then fix
+//! it (see `fuzz/README.md`).
+
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use k8s_envelope::internal::jsonl::Transform;
+use k8s_envelope::internal::{self, Harness};
+
+static HARNESS: LazyLock<Harness> = LazyLock::new(|| {
+    Harness::from_config(include_bytes!("data/fuzz/every-provider.yaml"))
+        .unwrap_or_else(|e| panic!("the fuzz configuration: {e}"))
+});
+
+fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+/// Every input kept for `target`, with its file name.
+fn kept(target: &str) -> Vec<(String, Vec<u8>)> {
+    let Ok(dir) = std::fs::read_dir(data_dir().join("fuzz").join(target)) else {
+        return Vec::new();
+    };
+    let mut inputs: Vec<(String, Vec<u8>)> = dir
+        .map(|entry| {
+            let path = entry.expect("dir entry").path();
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            (name, std::fs::read(&path).expect("read"))
+        })
+        .collect();
+    inputs.sort();
+    inputs
+}
+
+fn replay(target: &str, check: impl Fn(&[u8]) -> Result<(), String>) {
+    for (name, input) in kept(target) {
+        if let Err(e) = check(&input) {
+            panic!("{target}/{name}: {e}");
+        }
+    }
+}
+
+#[test]
+fn replay_config() {
+    replay("config", internal::check_config);
+}
+
+#[test]
+fn replay_read() {
+    replay("read", |data| HARNESS.check_read(data));
+}
+
+#[test]
+fn replay_static_round_trip() {
+    replay("static_round_trip", internal::check_static_round_trip);
+}
+
+#[test]
+fn replay_kms_v2_object() {
+    replay("kms_v2_object", internal::check_encrypted_object);
+}
+
+#[test]
+fn replay_kms_v1_envelope() {
+    replay("kms_v1_envelope", internal::check_kms_v1);
+}
+
+#[test]
+fn replay_jsonl() {
+    replay("jsonl", |data| HARNESS.check_jsonl(data));
+}
+
+// ---------------------------------------------------------------------------
+// The vectors through every check
+
+struct Vector {
+    name: String,
+    storage_key: String,
+    plaintext: Vec<u8>,
+    stored: Vec<u8>,
+    ok: bool,
+    line: String,
+}
+
+fn vectors(file: &str) -> Vec<Vector> {
+    let text = std::fs::read_to_string(data_dir().join("vectors").join(file)).expect("vectors");
+    text.lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).expect("json");
+            let field = |name: &str| v[name].as_str().expect(name).to_owned();
+            Vector {
+                name: field("name"),
+                storage_key: field("storage_key"),
+                plaintext: BASE64.decode(field("plaintext_b64")).expect("base64"),
+                stored: BASE64.decode(field("stored_b64")).expect("base64"),
+                ok: v["expect"] == "ok",
+                line: line.to_owned(),
+            }
+        })
+        .collect()
+}
+
+fn with_storage_key(storage_key: &str, value: &[u8]) -> Vec<u8> {
+    let mut out = vec![storage_key.len() as u8];
+    out.extend_from_slice(storage_key.as_bytes());
+    out.extend_from_slice(value);
+    out
+}
+
+/// The fuzz configuration holds the keys of the first vector file and the
+/// KMS mocks the Go reference used, so every value the apiserver could read
+/// there reads through it: the seeds take the fuzzers past authentication.
+#[test]
+fn the_fuzz_configuration_reads_the_vectors() {
+    let mut read = 0;
+    for v in vectors("apiserver-seed1.jsonl") {
+        if !v.ok || v.name.starts_with("resources/") {
+            continue;
+        }
+        let result = HARNESS.decrypt("secrets", &v.storage_key, &v.stored);
+        match result {
+            Ok(d) => assert_eq!(d.plaintext, v.plaintext, "{}", v.name),
+            Err(e) => panic!("{}: {e}", v.name),
+        }
+        read += 1;
+    }
+    assert!(read > 100, "{read}");
+}
+
+#[test]
+fn every_check_holds_on_the_vectors() {
+    for file in [
+        "apiserver-seed1.jsonl",
+        "apiserver-seed2.jsonl",
+        "apiserver-seed3.jsonl",
+    ] {
+        for v in vectors(file) {
+            let name = &v.name;
+            let keyed = |value: &[u8]| with_storage_key(&v.storage_key, value);
+            HARNESS
+                .check_read(&keyed(&v.stored))
+                .unwrap_or_else(|e| panic!("read {name}: {e}"));
+            internal::check_static_round_trip(&keyed(&v.plaintext))
+                .unwrap_or_else(|e| panic!("static_round_trip {name}: {e}"));
+            if let Some(body) = v.stored.strip_prefix(b"k8s:enc:kms:v2:kms-provider:") {
+                internal::check_encrypted_object(body)
+                    .unwrap_or_else(|e| panic!("kms_v2_object {name}: {e}"));
+            }
+            if let Some(body) = v.stored.strip_prefix(b"k8s:enc:kms:v1:kms-provider:") {
+                internal::check_kms_v1(&keyed(body))
+                    .unwrap_or_else(|e| panic!("kms_v1_envelope {name}: {e}"));
+            }
+            if v.stored.len() < 4096 {
+                let mut line = v.line.clone();
+                line.push('\n');
+                HARNESS
+                    .check_jsonl(line.as_bytes())
+                    .unwrap_or_else(|e| panic!("jsonl {name}: {e}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn every_check_holds_on_the_configurations() {
+    for dir in ["conformance/valid", "conformance/invalid", "fuzz"] {
+        for entry in std::fs::read_dir(data_dir().join(dir)).expect("dir") {
+            let path = entry.expect("entry").path();
+            if path.is_file() {
+                let data = std::fs::read(&path).expect("read");
+                internal::check_config(&data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Bugs the fuzzers found
