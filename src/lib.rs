@@ -77,6 +77,7 @@ pub use crate::config::{EncryptionConfiguration, ResourceTransformers};
 pub use crate::error::{Error, ProviderKind};
 pub use crate::keys::{InvalidBase64, NamedKey, SecretKey};
 pub use crate::prefix::Transformer;
+pub use crate::primitive::AES_BACKEND;
 pub use crate::provider::{BlockingProvider, Decrypted, Provider, StorageKey};
 pub use crate::providers::{
     AesCbc, AesGcm, Identity, Secretbox, AESCBC_PREFIX, AESGCM_PREFIX, ENCRYPTED_PREFIX,

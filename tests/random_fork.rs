@@ -38,8 +38,7 @@ fn a_forked_child_draws_other_nonces_than_its_parent() {
             let child = std::fs::read(&path).expect("child's value");
             assert_eq!(parent.len(), child.len());
             assert_ne!(
-                parent[NONCE],
-                child[NONCE],
+                parent[NONCE], child[NONCE],
                 "the child reused its parent's random stream"
             );
         }
