@@ -37,6 +37,8 @@ enum Command {
     Encrypt(TransformArgs),
     /// Decrypt a stored value (stdin to stdout); a stale value is noted on stderr.
     Decrypt(TransformArgs),
+    /// Measure every provider's write and read in process (ns/op, MB/s, allocations).
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -86,6 +88,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Keygen { bytes } => keygen(bytes.into()),
         Command::Encrypt(args) => transform(&args, Direction::Encrypt),
         Command::Decrypt(args) => transform(&args, Direction::Decrypt),
+        Command::Bench(args) => crate::bench::run(&args),
     }
 }
 
