@@ -57,6 +57,24 @@ impl AesGcmCipher {
         out.extend_from_slice(&tag.map(Into::into).unwrap_or([0u8; GCM_TAG_LEN]));
     }
 
+    /// [`seal_append`](Self::seal_append) with a one-off AES-256 key, whose
+    /// schedule stays on the stack (a KMS v2 seed-mode write derives a key per
+    /// value).
+    pub(crate) fn seal_append_with_key(
+        key: &[u8; 32],
+        nonce: &[u8; GCM_NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) {
+        let cipher = Aes256Gcm::new(key.into());
+        let start = out.len();
+        out.extend_from_slice(plaintext);
+        let tag =
+            cipher.encrypt_inout_detached(&Nonce::from(*nonce), aad, (&mut out[start..]).into());
+        out.extend_from_slice(&tag.map(Into::into).unwrap_or([0u8; GCM_TAG_LEN]));
+    }
+
     /// Verifies `tag` and decrypts `ciphertext` into a new buffer.
     pub(crate) fn open(
         &self,

@@ -55,6 +55,23 @@ impl AesGcmCipher {
         }
     }
 
+    /// [`seal_append`](Self::seal_append) with a one-off AES-256 key (a KMS
+    /// v2 seed-mode write derives a key per value).
+    pub(crate) fn seal_append_with_key(
+        key: &[u8; 32],
+        nonce: &[u8; GCM_NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) {
+        match Self::new(key) {
+            Ok(cipher) => cipher.seal_append(nonce, aad, plaintext, out),
+            // A 32-byte key is always accepted; were it not, the value would
+            // be unreadable zeros rather than silently wrong.
+            Err(BadKeyLength) => out.resize(out.len() + plaintext.len() + GCM_TAG_LEN, 0),
+        }
+    }
+
     /// Verifies `tag` and decrypts `ciphertext` into a new buffer.
     pub(crate) fn open(
         &self,
