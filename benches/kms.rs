@@ -1,11 +1,20 @@
-//! KMS v2 against aesgcm in the same run: a steady-state write (the write key
-//! in place) and a read with a warm DEK/seed cache, at 1 KiB and 64 KiB.
+//! KMS v2 and v1 against aesgcm in the same run.
 //!
-//! The plugin is an in-process base64 service: with warm caches it is not
-//! called at all, so the numbers are the provider's own cost. Reported as
-//! `kms_v2/<provider>/<encrypt|decrypt>/<bytes>`, where provider is
-//! `aesgcm`, `kmsv2-seed` (HKDF_SHA256_XNONCE_AES_GCM_SEED, the default) or
-//! `kmsv2-key` (AES_GCM_KEY).
+//! The plugin is an in-process base64 service (as in `k8sref bench`): with
+//! warm caches KMS v2 does not call it at all, so the numbers are the
+//! provider's own cost. Benchmark IDs:
+//!
+//! - `kms_v2/<provider>/<encrypt|decrypt>/<bytes>`: a steady-state write (the
+//!   write key in place) and a read of a value written with the current write
+//!   key, at 256 B to 1 MiB, where provider is `aesgcm`, `kmsv2-seed`
+//!   (HKDF_SHA256_XNONCE_AES_GCM_SEED, the default) or `kmsv2-key`
+//!   (AES_GCM_KEY);
+//! - `kms_v2_cache/<kmsv2-seed|kmsv2-key>/<warm|cold>/1024`: a read of a value
+//!   written under another DEK or seed (an older one), with its DEK/seed and
+//!   derived key in the caches (warm), or with the caches disabled, so that
+//!   every read asks the plugin and derives again (cold);
+//! - `kms_v1/kmsv1/<encrypt|decrypt>/<bytes>`: KMS v1, which asks the plugin
+//!   to wrap a fresh DEK on every write; reads hit the DEK cache.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -19,13 +28,13 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use k8s_envelope::kms::{
-    DekSourceType, EncryptResponse, KmsFuture, KmsServiceV2, KmsV2Options, KmsV2Provider,
-    StatusResponse,
+    CacheLimits, DekSourceType, EncryptResponse, KmsFuture, KmsServiceV1, KmsServiceV2,
+    KmsV1Options, KmsV1Provider, KmsV2Options, KmsV2Provider, StatusResponse, VersionResponse,
 };
 use k8s_envelope::{AesGcm, Error, NamedKey, Provider, SecretKey, StorageKey, Transformer};
 use zeroize::Zeroizing;
 
-const SIZES: [usize; 2] = [1024, 64 * 1024];
+const SIZES: [usize; 5] = [256, 1024, 4096, 64 * 1024, 1024 * 1024];
 const STORAGE_KEY: &str = "/registry/secrets/default/db-creds";
 
 /// The base64 mock plugin, in process.
@@ -71,6 +80,30 @@ impl KmsServiceV2 for Base64Kms {
     }
 }
 
+impl KmsServiceV1 for Base64Kms {
+    fn version(&self) -> KmsFuture<'_, VersionResponse> {
+        Box::pin(async {
+            Ok(VersionResponse {
+                version: "v1beta1".into(),
+                ..Default::default()
+            })
+        })
+    }
+
+    fn encrypt<'a>(&'a self, dek: &'a [u8]) -> KmsFuture<'a, Vec<u8>> {
+        Box::pin(async move { Ok(BASE64.encode(dek).into_bytes()) })
+    }
+
+    fn decrypt<'a>(&'a self, wrapped: &'a [u8]) -> KmsFuture<'a, Zeroizing<Vec<u8>>> {
+        Box::pin(async move {
+            BASE64
+                .decode(wrapped)
+                .map(Zeroizing::new)
+                .map_err(|_| Error::NoMatchingPrefix)
+        })
+    }
+}
+
 /// Polls a future that completes without waiting (warm caches, in-process
 /// plugin), so no runtime's overhead is measured.
 fn ready<T>(future: impl Future<Output = T>) -> T {
@@ -85,10 +118,13 @@ fn ready<T>(future: impl Future<Output = T>) -> T {
 }
 
 fn kms_v2(mode: DekSourceType) -> KmsV2Provider {
-    let options = KmsV2Options {
+    kms_v2_with(KmsV2Options {
         write_mode: mode,
         ..KmsV2Options::default()
-    };
+    })
+}
+
+fn kms_v2_with(options: KmsV2Options) -> KmsV2Provider {
     let provider = KmsV2Provider::new("bench", Arc::new(Base64Kms), options).expect("provider");
     ready(provider.refresh()).expect("refresh");
     provider
@@ -112,9 +148,9 @@ fn bench_kms(c: &mut Criterion) {
     let storage_key = StorageKey::from(STORAGE_KEY);
     let mut group = c.benchmark_group("kms_v2");
     group
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(50);
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30);
     for (name, transformer) in transformers() {
         for size in SIZES {
             let plaintext: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
@@ -147,5 +183,83 @@ fn bench_kms(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_kms);
+/// Reads of a value written under an older DEK or seed: from the caches,
+/// and with no caches at all.
+fn bench_kms_cache(c: &mut Criterion) {
+    const SIZE: usize = 1024;
+    let storage_key = StorageKey::from(STORAGE_KEY);
+    let plaintext: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
+    let mut group = c.benchmark_group("kms_v2_cache");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30)
+        .throughput(Throughput::Bytes(SIZE as u64));
+    for (name, mode) in [
+        ("kmsv2-seed", DekSourceType::HkdfSha256XnonceAesGcmSeed),
+        ("kmsv2-key", DekSourceType::AesGcmKey),
+    ] {
+        // Written by another provider instance: another DEK or seed.
+        let stored = ready(kms_v2(mode).encrypt(&plaintext, storage_key)).expect("encrypt");
+        let warm = kms_v2(mode);
+        let cold = kms_v2_with(KmsV2Options {
+            write_mode: mode,
+            dek_cache: CacheLimits::disabled(),
+            derived_key_cache: CacheLimits::disabled(),
+            ..KmsV2Options::default()
+        });
+        for (state, provider) in [("warm", &warm), ("cold", &cold)] {
+            let read = ready(provider.decrypt(&stored, storage_key)).expect("decrypt");
+            assert_eq!(read.plaintext, plaintext);
+            group.bench_function(BenchmarkId::new(format!("{name}/{state}"), SIZE), |b| {
+                b.iter(|| {
+                    ready(provider.decrypt(black_box(&stored), storage_key)).expect("decrypt")
+                });
+            });
+        }
+    }
+    group.finish();
+}
+
+/// KMS v1: a plugin call per write (a fresh DEK), cached DEKs on read.
+fn bench_kms_v1(c: &mut Criterion) {
+    let storage_key = StorageKey::from(STORAGE_KEY);
+    let provider = KmsV1Provider::new("bench", Arc::new(Base64Kms), KmsV1Options::default())
+        .expect("provider");
+    let transformer = Transformer::new(vec![Arc::new(provider)]).expect("transformer");
+    let mut group = c.benchmark_group("kms_v1");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30);
+    for size in SIZES {
+        let plaintext: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        let stored = ready(transformer.encrypt(&plaintext, storage_key)).expect("encrypt");
+        ready(transformer.decrypt(&stored, storage_key)).expect("decrypt");
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_with_input(
+            BenchmarkId::new("kmsv1/encrypt", size),
+            &plaintext,
+            |b, plaintext| {
+                b.iter(|| {
+                    ready(transformer.encrypt(black_box(plaintext), black_box(storage_key)))
+                        .expect("encrypt")
+                });
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("kmsv1/decrypt", size),
+            &stored,
+            |b, stored| {
+                b.iter(|| {
+                    ready(transformer.decrypt(black_box(stored), black_box(storage_key)))
+                        .expect("decrypt")
+                });
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_kms, bench_kms_cache, bench_kms_v1);
 criterion_main!(benches);

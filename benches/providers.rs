@@ -1,17 +1,34 @@
-//! Throughput of the static-key providers' blocking encrypt and decrypt.
+//! The static-key providers, the raw AES-GCM primitive under them, scaling
+//! over threads, a read through a five-provider list, and config loading.
 //!
-//! Reported as `<provider>/<encrypt|decrypt>/<bytes>`, for example
-//! `aesgcm/encrypt/1024`. 32-byte keys; 1 KiB and 64 KiB plaintexts.
+//! Benchmark IDs (filter with `cargo bench --bench providers -- <regex>`):
+//!
+//! - `<provider>/<encrypt|decrypt>/<bytes>`: the blocking API, for identity,
+//!   aescbc, aesgcm and secretbox at 256 B, 1 KiB, 4 KiB, 64 KiB and 1 MiB;
+//! - `raw/<backend>-aes256gcm/<seal|open>/<bytes>`: the AES-256-GCM primitive
+//!   alone, in place, with a fixed nonce (RustCrypto `aes-gcm`, and with the
+//!   `aws-lc` feature also `aws-lc-rs`), at 1 KiB and 64 KiB: the floor the
+//!   aesgcm provider is measured against;
+//! - `threads/<provider>/<encrypt|decrypt>/<1|2>`: 1 KiB values on one and on
+//!   two threads at once; each element is one call per thread, so the
+//!   reported elements per second is the total throughput;
+//! - `transformer/<one|five>-providers/decrypt/1024`: an aesgcm value read
+//!   through a list of one provider, and of five where only the last matches;
+//! - `config/<load-validate|build>`: parsing and validating a six-provider
+//!   `EncryptionConfiguration`, and building its transformers.
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use k8s_envelope::{
-    AesCbc, AesGcm, BlockingProvider, Identity, NamedKey, SecretKey, Secretbox, StorageKey,
+    AesCbc, AesGcm, BlockingProvider, EncryptionConfiguration, Identity, NamedKey, Provider,
+    SecretKey, Secretbox, StorageKey, Transformer,
 };
 
-const SIZES: [usize; 2] = [1024, 64 * 1024];
+const SIZES: [usize; 5] = [256, 1024, 4096, 64 * 1024, 1024 * 1024];
+const RAW_SIZES: [usize; 2] = [1024, 64 * 1024];
 const STORAGE_KEY: &str = "/registry/secrets/default/db-creds";
 
 fn key() -> SecretKey {
@@ -22,29 +39,38 @@ fn key() -> SecretKey {
     )
 }
 
-fn providers() -> Vec<(&'static str, Box<dyn BlockingProvider>)> {
+fn plaintext(size: usize) -> Vec<u8> {
+    (0..size).map(|i| (i % 251) as u8).collect()
+}
+
+fn providers() -> Vec<(&'static str, Arc<dyn Provider>)> {
     let keys = || vec![NamedKey::new("key1", key())];
     vec![
-        ("identity", Box::new(Identity::new())),
-        ("aescbc", Box::new(AesCbc::new(keys()).expect("aescbc"))),
-        ("aesgcm", Box::new(AesGcm::new(keys()).expect("aesgcm"))),
+        ("identity", Arc::new(Identity::new())),
+        ("aescbc", Arc::new(AesCbc::new(keys()).expect("aescbc"))),
+        ("aesgcm", Arc::new(AesGcm::new(keys()).expect("aesgcm"))),
         (
             "secretbox",
-            Box::new(Secretbox::new(keys()).expect("secretbox")),
+            Arc::new(Secretbox::new(keys()).expect("secretbox")),
         ),
     ]
+}
+
+fn blocking(provider: &Arc<dyn Provider>) -> &dyn BlockingProvider {
+    provider.as_blocking().expect("a static-key provider")
 }
 
 fn bench_providers(c: &mut Criterion) {
     let storage_key = StorageKey::from(STORAGE_KEY);
     for (name, provider) in providers() {
+        let provider = blocking(&provider);
         let mut group = c.benchmark_group(name);
         group
-            .warm_up_time(Duration::from_secs(1))
-            .measurement_time(Duration::from_secs(3))
-            .sample_size(50);
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2))
+            .sample_size(30);
         for size in SIZES {
-            let plaintext: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            let plaintext = plaintext(size);
             let stored = provider
                 .encrypt_blocking(&plaintext, storage_key)
                 .expect("encrypt");
@@ -72,5 +98,215 @@ fn bench_providers(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_providers);
+/// The AES-256-GCM primitives alone: seal and open in place, fixed nonce.
+fn bench_raw(c: &mut Criterion) {
+    let mut group = c.benchmark_group("raw");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30);
+    let aad = STORAGE_KEY.as_bytes();
+    for size in RAW_SIZES {
+        group.throughput(Throughput::Bytes(size as u64));
+        {
+            use aes_gcm::aead::{AeadInOut, KeyInit};
+            let cipher = aes_gcm::Aes256Gcm::new_from_slice(key().expose()).expect("key");
+            let nonce = aes_gcm::Nonce::from([7u8; 12]);
+            let mut buf = plaintext(size);
+            group.bench_function(BenchmarkId::new("rustcrypto-aes256gcm/seal", size), |b| {
+                b.iter(|| {
+                    cipher
+                        .encrypt_inout_detached(&nonce, aad, buf.as_mut_slice().into())
+                        .expect("seal")
+                });
+            });
+            let mut sealed = plaintext(size);
+            let tag = cipher
+                .encrypt_inout_detached(&nonce, aad, sealed.as_mut_slice().into())
+                .expect("seal");
+            group.bench_function(BenchmarkId::new("rustcrypto-aes256gcm/open", size), |b| {
+                b.iter(|| {
+                    let mut buf = sealed.clone();
+                    cipher
+                        .decrypt_inout_detached(&nonce, aad, buf.as_mut_slice().into(), &tag)
+                        .expect("open");
+                    buf
+                });
+            });
+        }
+        #[cfg(feature = "aws-lc")]
+        {
+            use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+            let cipher =
+                LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key().expose()).expect("key"));
+            let nonce = || Nonce::assume_unique_for_key([7u8; 12]);
+            let mut buf = plaintext(size);
+            group.bench_function(BenchmarkId::new("aws-lc-aes256gcm/seal", size), |b| {
+                b.iter(|| {
+                    cipher
+                        .seal_in_place_separate_tag(nonce(), Aad::from(aad), &mut buf)
+                        .expect("seal")
+                });
+            });
+            let mut sealed = plaintext(size);
+            let tag = cipher
+                .seal_in_place_separate_tag(nonce(), Aad::from(aad), &mut sealed)
+                .expect("seal");
+            // Open in place needs a fresh copy of the ciphertext each time;
+            // the gather form reads it where it is, as the provider does.
+            let mut out = vec![0u8; size];
+            group.bench_function(BenchmarkId::new("aws-lc-aes256gcm/open", size), |b| {
+                b.iter(|| {
+                    cipher
+                        .open_separate_gather(
+                            nonce(),
+                            Aad::from(aad),
+                            &sealed,
+                            tag.as_ref(),
+                            &mut out,
+                        )
+                        .expect("open")
+                });
+            });
+        }
+    }
+    group.finish();
+}
+
+/// 1 KiB writes and reads on one and on two threads at once.
+fn bench_threads(c: &mut Criterion) {
+    const SIZE: usize = 1024;
+    let storage_key = StorageKey::from(STORAGE_KEY);
+    let plaintext = plaintext(SIZE);
+    let mut group = c.benchmark_group("threads");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(20);
+    for (name, provider) in providers() {
+        let provider = blocking(&provider);
+        let stored = provider
+            .encrypt_blocking(&plaintext, storage_key)
+            .expect("encrypt");
+        for threads in [1usize, 2] {
+            group.throughput(Throughput::Elements(threads as u64));
+            let run = |iters: u64, op: &(dyn Fn() + Sync)| {
+                let start = Instant::now();
+                std::thread::scope(|scope| {
+                    for _ in 0..threads {
+                        scope.spawn(|| (0..iters).for_each(|_| op()));
+                    }
+                });
+                start.elapsed()
+            };
+            group.bench_function(BenchmarkId::new(format!("{name}/encrypt"), threads), |b| {
+                b.iter_custom(|iters| {
+                    run(iters, &|| {
+                        black_box(
+                            provider
+                                .encrypt_blocking(black_box(&plaintext), storage_key)
+                                .expect("encrypt"),
+                        );
+                    })
+                });
+            });
+            group.bench_function(BenchmarkId::new(format!("{name}/decrypt"), threads), |b| {
+                b.iter_custom(|iters| {
+                    run(iters, &|| {
+                        black_box(
+                            provider
+                                .decrypt_blocking(black_box(&stored), storage_key)
+                                .expect("decrypt"),
+                        );
+                    })
+                });
+            });
+        }
+    }
+    group.finish();
+}
+
+/// An aesgcm value read through one provider, and through five of which only
+/// the last one's prefix matches.
+fn bench_transformer(c: &mut Criterion) {
+    const SIZE: usize = 1024;
+    let storage_key = StorageKey::from(STORAGE_KEY);
+    let named = |name: &str| vec![NamedKey::new(name, key())];
+    let aesgcm: Arc<dyn Provider> = Arc::new(AesGcm::new(named("current")).expect("aesgcm"));
+    let one = Transformer::new(vec![aesgcm.clone()]).expect("transformer");
+    let five = Transformer::new(vec![
+        Arc::new(AesCbc::new(named("k1")).expect("aescbc")),
+        Arc::new(Secretbox::new(named("k2")).expect("secretbox")),
+        Arc::new(AesCbc::new(named("k3")).expect("aescbc")),
+        Arc::new(Secretbox::new(named("k4")).expect("secretbox")),
+        aesgcm,
+    ])
+    .expect("transformer");
+    let stored = one
+        .encrypt_blocking(&plaintext(SIZE), storage_key)
+        .expect("encrypt");
+    assert!(
+        five.decrypt_blocking(&stored, storage_key)
+            .expect("read")
+            .stale
+    );
+
+    let mut group = c.benchmark_group("transformer");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30)
+        .throughput(Throughput::Bytes(SIZE as u64));
+    for (name, transformer) in [("one-providers", &one), ("five-providers", &five)] {
+        group.bench_function(BenchmarkId::new(format!("{name}/decrypt"), SIZE), |b| {
+            b.iter(|| {
+                transformer
+                    .decrypt_blocking(black_box(&stored), storage_key)
+                    .expect("decrypt")
+            });
+        });
+    }
+    group.finish();
+}
+
+/// A six-provider configuration: load and validate, then build.
+fn bench_config(c: &mut Criterion) {
+    let yaml = include_bytes!("../tests/data/conformance/valid/aes-gcm-first.yaml");
+    let mut group = c.benchmark_group("config");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30);
+    group.bench_function("load-validate", |b| {
+        b.iter(|| {
+            let config = EncryptionConfiguration::from_yaml(black_box(yaml)).expect("parse");
+            config.validate().expect("valid");
+            config
+        });
+    });
+    // Without the two KMS providers, which need plugins to build.
+    let static_only: Vec<u8> = String::from_utf8_lossy(yaml)
+        .split("      - kms:")
+        .enumerate()
+        .filter_map(|(i, part)| match i {
+            0 => Some(part.to_owned()),
+            _ => part.find("      - ").map(|at| part[at..].to_owned()),
+        })
+        .collect::<String>()
+        .into_bytes();
+    let config = EncryptionConfiguration::from_yaml(&static_only).expect("parse");
+    group.bench_function("build", |b| {
+        b.iter(|| black_box(&config).build().expect("build"));
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_providers,
+    bench_raw,
+    bench_threads,
+    bench_transformer,
+    bench_config
+);
 criterion_main!(benches);

@@ -108,6 +108,7 @@ pub use crate::config::{EncryptionConfiguration, ResourceTransformers};
 pub use crate::error::{Error, ProviderKind};
 pub use crate::keys::{InvalidBase64, NamedKey, SecretKey};
 pub use crate::prefix::{Transformer, MAX_PLAINTEXT_LEN, MAX_STORED_VALUE_LEN};
+pub use crate::primitive::AES_BACKEND;
 pub use crate::provider::{BlockingProvider, Decrypted, Provider, StorageKey};
 pub use crate::providers::{
     AesCbc, AesGcm, Identity, Secretbox, AESCBC_PREFIX, AESGCM_PREFIX, ENCRYPTED_PREFIX,

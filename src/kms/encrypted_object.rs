@@ -75,7 +75,7 @@ pub struct EncryptedObjectRef<'a> {
     pub(crate) key_id: &'a str,
     pub(crate) encrypted_dek_source: &'a [u8],
     /// Sorted by key, one entry per key (the last one in the input).
-    pub(crate) annotations: Vec<(&'a str, &'a [u8])>,
+    pub(crate) annotations: Annotations<'a>,
     pub(crate) source_type: DekSourceType,
 }
 
@@ -106,10 +106,20 @@ impl<'a> EncryptedObjectRef<'a> {
     ///
     /// [`Error::Malformed`] when the bytes are not a valid `EncryptedObject`.
     pub fn decode(bytes: &'a [u8]) -> Result<Self, Error> {
+        let object = Self::decode_deferring_annotations(bytes)?;
+        object.validate_annotations()?;
+        Ok(object)
+    }
+
+    /// [`decode`](Self::decode), except that the annotations' names and
+    /// sizes are not checked yet: the caller calls
+    /// [`validate_annotations`](Self::validate_annotations) unless it knows
+    /// them valid (equal to annotations it checked before).
+    pub(crate) fn decode_deferring_annotations(bytes: &'a [u8]) -> Result<Self, Error> {
         let mut encrypted_data: &[u8] = &[];
         let mut key_id = "";
         let mut encrypted_dek_source: &[u8] = &[];
-        let mut annotations: Vec<(&str, &[u8])> = Vec::new();
+        let mut annotations = Annotations::default();
         let mut source_type = 0u64;
 
         let mut reader = Reader::new(bytes);
@@ -127,12 +137,7 @@ impl<'a> EncryptedObjectRef<'a> {
                 _ => {}
             }
         }
-        // Last occurrence of a key wins: a stable sort keeps input order among
-        // equal keys, then keep the last of each run.
-        annotations.sort_by(|a, b| a.0.cmp(b.0));
-        annotations.reverse();
-        annotations.dedup_by(|a, b| a.0 == b.0);
-        annotations.reverse();
+        annotations.sort_keeping_last();
 
         let source_type = if source_type & 0x8000_0000 != 0 {
             None
@@ -165,15 +170,89 @@ impl<'a> EncryptedObjectRef<'a> {
         out
     }
 
-    /// The apiserver's `ValidateEncryptedObject`.
+    /// The apiserver's `ValidateEncryptedObject`, but for the annotations.
     fn validate(&self) -> Result<(), Error> {
         if self.encrypted_data.is_empty() {
             return Err(malformed("encrypted data is empty"));
         }
         validate_encrypted_dek_source(self.encrypted_dek_source).map_err(malformed)?;
         validate_key_id(self.key_id).map_err(malformed)?;
-        validate_annotations(self.annotations.iter().copied()).map_err(malformed)?;
         Ok(())
+    }
+
+    /// The annotations' part of `ValidateEncryptedObject`.
+    pub(crate) fn validate_annotations(&self) -> Result<(), Error> {
+        validate_annotations(self.annotations.iter().copied()).map_err(malformed)
+    }
+}
+
+/// Annotations as decoded: up to [`Annotations::INLINE`] entries without a
+/// heap allocation (plugins set one or two), more in a `Vec`.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub(crate) struct Annotations<'a> {
+    inline: [(&'a str, &'a [u8]); Annotations::INLINE],
+    inline_len: usize,
+    /// Every entry, once there are more than fit inline.
+    spilled: Vec<(&'a str, &'a [u8])>,
+}
+
+impl<'a> Annotations<'a> {
+    /// Entries held without allocating.
+    const INLINE: usize = 4;
+
+    fn push(&mut self, entry: (&'a str, &'a [u8])) {
+        if self.spilled.is_empty() && self.inline_len < Self::INLINE {
+            self.inline[self.inline_len] = entry;
+            self.inline_len += 1;
+            return;
+        }
+        if self.spilled.is_empty() {
+            self.spilled.reserve(2 * Self::INLINE);
+            self.spilled
+                .extend_from_slice(&self.inline[..self.inline_len]);
+        }
+        self.spilled.push(entry);
+    }
+
+    /// Sorts by key and keeps the last occurrence of each key.
+    fn sort_keeping_last(&mut self) {
+        let entries = self.as_mut_slice();
+        // A stable sort keeps input order among equal keys; then keep the
+        // last of each run.
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        let mut kept = 0;
+        for i in 0..entries.len() {
+            if i + 1 < entries.len() && entries[i].0 == entries[i + 1].0 {
+                continue;
+            }
+            entries[kept] = entries[i];
+            kept += 1;
+        }
+        if self.spilled.is_empty() {
+            self.inline_len = kept;
+        } else {
+            self.spilled.truncate(kept);
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [(&'a str, &'a [u8])] {
+        if self.spilled.is_empty() {
+            &mut self.inline[..self.inline_len]
+        } else {
+            &mut self.spilled
+        }
+    }
+}
+
+impl<'a> std::ops::Deref for Annotations<'a> {
+    type Target = [(&'a str, &'a [u8])];
+
+    fn deref(&self) -> &Self::Target {
+        if self.spilled.is_empty() {
+            &self.inline[..self.inline_len]
+        } else {
+            &self.spilled
+        }
     }
 }
 
@@ -421,13 +500,47 @@ mod tests {
         assert_eq!(object.key_id, "1");
         assert_eq!(object.encrypted_dek_source, b"src");
         assert_eq!(
-            object.annotations,
-            vec![("a.example.com", &b"1"[..]), ("b.example.com", &b"2"[..])]
+            &object.annotations[..],
+            [("a.example.com", &b"1"[..]), ("b.example.com", &b"2"[..])]
         );
         assert_eq!(
             object.source_type,
             DekSourceType::HkdfSha256XnonceAesGcmSeed
         );
+    }
+
+    #[test]
+    fn more_annotations_than_fit_inline_sort_and_keep_the_last() {
+        let names = [
+            "f.example.com",
+            "b.example.com",
+            "e.example.com",
+            "a.example.com",
+        ];
+        for extra in 0..4 {
+            let mut entries: Vec<(&str, &[u8])> = names.iter().map(|n| (*n, &b"x"[..])).collect();
+            entries.push(("c.example.com", b"c"));
+            let mut bytes = prost_bytes(1, &entries);
+            // Repeats of earlier keys with new values, on the wire after
+            // them: the last one wins.
+            for name in names.iter().take(extra) {
+                put_bytes_field(&mut bytes, 4, &{
+                    let mut e = Vec::new();
+                    put_bytes_field(&mut e, 1, name.as_bytes());
+                    put_bytes_field(&mut e, 2, b"last");
+                    e
+                });
+            }
+            let object = EncryptedObjectRef::decode(&bytes).expect("valid");
+            let mut want: Vec<(&str, &[u8])> = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (*n, if i < extra { &b"last"[..] } else { &b"x"[..] }))
+                .collect();
+            want.push(("c.example.com", b"c"));
+            want.sort();
+            assert_eq!(&object.annotations[..], &want[..], "{extra} repeats");
+        }
     }
 
     #[test]
@@ -461,8 +574,8 @@ mod tests {
         let object = EncryptedObjectRef::decode(&bytes).expect("valid");
         assert_eq!(object.key_id, "2");
         assert_eq!(
-            object.annotations,
-            vec![("a.example.com", &b"override"[..])]
+            &object.annotations[..],
+            [("a.example.com", &b"override"[..])]
         );
     }
 

@@ -1,13 +1,11 @@
-//! AES-CBC over whole blocks; padding is the caller's business.
+//! AES-CBC over whole blocks; padding is the caller's business. The
+//! RustCrypto backend (`aes` + `cbc`), the default.
 
 use aes::cipher::inout::InOutBuf;
 use aes::cipher::{BlockModeDecrypt, BlockModeEncrypt, InnerIvInit, KeyInit};
 use aes::{Aes128, Aes192, Aes256};
 
-use super::BadKeyLength;
-
-/// AES block (and CBC IV) length in bytes.
-pub(crate) const BLOCK_LEN: usize = 16;
+use super::{BadKeyLength, BLOCK_LEN};
 
 /// An AES key schedule used in CBC mode (zeroized on drop by the `aes` crate).
 pub(crate) enum AesCbcCipher {

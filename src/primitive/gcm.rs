@@ -1,14 +1,11 @@
-//! AES-GCM with a 96-bit nonce and a 128-bit tag, for 128-, 192- and 256-bit keys.
+//! AES-GCM with a 96-bit nonce and a 128-bit tag, for 128-, 192- and 256-bit
+//! keys: the RustCrypto backend (`aes-gcm`), the default.
 
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes128Gcm, Aes256Gcm, AesGcm, Nonce, Tag};
+use zeroize::Zeroize;
 
-use super::{BadKeyLength, OpenFailed};
-
-/// Nonce length in bytes.
-pub(crate) const GCM_NONCE_LEN: usize = 12;
-/// Tag length in bytes.
-pub(crate) const GCM_TAG_LEN: usize = 16;
+use super::{BadKeyLength, OpenFailed, GCM_NONCE_LEN, GCM_TAG_LEN};
 
 type Aes192Gcm = AesGcm<aes::Aes192, aes_gcm::aead::consts::U12>;
 
@@ -36,13 +33,18 @@ impl AesGcmCipher {
         })
     }
 
-    /// Encrypts `buf` in place and returns the tag.
-    pub(crate) fn seal_in_place(
+    /// Appends `ciphertext || tag` of `plaintext` to `out` (reserve
+    /// `plaintext.len() + GCM_TAG_LEN` first to avoid a reallocation).
+    pub(crate) fn seal_append(
         &self,
         nonce: &[u8; GCM_NONCE_LEN],
         aad: &[u8],
-        buf: &mut [u8],
-    ) -> [u8; GCM_TAG_LEN] {
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) {
+        let start = out.len();
+        out.extend_from_slice(plaintext);
+        let buf = &mut out[start..];
         let nonce = Nonce::from(*nonce);
         // Encryption fails only for inputs over 64 GiB, far beyond any value
         // this crate accepts; an all-zero tag then makes the value unreadable
@@ -52,24 +54,55 @@ impl AesGcmCipher {
             Self::Aes192(c) => c.encrypt_inout_detached(&nonce, aad, buf.into()),
             Self::Aes256(c) => c.encrypt_inout_detached(&nonce, aad, buf.into()),
         };
-        tag.map(Into::into).unwrap_or([0u8; GCM_TAG_LEN])
+        out.extend_from_slice(&tag.map(Into::into).unwrap_or([0u8; GCM_TAG_LEN]));
     }
 
-    /// Verifies `tag` and decrypts `buf` in place.
-    pub(crate) fn open_in_place(
+    /// [`seal_append`](Self::seal_append) with a one-off AES-256 key, whose
+    /// schedule stays on the stack (a KMS v2 seed-mode write derives a key per
+    /// value).
+    pub(crate) fn seal_append_with_key(
+        key: &[u8; 32],
+        nonce: &[u8; GCM_NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) {
+        let cipher = Aes256Gcm::new(key.into());
+        let start = out.len();
+        out.extend_from_slice(plaintext);
+        let tag =
+            cipher.encrypt_inout_detached(&Nonce::from(*nonce), aad, (&mut out[start..]).into());
+        out.extend_from_slice(&tag.map(Into::into).unwrap_or([0u8; GCM_TAG_LEN]));
+    }
+
+    /// Verifies `tag` and decrypts `ciphertext` into a new buffer.
+    pub(crate) fn open(
         &self,
         nonce: &[u8; GCM_NONCE_LEN],
         aad: &[u8],
-        buf: &mut [u8],
+        ciphertext: &[u8],
         tag: &[u8; GCM_TAG_LEN],
-    ) -> Result<(), OpenFailed> {
+    ) -> Result<Vec<u8>, OpenFailed> {
+        let mut buf = ciphertext.to_vec();
         let nonce = Nonce::from(*nonce);
         let tag = Tag::from(*tag);
-        match self {
-            Self::Aes128(c) => c.decrypt_inout_detached(&nonce, aad, buf.into(), &tag),
-            Self::Aes192(c) => c.decrypt_inout_detached(&nonce, aad, buf.into(), &tag),
-            Self::Aes256(c) => c.decrypt_inout_detached(&nonce, aad, buf.into(), &tag),
+        let result = match self {
+            Self::Aes128(c) => {
+                c.decrypt_inout_detached(&nonce, aad, buf.as_mut_slice().into(), &tag)
+            }
+            Self::Aes192(c) => {
+                c.decrypt_inout_detached(&nonce, aad, buf.as_mut_slice().into(), &tag)
+            }
+            Self::Aes256(c) => {
+                c.decrypt_inout_detached(&nonce, aad, buf.as_mut_slice().into(), &tag)
+            }
+        };
+        match result {
+            Ok(()) => Ok(buf),
+            Err(_) => {
+                buf.zeroize();
+                Err(OpenFailed)
+            }
         }
-        .map_err(|_| OpenFailed)
     }
 }

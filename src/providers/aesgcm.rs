@@ -99,8 +99,8 @@ pub(crate) const fn sealed_len(len: usize) -> usize {
     GCM_NONCE_LEN + len + GCM_TAG_LEN
 }
 
-/// Appends `nonce || ciphertext || tag` to `out`, encrypting in place in
-/// `out`'s own buffer (reserve [`sealed_len`] first to avoid a reallocation).
+/// Appends `nonce || ciphertext || tag` to `out` (reserve [`sealed_len`]
+/// first to avoid a reallocation).
 pub(crate) fn seal_append(
     cipher: &AesGcmCipher,
     nonce: &[u8; GCM_NONCE_LEN],
@@ -109,10 +109,7 @@ pub(crate) fn seal_append(
     out: &mut Vec<u8>,
 ) {
     out.extend_from_slice(nonce);
-    let start = out.len();
-    out.extend_from_slice(plaintext);
-    let tag = cipher.seal_in_place(nonce, aad, &mut out[start..]);
-    out.extend_from_slice(&tag);
+    cipher.seal_append(nonce, aad, plaintext, out);
 }
 
 /// Opens `nonce || ciphertext || tag` into a new plaintext buffer.
@@ -134,9 +131,7 @@ pub(crate) fn open(
             reason: "the stored data was shorter than the required size",
         });
     };
-    let mut plaintext = ciphertext.to_vec();
     cipher
-        .open_in_place(nonce, aad, &mut plaintext, tag)
-        .map_err(|_| Error::Decrypt { provider })?;
-    Ok(plaintext)
+        .open(nonce, aad, ciphertext, tag)
+        .map_err(|_| Error::Decrypt { provider })
 }

@@ -53,6 +53,8 @@ enum Command {
     Scan(crate::scan::ScanArgs),
     /// Re-encrypt every stale value of a store (etcd or a dump) with the first provider.
     Reencrypt(crate::reencrypt::ReencryptArgs),
+    /// Measure every provider's write and read in process (ns/op, MB/s, allocations).
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -107,6 +109,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Rotate(command) => crate::rotate::run(&command),
         Command::Scan(args) => crate::scan::run(&args),
         Command::Reencrypt(args) => crate::reencrypt::run(&args),
+        Command::Bench(args) => crate::bench::run(&args),
     }
 }
 

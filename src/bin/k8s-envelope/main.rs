@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod attest;
+mod bench;
 mod cli;
 mod jsonl;
 mod reencrypt;

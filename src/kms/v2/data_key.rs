@@ -134,9 +134,10 @@ impl DataKey {
                 let info: &[u8; INFO_LEN] = info.try_into().map_err(|_| decrypt_failure())?;
                 let nonce: &[u8; GCM_NONCE_LEN] =
                     nonce.try_into().map_err(|_| decrypt_failure())?;
-                let cipher = derive(hkdf, info)?;
+                let key = derive_key(hkdf, info)?;
                 out.extend_from_slice(info);
-                aesgcm::seal_append(&cipher, nonce, aad, plaintext, out);
+                out.extend_from_slice(nonce);
+                AesGcmCipher::seal_append_with_key(&key, nonce, aad, plaintext, out);
             }
         }
         Ok(())
@@ -175,9 +176,14 @@ impl DataKey {
 
 /// The data key of one seed-mode value: the first 32 bytes of
 /// HKDF-Expand(SHA-256, PRK = seed, info).
-fn derive(hkdf: &Hkdf<Sha256>, info: &[u8; INFO_LEN]) -> Result<AesGcmCipher, Error> {
+fn derive_key(hkdf: &Hkdf<Sha256>, info: &[u8; INFO_LEN]) -> Result<Zeroizing<[u8; 32]>, Error> {
     let mut key = Zeroizing::new([0u8; 32]);
     hkdf.expand(info, &mut key[..])
         .map_err(|_| decrypt_failure())?;
-    AesGcmCipher::new(&key[..]).map_err(|_| decrypt_failure())
+    Ok(key)
+}
+
+/// The expanded data key of one seed-mode value.
+fn derive(hkdf: &Hkdf<Sha256>, info: &[u8; INFO_LEN]) -> Result<AesGcmCipher, Error> {
+    AesGcmCipher::new(&derive_key(hkdf, info)?[..]).map_err(|_| decrypt_failure())
 }

@@ -133,6 +133,17 @@ struct HealthState {
     next_poll: Option<Instant>,
 }
 
+/// The outcome of [`Inner::decrypt_now`].
+// The object is moved once into the slow path's future; boxing it would cost
+// the allocation the fast path exists to avoid.
+#[allow(clippy::large_enum_variant)]
+enum FastRead<'s> {
+    /// Read (or failed) without waiting.
+    Done(Result<Decrypted, Error>),
+    /// Written with another DEK or seed: needs the cache or the plugin.
+    NeedsCache(EncryptedObjectRef<'s>),
+}
+
 /// The health of one KMS v2 provider, the equivalent of the apiserver's
 /// `/healthz/kms-providers` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -440,8 +451,12 @@ impl Inner {
     }
 
     fn encrypt(&self, plaintext: &[u8], storage_key: StorageKey<'_>) -> Result<Vec<u8>, Error> {
-        let key = self.current_write_key()?;
-        if self.expired(&key) {
+        // A guard, not a clone of the `Arc`: no reference count to touch.
+        let guard = self.write_key.load();
+        let key = guard.as_ref().ok_or_else(|| Error::KmsNotReady {
+            name: self.name.clone(),
+        })?;
+        if self.expired(key) {
             return Err(Error::KmsWriteRefused {
                 name: self.name.clone(),
                 reason: "the write key expired: no good status from the plugin for 3 minutes"
@@ -461,25 +476,53 @@ impl Inner {
         Ok(out)
     }
 
-    async fn decrypt(
+    /// Reads `stored` at once if it was written with the current write key
+    /// (most reads in a steady state): no cache lookup, no await. Otherwise
+    /// hands back the decoded object for
+    /// [`decrypt_cached`](Self::decrypt_cached).
+    fn decrypt_now<'s>(&self, stored: &'s [u8], storage_key: StorageKey<'_>) -> FastRead<'s> {
+        let Some(body) = stored.strip_prefix(self.prefix.as_bytes()) else {
+            return FastRead::Done(Err(Error::NoMatchingPrefix));
+        };
+        let object = match EncryptedObjectRef::decode_deferring_annotations(body) {
+            Ok(object) => object,
+            Err(e) => return FastRead::Done(Err(e)),
+        };
+        let guard = self.write_key.load();
+        match guard.as_ref() {
+            // Annotations equal to the write key's were checked when the
+            // plugin returned them.
+            Some(current) if current.wrote(&object) => {
+                let plaintext = current.data_key.open(
+                    object.encrypted_data,
+                    storage_key.as_bytes(),
+                    &self.derived_keys,
+                );
+                // Same key ID and source type as the current ones: not stale.
+                FastRead::Done(plaintext.map(|plaintext| Decrypted {
+                    plaintext,
+                    stale: false,
+                }))
+            }
+            _ => match object.validate_annotations() {
+                Err(e) => FastRead::Done(Err(e)),
+                Ok(()) if guard.is_none() => FastRead::Done(Err(Error::KmsNotReady {
+                    name: self.name.clone(),
+                })),
+                Ok(()) => FastRead::NeedsCache(object),
+            },
+        }
+    }
+
+    /// Reads a value written with another DEK or seed than the current one,
+    /// whose data key comes from the cache or else from the plugin.
+    async fn decrypt_cached(
         &self,
-        stored: &[u8],
+        object: EncryptedObjectRef<'_>,
         storage_key: StorageKey<'_>,
     ) -> Result<Decrypted, Error> {
-        let body = stored
-            .strip_prefix(self.prefix.as_bytes())
-            .ok_or(Error::NoMatchingPrefix)?;
-        let object = EncryptedObjectRef::decode(body)?;
         let current = self.current_write_key()?;
-        // Most reads in a steady state are of values written with the current
-        // key: those need no cache lookup at all.
-        let cached;
-        let data_key: &DataKey = if current.wrote(&object) {
-            &current.data_key
-        } else {
-            cached = self.cached_data_key(&object).await?;
-            &cached
-        };
+        let data_key = self.cached_data_key(&object).await?;
         let plaintext = data_key.open(
             object.encrypted_data,
             storage_key.as_bytes(),
@@ -560,7 +603,12 @@ impl Provider for KmsV2Provider {
         stored: &'a [u8],
         storage_key: StorageKey<'a>,
     ) -> ProviderFuture<'a, Decrypted> {
-        Box::pin(self.inner.decrypt(stored, storage_key))
+        match self.inner.decrypt_now(stored, storage_key) {
+            FastRead::Done(result) => Box::pin(std::future::ready(result)),
+            FastRead::NeedsCache(object) => {
+                Box::pin(self.inner.decrypt_cached(object, storage_key))
+            }
+        }
     }
 }
 
