@@ -28,7 +28,7 @@ use base64::Engine as _;
 use prost::Message as _;
 use zeroize::Zeroizing;
 
-use crate::config::{KmsConfiguration, KmsProviderFactory};
+use crate::config::{KmsConfiguration, KmsProviderFactory, SecretString};
 use crate::kms::generated::encrypted_object::EncryptedObject;
 use crate::kms::{
     CacheLimits, EncryptResponse, KmsError, KmsErrorKind, KmsFuture, KmsServiceV1, KmsServiceV2,
@@ -211,7 +211,10 @@ impl KmsProviderFactory for MockKmsFactory {
 /// validated and built. Every error is rendered.
 ///
 /// Invariants: a configuration that validates builds (with the mock KMS
-/// factory), and one that does not validate does not build.
+/// factory), and one that does not validate does not build; with every
+/// key's secret replaced by a canary (valid keys of several lengths, and
+/// text that is not base64), no error message nor `Debug` output contains
+/// the canary.
 ///
 /// # Errors
 ///
@@ -245,12 +248,64 @@ pub fn check_config(data: &[u8]) -> Result<(), String> {
                 let _ = format!("{transformers:?}");
             }
         }
+        check_secrets_stay_secret(&config)?;
         // The real factory refuses some endpoints that validation accepts
         // (a deliberate difference, see `KmsEndpoint`); it only has to
         // survive them.
         #[cfg(unix)]
         if let Err(e) = config.build_with_kms(&crate::kms::GrpcKmsFactory::new()) {
             let _ = e.to_string();
+        }
+    }
+    Ok(())
+}
+
+/// Canaries for key secrets: valid keys of 32, 16 and 20 bytes (the last
+/// one no provider accepts), and a string that is not base64. None of them
+/// can come from a fuzz input by chance.
+static CANARIES: LazyLock<[String; 4]> = LazyLock::new(|| {
+    [
+        BASE64.encode([0xa5; 32]),
+        BASE64.encode([0x5a; 16]),
+        BASE64.encode([0x3c; 20]),
+        "~canary:not-base64:7f3e9c~".to_owned(),
+    ]
+});
+
+/// Puts each canary in place of every key's secret, then validates and
+/// builds: no message and no `Debug` output may show the canary.
+fn check_secrets_stay_secret(config: &EncryptionConfiguration) -> Result<(), String> {
+    for canary in CANARIES.iter() {
+        let mut config = config.clone();
+        let mut keys = 0;
+        for provider in config.resources.iter_mut().flat_map(|r| &mut r.providers) {
+            let lists = [
+                provider.aescbc.as_mut().map(|c| &mut c.keys),
+                provider.aesgcm.as_mut().map(|c| &mut c.keys),
+                provider.secretbox.as_mut().map(|c| &mut c.keys),
+            ];
+            for key in lists.into_iter().flatten().flatten() {
+                key.secret = SecretString::new(canary.as_str());
+                keys += 1;
+            }
+        }
+        if keys == 0 {
+            return Ok(());
+        }
+        let mut shown = vec![format!("{config:?}")];
+        if let Err(errors) = config.validate() {
+            shown.push(errors.to_string());
+            shown.push(format!("{errors:?}"));
+        }
+        match config.build_with_kms(&MockKmsFactory::new()) {
+            Ok(transformers) => shown.push(format!("{transformers:?}")),
+            Err(e) => {
+                shown.push(e.to_string());
+                shown.push(format!("{e:?}"));
+            }
+        }
+        if shown.iter().any(|text| text.contains(canary.as_str())) {
+            return Err(format!("a key's secret shows in: {shown:?}"));
         }
     }
     Ok(())

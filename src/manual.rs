@@ -41,6 +41,10 @@
 //! - KMS endpoints ([`KmsEndpoint`](crate::kms::KmsEndpoint)): a host
 //!   (`unix://host/path`), a relative or empty path, a query or a fragment
 //!   are rejected when parsed; the apiserver accepts them and fails to dial.
+//! - A [`Transformer`](crate::Transformer) refuses to read stored values
+//!   above [`MAX_STORED_VALUE_LEN`](crate::MAX_STORED_VALUE_LEN) (16 MiB) and
+//!   to write plaintexts above [`MAX_PLAINTEXT_LEN`](crate::MAX_PLAINTEXT_LEN);
+//!   the apiserver has no limit of its own, only etcd's (1.5 MiB by default).
 //!
 //! # Rotation and re-encryption
 //!
@@ -82,3 +86,9 @@
 //! the KMS. aescbc gives confidentiality only. Values are bound to their
 //! storage key by every AES-GCM based provider, so a value cannot be moved to
 //! another object unnoticed; aescbc and secretbox do not bind it.
+//!
+//! Whatever the store, a configuration file or a plugin hands over is
+//! hostile input: it may fail, never panic, and cost memory in proportion to
+//! its size, never to a length written inside it (see "Untrusted input" in
+//! the [crate documentation](crate)). The fuzz targets in `fuzz/` check this
+//! on every CI run.
