@@ -12,6 +12,9 @@
 //! - `threads/<provider>/<encrypt|decrypt>/<1|2>`: 1 KiB values on one and on
 //!   two threads at once; each element is one call per thread, so the
 //!   reported elements per second is the total throughput;
+//!   `threads/<provider>/<op>/cpu/<1|2>` reports the CPU time per call
+//!   instead (the same on two threads as on one when nothing is shared),
+//!   which a busy neighbour on a shared machine does not distort;
 //! - `transformer/<one|five>-providers/decrypt/1024`: an aesgcm value read
 //!   through a list of one provider, and of five where only the last matches;
 //! - `config/<load-validate|build>`: parsing and validating a six-provider
@@ -190,37 +193,53 @@ fn bench_threads(c: &mut Criterion) {
             .expect("encrypt");
         for threads in [1usize, 2] {
             group.throughput(Throughput::Elements(threads as u64));
-            let run = |iters: u64, op: &(dyn Fn() + Sync)| {
+            // `cpu`: report the CPU time the threads spent per element
+            // instead of the wall time, averaged over the threads.
+            let run = |iters: u64, op: &(dyn Fn() + Sync), cpu: bool| {
                 let start = Instant::now();
-                std::thread::scope(|scope| {
-                    for _ in 0..threads {
-                        scope.spawn(|| (0..iters).for_each(|_| op()));
-                    }
+                let cpu_total: Duration = std::thread::scope(|scope| {
+                    let workers: Vec<_> = (0..threads)
+                        .map(|_| {
+                            scope.spawn(|| {
+                                let cpu_start = cpu_time::ThreadTime::now();
+                                (0..iters).for_each(|_| op());
+                                cpu_start.elapsed()
+                            })
+                        })
+                        .collect();
+                    workers.into_iter().map(|w| w.join().expect("worker")).sum()
                 });
-                start.elapsed()
+                if cpu {
+                    cpu_total / threads as u32
+                } else {
+                    start.elapsed()
+                }
             };
-            group.bench_function(BenchmarkId::new(format!("{name}/encrypt"), threads), |b| {
-                b.iter_custom(|iters| {
-                    run(iters, &|| {
-                        black_box(
-                            provider
-                                .encrypt_blocking(black_box(&plaintext), storage_key)
-                                .expect("encrypt"),
-                        );
-                    })
+            let encrypt = || {
+                black_box(
+                    provider
+                        .encrypt_blocking(black_box(&plaintext), storage_key)
+                        .expect("encrypt"),
+                );
+            };
+            let decrypt = || {
+                black_box(
+                    provider
+                        .decrypt_blocking(black_box(&stored), storage_key)
+                        .expect("decrypt"),
+                );
+            };
+            for (op, f) in [
+                ("encrypt", &encrypt as &(dyn Fn() + Sync)),
+                ("decrypt", &decrypt),
+            ] {
+                group.bench_function(BenchmarkId::new(format!("{name}/{op}"), threads), |b| {
+                    b.iter_custom(|iters| run(iters, f, false));
                 });
-            });
-            group.bench_function(BenchmarkId::new(format!("{name}/decrypt"), threads), |b| {
-                b.iter_custom(|iters| {
-                    run(iters, &|| {
-                        black_box(
-                            provider
-                                .decrypt_blocking(black_box(&stored), storage_key)
-                                .expect("decrypt"),
-                        );
-                    })
+                group.bench_function(BenchmarkId::new(format!("{name}/{op}/cpu"), threads), |b| {
+                    b.iter_custom(|iters| run(iters, f, true))
                 });
-            });
+            }
         }
     }
     group.finish();

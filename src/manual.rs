@@ -22,6 +22,86 @@
 //!   published as a pre-release pinned to a release candidate of `aead` that
 //!   conflicts with `aes-gcm` 0.11; the wire format is the same.
 //! - YAML: `serde-saphyr` (see [`crate::config`] for why).
+//! - Randomness: `chacha20` (its `rng` feature) seeded by `getrandom`, with
+//!   `forkguard` for fork detection; see [Randomness](#randomness).
+//! - Optionally, AES-GCM and AES-CBC from AWS-LC (`aws-lc-rs`); see
+//!   [The `aws-lc` feature](#the-aws-lc-feature).
+//!
+//! # Randomness
+//!
+//! Nonces (aesgcm, secretbox, KMS), IVs (aescbc), DEKs and seeds (KMS) and
+//! generated keys come from a ChaCha20 generator per thread, seeded with 32
+//! bytes from the operating system (`getrandom`):
+//!
+//! - Why not the OS for every value: a `getrandom` system call costs about
+//!   250 ns on the 2-core CI machine, more than a whole AES-256-GCM seal of 1
+//!   KiB with AWS-LC; a draw from the thread's buffered keystream costs a few
+//!   nanoseconds and needs no lock, so threads do not contend.
+//! - Why ChaCha20: the keystream of a 256-bit key is a CSPRNG as strong as
+//!   the cipher (the Linux kernel's generator is built the same way), and the
+//!   RustCrypto `chacha20` crate generates four blocks at once with AVX2. Its
+//!   state is zeroized when the thread exits.
+//! - Reseeding: from the OS after every 64 KiB of output (a snapshot of one
+//!   state reveals at most that much), and in a child process after `fork`,
+//!   before its first value: a `pthread_atfork` child handler (from the
+//!   `forkguard` crate, so that this crate keeps `#![forbid(unsafe_code)]`)
+//!   bumps a counter that every draw compares with the one its state was
+//!   seeded under. The check is one load of a value nobody writes, where
+//!   comparing process IDs would cost a `getpid` system call (about 120 ns
+//!   here) per value; should the handler fail to register, process IDs are
+//!   compared anyway. A child that forked through a raw `clone` system call
+//!   (bypassing libc) is not detected; `std::process::Command`, libc's
+//!   `fork` and `posix_spawn` are all fine. `tests/random_fork.rs` checks
+//!   that a forked child and its parent draw different nonces.
+//! - Requests over 256 bytes (generated keys) go to the OS directly.
+//!
+//! `rand`'s `ThreadRng` was the other candidate: also ChaCha, reseeded every
+//! 64 KiB, but by its own documentation not reseeded after `fork`.
+//!
+//! # The `aws-lc` feature
+//!
+//! Off by default: the default build is pure Rust (RustCrypto). With
+//! `--features aws-lc`, AES-GCM (aesgcm, KMS v1 and v2 data, the local-KEK
+//! plugin) and AES-CBC (aescbc, old KMS v1 data) run on AWS-LC through
+//! `aws-lc-rs`, behind the same internal interface (`src/primitive/`); the
+//! bytes on the wire are the same and every vector passes with either
+//! backend. [`AES_BACKEND`](crate::AES_BACKEND) says which one a build uses.
+//! Secretbox, HKDF, SHA-256 and the random generator stay as they are.
+//!
+//! What it changes: AWS-LC's AES-GCM is hand-written assembly that fuses
+//! AES-CTR with GHASH (VAES and VPCLMULQDQ on AVX-512 machines); at 1 KiB it
+//! seals in about 40% of the time of RustCrypto's, and at 64 KiB it runs at
+//! several times the throughput. Seal and open are out of place, so the
+//! plaintext is not copied before encryption. Key schedules are held by
+//! AWS-LC, which cleanses them when they are freed.
+//!
+//! Build requirements: a C compiler (`cc`; Debian's `gcc` or `clang`) for
+//! `aws-lc-sys`, which builds AWS-LC from its bundled sources with the `cc`
+//! crate and ships pre-generated bindings and assembly for the common
+//! targets (x86_64 and aarch64 Linux and macOS), so neither CMake, Go,
+//! Perl, NASM nor libclang is needed there. The first build takes about a
+//! minute on two cores. `.ci/perf` runs the test suite with the feature.
+//!
+//! ## FIPS 140-3
+//!
+//! `aws-lc-rs` also has a FIPS mode (its `fips` feature, building
+//! `aws-lc-fips-sys`, AWS-LC's FIPS 140-3 validated module). This crate does
+//! not offer it; enabling it would take:
+//!
+//! - build requirements of the validated module: CMake, Go and Perl (and a
+//!   C compiler), on one of the operating environments its certificate
+//!   lists, with the module built exactly as its security policy says;
+//! - moving every approved function into the module: SHA-256 and HKDF (KMS
+//!   v2 seeds), the random generator (AWS-LC's DRBG instead of ChaCha20),
+//!   and AES-GCM nonce generation: in FIPS mode an AES-GCM key may only
+//!   seal with a nonce the module generates (`RandomizedNonceKey`), which
+//!   fits aesgcm, KMS v1 and KMS v2 seed mode (random nonces) but not KMS
+//!   v2 `AES_GCM_KEY` writes (4 random bytes and a counter, which this crate
+//!   must reproduce), and not the out-of-place seal used here;
+//! - giving up what is not approved: secretbox (XSalsa20-Poly1305) would be
+//!   read-only at best, and aescbc (no integrity) should be read-only too;
+//! - and for a claim of FIPS compliance, a review of the whole service, not
+//!   only of the cryptographic module.
 //!
 //! # Deliberate differences from kube-apiserver
 //!
