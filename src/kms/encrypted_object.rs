@@ -188,13 +188,24 @@ impl<'a> EncryptedObjectRef<'a> {
 
 /// Annotations as decoded: up to [`Annotations::INLINE`] entries without a
 /// heap allocation (plugins set one or two), more in a `Vec`.
-#[derive(Clone, PartialEq, Eq, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Annotations<'a> {
     inline: [(&'a str, &'a [u8]); Annotations::INLINE],
     inline_len: usize,
     /// Every entry, once there are more than fit inline.
     spilled: Vec<(&'a str, &'a [u8])>,
 }
+
+/// Equal when the entries are: slots past `inline_len` may hold entries
+/// removed by deduplication, which a derived comparison would see (a fuzzer
+/// found this: a re-encoded object compared unequal to itself).
+impl PartialEq for Annotations<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Annotations<'_> {}
 
 impl<'a> Annotations<'a> {
     /// Entries held without allocating.
