@@ -28,12 +28,12 @@ use base64::Engine as _;
 use prost::Message as _;
 use zeroize::Zeroizing;
 
-use crate::config::{KmsConfiguration, KmsProviderFactory, SecretString};
+use crate::config::{GoDuration, KmsConfiguration, KmsProviderFactory, SecretString};
 use crate::kms::generated::encrypted_object::EncryptedObject;
 use crate::kms::{
-    CacheLimits, EncryptResponse, KmsError, KmsErrorKind, KmsFuture, KmsServiceV1, KmsServiceV2,
-    KmsV1Options, KmsV1Provider, KmsV2Options, KmsV2Provider, ManualClock, StatusResponse,
-    VersionResponse,
+    CacheLimits, EncryptResponse, KmsEndpoint, KmsError, KmsErrorKind, KmsFuture, KmsServiceV1,
+    KmsServiceV2, KmsV1Options, KmsV1Provider, KmsV2Options, KmsV2Provider, ManualClock,
+    StatusResponse, VersionResponse,
 };
 use crate::providers::ENCRYPTED_PREFIX;
 use crate::{
@@ -249,12 +249,54 @@ pub fn check_config(data: &[u8]) -> Result<(), String> {
             }
         }
         check_secrets_stay_secret(&config)?;
+        check_kms_fields_round_trip(&config)?;
         // The real factory refuses some endpoints that validation accepts
         // (a deliberate difference, see `KmsEndpoint`); it only has to
         // survive them.
         #[cfg(unix)]
         if let Err(e) = config.build_with_kms(&crate::kms::GrpcKmsFactory::new()) {
             let _ = e.to_string();
+        }
+    }
+    Ok(())
+}
+
+/// Every KMS timeout prints as Go prints it and parses back to itself, and
+/// every endpoint that parses prints as a URL that parses back to itself
+/// (those whose socket path is UTF-8: others print lossily, as documented).
+fn check_kms_fields_round_trip(config: &EncryptionConfiguration) -> Result<(), String> {
+    let kms = config
+        .resources
+        .iter()
+        .flat_map(|r| &r.providers)
+        .filter_map(|p| p.kms.as_ref());
+    for kms in kms {
+        if let Some(timeout) = kms.timeout {
+            let shown = timeout.to_string();
+            match GoDuration::parse(&shown) {
+                Ok(again) if again == timeout => {}
+                other => {
+                    return Err(format!(
+                        "timeout {timeout:?} prints as {shown:?}: {other:?}"
+                    ))
+                }
+            }
+        }
+        if let Ok(endpoint) = KmsEndpoint::parse(&kms.endpoint) {
+            if endpoint.socket_path().is_some_and(|p| p.to_str().is_none()) {
+                continue;
+            }
+            let shown = endpoint.to_string();
+            match KmsEndpoint::parse(&shown) {
+                Ok(again) if again == endpoint => {}
+                other => {
+                    return Err(format!(
+                        "endpoint {:?} prints as {shown:?}: {:?}",
+                        kms.endpoint,
+                        other.map_err(|e| e.to_string())
+                    ))
+                }
+            }
         }
     }
     Ok(())
