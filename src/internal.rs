@@ -261,6 +261,80 @@ pub fn check_config(data: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// How many resource names [`check_config_scaled`] blows a configuration up
+/// to: enough that work quadratic in them takes minutes (a hang for
+/// libFuzzer), few enough that linear work takes milliseconds.
+pub const SCALED_RESOURCES: usize = 5_000;
+
+/// Target `config_scaled`: the configuration in `data` (YAML, else JSON),
+/// blown up to about [`SCALED_RESOURCES`] resource names twice, once as
+/// longer resource lists and once as more rules, each validated and built.
+///
+/// No invariant to compare: what it catches is work that grows faster than
+/// the configuration, which libFuzzer's `-timeout` reports as a hang. Small
+/// fuzz inputs cannot show it, and a 4 MiB configuration can name half a
+/// million resources.
+///
+/// # Errors
+///
+/// Never; the signature matches the other checks.
+pub fn check_config_scaled(data: &[u8]) -> Result<(), String> {
+    let Ok(config) = EncryptionConfiguration::from_yaml(data)
+        .or_else(|_| EncryptionConfiguration::from_json(data))
+    else {
+        return Ok(());
+    };
+    let names: usize = config.resources.iter().map(|r| r.resources.len()).sum();
+    let factor = SCALED_RESOURCES / names.max(1);
+    if names == 0 || factor < 2 {
+        return Ok(());
+    }
+    let mut longer_lists = config.clone();
+    for rule in &mut longer_lists.resources {
+        rule.resources = (0..factor)
+            .flat_map(|copy| rule.resources.iter().map(move |r| suffixed(r, copy)))
+            .collect();
+    }
+    let mut more_rules = config.clone();
+    more_rules.resources = (0..factor)
+        .flat_map(|copy| {
+            config.resources.iter().map(move |rule| {
+                let mut rule = rule.clone();
+                for r in &mut rule.resources {
+                    *r = suffixed(r, copy);
+                }
+                rule
+            })
+        })
+        .collect();
+    for scaled in [longer_lists, more_rules] {
+        if let Err(errors) = scaled.validate() {
+            let _ = errors.iter().count();
+        }
+        let _ = scaled.build_with_kms(&MockKmsFactory::new());
+    }
+    Ok(())
+}
+
+/// `resource` with `copy` appended to its resource part (`secrets3`,
+/// `deployments3.apps`), so that copies are distinct names; wildcards stay
+/// as they are.
+fn suffixed(resource: &str, copy: usize) -> String {
+    if copy == 0 {
+        return resource.to_owned();
+    }
+    let (name, group) = resource
+        .split_once('.')
+        .map_or((resource, None), |(n, g)| (n, Some(g)));
+    if name == "*" {
+        return resource.to_owned();
+    }
+    match group {
+        Some(group) => format!("{name}{copy}.{group}"),
+        None => format!("{name}{copy}"),
+    }
+}
+
 /// Every KMS timeout prints as Go prints it and parses back to itself, and
 /// every endpoint that parses prints as a URL that parses back to itself
 /// (those whose socket path is UTF-8: others print lossily, as documented).

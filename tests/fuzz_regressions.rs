@@ -60,6 +60,11 @@ fn replay_config() {
 }
 
 #[test]
+fn replay_config_scaled() {
+    replay("config_scaled", internal::check_config_scaled);
+}
+
+#[test]
 fn replay_read() {
     replay("read", |data| HARNESS.check_read(data));
 }
