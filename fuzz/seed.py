@@ -27,7 +27,7 @@ ROOT = os.path.dirname(FUZZ)
 DATA = os.path.join(ROOT, "tests", "data")
 MAX_SEED = 4096
 
-TARGETS = ["config", "read", "static_round_trip", "kms_v2_object", "kms_v1_envelope", "jsonl"]
+TARGETS = ["config", "config_scaled", "read", "static_round_trip", "kms_v2_object", "kms_v1_envelope", "jsonl"]
 
 
 def with_storage_key(storage_key: bytes, value: bytes) -> bytes:
@@ -94,6 +94,13 @@ def main() -> int:
             for path in sorted(glob.glob(os.path.join(directory, "*"))):
                 with open(path, "rb") as f:
                     seeds[target].add(f.read())
+
+    # config_scaled runs about one input a second: only the shapes, not the
+    # vectors' many configurations that differ in their keys alone.
+    for path in sorted(glob.glob(os.path.join(DATA, "conformance", "*", "*"))):
+        with open(path, "rb") as f:
+            seeds["config_scaled"].add(f.read())
+    seeds["config_scaled"] |= {s for s in seeds["config"] if b"kms" in s and len(s) < 600}
 
     for target, inputs in seeds.items():
         out = os.path.join(FUZZ, "corpus", target)

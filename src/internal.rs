@@ -28,12 +28,12 @@ use base64::Engine as _;
 use prost::Message as _;
 use zeroize::Zeroizing;
 
-use crate::config::{KmsConfiguration, KmsProviderFactory, SecretString};
+use crate::config::{GoDuration, KmsConfiguration, KmsProviderFactory, SecretString};
 use crate::kms::generated::encrypted_object::EncryptedObject;
 use crate::kms::{
-    CacheLimits, EncryptResponse, KmsError, KmsErrorKind, KmsFuture, KmsServiceV1, KmsServiceV2,
-    KmsV1Options, KmsV1Provider, KmsV2Options, KmsV2Provider, ManualClock, StatusResponse,
-    VersionResponse,
+    CacheLimits, EncryptResponse, KmsEndpoint, KmsError, KmsErrorKind, KmsFuture, KmsServiceV1,
+    KmsServiceV2, KmsV1Options, KmsV1Provider, KmsV2Options, KmsV2Provider, ManualClock,
+    StatusResponse, VersionResponse,
 };
 use crate::providers::ENCRYPTED_PREFIX;
 use crate::{
@@ -249,12 +249,128 @@ pub fn check_config(data: &[u8]) -> Result<(), String> {
             }
         }
         check_secrets_stay_secret(&config)?;
+        check_kms_fields_round_trip(&config)?;
         // The real factory refuses some endpoints that validation accepts
         // (a deliberate difference, see `KmsEndpoint`); it only has to
         // survive them.
         #[cfg(unix)]
         if let Err(e) = config.build_with_kms(&crate::kms::GrpcKmsFactory::new()) {
             let _ = e.to_string();
+        }
+    }
+    Ok(())
+}
+
+/// How many resource names [`check_config_scaled`] blows a configuration up
+/// to: enough that work quadratic in them takes minutes (a hang for
+/// libFuzzer), few enough that linear work takes milliseconds.
+pub const SCALED_RESOURCES: usize = 5_000;
+
+/// Target `config_scaled`: the configuration in `data` (YAML, else JSON),
+/// blown up to about [`SCALED_RESOURCES`] resource names twice, once as
+/// longer resource lists and once as more rules, each validated and built.
+///
+/// No invariant to compare: what it catches is work that grows faster than
+/// the configuration, which libFuzzer's `-timeout` reports as a hang. Small
+/// fuzz inputs cannot show it, and a 4 MiB configuration can name half a
+/// million resources.
+///
+/// # Errors
+///
+/// Never; the signature matches the other checks.
+pub fn check_config_scaled(data: &[u8]) -> Result<(), String> {
+    let Ok(config) = EncryptionConfiguration::from_yaml(data)
+        .or_else(|_| EncryptionConfiguration::from_json(data))
+    else {
+        return Ok(());
+    };
+    let names: usize = config.resources.iter().map(|r| r.resources.len()).sum();
+    let factor = SCALED_RESOURCES / names.max(1);
+    if names == 0 || factor < 2 {
+        return Ok(());
+    }
+    let mut longer_lists = config.clone();
+    for rule in &mut longer_lists.resources {
+        rule.resources = (0..factor)
+            .flat_map(|copy| rule.resources.iter().map(move |r| suffixed(r, copy)))
+            .collect();
+    }
+    let mut more_rules = config.clone();
+    more_rules.resources = (0..factor)
+        .flat_map(|copy| {
+            config.resources.iter().map(move |rule| {
+                let mut rule = rule.clone();
+                for r in &mut rule.resources {
+                    *r = suffixed(r, copy);
+                }
+                rule
+            })
+        })
+        .collect();
+    for scaled in [longer_lists, more_rules] {
+        if let Err(errors) = scaled.validate() {
+            let _ = errors.iter().count();
+        }
+        let _ = scaled.build_with_kms(&MockKmsFactory::new());
+    }
+    Ok(())
+}
+
+/// `resource` with `copy` appended to its resource part (`secrets3`,
+/// `deployments3.apps`), so that copies are distinct names; wildcards stay
+/// as they are.
+fn suffixed(resource: &str, copy: usize) -> String {
+    if copy == 0 {
+        return resource.to_owned();
+    }
+    let (name, group) = resource
+        .split_once('.')
+        .map_or((resource, None), |(n, g)| (n, Some(g)));
+    if name == "*" {
+        return resource.to_owned();
+    }
+    match group {
+        Some(group) => format!("{name}{copy}.{group}"),
+        None => format!("{name}{copy}"),
+    }
+}
+
+/// Every KMS timeout prints as Go prints it and parses back to itself, and
+/// every endpoint that parses prints as a URL that parses back to itself
+/// (those whose socket path is UTF-8: others print lossily, as documented).
+fn check_kms_fields_round_trip(config: &EncryptionConfiguration) -> Result<(), String> {
+    let kms = config
+        .resources
+        .iter()
+        .flat_map(|r| &r.providers)
+        .filter_map(|p| p.kms.as_ref());
+    for kms in kms {
+        if let Some(timeout) = kms.timeout {
+            let shown = timeout.to_string();
+            match GoDuration::parse(&shown) {
+                Ok(again) if again == timeout => {}
+                other => {
+                    return Err(format!(
+                        "timeout {timeout:?} prints as {shown:?}: {other:?}"
+                    ))
+                }
+            }
+        }
+        if let Ok(endpoint) = KmsEndpoint::parse(&kms.endpoint) {
+            if endpoint.socket_path().is_some_and(|p| p.to_str().is_none()) {
+                continue;
+            }
+            let shown = endpoint.to_string();
+            match KmsEndpoint::parse(&shown) {
+                Ok(again) if again == endpoint => {}
+                other => {
+                    return Err(format!(
+                        "endpoint {:?} prints as {shown:?}: {:?}",
+                        kms.endpoint,
+                        other.map_err(|e| e.to_string())
+                    ))
+                }
+            }
         }
     }
     Ok(())

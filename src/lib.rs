@@ -73,11 +73,13 @@
 //! - YAML aliases, anchors and nesting have budgets (see [`config`]); JSON
 //!   nesting stops at 128 levels. A plugin that never answers is cut off by
 //!   the provider's timeout.
-//! - Fuzzing: `fuzz/` holds libFuzzer targets for the configuration parser,
-//!   the read path over every provider, write-then-read through the
-//!   static-key providers, the KMS v1 and v2 envelope parsers and the CLI's
-//!   JSON Lines parser. CI runs each of them with AddressSanitizer, and every
-//!   input that ever crashed one is replayed by `tests/fuzz_regressions.rs`.
+//! - Fuzzing: `fuzz/` holds libFuzzer targets for the configuration parser
+//!   (and its validation blown up to thousands of resources, so that work
+//!   growing faster than the input shows), the read path over every
+//!   provider, write-then-read through the static-key providers, the KMS v1
+//!   and v2 envelope parsers and the CLI's JSON Lines parser. CI runs each
+//!   of them with AddressSanitizer, and every input that ever broke one is
+//!   replayed by `tests/fuzz_regressions.rs`.
 //!
 //! # Feature flags
 //!

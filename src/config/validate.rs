@@ -15,7 +15,7 @@
 //! that a key's secret is always `"REDACTED"`, including inside a rendered
 //! provider element (where the apiserver itself would print it).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use super::gofmt::{int_list, json_string, json_string_list, quote};
@@ -166,34 +166,7 @@ fn validate_resource_overlap(resources: &[String], path: &str, errors: &mut Vec<
         return;
     }
     let parsed: Vec<GroupResource> = resources.iter().map(|r| GroupResource::parse(r)).collect();
-    let mut has_overlap = false;
-    let mut has_duplicate = false;
-    // The apiserver's loop, quirks included: after the first duplicate, a
-    // repeated wildcard also counts as an overlap.
-    for (i, r1) in parsed.iter().enumerate() {
-        for (j, r2) in parsed.iter().enumerate() {
-            if i == j {
-                continue;
-            }
-            if r1 == r2 && !has_duplicate {
-                has_duplicate = true;
-                continue;
-            }
-            if has_overlap {
-                continue;
-            }
-            if r1.is_any() {
-                has_overlap = true;
-                continue;
-            }
-            if r1.group != r2.group {
-                continue;
-            }
-            if r1.is_wildcard() || r2.is_wildcard() {
-                has_overlap = true;
-            }
-        }
-    }
+    let (has_duplicate, has_overlap) = duplicate_and_overlap(&parsed);
     if has_duplicate {
         errors.push(FieldError::invalid(
             path,
@@ -208,6 +181,36 @@ fn validate_resource_overlap(resources: &[String], path: &str, errors: &mut Vec<
             OVERLAP,
         ));
     }
+}
+
+/// Whether two entries are equal, and whether two overlap, with the verdicts
+/// of the apiserver's loop over every ordered pair (kept as
+/// `apiserver_pair_loop` in the tests), in linear time: that loop is
+/// quadratic, and a 4 MiB configuration can list a million resources.
+///
+/// The loop sets `has_overlap` for an ordered pair `(r1, r2)` when `r1` is
+/// `*.*`, or both are in one group and either is `*.group`. It skips only
+/// the first pair of equal entries (counted as the duplicate), and the same
+/// pair in the other order is then looked at, so the skip never changes the
+/// verdict: there is an overlap exactly when some entry is `*.*` (the list
+/// has two entries), or a group holding a `*.group` entry holds another entry.
+fn duplicate_and_overlap(parsed: &[GroupResource]) -> (bool, bool) {
+    let mut seen: HashSet<&GroupResource> = HashSet::with_capacity(parsed.len());
+    let mut per_group: HashMap<&str, (usize, bool)> = HashMap::new();
+    let mut has_duplicate = false;
+    let mut has_any = false;
+    for gr in parsed {
+        has_duplicate |= !seen.insert(gr);
+        has_any |= gr.is_any();
+        let (count, wildcard) = per_group.entry(gr.group.as_str()).or_default();
+        *count += 1;
+        *wildcard |= gr.is_wildcard();
+    }
+    let has_overlap = (has_any && parsed.len() >= 2)
+        || per_group
+            .values()
+            .any(|&(count, wildcard)| wildcard && count >= 2);
+    (has_duplicate, has_overlap)
 }
 
 fn validate_resource_names(resources: &[String], path: &str, errors: &mut Vec<FieldError>) {
@@ -650,3 +653,72 @@ impl fmt::Display for ValidationErrors {
 }
 
 impl std::error::Error for ValidationErrors {}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The apiserver's loop over every ordered pair, as it is written in
+    /// `validateResourceOverlap` (quadratic).
+    fn apiserver_pair_loop(parsed: &[GroupResource]) -> (bool, bool) {
+        let mut has_overlap = false;
+        let mut has_duplicate = false;
+        for (i, r1) in parsed.iter().enumerate() {
+            for (j, r2) in parsed.iter().enumerate() {
+                if i == j {
+                    continue;
+                }
+                if r1 == r2 && !has_duplicate {
+                    has_duplicate = true;
+                    continue;
+                }
+                if has_overlap {
+                    continue;
+                }
+                if r1.is_any() {
+                    has_overlap = true;
+                    continue;
+                }
+                if r1.group != r2.group {
+                    continue;
+                }
+                if r1.is_wildcard() || r2.is_wildcard() {
+                    has_overlap = true;
+                }
+            }
+        }
+        (has_duplicate, has_overlap)
+    }
+
+    /// Names drawn from a small set, so that duplicates, wildcards and
+    /// shared groups are frequent.
+    fn names() -> impl Strategy<Value = Vec<String>> {
+        let name = prop::sample::select(vec![
+            "secrets",
+            "configmaps",
+            "*.",
+            "*.*",
+            "*.apps",
+            "deployments.apps",
+            "jobs.batch",
+            "*.batch",
+            "foo.*",
+            "*",
+            "",
+            ".",
+            "a.b.c",
+        ]);
+        prop::collection::vec(name.prop_map(str::to_owned), 2..8)
+    }
+
+    proptest! {
+        #[test]
+        fn overlap_verdicts_match_the_apiserver_loop(resources in names()) {
+            let parsed: Vec<GroupResource> =
+                resources.iter().map(|r| GroupResource::parse(r)).collect();
+            prop_assert_eq!(duplicate_and_overlap(&parsed), apiserver_pair_loop(&parsed));
+        }
+    }
+}

@@ -209,6 +209,43 @@ mod tests {
         assert_eq!(check(&[]), None);
     }
 
+    /// The apiserver's rule, written plainly (and not in constant time).
+    fn apiserver_rule(buf: &[u8]) -> Option<usize> {
+        let n = usize::from(*buf.last()?);
+        if n == 0 || n > buf.len() {
+            return None;
+        }
+        let start = buf.len() - n;
+        buf[start..]
+            .iter()
+            .all(|&b| usize::from(b) == n)
+            .then_some(start)
+    }
+
+    proptest::proptest! {
+        /// Buffers ending in a run of one byte value (the shapes that matter,
+        /// which random bytes almost never hit), sometimes with one byte of
+        /// the run changed.
+        #[test]
+        fn agrees_with_the_apiserver_rule(
+            blocks in 1usize..=18,
+            value in proptest::num::u8::ANY,
+            run in 0usize..=300,
+            noise in proptest::collection::vec(proptest::num::u8::ANY, 288),
+            changed in proptest::option::of(0usize..300),
+        ) {
+            let mut buf = noise[..blocks * 16].to_vec();
+            let len = buf.len();
+            let run = run.min(len);
+            buf[len - run..].fill(value);
+            if let Some(at) = changed {
+                let at = at % len;
+                buf[at] = buf[at].wrapping_add(1);
+            }
+            proptest::prop_assert_eq!(check(&buf), apiserver_rule(&buf));
+        }
+    }
+
     #[test]
     fn checks_up_to_255_padding_bytes() {
         let mut buf = vec![255u8; 256];
