@@ -69,9 +69,11 @@
 //! Secretbox, HKDF, SHA-256 and the random generator stay as they are.
 //!
 //! What it changes: AWS-LC's AES-GCM is hand-written assembly that fuses
-//! AES-CTR with GHASH (VAES and VPCLMULQDQ on AVX-512 machines); at 1 KiB it
-//! seals in about 40% of the time of RustCrypto's, and at 64 KiB it runs at
-//! several times the throughput. Seal and open are out of place, so the
+//! AES-CTR with GHASH (VAES and VPCLMULQDQ on AVX-512 machines); on the CI
+//! machine a raw AES-256-GCM seal of 1 KiB takes 154 ns against
+//! RustCrypto's 453, and at 64 KiB it runs at 22 GB/s against 3.5 (one
+//! criterion run); through the aesgcm provider a 1 KiB write or read takes
+//! about 40% of the default build's time. Seal and open are out of place, so the
 //! plaintext is not copied before encryption. Key schedules are held by
 //! AWS-LC, which cleanses them when they are freed.
 //!

@@ -267,6 +267,17 @@ impl<'a> std::ops::Deref for Annotations<'a> {
     }
 }
 
+/// When `body` starts with an `encryptedData` field: its bytes, and the
+/// bytes after it. A value written with a provider's current write key is
+/// exactly that field followed by the key's encoded header.
+pub(crate) fn split_encrypted_data(body: &[u8]) -> Option<(&[u8], &[u8])> {
+    let mut reader = Reader::new(body);
+    match reader.field() {
+        Ok(Some((1, Value::Bytes(data)))) => Some((data, reader.rest)),
+        _ => None,
+    }
+}
+
 /// Checks an encrypted DEK source: non-empty, at most 1 KiB.
 pub(crate) fn validate_encrypted_dek_source(source: &[u8]) -> Result<(), &'static str> {
     if source.is_empty() {
@@ -552,6 +563,29 @@ mod tests {
             want.sort();
             assert_eq!(&object.annotations[..], &want[..], "{extra} repeats");
         }
+    }
+
+    #[test]
+    fn split_encrypted_data_finds_the_header_after_the_data() {
+        let header = encode_header(
+            "1",
+            b"src",
+            [("a.example.com", &b"1"[..])],
+            DekSourceType::HkdfSha256XnonceAesGcmSeed,
+        );
+        let data = vec![9u8; 300]; // a two-byte varint length
+        let mut body = Vec::new();
+        put_bytes_field(&mut body, 1, &data);
+        body.extend_from_slice(&header);
+        assert_eq!(split_encrypted_data(&body), Some((&data[..], &header[..])));
+        // What decoding the same bytes finds.
+        let object = EncryptedObjectRef::decode(&body).expect("valid");
+        assert_eq!(object.encrypted_data, &data[..]);
+        assert_eq!(&object.annotations[..], [("a.example.com", &b"1"[..])]);
+        // Not starting with field 1, or truncated: no split.
+        assert_eq!(split_encrypted_data(&header), None);
+        assert_eq!(split_encrypted_data(&body[..100]), None);
+        assert_eq!(split_encrypted_data(&[]), None);
     }
 
     #[test]

@@ -126,25 +126,50 @@ impl Default for KmsV1Options {
     }
 }
 
-/// The key schedules of one DEK: GCM for writes and reads, CBC for reading
-/// data written before Kubernetes 1.25. Zeroized on drop by the cipher
-/// crates.
+/// The key schedules of one DEK: GCM for writes and reads, and CBC for
+/// reading data written before Kubernetes 1.25, expanded only when such a
+/// value is read (writes never need it). Zeroized on drop.
 struct DekCiphers {
     gcm: AesGcmCipher,
-    cbc: AesCbcCipher,
+    /// The DEK, for the CBC schedule; its first `dek_len` bytes.
+    dek: Zeroizing<[u8; DEK_LEN]>,
+    dek_len: usize,
+    cbc: std::sync::OnceLock<AesCbcCipher>,
 }
 
 impl DekCiphers {
     /// Expands a DEK; its length must be one of [`AES_KEY_LENGTHS`].
     fn new(dek: &[u8]) -> Result<Self, Error> {
-        match (AesGcmCipher::new(dek), AesCbcCipher::new(dek)) {
-            (Ok(gcm), Ok(cbc)) => Ok(Self { gcm, cbc }),
-            _ => Err(protocol(format!(
+        let bad_length = || {
+            protocol(format!(
                 "Decrypt returned a DEK of {} bytes, expected one of {:?}",
                 dek.len(),
                 AES_KEY_LENGTHS
-            ))),
+            ))
+        };
+        let gcm = AesGcmCipher::new(dek).map_err(|_| bad_length())?;
+        let mut copy = Zeroizing::new([0u8; DEK_LEN]);
+        copy.get_mut(..dek.len())
+            .ok_or_else(bad_length)?
+            .copy_from_slice(dek);
+        Ok(Self {
+            gcm,
+            dek: copy,
+            dek_len: dek.len(),
+            cbc: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The CBC schedule, expanded on first use.
+    fn cbc(&self) -> Result<&AesCbcCipher, Error> {
+        if let Some(cbc) = self.cbc.get() {
+            return Ok(cbc);
         }
+        // The GCM schedule accepted this length, so CBC does too.
+        let cbc = AesCbcCipher::new(&self.dek[..self.dek_len]).map_err(|_| Error::Decrypt {
+            provider: ProviderKind::KmsV1,
+        })?;
+        Ok(self.cbc.get_or_init(|| cbc))
     }
 }
 
@@ -370,7 +395,10 @@ impl KmsV1Provider {
             Err(e) => e,
         };
         // Data written before Kubernetes 1.25: AES-CBC under the same DEK.
-        match aescbc::open(&ciphers.cbc, data, ProviderKind::KmsV1) {
+        match ciphers
+            .cbc()
+            .and_then(|cbc| aescbc::open(cbc, data, ProviderKind::KmsV1))
+        {
             Ok(plaintext) => Ok(Decrypted {
                 plaintext,
                 stale: true,
