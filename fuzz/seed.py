@@ -4,7 +4,7 @@
 Sources: the Go reference's vectors (tests/data/vectors, a copy of
 ../shared/vectors), Kubernetes' EncryptionConfiguration test data
 (tests/data/conformance, a copy of ../shared/conformance), the fuzz
-configuration, and the hand-picked seeds committed under fuzz/seeds/<target>/.
+configuration (etcdctl dumps of the vectors' values, too), and the hand-picked seeds committed under fuzz/seeds/<target>/.
 
 Inputs that carry a storage key use the layout of
 k8s_envelope::internal::split_storage_key: one byte of length, the key, the
@@ -27,7 +27,7 @@ ROOT = os.path.dirname(FUZZ)
 DATA = os.path.join(ROOT, "tests", "data")
 MAX_SEED = 4096
 
-TARGETS = ["config", "config_scaled", "read", "static_round_trip", "kms_v2_object", "kms_v1_envelope", "jsonl"]
+TARGETS = ["config", "config_scaled", "read", "static_round_trip", "kms_v2_object", "kms_v1_envelope", "jsonl", "etcd_dump"]
 
 
 def with_storage_key(storage_key: bytes, value: bytes) -> bytes:
@@ -71,6 +71,15 @@ def main() -> int:
                 "stored_b64": v["stored_b64"],
             }
             seeds["jsonl"].add(json.dumps(request).encode() + b"\n")
+        # etcdctl dumps of the stored values, a few keys each.
+        for i in range(0, len(lines), 4):
+            kvs = [{"key": base64.b64encode(v["storage_key"].encode()).decode(),
+                    "create_revision": 2 + i + j, "mod_revision": 2 + i + j, "version": 1,
+                    "value": v["stored_b64"]}
+                   for j, v in enumerate(lines[i:i + 4])]
+            dump = {"header": {"cluster_id": 1, "member_id": 2, "revision": 5 + i, "raft_term": 2},
+                    "kvs": kvs, "count": len(kvs)}
+            seeds["etcd_dump"].add(json.dumps(dump, separators=(",", ":")).encode() + b"\n")
         # A few requests per input as well, blank lines and all.
         small = [v for v in lines if len(v["stored_b64"]) < 200]
         for i in range(0, len(small), 8):

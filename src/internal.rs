@@ -889,3 +889,77 @@ impl jsonl::Transform for Harness {
         self.ready(transformer.decrypt(stored, storage_key.into()))
     }
 }
+
+// ---------------------------------------------------------------------------
+// The etcdctl dump parser
+
+/// Target `etcd_dump`: parses `data` as the JSON of `etcdctl get -w json`.
+///
+/// Invariants, when it parses: the dump prints as JSON that parses back to
+/// the same entries and revision; listing in pages of two gives every entry
+/// once, in order; `count` and `get` agree with the listing; the dump's
+/// revision is at least every entry's; a compare-and-swap of the first
+/// entry at its revision writes at the next revision, and one at a stale
+/// revision writes nothing.
+///
+/// # Errors
+///
+/// An invariant broke.
+pub fn check_etcd_dump(data: &[u8]) -> Result<(), String> {
+    use crate::store::{DumpStore, Store, Swap};
+
+    let Ok(dump) = DumpStore::from_json(data, "fuzz") else {
+        return Ok(());
+    };
+    let entries = dump.entries();
+    let reparsed = DumpStore::from_json(&dump.to_json(), "reprint")
+        .map_err(|e| format!("the printed dump does not parse: {e}"))?;
+    if reparsed.entries() != entries || reparsed.revision() != dump.revision() {
+        return Err("the printed dump parses to other entries or revision".to_owned());
+    }
+    if let Some(e) = entries.iter().find(|e| e.revision > dump.revision()) {
+        return Err(format!(
+            "an entry's revision {} is past the dump's",
+            e.revision
+        ));
+    }
+
+    let mut listed = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = poll_once(dump.list(b"", after.as_deref(), 2))?.map_err(|e| e.to_string())?;
+        after = page.entries.last().map(|e| e.key.clone());
+        listed.extend(page.entries);
+        if !page.more {
+            break;
+        }
+        if listed.len() > entries.len() {
+            return Err("paging lists more entries than the dump holds".to_owned());
+        }
+    }
+    if listed != entries {
+        return Err("paging does not list every entry once, in order".to_owned());
+    }
+    let count = poll_once(dump.count(b""))?.map_err(|e| e.to_string())?;
+    if count != Some(entries.len() as u64) {
+        return Err(format!("count {count:?} for {} entries", entries.len()));
+    }
+
+    let Some(first) = entries.first() else {
+        return Ok(());
+    };
+    let got = poll_once(dump.get(&first.key))?.map_err(|e| e.to_string())?;
+    if got.as_ref() != Some(first) {
+        return Err("get disagrees with the listing".to_owned());
+    }
+    let next = dump.revision() + 1;
+    match poll_once(dump.compare_and_swap(&first.key, first.revision, b"new"))? {
+        Ok(Swap::Written(revision)) if revision == next => {}
+        other => return Err(format!("a swap at the current revision gave {other:?}")),
+    }
+    match poll_once(dump.compare_and_swap(&first.key, first.revision, b"stale"))? {
+        Ok(Swap::Changed(current)) if current.value == b"new" && current.revision == next => {}
+        other => return Err(format!("a swap at a stale revision gave {other:?}")),
+    }
+    Ok(())
+}

@@ -108,6 +108,19 @@ struct DumpKv {
     extra: Map<String, Value>,
 }
 
+/// The largest revision or version a dump may hold. etcd's are positive
+/// 64-bit counts far below it; the headroom keeps the increments of
+/// [`DumpStore::put`] and [`Store::compare_and_swap`] from overflowing.
+const MAX_COUNTER: i64 = 1 << 62;
+
+fn check_counter(field: &str, n: i64) -> Result<(), String> {
+    if (0..=MAX_COUNTER).contains(&n) {
+        Ok(())
+    } else {
+        Err(format!("{field} {n} is out of range (0 to 2^62)"))
+    }
+}
+
 fn is_zero(n: &i64) -> bool {
     *n == 0
 }
@@ -140,8 +153,9 @@ impl DumpStore {
     /// # Errors
     ///
     /// [`StoreError::Dump`] when it is not such JSON: not JSON at all, a key
-    /// or value that is not base64, a key that appears twice, or a
-    /// truncated listing (`"more": true`, from `--limit`).
+    /// or value that is not base64, a key that appears twice, a negative or
+    /// implausibly large (over 2^62) revision or version, or a truncated
+    /// listing (`"more": true`, from `--limit`).
     pub fn from_json(json: &[u8], what: impl Into<String>) -> Result<Self, StoreError> {
         let what = what.into();
         let bad = |reason: String| StoreError::Dump {
@@ -156,8 +170,16 @@ impl DumpStore {
             ));
         }
         let mut revision = file.header.as_ref().map_or(0, |h| h.revision);
+        check_counter("header.revision", revision).map_err(&bad)?;
         let mut kvs = BTreeMap::new();
         for (i, kv) in file.kvs.into_iter().enumerate() {
+            for (field, n) in [
+                ("create_revision", kv.create_revision),
+                ("mod_revision", kv.mod_revision),
+                ("version", kv.version),
+            ] {
+                check_counter(&format!("kvs[{i}].{field}"), n).map_err(&bad)?;
+            }
             let key = BASE64
                 .decode(&kv.key)
                 .map_err(|_| bad(format!("kvs[{i}].key is not base64")))?;
@@ -397,6 +419,26 @@ mod tests {
         let dump = DumpStore::from_json(ETCDCTL, "test").expect("parses");
         assert_eq!(dump.to_json(), ETCDCTL);
         assert_eq!(dump.revision(), 5);
+    }
+
+    #[test]
+    fn revisions_out_of_range_are_refused() {
+        for (json, field) in [
+            (r#"{"header":{"revision":-1}}"#, "header.revision -1"),
+            (
+                r#"{"kvs":[{"key":"YQ==","mod_revision":9223372036854775807}]}"#,
+                "kvs[0].mod_revision 9223372036854775807",
+            ),
+            (
+                r#"{"kvs":[{"key":"YQ==","version":-3}]}"#,
+                "kvs[0].version -3",
+            ),
+        ] {
+            let err = DumpStore::from_json(json.as_bytes(), "t")
+                .err()
+                .expect(json);
+            assert!(err.to_string().contains(field), "{err}");
+        }
     }
 
     #[test]
