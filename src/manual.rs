@@ -18,9 +18,19 @@
 //!
 //! - AES-GCM: RustCrypto `aes-gcm` 0.11 (about 1.75x the throughput of 0.10 at
 //!   1 KiB on AES-NI machines). AES-CBC: `aes` + `cbc`. Secretbox:
-//!   `xsalsa20poly1305` 0.9, whose successor `crypto_secretbox` is only
-//!   published as a pre-release pinned to a release candidate of `aead` that
-//!   conflicts with `aes-gcm` 0.11; the wire format is the same.
+//!   `salsa20` 0.11 (XSalsa20) and `poly1305` 0.9, composed as NaCl's
+//!   `crypto_secretbox` defines it. Not `xsalsa20poly1305` 0.9: it pins
+//!   `poly1305` 0.8; and its successor `crypto_secretbox` is only published
+//!   as a pre-release pinned to release candidates that conflict with
+//!   `aes-gcm` 0.11.
+//! - `poly1305`'s AVX2 backend is slower than its portable one under current
+//!   rustc (its intrinsics are called, not inlined: a 1 KiB MAC takes 1.22
+//!   us against 0.41 us), so this repository's `.cargo/config.toml` selects
+//!   the portable one with `--cfg poly1305_backend="soft"`. That file applies
+//!   to builds inside this repository (the CLI, tests, benches) only: a
+//!   program that depends on this crate and uses secretbox gets the same
+//!   speed-up by putting that flag in its own `.cargo/config.toml`
+//!   (`[build] rustflags`) or `RUSTFLAGS`. Correctness does not depend on it.
 //! - YAML: `serde-saphyr` (see [`crate::config`] for why).
 //! - Randomness: `chacha20` (its `rng` feature) seeded by `getrandom`, with
 //!   `forkguard` for fork detection; see [Randomness](#randomness).

@@ -3,7 +3,7 @@
 //! Providers call only the types here, never a cryptography crate directly, so
 //! that a different backend can be swapped in by changing this module alone.
 //! The default backend is RustCrypto (`aes-gcm`, `aes` + `cbc`,
-//! `xsalsa20poly1305`); the `aws-lc` feature moves AES-GCM and AES-CBC to
+//! `salsa20` + `poly1305`); the `aws-lc` feature moves AES-GCM and AES-CBC to
 //! AWS-LC (`aws-lc-rs`), with the same bytes on the wire.
 
 #[cfg(not(feature = "aws-lc"))]
