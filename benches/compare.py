@@ -149,6 +149,8 @@ def main():
             rust(f"kms_v2/aesgcm/{op}/1024"), 1.5)
         row(f"kms v2 (AES_GCM_KEY) {op} vs aesgcm", rust(f"kms_v2/kmsv2-key/{op}/1024"),
             rust(f"kms_v2/aesgcm/{op}/1024"), 1.5)
+        row(f"kms v2 (seed, 1,024 writes per derived key) {op} vs aesgcm",
+            rust(f"kms_v2/kmsv2-seed-shared/{op}/1024"), rust(f"kms_v2/aesgcm/{op}/1024"), 1.5)
     if not args.no_threads:
         for provider in ["identity", "aescbc", "aesgcm", "secretbox"]:
             for op, _ in ops:

@@ -141,6 +141,15 @@ fn transformers() -> Vec<(&'static str, Transformer)> {
             one(Arc::new(kms_v2(DekSourceType::HkdfSha256XnonceAesGcmSeed))),
         ),
         ("kmsv2-key", one(Arc::new(kms_v2(DekSourceType::AesGcmKey)))),
+        (
+            // Seed mode with one derived key per 1,024 writes
+            // (`KmsV2Options::writes_per_derived_key`).
+            "kmsv2-seed-shared",
+            one(Arc::new(kms_v2_with(KmsV2Options {
+                writes_per_derived_key: 1024,
+                ..KmsV2Options::default()
+            }))),
+        ),
     ]
 }
 

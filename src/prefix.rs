@@ -105,7 +105,10 @@ impl Transformer {
         let writer = self.writer();
         let stored = match writer.as_blocking() {
             Some(blocking) => blocking.encrypt_blocking(plaintext, storage_key),
-            None => writer.encrypt(plaintext, storage_key).await,
+            None => match writer.encrypt_ready(plaintext, storage_key) {
+                Some(result) => result,
+                None => writer.encrypt(plaintext, storage_key).await,
+            },
         }?;
         check_written_len(stored)
     }
@@ -128,7 +131,10 @@ impl Transformer {
         for (index, provider) in self.matching(stored) {
             let result = match provider.as_blocking() {
                 Some(blocking) => blocking.decrypt_blocking(stored, storage_key),
-                None => provider.decrypt(stored, storage_key).await,
+                None => match provider.decrypt_ready(stored, storage_key) {
+                    Some(result) => result,
+                    None => provider.decrypt(stored, storage_key).await,
+                },
             };
             if let Some(decrypted) = walk.step(index, provider.as_ref(), result) {
                 return Ok(decrypted);

@@ -114,6 +114,35 @@ pub trait Provider: Send + Sync {
     fn as_blocking(&self) -> Option<&dyn BlockingProvider> {
         None
     }
+
+    /// What [`encrypt`](Provider::encrypt) would give, when the provider
+    /// can tell at once without waiting; `None` when it would wait, and the
+    /// transformer then awaits `encrypt`.
+    ///
+    /// For providers that usually answer from memory but sometimes wait
+    /// (KMS v2 writes with its current key): the transformer calls this
+    /// first and so skips boxing a future on the common path. The default
+    /// is `None`.
+    fn encrypt_ready(
+        &self,
+        plaintext: &[u8],
+        storage_key: StorageKey<'_>,
+    ) -> Option<Result<Vec<u8>, Error>> {
+        let _ = (plaintext, storage_key);
+        None
+    }
+
+    /// What [`decrypt`](Provider::decrypt) would give, when the provider
+    /// can tell at once without waiting (KMS v2 reading a value of its
+    /// current key); `None` when it would wait. The default is `None`.
+    fn decrypt_ready(
+        &self,
+        stored: &[u8],
+        storage_key: StorageKey<'_>,
+    ) -> Option<Result<Decrypted, Error>> {
+        let _ = (stored, storage_key);
+        None
+    }
 }
 
 /// The synchronous form of a [`Provider`] that never waits on I/O.

@@ -494,6 +494,74 @@ async fn writes_the_apiserver_seed_format_and_reads_it_back_from_cache() {
     assert_eq!(mock.decrypts(), 0);
 }
 
+#[tokio::test]
+async fn a_derived_key_seals_at_most_writes_per_derived_key_values() {
+    let clock = Arc::new(ManualClock::new());
+    let mock = MockKms::new();
+    let p = ready_with(
+        &mock,
+        KmsV2Options {
+            writes_per_derived_key: 3,
+            ..options(&clock)
+        },
+    )
+    .await;
+    let seed = mock.last_secret();
+    let mut values = Vec::new();
+    for i in 0..7 {
+        values.push(
+            enc(&p, format!("value {i}").as_bytes(), KEY)
+                .await
+                .expect("write"),
+        );
+    }
+    let data: Vec<Vec<u8>> = values.iter().map(|v| decode(v).encrypted_data).collect();
+    let info = |i: usize| &data[i][..32];
+    let nonce = |i: usize| &data[i][32..44];
+    // Three values per info, then a fresh one; fresh nonces throughout.
+    assert_eq!(info(0), info(1));
+    assert_eq!(info(1), info(2));
+    assert_ne!(info(2), info(3));
+    assert_eq!(info(3), info(5));
+    assert_ne!(info(5), info(6));
+    assert_ne!(info(0), info(6));
+    for i in 0..7 {
+        for j in 0..i {
+            assert_ne!(nonce(i), nonce(j), "values {j} and {i}");
+        }
+        // The apiserver's reading of the format opens each value, and so do we.
+        assert_eq!(
+            open_seed_data(&seed, &data[i], KEY),
+            Some(format!("value {i}").into_bytes())
+        );
+        let read = dec(&p, &values[i], KEY).await.expect("read");
+        assert_eq!(read.plaintext, format!("value {i}").as_bytes());
+        assert!(!read.stale);
+    }
+
+    // Another instance reads them with one Decrypt; the derived keys it
+    // caches number one per info, not one per value.
+    let reader = ready(&mock, &clock).await;
+    for (i, value) in values.iter().enumerate() {
+        let read = dec(&reader, value, KEY).await.expect("read");
+        assert_eq!(read.plaintext, format!("value {i}").as_bytes());
+    }
+    assert_eq!(mock.decrypts(), 1);
+
+    // Out-of-range settings are clamped: 0 behaves as 1.
+    let one = ready_with(
+        &mock,
+        KmsV2Options {
+            writes_per_derived_key: 0,
+            ..options(&clock)
+        },
+    )
+    .await;
+    let a = decode(&enc(&one, b"a", KEY).await.expect("write")).encrypted_data;
+    let b = decode(&enc(&one, b"b", KEY).await.expect("write")).encrypted_data;
+    assert_ne!(a[..32], b[..32]);
+}
+
 // ---------------------------------------------------------------------------
 // 3. Another instance reads through one Decrypt, then from cache
 

@@ -77,5 +77,5 @@ pub use self::service::{
 pub use self::v1::{KmsV1Options, KmsV1Provider};
 pub use self::v2::{
     key_id_hash, KmsHealth, KmsV2Options, KmsV2Provider, HEALTHY_POLL_INTERVAL,
-    UNHEALTHY_POLL_INTERVAL, WRITE_KEY_TTL,
+    MAX_WRITES_PER_DERIVED_KEY, UNHEALTHY_POLL_INTERVAL, WRITE_KEY_TTL,
 };

@@ -2,7 +2,7 @@
 //! or a seed from which each value's key is derived
 //! (`HKDF_SHA256_XNONCE_AES_GCM_SEED`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use hkdf::Hkdf;
@@ -29,6 +29,19 @@ const COUNTER_ZERO: u64 = 1_000_000_000;
 /// keyed by (seed number, info).
 pub(crate) type DerivedKeyCache = BoundedCache<(u64, [u8; INFO_LEN]), Arc<AesGcmCipher>>;
 
+/// The most writes one derived key may seal (see
+/// `KmsV2Options::writes_per_derived_key`): 2^20, so that the chance of two
+/// of its random 96-bit nonces colliding stays below 2^-57.
+pub const MAX_WRITES_PER_DERIVED_KEY: u32 = 1 << 20;
+
+/// A derived key that seals more than one write.
+pub(crate) struct SharedDerivedKey {
+    info: [u8; INFO_LEN],
+    cipher: Arc<AesGcmCipher>,
+    /// Writes it may still seal.
+    writes_left: AtomicU32,
+}
+
 /// A decrypted DEK or seed, ready to open (and write) values.
 pub(crate) enum DataKey {
     /// `AES_GCM_KEY`.
@@ -42,6 +55,12 @@ pub(crate) enum DataKey {
         /// Tells this seed's entries apart in the shared derived-key cache.
         number: u64,
         hkdf: Box<Hkdf<Sha256>>,
+        /// How many writes one derived key seals (1: a new key per write,
+        /// as the apiserver does).
+        writes_per_key: u32,
+        /// The derived key writes are sealed with, when `writes_per_key` is
+        /// more than 1.
+        shared: arc_swap::ArcSwapOption<SharedDerivedKey>,
     },
 }
 
@@ -81,18 +100,29 @@ impl DataKey {
                 Ok(Self::Seed {
                     number: SEED_NUMBERS.fetch_add(1, Ordering::Relaxed),
                     hkdf: Box::new(hkdf),
+                    writes_per_key: 1,
+                    shared: arc_swap::ArcSwapOption::empty(),
                 })
             }
         }
     }
 
-    /// A fresh random DEK or seed for writes.
+    /// A fresh random DEK or seed for writes; a seed's derived keys seal
+    /// `writes_per_key` writes each (clamped to 1 to
+    /// [`MAX_WRITES_PER_DERIVED_KEY`]).
     pub(crate) fn generate(
         source_type: DekSourceType,
+        writes_per_key: u32,
     ) -> Result<(Self, Zeroizing<Vec<u8>>), Error> {
         let mut plaintext = Zeroizing::new(vec![0u8; DEK_LEN.max(SEED_LEN)]);
         random::fill(&mut plaintext)?;
-        let key = Self::new(source_type, &plaintext)?;
+        let mut key = Self::new(source_type, &plaintext)?;
+        if let Self::Seed {
+            writes_per_key: n, ..
+        } = &mut key
+        {
+            *n = writes_per_key.clamp(1, MAX_WRITES_PER_DERIVED_KEY);
+        }
         Ok((key, plaintext))
     }
 
@@ -104,12 +134,15 @@ impl DataKey {
         }
     }
 
-    /// Appends `encryptedData` for `plaintext` to `out`.
+    /// Appends `encryptedData` for `plaintext` to `out`. A seed's shared
+    /// derived keys go into `derived` as they are made, so that reads of
+    /// their values need no derivation.
     pub(crate) fn seal_append(
         &self,
         provider_name: &str,
         plaintext: &[u8],
         aad: &[u8],
+        derived: &DerivedKeyCache,
         out: &mut Vec<u8>,
     ) -> Result<(), Error> {
         match self {
@@ -125,6 +158,19 @@ impl DataKey {
                 }
                 nonce[4..].copy_from_slice(&next.to_le_bytes());
                 aesgcm::seal_append(cipher, &nonce, aad, plaintext, out);
+            }
+            Self::Seed {
+                number,
+                hkdf,
+                writes_per_key,
+                shared,
+            } if *writes_per_key > 1 => {
+                let key = shared_derived_key(*number, hkdf, *writes_per_key, shared, derived)?;
+                let mut nonce = [0u8; GCM_NONCE_LEN];
+                random::fill(&mut nonce)?;
+                out.extend_from_slice(&key.info);
+                out.extend_from_slice(&nonce);
+                key.cipher.seal_append(&nonce, aad, plaintext, out);
             }
             Self::Seed { hkdf, .. } => {
                 // One draw for both: info(32) || nonce(12).
@@ -152,7 +198,7 @@ impl DataKey {
     ) -> Result<Vec<u8>, Error> {
         match self {
             Self::Key { cipher, .. } => aesgcm::open(cipher, data, aad, ProviderKind::KmsV2),
-            Self::Seed { number, hkdf } => {
+            Self::Seed { number, hkdf, .. } => {
                 let Some((info, body)) = data.split_first_chunk::<INFO_LEN>() else {
                     return Err(Error::Malformed {
                         provider: ProviderKind::KmsV2,
@@ -172,6 +218,39 @@ impl DataKey {
             }
         }
     }
+}
+
+/// A derived key with a write left to seal, taking that write: the shared
+/// one, or a new one (with a fresh random info) once it has sealed
+/// `writes_per_key` writes.
+fn shared_derived_key(
+    number: u64,
+    hkdf: &Hkdf<Sha256>,
+    writes_per_key: u32,
+    shared: &arc_swap::ArcSwapOption<SharedDerivedKey>,
+    derived: &DerivedKeyCache,
+) -> Result<Arc<SharedDerivedKey>, Error> {
+    if let Some(key) = shared.load_full() {
+        let took = key
+            .writes_left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        if took.is_ok() {
+            return Ok(key);
+        }
+    }
+    // Two writers may both get here and each make a key; each key still
+    // seals at most `writes_per_key` writes.
+    let mut info = [0u8; INFO_LEN];
+    random::fill(&mut info)?;
+    let cipher = Arc::new(derive(hkdf, &info)?);
+    derived.insert((number, info), cipher.clone());
+    let key = Arc::new(SharedDerivedKey {
+        info,
+        cipher,
+        writes_left: AtomicU32::new(writes_per_key - 1),
+    });
+    shared.store(Some(key.clone()));
+    Ok(key)
 }
 
 /// The data key of one seed-mode value: the first 32 bytes of
