@@ -5,6 +5,8 @@
 //!
 //! - `<provider>/<encrypt|decrypt>/<bytes>`: the blocking API, for identity,
 //!   aescbc, aesgcm and secretbox at 256 B, 1 KiB, 4 KiB, 64 KiB and 1 MiB;
+//!   `<provider>/<encrypt_into|decrypt_into>/<bytes>`: the same into a
+//!   buffer reused across calls;
 //! - `raw/<backend>-aes256gcm/<seal|open>/<bytes>`: the AES-256-GCM primitive
 //!   alone, in place, with a fixed nonce (RustCrypto `aes-gcm`, and with the
 //!   `aws-lc` feature also `aws-lc-rs`), at 1 KiB and 64 KiB: the floor the
@@ -96,6 +98,39 @@ fn bench_providers(c: &mut Criterion) {
                         .expect("decrypt")
                 });
             });
+            // Into a buffer reused across calls (no allocation for aesgcm):
+            // the form to compare with a raw in-place seal or open.
+            let mut out = Vec::new();
+            group.bench_with_input(
+                BenchmarkId::new("encrypt_into", size),
+                &plaintext,
+                |b, plaintext| {
+                    b.iter(|| {
+                        provider
+                            .encrypt_blocking_into(
+                                black_box(plaintext),
+                                black_box(storage_key),
+                                &mut out,
+                            )
+                            .expect("encrypt")
+                    });
+                },
+            );
+            group.bench_with_input(
+                BenchmarkId::new("decrypt_into", size),
+                &stored,
+                |b, stored| {
+                    b.iter(|| {
+                        provider
+                            .decrypt_blocking_into(
+                                black_box(stored),
+                                black_box(storage_key),
+                                &mut out,
+                            )
+                            .expect("decrypt")
+                    });
+                },
+            );
         }
         group.finish();
     }

@@ -182,6 +182,79 @@ impl Transformer {
         Err(walk.finish())
     }
 
+    /// [`encrypt_blocking`](Self::encrypt_blocking) into `out`, replacing
+    /// its contents: a loop that reuses one buffer stops allocating once the
+    /// buffer has grown (with aesgcm; other providers may still allocate).
+    /// On error `out` is empty.
+    ///
+    /// ```
+    /// use k8s_envelope::{AesGcm, NamedKey, SecretKey, Transformer};
+    /// use std::sync::Arc;
+    ///
+    /// let aesgcm = AesGcm::new(vec![NamedKey::new("key1", SecretKey::generate(32)?)])?;
+    /// let transformer = Transformer::new(vec![Arc::new(aesgcm)])?;
+    /// let (mut stored, mut plaintext) = (Vec::new(), Vec::new());
+    /// for name in ["a", "b", "c"] {
+    ///     let key = format!("/registry/secrets/ns/{name}");
+    ///     transformer.encrypt_blocking_into(name.as_bytes(), key.as_str().into(), &mut stored)?;
+    ///     let stale = transformer.decrypt_blocking_into(&stored, key.as_str().into(), &mut plaintext)?;
+    ///     assert_eq!((plaintext.as_slice(), stale), (name.as_bytes(), false));
+    /// }
+    /// # Ok::<(), k8s_envelope::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`encrypt_blocking`](Self::encrypt_blocking).
+    pub fn encrypt_blocking_into(
+        &self,
+        plaintext: &[u8],
+        storage_key: StorageKey<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        let written = check_plaintext_len(plaintext)
+            .and_then(|()| blocking(self.writer()))
+            .and_then(|writer| writer.encrypt_blocking_into(plaintext, storage_key, out))
+            .and_then(|()| check_stored_len(out));
+        if written.is_err() {
+            out.clear();
+        }
+        written
+    }
+
+    /// [`decrypt_blocking`](Self::decrypt_blocking) into `out`, replacing
+    /// its contents; returns whether the value is stale. On error `out` is
+    /// empty.
+    ///
+    /// # Errors
+    ///
+    /// As [`decrypt`](Self::decrypt).
+    pub fn decrypt_blocking_into(
+        &self,
+        stored: &[u8],
+        storage_key: StorageKey<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, Error> {
+        out.clear();
+        check_stored_len(stored)?;
+        let mut walk = ReadWalk::default();
+        for (index, provider) in self.matching(stored) {
+            // The plaintext is in `out`; the walk needs only the staleness.
+            let result = blocking(provider.as_ref()).and_then(|blocking| {
+                blocking
+                    .decrypt_blocking_into(stored, storage_key, out)
+                    .map(|stale| Decrypted {
+                        plaintext: Vec::new(),
+                        stale,
+                    })
+            });
+            if let Some(decrypted) = walk.step(index, provider.as_ref(), result) {
+                return Ok(decrypted.stale);
+            }
+        }
+        Err(walk.finish())
+    }
+
     fn writer(&self) -> &dyn Provider {
         // `new` refuses an empty list and `identity` has one provider.
         self.providers[0].as_ref()

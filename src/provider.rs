@@ -171,6 +171,50 @@ pub trait BlockingProvider: Send + Sync {
         stored: &[u8],
         storage_key: StorageKey<'_>,
     ) -> Result<Decrypted, Error>;
+
+    /// [`encrypt_blocking`](BlockingProvider::encrypt_blocking) into `out`,
+    /// replacing its contents: a loop that reuses one buffer stops
+    /// allocating once the buffer has grown. On error `out` is empty.
+    ///
+    /// `out` stays the caller's: whatever its spare capacity held before
+    /// (a plaintext, say) is not cleared by this call.
+    ///
+    /// The default calls `encrypt_blocking`; aesgcm writes in place.
+    ///
+    /// # Errors
+    ///
+    /// As [`encrypt_blocking`](BlockingProvider::encrypt_blocking).
+    fn encrypt_blocking_into(
+        &self,
+        plaintext: &[u8],
+        storage_key: StorageKey<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        out.clear();
+        *out = self.encrypt_blocking(plaintext, storage_key)?;
+        Ok(())
+    }
+
+    /// [`decrypt_blocking`](BlockingProvider::decrypt_blocking) into `out`,
+    /// replacing its contents; returns whether the value is stale. On error
+    /// `out` is empty (and what a failed read wrote there was zeroized).
+    ///
+    /// The default calls `decrypt_blocking`; aesgcm reads in place.
+    ///
+    /// # Errors
+    ///
+    /// As [`decrypt_blocking`](BlockingProvider::decrypt_blocking).
+    fn decrypt_blocking_into(
+        &self,
+        stored: &[u8],
+        storage_key: StorageKey<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, Error> {
+        out.clear();
+        let decrypted = self.decrypt_blocking(stored, storage_key)?;
+        *out = decrypted.plaintext;
+        Ok(decrypted.stale)
+    }
 }
 
 /// Implements [`Provider`] for a type that implements [`BlockingProvider`],

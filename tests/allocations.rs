@@ -1,6 +1,6 @@
 //! Allocation counts of the hot paths: a static-key encrypt or decrypt makes
 //! exactly one heap allocation (the output buffer, sized up front), directly
-//! and through a [`Transformer`].
+//! and through a [`Transformer`]; aesgcm into a reused buffer makes none.
 //!
 //! The counting allocator counts for the whole process, so the file holds a
 //! single test. The test harness's own thread may still allocate now and then
@@ -200,6 +200,34 @@ fn hot_paths_allocate_exactly_once() {
     }
     let identity = Transformer::identity();
     check_transformer("identity", &identity, &identity, false, &mut failures);
+
+    // aesgcm into a reused buffer: no allocation at all once it has grown.
+    let (_, aesgcm) = &providers[0];
+    let aesgcm = Transformer::new(vec![aesgcm.clone()]).expect("transformer");
+    let sk = StorageKey::from("/registry/secrets/default/db-creds");
+    let plaintext = vec![0x33u8; 1024];
+    let (mut stored, mut read) = (Vec::new(), Vec::new());
+    aesgcm
+        .encrypt_blocking_into(&plaintext, sk, &mut stored)
+        .expect("grow");
+    aesgcm
+        .decrypt_blocking_into(&stored, sk, &mut read)
+        .expect("grow");
+    let (written, n) = count(|| aesgcm.encrypt_blocking_into(&plaintext, sk, &mut stored));
+    written.expect("encrypt into");
+    if n != 0 {
+        failures.push(format!(
+            "aesgcm encrypt_blocking_into: {n} allocations, expected 0"
+        ));
+    }
+    let (stale, n) = count(|| aesgcm.decrypt_blocking_into(&stored, sk, &mut read));
+    assert!(!stale.expect("decrypt into"));
+    assert_eq!(read, plaintext);
+    if n != 0 {
+        failures.push(format!(
+            "aesgcm decrypt_blocking_into: {n} allocations, expected 0"
+        ));
+    }
 
     assert!(
         failures.is_empty(),

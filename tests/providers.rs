@@ -1042,3 +1042,83 @@ fn async_only_providers() {
         (&b"sync"[..], true)
     );
 }
+
+// ---------------------------------------------------------------------------
+// Writing and reading into a caller's buffer
+// ---------------------------------------------------------------------------
+
+/// `*_blocking_into` with one buffer reused across growing and shrinking
+/// values gives the bytes the allocating API reads, and reads what it
+/// writes; after an error the buffer is empty.
+#[test]
+fn into_variants_reuse_a_buffer_and_agree_with_the_allocating_api() {
+    let old = key(32, 1);
+    let new = key(32, 2);
+    for kind in ALL_KINDS {
+        let writer = kind.with_keys(&[("new", &new), ("old", &old)]);
+        let old_writer = kind.with_keys(&[("old", &old)]);
+        let transformer = Transformer::new(vec![writer.clone()]).expect("transformer");
+        let (mut stored, mut plaintext) = (vec![0xEE; 5000], vec![0xDD; 7000]);
+        for len in [1000, 0, 17, 4096, 3, 1024] {
+            let value: Vec<u8> = (0..len).map(|i| (i * 7 % 256) as u8).collect();
+            let storage_key = format!("/registry/secrets/ns/{len}");
+            let sk = StorageKey::from(storage_key.as_str());
+            blocking(&writer)
+                .encrypt_blocking_into(&value, sk, &mut stored)
+                .expect("encrypt into");
+            assert!(stored.starts_with(format!("{}new:", kind.prefix()).as_bytes()));
+            assert_eq!(
+                stored.len(),
+                kind.prefix().len() + 4 + kind.body_len(len),
+                "{kind:?} {len}"
+            );
+            assert_eq!(
+                ok_plaintext(blocking(&writer).decrypt_blocking(&stored, sk)),
+                (value.clone(), false)
+            );
+            let stale = blocking(&writer)
+                .decrypt_blocking_into(&stored, sk, &mut plaintext)
+                .expect("decrypt into");
+            assert_eq!(
+                (plaintext.as_slice(), stale),
+                (value.as_slice(), false),
+                "{kind:?} {len}"
+            );
+
+            // Through a transformer; a value of the old key reads as stale.
+            transformer
+                .encrypt_blocking_into(&value, sk, &mut stored)
+                .expect("transformer encrypt into");
+            assert!(!transformer
+                .decrypt_blocking_into(&stored, sk, &mut plaintext)
+                .expect("transformer decrypt into"));
+            assert_eq!(plaintext, value);
+            let by_old = blocking(&old_writer)
+                .encrypt_blocking(&value, sk)
+                .expect("encrypt");
+            assert!(transformer
+                .decrypt_blocking_into(&by_old, sk, &mut plaintext)
+                .expect("stale read"));
+            assert_eq!(plaintext, value);
+
+            // A flipped bit (aesgcm, secretbox) or another storage key
+            // (aesgcm) fails and leaves the buffer empty.
+            if kind != Kind::Cbc {
+                let mut forged = stored.clone();
+                let last = forged.len() - 1;
+                forged[last] ^= 1;
+                plaintext.extend_from_slice(b"left over");
+                assert!(transformer
+                    .decrypt_blocking_into(&forged, sk, &mut plaintext)
+                    .is_err());
+                assert!(plaintext.is_empty(), "{kind:?}");
+            }
+        }
+        // A value of no provider here.
+        let mut out = b"left over".to_vec();
+        assert!(transformer
+            .decrypt_blocking_into(b"k8s:enc:other:v1:x:abc", "k".into(), &mut out)
+            .is_err());
+        assert!(out.is_empty());
+    }
+}

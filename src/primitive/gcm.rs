@@ -57,6 +57,21 @@ impl AesGcmCipher {
         out.extend_from_slice(&tag.map(Into::into).unwrap_or([0u8; GCM_TAG_LEN]));
     }
 
+    /// Writes `ciphertext || tag` of `plaintext` into `out` from `start` on,
+    /// making `out` exactly that long. Bytes `out` already holds are
+    /// overwritten, not zero-filled first: a reused buffer costs nothing.
+    pub(crate) fn seal_at(
+        &self,
+        nonce: &[u8; GCM_NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+        start: usize,
+    ) {
+        out.truncate(start);
+        self.seal_append(nonce, aad, plaintext, out);
+    }
+
     /// [`seal_append`](Self::seal_append) with a one-off AES-256 key, whose
     /// schedule stays on the stack (a KMS v2 seed-mode write derives a key per
     /// value).
@@ -73,6 +88,33 @@ impl AesGcmCipher {
         let tag =
             cipher.encrypt_inout_detached(&Nonce::from(*nonce), aad, (&mut out[start..]).into());
         out.extend_from_slice(&tag.map(Into::into).unwrap_or([0u8; GCM_TAG_LEN]));
+    }
+
+    /// Verifies `tag` and decrypts `ciphertext` into `out`, replacing its
+    /// contents and reusing its allocation. On failure `out` is zeroized
+    /// and left empty.
+    pub(crate) fn open_into(
+        &self,
+        nonce: &[u8; GCM_NONCE_LEN],
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8; GCM_TAG_LEN],
+        out: &mut Vec<u8>,
+    ) -> Result<(), OpenFailed> {
+        out.clear();
+        out.extend_from_slice(ciphertext);
+        let nonce = Nonce::from(*nonce);
+        let tag = Tag::from(*tag);
+        let buf = out.as_mut_slice();
+        let result = match self {
+            Self::Aes128(c) => c.decrypt_inout_detached(&nonce, aad, buf.into(), &tag),
+            Self::Aes192(c) => c.decrypt_inout_detached(&nonce, aad, buf.into(), &tag),
+            Self::Aes256(c) => c.decrypt_inout_detached(&nonce, aad, buf.into(), &tag),
+        };
+        result.map_err(|_| {
+            out.zeroize();
+            OpenFailed
+        })
     }
 
     /// Verifies `tag` and decrypts `ciphertext` into a new buffer.

@@ -37,6 +37,20 @@ impl AesGcmCipher {
         out: &mut Vec<u8>,
     ) {
         let start = out.len();
+        self.seal_at(nonce, aad, plaintext, out, start);
+    }
+
+    /// Writes `ciphertext || tag` of `plaintext` into `out` from `start` on,
+    /// making `out` exactly that long. Bytes `out` already holds are
+    /// overwritten, not zero-filled first: a reused buffer costs nothing.
+    pub(crate) fn seal_at(
+        &self,
+        nonce: &[u8; GCM_NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+        start: usize,
+    ) {
         out.resize(start + plaintext.len() + GCM_TAG_LEN, 0);
         let (ciphertext, tag) = out[start..].split_at_mut(plaintext.len());
         let sealed = self.0.seal_out_of_place_scatter(
@@ -72,6 +86,34 @@ impl AesGcmCipher {
         }
     }
 
+    /// Verifies `tag` and decrypts `ciphertext` into `out`, replacing its
+    /// contents and reusing its allocation (bytes it already holds are
+    /// overwritten, not zero-filled first). On failure `out` is zeroized and
+    /// left empty.
+    pub(crate) fn open_into(
+        &self,
+        nonce: &[u8; GCM_NONCE_LEN],
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8; GCM_TAG_LEN],
+        out: &mut Vec<u8>,
+    ) -> Result<(), OpenFailed> {
+        out.resize(ciphertext.len(), 0);
+        self.0
+            .open_separate_gather(
+                Nonce::assume_unique_for_key(*nonce),
+                Aad::from(aad),
+                ciphertext,
+                tag,
+                out,
+            )
+            .map_err(|_| {
+                // AWS-LC may have written unauthenticated plaintext.
+                out.zeroize();
+                OpenFailed
+            })
+    }
+
     /// Verifies `tag` and decrypts `ciphertext` into a new buffer.
     pub(crate) fn open(
         &self,
@@ -80,20 +122,8 @@ impl AesGcmCipher {
         ciphertext: &[u8],
         tag: &[u8; GCM_TAG_LEN],
     ) -> Result<Vec<u8>, OpenFailed> {
-        let mut plaintext = vec![0u8; ciphertext.len()];
-        match self.0.open_separate_gather(
-            Nonce::assume_unique_for_key(*nonce),
-            Aad::from(aad),
-            ciphertext,
-            tag,
-            &mut plaintext,
-        ) {
-            Ok(()) => Ok(plaintext),
-            Err(_) => {
-                // AWS-LC may have written unauthenticated plaintext.
-                plaintext.zeroize();
-                Err(OpenFailed)
-            }
-        }
+        let mut plaintext = Vec::new();
+        self.open_into(nonce, aad, ciphertext, tag, &mut plaintext)?;
+        Ok(plaintext)
     }
 }

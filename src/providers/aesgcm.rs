@@ -84,6 +84,52 @@ impl BlockingProvider for AesGcm {
         })?;
         Ok(Decrypted { plaintext, stale })
     }
+
+    fn encrypt_blocking_into(
+        &self,
+        plaintext: &[u8],
+        storage_key: StorageKey<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        let (prefix, cipher) = self.keys.writer();
+        let mut nonce = [0u8; GCM_NONCE_LEN];
+        if let Err(e) = random::fill(&mut nonce) {
+            out.clear();
+            return Err(e);
+        }
+        // Overwrite what the buffer holds rather than clear it: resizing a
+        // reused buffer then zero-fills nothing.
+        let header = prefix.len() + GCM_NONCE_LEN;
+        out.resize(header, 0);
+        out[..prefix.len()].copy_from_slice(prefix);
+        out[prefix.len()..].copy_from_slice(&nonce);
+        cipher.seal_at(&nonce, storage_key.as_bytes(), plaintext, out, header);
+        Ok(())
+    }
+
+    fn decrypt_blocking_into(
+        &self,
+        stored: &[u8],
+        storage_key: StorageKey<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, Error> {
+        let read = self.keys.read(stored, |cipher, body| {
+            open_into(
+                cipher,
+                body,
+                storage_key.as_bytes(),
+                ProviderKind::AesGcm,
+                out,
+            )
+        });
+        match read {
+            Ok(((), stale)) => Ok(stale),
+            Err(e) => {
+                out.clear();
+                Err(e)
+            }
+        }
+    }
 }
 
 provider_via_blocking!(AesGcm, ProviderKind::AesGcm);
@@ -119,19 +165,40 @@ pub(crate) fn open(
     aad: &[u8],
     provider: ProviderKind,
 ) -> Result<Vec<u8>, Error> {
-    let Some((nonce, rest)) = body.split_first_chunk::<GCM_NONCE_LEN>() else {
-        return Err(Error::Malformed {
-            provider,
-            reason: "the stored data was shorter than the required size",
-        });
-    };
-    let Some((ciphertext, tag)) = rest.split_last_chunk::<GCM_TAG_LEN>() else {
-        return Err(Error::Malformed {
-            provider,
-            reason: "the stored data was shorter than the required size",
-        });
-    };
+    let (nonce, ciphertext, tag) = split_body(body, provider)?;
     cipher
         .open(nonce, aad, ciphertext, tag)
         .map_err(|_| Error::Decrypt { provider })
+}
+
+/// [`open`] into `out`, replacing its contents.
+fn open_into(
+    cipher: &AesGcmCipher,
+    body: &[u8],
+    aad: &[u8],
+    provider: ProviderKind,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    let (nonce, ciphertext, tag) = split_body(body, provider)?;
+    cipher
+        .open_into(nonce, aad, ciphertext, tag, out)
+        .map_err(|_| Error::Decrypt { provider })
+}
+
+/// `nonce || ciphertext || tag`, split.
+fn split_body(
+    body: &[u8],
+    provider: ProviderKind,
+) -> Result<(&[u8; GCM_NONCE_LEN], &[u8], &[u8; GCM_TAG_LEN]), Error> {
+    let too_short = || Error::Malformed {
+        provider,
+        reason: "the stored data was shorter than the required size",
+    };
+    let (nonce, rest) = body
+        .split_first_chunk::<GCM_NONCE_LEN>()
+        .ok_or_else(too_short)?;
+    let (ciphertext, tag) = rest
+        .split_last_chunk::<GCM_TAG_LEN>()
+        .ok_or_else(too_short)?;
+    Ok((nonce, ciphertext, tag))
 }

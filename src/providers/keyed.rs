@@ -76,7 +76,7 @@ impl<C> KeyRing<C> {
     pub(crate) fn read<T>(
         &self,
         stored: &[u8],
-        open: impl Fn(&C, &[u8]) -> Result<T, Error>,
+        mut open: impl FnMut(&C, &[u8]) -> Result<T, Error>,
     ) -> Result<(T, bool), Error> {
         let mut errors = Vec::new();
         for (index, key) in self.keys.iter().enumerate() {
