@@ -165,9 +165,9 @@ pub(crate) fn open(
     aad: &[u8],
     provider: ProviderKind,
 ) -> Result<Vec<u8>, Error> {
-    let (nonce, ciphertext, tag) = split_body(body, provider)?;
+    let body = Body::split(body, provider)?;
     cipher
-        .open(nonce, aad, ciphertext, tag)
+        .open(body.nonce, aad, body.ciphertext, body.tag)
         .map_err(|_| Error::Decrypt { provider })
 }
 
@@ -179,26 +179,35 @@ fn open_into(
     provider: ProviderKind,
     out: &mut Vec<u8>,
 ) -> Result<(), Error> {
-    let (nonce, ciphertext, tag) = split_body(body, provider)?;
+    let body = Body::split(body, provider)?;
     cipher
-        .open_into(nonce, aad, ciphertext, tag, out)
+        .open_into(body.nonce, aad, body.ciphertext, body.tag, out)
         .map_err(|_| Error::Decrypt { provider })
 }
 
-/// `nonce || ciphertext || tag`, split.
-fn split_body(
-    body: &[u8],
-    provider: ProviderKind,
-) -> Result<(&[u8; GCM_NONCE_LEN], &[u8], &[u8; GCM_TAG_LEN]), Error> {
-    let too_short = || Error::Malformed {
-        provider,
-        reason: "the stored data was shorter than the required size",
-    };
-    let (nonce, rest) = body
-        .split_first_chunk::<GCM_NONCE_LEN>()
-        .ok_or_else(too_short)?;
-    let (ciphertext, tag) = rest
-        .split_last_chunk::<GCM_TAG_LEN>()
-        .ok_or_else(too_short)?;
-    Ok((nonce, ciphertext, tag))
+/// The parts of `nonce || ciphertext || tag`.
+struct Body<'a> {
+    nonce: &'a [u8; GCM_NONCE_LEN],
+    ciphertext: &'a [u8],
+    tag: &'a [u8; GCM_TAG_LEN],
+}
+
+impl<'a> Body<'a> {
+    fn split(body: &'a [u8], provider: ProviderKind) -> Result<Self, Error> {
+        let too_short = || Error::Malformed {
+            provider,
+            reason: "the stored data was shorter than the required size",
+        };
+        let (nonce, rest) = body
+            .split_first_chunk::<GCM_NONCE_LEN>()
+            .ok_or_else(too_short)?;
+        let (ciphertext, tag) = rest
+            .split_last_chunk::<GCM_TAG_LEN>()
+            .ok_or_else(too_short)?;
+        Ok(Self {
+            nonce,
+            ciphertext,
+            tag,
+        })
+    }
 }
