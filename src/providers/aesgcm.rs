@@ -98,11 +98,11 @@ impl BlockingProvider for AesGcm {
             return Err(e);
         }
         // Overwrite what the buffer holds rather than clear it: resizing a
-        // reused buffer then zero-fills nothing.
+        // reused buffer to the value's length then zero-fills nothing.
         let header = prefix.len() + GCM_NONCE_LEN;
-        out.resize(header, 0);
+        out.resize(header + plaintext.len() + GCM_TAG_LEN, 0);
         out[..prefix.len()].copy_from_slice(prefix);
-        out[prefix.len()..].copy_from_slice(&nonce);
+        out[prefix.len()..header].copy_from_slice(&nonce);
         cipher.seal_at(&nonce, storage_key.as_bytes(), plaintext, out, header);
         Ok(())
     }
