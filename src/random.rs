@@ -66,7 +66,9 @@ pub(crate) fn fill(buf: &mut [u8]) -> Result<(), Error> {
             if !slot.as_mut().is_some_and(|g| g.usable_for(buf.len())) {
                 *slot = Some(Generator::seeded()?);
             }
-            let generator = slot.as_mut().ok_or_else(|| Error::Random)?;
+            let Some(generator) = slot.as_mut() else {
+                return Err(Error::Random);
+            };
             generator.draw(buf);
             Ok(())
         })
