@@ -137,6 +137,12 @@
 //!   above [`MAX_STORED_VALUE_LEN`](crate::MAX_STORED_VALUE_LEN) (16 MiB) and
 //!   to write plaintexts above [`MAX_PLAINTEXT_LEN`](crate::MAX_PLAINTEXT_LEN);
 //!   the apiserver has no limit of its own, only etcd's (1.5 MiB by default).
+//! - Opt-in only: KMS v2 in seed mode can seal several values with one
+//!   derived key
+//!   ([`KmsV2Options::writes_per_derived_key`](crate::kms::KmsV2Options::writes_per_derived_key),
+//!   default 1: a fresh derived key per value, as the apiserver does). The
+//!   values are the same format and the apiserver reads them; the option's
+//!   documentation gives the security cost.
 //!
 //! # Rotation and re-encryption
 //!

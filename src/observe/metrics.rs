@@ -47,18 +47,20 @@ pub(crate) fn record_transformation(
     }
 }
 
-/// One cache lookup of a KMS provider.
+/// One cache lookup of a KMS provider. The size gauge is set on misses
+/// only: a hit changes nothing in the cache, and skipping it keeps a hit to
+/// one counter update.
 pub(crate) fn record_cache_lookup(provider: &str, cache: &'static str, hit: bool, size: usize) {
     let labels = [
-        ("provider_name", provider.to_owned()),
-        ("cache", cache.to_owned()),
+        metrics::Label::new("provider_name", provider.to_owned()),
+        metrics::Label::from_static_parts("cache", cache),
     ];
     if hit {
-        metrics::counter!(DEK_CACHE_HITS, &labels).increment(1);
+        metrics::counter!(DEK_CACHE_HITS, labels.iter()).increment(1);
     } else {
-        metrics::counter!(DEK_CACHE_MISSES, &labels).increment(1);
+        metrics::counter!(DEK_CACHE_MISSES, labels.iter()).increment(1);
+        metrics::gauge!(DEK_CACHE_SIZE, labels.iter()).set(size as f64);
     }
-    metrics::gauge!(DEK_CACHE_SIZE, &labels).set(size as f64);
 }
 
 /// Runs one KMS plugin call, recording its latency and outcome, and logging

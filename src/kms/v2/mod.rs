@@ -546,13 +546,15 @@ impl Inner {
                     stale: false,
                 }))
             }
-            _ => match object.validate_annotations() {
-                Err(e) => FastRead::Done(Err(e)),
-                Ok(()) if guard.is_none() => FastRead::Done(Err(Error::KmsNotReady {
+            None => FastRead::Done(object.validate_annotations().and_then(|()| {
+                Err(Error::KmsNotReady {
                     name: self.name.clone(),
-                })),
-                Ok(()) => FastRead::NeedsCache(object),
-            },
+                })
+            })),
+            // The annotations are checked on a cache miss, before the plugin
+            // sees them; a hit means these exact annotations (they are part
+            // of the cache key) were checked when the entry was made.
+            Some(_) => FastRead::NeedsCache(object),
         }
     }
 
@@ -563,8 +565,32 @@ impl Inner {
         object: EncryptedObjectRef<'_>,
         storage_key: StorageKey<'_>,
     ) -> Result<Decrypted, Error> {
-        let current = self.current_write_key()?;
         let data_key = self.cached_data_key(&object).await?;
+        self.open_object(&data_key, &object, storage_key)
+    }
+
+    /// [`decrypt_cached`](Self::decrypt_cached) without waiting, when the
+    /// data key is in the cache; `None` when it is not.
+    fn decrypt_from_cache(
+        &self,
+        object: &EncryptedObjectRef<'_>,
+        storage_key: StorageKey<'_>,
+    ) -> Option<Result<Decrypted, Error>> {
+        let data_key = self.dek_cache.get(&object_cache_key(object))?;
+        // A miss is recorded by the lookup that then asks the plugin.
+        observe_metrics::record_cache_lookup(&self.name, "dek", true, self.dek_cache.len());
+        Some(self.open_object(&data_key, object, storage_key))
+    }
+
+    /// Opens `object` with its data key; stale unless written with the
+    /// current key ID and source type.
+    fn open_object(
+        &self,
+        data_key: &DataKey,
+        object: &EncryptedObjectRef<'_>,
+        storage_key: StorageKey<'_>,
+    ) -> Result<Decrypted, Error> {
+        let current = self.current_write_key()?;
         let plaintext = data_key.open(
             object.encrypted_data,
             storage_key.as_bytes(),
@@ -579,12 +605,7 @@ impl Inner {
         &self,
         object: &EncryptedObjectRef<'_>,
     ) -> Result<Arc<DataKey>, Error> {
-        let key = cache_key(
-            object.source_type,
-            object.encrypted_dek_source,
-            object.key_id,
-            object.annotations.iter().copied(),
-        );
+        let key = object_cache_key(object);
         let cached = self.dek_cache.get(&key);
         observe_metrics::record_cache_lookup(
             &self.name,
@@ -595,6 +616,7 @@ impl Inner {
         let data_key = match cached {
             Some(data_key) => data_key,
             None => {
+                object.validate_annotations()?;
                 let annotations: BTreeMap<String, Vec<u8>> = object
                     .annotations
                     .iter()
@@ -663,8 +685,8 @@ impl Provider for KmsV2Provider {
         Some(self.inner.encrypt(plaintext, storage_key))
     }
 
-    /// `Some` for values of the current write key; `None` when the DEK or
-    /// seed must come from the cache or the plugin.
+    /// `Some` for values of the current write key or of a cached DEK or
+    /// seed; `None` when the plugin must decrypt the DEK or seed.
     fn decrypt_ready(
         &self,
         stored: &[u8],
@@ -672,7 +694,7 @@ impl Provider for KmsV2Provider {
     ) -> Option<Result<Decrypted, Error>> {
         match self.inner.decrypt_now(stored, storage_key) {
             FastRead::Done(result) => Some(result),
-            FastRead::NeedsCache(_) => None,
+            FastRead::NeedsCache(object) => self.inner.decrypt_from_cache(&object, storage_key),
         }
     }
 }
@@ -688,6 +710,16 @@ impl fmt::Debug for KmsV2Provider {
 /// The DEK cache key, laid out as the apiserver's: the source type, then the
 /// encrypted DEK source, the key ID and the sorted annotations, each
 /// length-prefixed (validation keeps every length within 16 bits).
+/// The DEK cache's key for the data key of `object`.
+fn object_cache_key(object: &EncryptedObjectRef<'_>) -> Box<[u8]> {
+    cache_key(
+        object.source_type,
+        object.encrypted_dek_source,
+        object.key_id,
+        object.annotations.iter().copied(),
+    )
+}
+
 fn cache_key<'a>(
     source_type: DekSourceType,
     encrypted_dek_source: &[u8],
