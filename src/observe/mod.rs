@@ -23,7 +23,7 @@
 //! | `k8s_envelope_storage_transformation_stale_reads_total` | counter | `transformer_prefix` |
 //! | `k8s_envelope_envelope_encryption_dek_cache_hits_total` | counter | `provider_name`, `cache` (`dek`, `derived_key`) |
 //! | `k8s_envelope_envelope_encryption_dek_cache_misses_total` | counter | same |
-//! | `k8s_envelope_envelope_encryption_dek_cache_size` | gauge | same |
+//! | `k8s_envelope_envelope_encryption_dek_cache_size` | gauge (entries, updated on each miss) | same |
 //! | `k8s_envelope_envelope_encryption_kms_operations_total` | counter | `provider_name`, `method_name`, `status` |
 //! | `k8s_envelope_envelope_encryption_kms_operations_latency_seconds` | histogram | same |
 //! | `k8s_envelope_envelope_encryption_key_id_hash_status_last_timestamp_seconds` | gauge | `provider_name`, `key_id_hash` |
