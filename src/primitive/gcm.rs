@@ -125,26 +125,8 @@ impl AesGcmCipher {
         ciphertext: &[u8],
         tag: &[u8; GCM_TAG_LEN],
     ) -> Result<Vec<u8>, OpenFailed> {
-        let mut buf = ciphertext.to_vec();
-        let nonce = Nonce::from(*nonce);
-        let tag = Tag::from(*tag);
-        let result = match self {
-            Self::Aes128(c) => {
-                c.decrypt_inout_detached(&nonce, aad, buf.as_mut_slice().into(), &tag)
-            }
-            Self::Aes192(c) => {
-                c.decrypt_inout_detached(&nonce, aad, buf.as_mut_slice().into(), &tag)
-            }
-            Self::Aes256(c) => {
-                c.decrypt_inout_detached(&nonce, aad, buf.as_mut_slice().into(), &tag)
-            }
-        };
-        match result {
-            Ok(()) => Ok(buf),
-            Err(_) => {
-                buf.zeroize();
-                Err(OpenFailed)
-            }
-        }
+        let mut plaintext = Vec::with_capacity(ciphertext.len());
+        self.open_into(nonce, aad, ciphertext, tag, &mut plaintext)?;
+        Ok(plaintext)
     }
 }
