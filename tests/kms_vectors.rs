@@ -198,3 +198,94 @@ async fn kms_vectors_through_the_go_reference_plugin() {
     let plugin = Plugin::start(&k8sref, &["kms-plugin", "--api", "both"], "k8sref");
     check_all(&plugin).await;
 }
+
+/// Values written with `KmsV2Options::writes_per_derived_key` above 1
+/// (several values sealed under one derived key) read back in the Go
+/// reference of the apiserver, current, through its own gRPC client and the
+/// same plugin.
+#[tokio::test]
+async fn values_sharing_a_derived_key_read_back_in_the_go_reference() {
+    use std::io::Write as _;
+    use std::sync::Arc;
+
+    use k8s_envelope::kms::{GrpcClient, KmsEndpoint, KmsV2Options, KmsV2Provider};
+    use k8s_envelope::Transformer;
+
+    let k8sref = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/k8sref/bin/k8sref");
+    if !k8sref.is_file() {
+        assert!(
+            std::env::var("K8S_ENVELOPE_REQUIRE_K8SREF").as_deref() != Ok("1"),
+            "K8S_ENVELOPE_REQUIRE_K8SREF=1 but {} is missing",
+            k8sref.display()
+        );
+        eprintln!("SKIPPED: {} not built", k8sref.display());
+        return;
+    }
+    let plugin = Plugin::start(&k8sref, &["kms-plugin", "--api", "v2"], "k8sref-shared");
+    let endpoint = KmsEndpoint::parse(&plugin.endpoint()).expect("endpoint");
+    let client = Arc::new(GrpcClient::new(endpoint, Duration::from_secs(5)));
+    let provider = KmsV2Provider::new(
+        "shared",
+        client,
+        KmsV2Options {
+            writes_per_derived_key: 4,
+            ..KmsV2Options::default()
+        },
+    )
+    .expect("provider");
+    provider.refresh().await.expect("the plugin is healthy");
+    let transformer = Transformer::new(vec![Arc::new(provider)]).expect("transformer");
+
+    let mut requests = String::new();
+    let mut plaintexts = Vec::new();
+    for i in 0..10 {
+        let key = format!("/registry/secrets/default/s{i}");
+        let plaintext = format!("value {i}").into_bytes();
+        let stored = transformer
+            .encrypt(&plaintext, key.as_str().into())
+            .await
+            .expect("encrypt");
+        requests.push_str(
+            &serde_json::json!({"resource": "secrets", "aad": key, "stored_b64": BASE64.encode(&stored)})
+                .to_string(),
+        );
+        requests.push('\n');
+        plaintexts.push(plaintext);
+    }
+    let config = plugin.dir.join("enc.yaml");
+    fs::write(
+        &config,
+        format!(
+            "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n- resources: [secrets]\n  providers:\n  - kms:\n      apiVersion: v2\n      name: shared\n      endpoint: {}\n",
+            plugin.endpoint()
+        ),
+    )
+    .expect("config");
+    let mut go = Command::new(&k8sref)
+        .args(["decrypt", "--config"])
+        .arg(&config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("k8sref decrypt");
+    go.stdin
+        .take()
+        .expect("stdin")
+        .write_all(requests.as_bytes())
+        .expect("write requests");
+    let output = go.wait_with_output().expect("k8sref decrypt ran");
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), plaintexts.len(), "{lines:?}");
+    for (line, plaintext) in lines.iter().zip(&plaintexts) {
+        assert_eq!(
+            line["plaintext_b64"].as_str(),
+            Some(BASE64.encode(plaintext).as_str()),
+            "{line}"
+        );
+        assert_eq!(line["stale"].as_bool(), Some(false), "{line}");
+    }
+}
