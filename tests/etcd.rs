@@ -646,9 +646,13 @@ fn etcd_compare_and_swap_and_paging() {
     });
     let json = ctl(&["get", "/registry/events/ns/e1", "-w", "json"]);
     let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    // etcdctl prints lease IDs in hex, zero-padded to 16 digits; compare
+    // the numbers (a lease ID with a leading zero digit broke a string
+    // comparison one run in sixteen).
     assert_eq!(
-        v["kvs"][0]["lease"].as_i64().map(|l| format!("{l:x}")),
-        Some(lease_id)
+        v["kvs"][0]["lease"].as_i64(),
+        Some(i64::from_str_radix(&lease_id, 16).expect("a hex lease ID")),
+        "lease {lease_id}"
     );
 }
 
