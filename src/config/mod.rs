@@ -94,6 +94,7 @@ mod validate;
 
 pub use self::build::{KmsProviderFactory, ResourceTransformers};
 pub use self::duration::{GoDuration, ParseDurationError};
+pub(crate) use self::load::redact_strings;
 pub use self::load::{MAX_ALIASES, MAX_ALIAS_REPLAY_EVENTS, MAX_CONFIG_BYTES, MAX_DEPTH};
 pub use self::resources::GroupResource;
 pub use self::types::{

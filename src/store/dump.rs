@@ -162,8 +162,14 @@ impl DumpStore {
             what: what.clone(),
             reason,
         };
-        let file: DumpFile =
-            serde_json::from_slice(json).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+        // A type error may quote a string of the input, which may be a
+        // plaintext value: strings are taken out of the message.
+        let file: DumpFile = serde_json::from_slice(json).map_err(|e| {
+            bad(format!(
+                "invalid JSON: {}",
+                crate::config::redact_strings(&e.to_string())
+            ))
+        })?;
         if file.more {
             return Err(bad(
                 "the listing was cut short (\"more\": true); dump without --limit".to_owned(),
@@ -479,6 +485,19 @@ mod tests {
         // The lease is kept; version and revisions move on.
         assert!(json.contains(r#""create_revision":5,"mod_revision":6,"version":2,"value":"bmV3","lease":2324035563566598920"#), "{json}");
         assert!(json.contains(r#""revision":6,"#), "{json}");
+    }
+
+    #[test]
+    fn errors_quote_no_value() {
+        let err = DumpStore::from_json(
+            br#"{"kvs":[{"key":"YQ==","mod_revision":"c2VjcmV0"}]}"#,
+            "x",
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(err.contains("invalid type: a string"), "{err}");
+        assert!(!err.contains("c2VjcmV0"), "{err}");
     }
 
     #[test]
