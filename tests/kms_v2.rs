@@ -562,6 +562,47 @@ async fn a_derived_key_seals_at_most_writes_per_derived_key_values() {
     assert_ne!(a[..32], b[..32]);
 }
 
+/// Through a transformer, a value of an older seed is read from the plugin
+/// once (the async path), then from the DEK cache without waiting
+/// (`decrypt_ready`); both reads say stale, and annotations the plugin never
+/// validated are refused on the miss, before the plugin sees them.
+#[tokio::test]
+async fn a_transformer_reads_older_seeds_from_the_cache_and_says_stale() {
+    let clock = Arc::new(ManualClock::new());
+    let mock = MockKms::new();
+    let writer = ready(&mock, &clock).await;
+    let old = enc(&writer, b"payload", KEY).await.expect("write");
+    let reader = ready(&mock, &clock).await;
+    let transformer =
+        k8s_envelope::Transformer::new(vec![Arc::new(reader.clone())]).expect("transformer");
+    for _ in 0..3 {
+        let read = transformer.decrypt(&old, KEY.into()).await.expect("read");
+        assert_eq!(read.plaintext, b"payload");
+        assert!(!read.stale, "same key ID and mode");
+    }
+    assert_eq!(mock.decrypts(), 1, "one miss, then hits");
+
+    mock.set_key_id("2");
+    reader.refresh().await.expect("refresh");
+    for _ in 0..2 {
+        let read = transformer.decrypt(&old, KEY.into()).await.expect("read");
+        assert!(read.stale, "written under key ID 1");
+    }
+    assert_eq!(mock.decrypts(), 1);
+
+    // Another seed with an annotation key that is not a domain name.
+    let mut object = decode(&old);
+    object.encrypted_dek_source = B64.encode([9u8; 32]).into_bytes();
+    object
+        .annotations
+        .insert("not a domain".to_owned(), b"x".to_vec());
+    assert!(matches!(
+        transformer.decrypt(&stored(&object), KEY.into()).await,
+        Err(Error::Malformed { .. })
+    ));
+    assert_eq!(mock.decrypts(), 1, "refused before the plugin was asked");
+}
+
 // ---------------------------------------------------------------------------
 // 3. Another instance reads through one Decrypt, then from cache
 

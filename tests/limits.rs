@@ -88,6 +88,13 @@ fn plaintexts_above_the_limit_are_refused_before_encrypting() {
     for result in [
         transformer.encrypt_blocking(&plaintext, KEY.into()),
         block_on(transformer.encrypt(&plaintext, KEY.into())),
+        {
+            // Into a buffer: refused too, and the buffer is left empty.
+            let mut out = b"left over".to_vec();
+            let result = transformer.encrypt_blocking_into(&plaintext, KEY.into(), &mut out);
+            assert!(out.is_empty());
+            result.map(|()| out)
+        },
     ] {
         match result {
             Err(Error::PlaintextTooLarge { len, limit }) => {
