@@ -16,7 +16,6 @@
 //! - `kms_v1/kmsv1/<encrypt|decrypt>/<bytes>`: KMS v1, which asks the plugin
 //!   to wrap a fresh DEK on every write; reads hit the DEK cache.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
@@ -24,85 +23,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use k8s_envelope::kms::{
-    CacheLimits, DekSourceType, EncryptResponse, KmsFuture, KmsServiceV1, KmsServiceV2,
-    KmsV1Options, KmsV1Provider, KmsV2Options, KmsV2Provider, StatusResponse, VersionResponse,
+    CacheLimits, DekSourceType, KmsV1Options, KmsV1Provider, KmsV2Options, KmsV2Provider,
 };
-use k8s_envelope::{AesGcm, Error, NamedKey, Provider, SecretKey, StorageKey, Transformer};
-use zeroize::Zeroizing;
+// The base64 mock plugin, in process (Kubernetes' test plugin's wrapping).
+use k8s_envelope::internal::{Base64KmsV1, Base64KmsV2};
+use k8s_envelope::{AesGcm, NamedKey, Provider, SecretKey, StorageKey, Transformer};
 
 const SIZES: [usize; 5] = [256, 1024, 4096, 64 * 1024, 1024 * 1024];
 const STORAGE_KEY: &str = "/registry/secrets/default/db-creds";
-
-/// The base64 mock plugin, in process.
-struct Base64Kms;
-
-impl KmsServiceV2 for Base64Kms {
-    fn status(&self) -> KmsFuture<'_, StatusResponse> {
-        Box::pin(async {
-            Ok(StatusResponse {
-                version: "v2".into(),
-                healthz: "ok".into(),
-                key_id: "1".into(),
-            })
-        })
-    }
-
-    fn encrypt<'a>(&'a self, _: &'a str, plaintext: &'a [u8]) -> KmsFuture<'a, EncryptResponse> {
-        Box::pin(async move {
-            Ok(EncryptResponse {
-                ciphertext: BASE64.encode(plaintext).into_bytes(),
-                key_id: "1".into(),
-                annotations: BTreeMap::from([(
-                    "local-kek.kms.kubernetes.io".to_owned(),
-                    b"encrypted-local-kek".to_vec(),
-                )]),
-            })
-        })
-    }
-
-    fn decrypt<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a str,
-        ciphertext: &'a [u8],
-        _: &'a BTreeMap<String, Vec<u8>>,
-    ) -> KmsFuture<'a, Zeroizing<Vec<u8>>> {
-        Box::pin(async move {
-            BASE64
-                .decode(ciphertext)
-                .map(Zeroizing::new)
-                .map_err(|_| Error::NoMatchingPrefix)
-        })
-    }
-}
-
-impl KmsServiceV1 for Base64Kms {
-    fn version(&self) -> KmsFuture<'_, VersionResponse> {
-        Box::pin(async {
-            Ok(VersionResponse {
-                version: "v1beta1".into(),
-                ..Default::default()
-            })
-        })
-    }
-
-    fn encrypt<'a>(&'a self, dek: &'a [u8]) -> KmsFuture<'a, Vec<u8>> {
-        Box::pin(async move { Ok(BASE64.encode(dek).into_bytes()) })
-    }
-
-    fn decrypt<'a>(&'a self, wrapped: &'a [u8]) -> KmsFuture<'a, Zeroizing<Vec<u8>>> {
-        Box::pin(async move {
-            BASE64
-                .decode(wrapped)
-                .map(Zeroizing::new)
-                .map_err(|_| Error::NoMatchingPrefix)
-        })
-    }
-}
 
 /// Polls a future that completes without waiting (warm caches, in-process
 /// plugin), so no runtime's overhead is measured.
@@ -125,7 +55,7 @@ fn kms_v2(mode: DekSourceType) -> KmsV2Provider {
 }
 
 fn kms_v2_with(options: KmsV2Options) -> KmsV2Provider {
-    let provider = KmsV2Provider::new("bench", Arc::new(Base64Kms), options).expect("provider");
+    let provider = KmsV2Provider::new("bench", Arc::new(Base64KmsV2), options).expect("provider");
     ready(provider.refresh()).expect("refresh");
     provider
 }
@@ -235,7 +165,7 @@ fn bench_kms_cache(c: &mut Criterion) {
 /// KMS v1: a plugin call per write (a fresh DEK), cached DEKs on read.
 fn bench_kms_v1(c: &mut Criterion) {
     let storage_key = StorageKey::from(STORAGE_KEY);
-    let provider = KmsV1Provider::new("bench", Arc::new(Base64Kms), KmsV1Options::default())
+    let provider = KmsV1Provider::new("bench", Arc::new(Base64KmsV1), KmsV1Options::default())
         .expect("provider");
     let transformer = Transformer::new(vec![Arc::new(provider)]).expect("transformer");
     let mut group = c.benchmark_group("kms_v1");

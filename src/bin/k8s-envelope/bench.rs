@@ -10,26 +10,21 @@
 //! command is for a quick look on any machine and for scripts.
 
 use std::alloc::System;
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
 use clap::{Args, ValueEnum};
-use k8s_envelope::kms::{
-    DekSourceType, EncryptResponse, KmsFuture, KmsServiceV1, KmsServiceV2, KmsV1Options,
-    KmsV1Provider, KmsV2Options, KmsV2Provider, StatusResponse, VersionResponse,
-};
+// Kubernetes' insecure base64 mock plugin, in process, for KMS v1 and v2.
+use k8s_envelope::internal::{Base64KmsV1, Base64KmsV2};
+use k8s_envelope::kms::{DekSourceType, KmsV1Options, KmsV1Provider, KmsV2Options, KmsV2Provider};
 use k8s_envelope::{
     AesCbc, AesGcm, Error, Identity, NamedKey, Provider, ProviderKind, SecretKey, Secretbox,
     StorageKey, Transformer, AES_BACKEND,
 };
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
-use zeroize::Zeroizing;
 
 use crate::cli::Failure;
 
@@ -220,7 +215,7 @@ fn build(provider: BenchProvider, runtime: &tokio::runtime::Runtime) -> Result<T
                 writes_per_derived_key,
                 ..KmsV2Options::default()
             };
-            let kms = KmsV2Provider::new("bench", Arc::new(InProcessPlugin), options)?;
+            let kms = KmsV2Provider::new("bench", Arc::new(Base64KmsV2), options)?;
             complete(runtime, kms.refresh())?;
             Ok(Arc::new(kms))
         };
@@ -231,7 +226,7 @@ fn build(provider: BenchProvider, runtime: &tokio::runtime::Runtime) -> Result<T
         BenchProvider::Secretbox => Arc::new(Secretbox::new(keys()?)?),
         BenchProvider::Kmsv1 => Arc::new(KmsV1Provider::new(
             "bench",
-            Arc::new(InProcessPlugin),
+            Arc::new(Base64KmsV1),
             KmsV1Options::default(),
         )?),
         BenchProvider::Kmsv2 => kms_v2(DekSourceType::HkdfSha256XnonceAesGcmSeed, 1)?,
@@ -315,70 +310,5 @@ fn complete<F: Future>(runtime: &tokio::runtime::Runtime, future: F) -> F::Outpu
     {
         Poll::Ready(value) => value,
         Poll::Pending => runtime.block_on(future),
-    }
-}
-
-/// Kubernetes' insecure base64 mock plugin, in process, for KMS v1 and v2.
-struct InProcessPlugin;
-
-const KEY_ID: &str = "bench-key-1";
-
-fn unwrap_base64(wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
-    BASE64
-        .decode(wrapped)
-        .map(Zeroizing::new)
-        .map_err(|_| Error::Decrypt {
-            provider: ProviderKind::KmsV2,
-        })
-}
-
-impl KmsServiceV2 for InProcessPlugin {
-    fn status(&self) -> KmsFuture<'_, StatusResponse> {
-        Box::pin(async {
-            Ok(StatusResponse {
-                version: "v2".into(),
-                healthz: "ok".into(),
-                key_id: KEY_ID.into(),
-            })
-        })
-    }
-
-    fn encrypt<'a>(&'a self, _: &'a str, plaintext: &'a [u8]) -> KmsFuture<'a, EncryptResponse> {
-        Box::pin(async move {
-            Ok(EncryptResponse {
-                ciphertext: BASE64.encode(plaintext).into_bytes(),
-                key_id: KEY_ID.into(),
-                annotations: BTreeMap::new(),
-            })
-        })
-    }
-
-    fn decrypt<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a str,
-        ciphertext: &'a [u8],
-        _: &'a BTreeMap<String, Vec<u8>>,
-    ) -> KmsFuture<'a, Zeroizing<Vec<u8>>> {
-        Box::pin(async move { unwrap_base64(ciphertext) })
-    }
-}
-
-impl KmsServiceV1 for InProcessPlugin {
-    fn version(&self) -> KmsFuture<'_, VersionResponse> {
-        Box::pin(async {
-            Ok(VersionResponse {
-                version: "v1beta1".into(),
-                ..Default::default()
-            })
-        })
-    }
-
-    fn encrypt<'a>(&'a self, dek: &'a [u8]) -> KmsFuture<'a, Vec<u8>> {
-        Box::pin(async move { Ok(BASE64.encode(dek).into_bytes()) })
-    }
-
-    fn decrypt<'a>(&'a self, wrapped: &'a [u8]) -> KmsFuture<'a, Zeroizing<Vec<u8>>> {
-        Box::pin(async move { unwrap_base64(wrapped) })
     }
 }
