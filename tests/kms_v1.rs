@@ -453,6 +453,49 @@ async fn a_cached_dek_is_not_fetched_again() {
 }
 
 #[tokio::test]
+async fn a_read_answers_at_once_only_when_it_needs_no_plugin_call() {
+    let service = MockKms::new();
+    let writer = provider(&service, KmsV1Options::default());
+    let stored = writer.encrypt(b"value", KEY.into()).await.expect("encrypt");
+    // The writer's own DEK is cached: the read answers without a future.
+    let read = writer
+        .decrypt_ready(&stored, KEY.into())
+        .expect("cached DEK")
+        .expect("decrypt");
+    assert_eq!(
+        (read.plaintext.as_slice(), read.stale),
+        (&b"value"[..], false)
+    );
+    // The storage key is still authenticated on the fast path.
+    let moved = writer.decrypt_ready(&stored, "/registry/secrets/x/y".into());
+    assert!(matches!(moved, Some(Err(_))), "{moved:?}");
+    // Malformed values need no plugin either.
+    let torn = &stored[..PREFIX.len() + 1];
+    assert!(matches!(
+        writer.decrypt_ready(torn, KEY.into()),
+        Some(Err(Error::Malformed { .. }))
+    ));
+    assert!(matches!(
+        writer.decrypt_ready(b"k8s:enc:kms:v1:other:xx", KEY.into()),
+        Some(Err(Error::NoMatchingPrefix))
+    ));
+
+    // A reader without the DEK must ask the plugin: not ready, and asking
+    // caches nothing and calls nothing.
+    let reader = provider(&service, KmsV1Options::default());
+    assert!(reader.decrypt_ready(&stored, KEY.into()).is_none());
+    assert_eq!((service.decrypts(), reader.cached_deks()), (0, 0));
+    reader.decrypt(&stored, KEY.into()).await.expect("decrypt");
+    assert_eq!(service.decrypts(), 1);
+    let read = reader
+        .decrypt_ready(&stored, KEY.into())
+        .expect("cached now")
+        .expect("decrypt");
+    assert_eq!(read.plaintext, b"value");
+    assert_eq!(service.decrypts(), 1);
+}
+
+#[tokio::test]
 async fn a_disabled_cache_calls_the_plugin_every_time() {
     let service = MockKms::new();
     let kms = provider(&service, KmsV1Options::from_cache_size(-1));

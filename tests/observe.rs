@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use k8s_envelope::kms::{KmsV2Options, KmsV2Provider};
+use k8s_envelope::kms::{KmsV1Options, KmsV1Provider, KmsV2Options, KmsV2Provider};
 use k8s_envelope::observe::metrics as names;
 use k8s_envelope::observe::{JsonLinesAuditSink, Observer};
 use k8s_envelope::Transformer;
@@ -197,6 +197,50 @@ fn kms_calls_caches_and_key_id_hashes_are_recorded() {
         "a raw key ID in metrics: {text}"
     );
     assert_clean(&text);
+}
+
+#[test]
+fn kms_v1_cache_lookups_are_counted_once_each() {
+    let recorder = DebuggingRecorder::new();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let provider = || {
+                let service = Arc::new(k8s_envelope::internal::Base64KmsV1);
+                KmsV1Provider::new("legacy", service, KmsV1Options::default()).expect("provider")
+            };
+            let writer = Transformer::new(vec![Arc::new(provider())]).expect("transformer");
+            let reader = Transformer::new(vec![Arc::new(provider())]).expect("transformer");
+            let stored = writer
+                .encrypt(PLAINTEXT, "/k".into())
+                .await
+                .expect("encrypt");
+            for _ in 0..3 {
+                // The first read misses and asks the plugin; the others are
+                // answered from the cache without a future.
+                reader.decrypt(&stored, "/k".into()).await.expect("decrypt");
+            }
+        });
+    });
+    let snap = snapshot(&recorder);
+    let legacy = [("provider_name", "legacy"), ("cache", "dek")];
+    assert_eq!(counter(&snap, names::DEK_CACHE_MISSES, &legacy), 1);
+    assert_eq!(counter(&snap, names::DEK_CACHE_HITS, &legacy), 2);
+    assert_eq!(
+        counter(
+            &snap,
+            names::KMS_OPERATIONS,
+            &[
+                ("provider_name", "legacy"),
+                ("method_name", "Decrypt"),
+                ("status", "ok")
+            ]
+        ),
+        1
+    );
 }
 
 #[test]

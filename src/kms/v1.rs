@@ -363,10 +363,7 @@ impl KmsV1Provider {
     }
 
     async fn open(&self, stored: &[u8], storage_key: StorageKey<'_>) -> Result<Decrypted, Error> {
-        let Some(body) = stored.strip_prefix(&*self.prefix) else {
-            return Err(Error::NoMatchingPrefix);
-        };
-        let (encrypted_dek, data) = split_body(body)?;
+        let (encrypted_dek, data) = self.split_stored(stored)?;
         let cached = self.cache.get(encrypted_dek);
         observe_metrics::record_cache_lookup(&self.name, "dek", cached.is_some(), self.cache.len());
         let ciphers = match cached {
@@ -384,27 +381,65 @@ impl KmsV1Provider {
                 ciphers
             }
         };
-        let aad = storage_key.as_bytes();
-        let gcm_error = match aesgcm::open(&ciphers.gcm, data, aad, ProviderKind::KmsV1) {
-            Ok(plaintext) => {
-                return Ok(Decrypted {
-                    plaintext,
-                    stale: false,
-                })
-            }
-            Err(e) => e,
+        open_data(&ciphers, data, storage_key)
+    }
+
+    /// What [`open`](Self::open) gives when it needs no plugin call: a
+    /// malformed value, or one whose DEK is cached. `None` on a cache miss,
+    /// which `open` then records.
+    fn open_from_cache(
+        &self,
+        stored: &[u8],
+        storage_key: StorageKey<'_>,
+    ) -> Option<Result<Decrypted, Error>> {
+        let (encrypted_dek, data) = match self.split_stored(stored) {
+            Ok(parts) => parts,
+            Err(e) => return Some(Err(e)),
         };
-        // Data written before Kubernetes 1.25: AES-CBC under the same DEK.
-        match ciphers
-            .cbc()
-            .and_then(|cbc| aescbc::open(cbc, data, ProviderKind::KmsV1))
-        {
-            Ok(plaintext) => Ok(Decrypted {
+        let ciphers = self.cache.get(encrypted_dek)?;
+        observe_metrics::record_cache_lookup(&self.name, "dek", true, self.cache.len());
+        Some(open_data(&ciphers, data, storage_key))
+    }
+
+    /// The encrypted DEK and the data of a stored value of this provider.
+    fn split_stored<'v>(&self, stored: &'v [u8]) -> Result<(&'v [u8], &'v [u8]), Error> {
+        let body = stored
+            .strip_prefix(&*self.prefix)
+            .ok_or(Error::NoMatchingPrefix)?;
+        split_body(body)
+    }
+}
+
+/// Opens `data` with its DEK: AES-GCM, or AES-CBC for data written before
+/// Kubernetes 1.25 (such a read is stale).
+fn open_data(
+    ciphers: &DekCiphers,
+    data: &[u8],
+    storage_key: StorageKey<'_>,
+) -> Result<Decrypted, Error> {
+    let gcm_error = match aesgcm::open(
+        &ciphers.gcm,
+        data,
+        storage_key.as_bytes(),
+        ProviderKind::KmsV1,
+    ) {
+        Ok(plaintext) => {
+            return Ok(Decrypted {
                 plaintext,
-                stale: true,
-            }),
-            Err(cbc_error) => Err(Error::Aggregate(vec![gcm_error, cbc_error])),
+                stale: false,
+            })
         }
+        Err(e) => e,
+    };
+    match ciphers
+        .cbc()
+        .and_then(|cbc| aescbc::open(cbc, data, ProviderKind::KmsV1))
+    {
+        Ok(plaintext) => Ok(Decrypted {
+            plaintext,
+            stale: true,
+        }),
+        Err(cbc_error) => Err(Error::Aggregate(vec![gcm_error, cbc_error])),
     }
 }
 
@@ -466,6 +501,15 @@ impl Provider for KmsV1Provider {
         storage_key: StorageKey<'a>,
     ) -> ProviderFuture<'a, Decrypted> {
         Box::pin(self.open(stored, storage_key))
+    }
+
+    /// A read whose DEK is cached (or that is malformed) answers at once.
+    fn decrypt_ready(
+        &self,
+        stored: &[u8],
+        storage_key: StorageKey<'_>,
+    ) -> Option<Result<Decrypted, Error>> {
+        self.open_from_cache(stored, storage_key)
     }
 }
 

@@ -707,9 +707,6 @@ impl fmt::Debug for KmsV2Provider {
     }
 }
 
-/// The DEK cache key, laid out as the apiserver's: the source type, then the
-/// encrypted DEK source, the key ID and the sorted annotations, each
-/// length-prefixed (validation keeps every length within 16 bits).
 /// The DEK cache's key for the data key of `object`.
 fn object_cache_key(object: &EncryptedObjectRef<'_>) -> Box<[u8]> {
     cache_key(
@@ -720,6 +717,9 @@ fn object_cache_key(object: &EncryptedObjectRef<'_>) -> Box<[u8]> {
     )
 }
 
+/// The DEK cache key, laid out as the apiserver's: the source type, then the
+/// encrypted DEK source, the key ID and the sorted annotations, each
+/// length-prefixed (validation keeps every length within 16 bits).
 fn cache_key<'a>(
     source_type: DekSourceType,
     encrypted_dek_source: &[u8],
