@@ -18,9 +18,7 @@
 
 use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -34,17 +32,10 @@ use k8s_envelope::{AesGcm, NamedKey, Provider, SecretKey, StorageKey, Transforme
 const SIZES: [usize; 5] = [256, 1024, 4096, 64 * 1024, 1024 * 1024];
 const STORAGE_KEY: &str = "/registry/secrets/default/db-creds";
 
-/// Polls a future that completes without waiting (warm caches, in-process
-/// plugin), so no runtime's overhead is measured.
+/// Completes a future that needs no runtime (an in-process plugin, warm
+/// caches), so no runtime's work is counted.
 fn ready<T>(future: impl Future<Output = T>) -> T {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(value) => value,
-        Poll::Pending => panic!("the future waited"),
-    }
+    k8s_envelope::internal::poll_once(future).expect("the future waited")
 }
 
 fn kms_v2(mode: DekSourceType) -> KmsV2Provider {

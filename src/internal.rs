@@ -58,8 +58,13 @@ pub fn split_storage_key(data: &[u8]) -> (&[u8], &[u8]) {
     rest.split_at(usize::from(len).min(rest.len()))
 }
 
-/// Polls `future` once with a no-op waker.
-fn poll_once<F: Future>(future: F) -> Result<F::Output, String> {
+/// Polls `future` once with a no-op waker: for futures that complete without
+/// waiting (an in-process plugin, warm caches), driven without a runtime.
+///
+/// # Errors
+///
+/// When the future did not complete on the first poll.
+pub fn poll_once<F: Future>(future: F) -> Result<F::Output, String> {
     match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(value) => Ok(value),
         Poll::Pending => Err("a future waited, but nothing here does I/O".to_owned()),

@@ -1,6 +1,8 @@
 //! Allocation counts of the hot paths: a static-key encrypt or decrypt makes
 //! exactly one heap allocation (the output buffer, sized up front), directly
 //! and through a [`Transformer`]; aesgcm into a reused buffer makes none.
+//! KMS reads answered without the plugin (the current KMS v2 key, a cached
+//! KMS v1 DEK) and KMS v2 writes make one too.
 //!
 //! The counting allocator counts for the whole process, so the file holds a
 //! single test. The test harness's own thread may still allocate now and then
@@ -9,7 +11,11 @@
 //! itself happen on every run, stray ones from another thread do not.
 
 use std::alloc::System;
+use std::future::Future;
 use std::sync::Arc;
+
+use k8s_envelope::internal::{Base64KmsV1, Base64KmsV2};
+use k8s_envelope::kms::{KmsV1Options, KmsV1Provider, KmsV2Options, KmsV2Provider};
 
 use k8s_envelope::{
     AesCbc, AesGcm, BlockingProvider, Identity, NamedKey, Provider, SecretKey, Secretbox,
@@ -229,9 +235,58 @@ fn hot_paths_allocate_exactly_once() {
         ));
     }
 
+    check_kms(&mut failures);
+
     assert!(
         failures.is_empty(),
         "unexpected allocations:\n{}",
         failures.join("\n")
     );
+}
+
+/// Completes a future that needs no runtime (an in-process plugin, warm
+/// caches), so no runtime's work is counted.
+fn ready<T>(future: impl Future<Output = T>) -> T {
+    k8s_envelope::internal::poll_once(future).expect("the future waited")
+}
+
+/// KMS reads that need no plugin call allocate the plaintext only, and a
+/// KMS v2 write the stored value only.
+fn check_kms(failures: &mut Vec<String>) {
+    let sk = StorageKey::from("/registry/secrets/default/db-creds");
+    let plaintext = vec![0x55u8; 1024];
+
+    let v1 = || {
+        let provider = KmsV1Provider::new("v1", Arc::new(Base64KmsV1), KmsV1Options::default())
+            .expect("provider");
+        Transformer::new(vec![Arc::new(provider)]).expect("transformer")
+    };
+    let (writer, reader) = (v1(), v1());
+    let stored = ready(writer.encrypt(&plaintext, sk)).expect("encrypt");
+    // The first read asks the plugin and caches the DEK; the rest hit.
+    ready(reader.decrypt(&stored, sk)).expect("decrypt");
+    let (read, n) = count(|| ready(reader.decrypt(&stored, sk)));
+    assert_eq!(read.expect("decrypt").plaintext, plaintext);
+    if n != 1 {
+        failures.push(format!(
+            "kms v1 read of a cached DEK: {n} allocations, expected 1"
+        ));
+    }
+
+    let provider =
+        KmsV2Provider::new("v2", Arc::new(Base64KmsV2), KmsV2Options::default()).expect("provider");
+    ready(provider.refresh()).expect("refresh");
+    let v2 = Transformer::new(vec![Arc::new(provider)]).expect("transformer");
+    let (stored, n) = count(|| ready(v2.encrypt(&plaintext, sk)));
+    let stored = stored.expect("encrypt");
+    if n != 1 {
+        failures.push(format!("kms v2 write (seed): {n} allocations, expected 1"));
+    }
+    let (read, n) = count(|| ready(v2.decrypt(&stored, sk)));
+    assert_eq!(read.expect("decrypt").plaintext, plaintext);
+    if n != 1 {
+        failures.push(format!(
+            "kms v2 read of the current key: {n} allocations, expected 1"
+        ));
+    }
 }

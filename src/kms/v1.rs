@@ -24,7 +24,7 @@ use zeroize::Zeroizing;
 use crate::kms::{
     BoundedCache, CacheLimits, Clock, KmsError, KmsErrorKind, KmsServiceV1, SystemClock,
 };
-use crate::observe::metrics as observe_metrics;
+use crate::observe::metrics::{self as observe_metrics, CacheMetrics};
 use crate::primitive::{AesCbcCipher, AesGcmCipher, AES_KEY_LENGTHS, GCM_NONCE_LEN};
 use crate::provider::ProviderFuture;
 use crate::providers::{aescbc, aesgcm};
@@ -237,6 +237,7 @@ pub struct KmsV1Provider {
     service: Arc<dyn KmsServiceV1>,
     /// Expanded DEKs by their encrypted bytes.
     cache: BoundedCache<Box<[u8]>, Arc<DekCiphers>>,
+    cache_metrics: CacheMetrics,
 }
 
 impl KmsV1Provider {
@@ -287,6 +288,7 @@ impl KmsV1Provider {
             prefix: prefix.into_boxed_slice(),
             service,
             cache: BoundedCache::new(options.cache, options.clock),
+            cache_metrics: CacheMetrics::new(name, "dek"),
         })
     }
 
@@ -365,7 +367,8 @@ impl KmsV1Provider {
     async fn open(&self, stored: &[u8], storage_key: StorageKey<'_>) -> Result<Decrypted, Error> {
         let (encrypted_dek, data) = self.split_stored(stored)?;
         let cached = self.cache.get(encrypted_dek);
-        observe_metrics::record_cache_lookup(&self.name, "dek", cached.is_some(), self.cache.len());
+        self.cache_metrics
+            .record_lookup(cached.is_some(), self.cache.len());
         let ciphers = match cached {
             Some(ciphers) => ciphers,
             None => {
@@ -397,7 +400,7 @@ impl KmsV1Provider {
             Err(e) => return Some(Err(e)),
         };
         let ciphers = self.cache.get(encrypted_dek)?;
-        observe_metrics::record_cache_lookup(&self.name, "dek", true, self.cache.len());
+        self.cache_metrics.record_lookup(true, self.cache.len());
         Some(open_data(&ciphers, data, storage_key))
     }
 

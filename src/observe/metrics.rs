@@ -47,19 +47,60 @@ pub(crate) fn record_transformation(
     }
 }
 
-/// One cache lookup of a KMS provider. The size gauge is set on misses
-/// only: a hit changes nothing in the cache, and skipping it keeps a hit to
-/// one counter update.
-pub(crate) fn record_cache_lookup(provider: &str, cache: &'static str, hit: bool, size: usize) {
-    let labels = [
-        metrics::Label::new("provider_name", provider.to_owned()),
-        metrics::Label::from_static_parts("cache", cache),
-    ];
-    if hit {
-        metrics::counter!(DEK_CACHE_HITS, labels.iter()).increment(1);
-    } else {
-        metrics::counter!(DEK_CACHE_MISSES, labels.iter()).increment(1);
-        metrics::gauge!(DEK_CACHE_SIZE, labels.iter()).set(size as f64);
+/// The metric keys of one KMS provider's cache, built once with the
+/// provider so that recording a lookup allocates nothing (the macros would
+/// copy the provider's name into new labels on every cache hit).
+///
+/// The recorder is looked up on every lookup, not registered once: a
+/// provider built before the program installs its recorder still reports.
+pub(crate) struct CacheMetrics {
+    hits: metrics::Key,
+    misses: metrics::Key,
+    size: metrics::Key,
+}
+
+/// Where this crate's metrics come from, for recorders that filter on it.
+static METADATA: metrics::Metadata<'static> =
+    metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+
+impl CacheMetrics {
+    /// The keys of the cache called `cache` of the provider called
+    /// `provider`.
+    pub(crate) fn new(provider: &str, cache: &'static str) -> Self {
+        let key = |name: &'static str| {
+            metrics::Key::from_parts(
+                name,
+                vec![
+                    metrics::Label::new("provider_name", provider.to_owned()),
+                    metrics::Label::from_static_parts("cache", cache),
+                ],
+            )
+        };
+        Self {
+            hits: key(DEK_CACHE_HITS),
+            misses: key(DEK_CACHE_MISSES),
+            size: key(DEK_CACHE_SIZE),
+        }
+    }
+
+    /// One lookup. The size gauge is set on misses only: a hit changes
+    /// nothing in the cache, and skipping it keeps a hit to one counter
+    /// update.
+    pub(crate) fn record_lookup(&self, hit: bool, size: usize) {
+        metrics::with_recorder(|recorder| {
+            if hit {
+                recorder
+                    .register_counter(&self.hits, &METADATA)
+                    .increment(1);
+            } else {
+                recorder
+                    .register_counter(&self.misses, &METADATA)
+                    .increment(1);
+                recorder
+                    .register_gauge(&self.size, &METADATA)
+                    .set(size as f64);
+            }
+        });
     }
 }
 

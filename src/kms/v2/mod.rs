@@ -36,7 +36,7 @@ use crate::kms::encrypted_object::{
 };
 use crate::kms::error::clip_message;
 use crate::kms::{BoundedCache, CacheLimits, Clock, DekSourceType, KmsServiceV2, SystemClock};
-use crate::observe::metrics as observe_metrics;
+use crate::observe::metrics::{self as observe_metrics, CacheMetrics};
 use crate::provider::ProviderFuture;
 use crate::{random, Decrypted, Error, Provider, ProviderKind, StorageKey};
 
@@ -123,6 +123,7 @@ struct Inner {
     epoch: Instant,
     write_key: arc_swap::ArcSwapOption<WriteKey>,
     dek_cache: BoundedCache<Box<[u8]>, Arc<DataKey>>,
+    dek_cache_metrics: CacheMetrics,
     derived_keys: DerivedKeyCache,
     health: Mutex<HealthState>,
     /// Serializes refreshes, so concurrent callers do not rotate twice.
@@ -219,6 +220,7 @@ impl KmsV2Provider {
                 epoch: clock.now(),
                 write_key: arc_swap::ArcSwapOption::empty(),
                 dek_cache: BoundedCache::new(options.dek_cache, clock.clone()),
+                dek_cache_metrics: CacheMetrics::new(name, "dek"),
                 derived_keys: BoundedCache::new(options.derived_key_cache, clock),
                 health: Mutex::new(HealthState::default()),
                 refresh_lock: tokio::sync::Mutex::new(()),
@@ -578,7 +580,8 @@ impl Inner {
     ) -> Option<Result<Decrypted, Error>> {
         let data_key = self.dek_cache.get(&object_cache_key(object))?;
         // A miss is recorded by the lookup that then asks the plugin.
-        observe_metrics::record_cache_lookup(&self.name, "dek", true, self.dek_cache.len());
+        self.dek_cache_metrics
+            .record_lookup(true, self.dek_cache.len());
         Some(self.open_object(&data_key, object, storage_key))
     }
 
@@ -607,12 +610,8 @@ impl Inner {
     ) -> Result<Arc<DataKey>, Error> {
         let key = object_cache_key(object);
         let cached = self.dek_cache.get(&key);
-        observe_metrics::record_cache_lookup(
-            &self.name,
-            "dek",
-            cached.is_some(),
-            self.dek_cache.len(),
-        );
+        self.dek_cache_metrics
+            .record_lookup(cached.is_some(), self.dek_cache.len());
         let data_key = match cached {
             Some(data_key) => data_key,
             None => {
