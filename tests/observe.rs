@@ -29,6 +29,17 @@ fn counter(snapshot: &[Metric], name: &str, labels: &[(&str, &str)]) -> u64 {
         .sum()
 }
 
+/// The metrics `work` records, run on a runtime of its own.
+fn recorded_async(work: impl std::future::Future<Output = ()>) -> Vec<Metric> {
+    let recorder = DebuggingRecorder::new();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    metrics::with_local_recorder(&recorder, || runtime.block_on(work));
+    snapshot(&recorder)
+}
+
 /// A recorded metric: name, labels, value.
 type Metric = (String, Vec<(String, String)>, DebugValue);
 
@@ -129,35 +140,27 @@ fn transforms_are_counted_and_timed_by_operation_prefix_and_outcome() {
 
 #[test]
 fn kms_calls_caches_and_key_id_hashes_are_recorded() {
-    let recorder = DebuggingRecorder::new();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    metrics::with_local_recorder(&recorder, || {
-        runtime.block_on(async {
-            let service = Arc::new(Base64Kms {
-                key_id: Mutex::new("distinctive-key-id-77".into()),
-            });
-            let writer = KmsV2Provider::new("vault", service.clone(), KmsV2Options::default())
-                .expect("provider");
-            writer.refresh().await.expect("refresh");
-            let reader =
-                KmsV2Provider::new("vault", service, KmsV2Options::default()).expect("provider");
-            reader.refresh().await.expect("refresh");
-            let writer = Transformer::new(vec![Arc::new(writer)]).expect("transformer");
-            let reader = Transformer::new(vec![Arc::new(reader)]).expect("transformer");
-            let stored = writer
-                .encrypt(PLAINTEXT, "/k".into())
-                .await
-                .expect("encrypt");
-            reader
-                .decrypt(&stored, "/k".into())
-                .await
-                .expect("miss: the plugin decrypts the seed");
+    let snap = recorded_async(async {
+        let service = Arc::new(Base64Kms {
+            key_id: Mutex::new("distinctive-key-id-77".into()),
         });
+        let writer = KmsV2Provider::new("vault", service.clone(), KmsV2Options::default())
+            .expect("provider");
+        writer.refresh().await.expect("refresh");
+        let reader =
+            KmsV2Provider::new("vault", service, KmsV2Options::default()).expect("provider");
+        reader.refresh().await.expect("refresh");
+        let writer = Transformer::new(vec![Arc::new(writer)]).expect("transformer");
+        let reader = Transformer::new(vec![Arc::new(reader)]).expect("transformer");
+        let stored = writer
+            .encrypt(PLAINTEXT, "/k".into())
+            .await
+            .expect("encrypt");
+        reader
+            .decrypt(&stored, "/k".into())
+            .await
+            .expect("miss: the plugin decrypts the seed");
     });
-    let snap = snapshot(&recorder);
     let vault = ("provider_name", "vault");
     assert_eq!(
         counter(
@@ -201,31 +204,23 @@ fn kms_calls_caches_and_key_id_hashes_are_recorded() {
 
 #[test]
 fn kms_v1_cache_lookups_are_counted_once_each() {
-    let recorder = DebuggingRecorder::new();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    metrics::with_local_recorder(&recorder, || {
-        runtime.block_on(async {
-            let provider = || {
-                let service = Arc::new(k8s_envelope::internal::Base64KmsV1);
-                KmsV1Provider::new("legacy", service, KmsV1Options::default()).expect("provider")
-            };
-            let writer = Transformer::new(vec![Arc::new(provider())]).expect("transformer");
-            let reader = Transformer::new(vec![Arc::new(provider())]).expect("transformer");
-            let stored = writer
-                .encrypt(PLAINTEXT, "/k".into())
-                .await
-                .expect("encrypt");
-            for _ in 0..3 {
-                // The first read misses and asks the plugin; the others are
-                // answered from the cache without a future.
-                reader.decrypt(&stored, "/k".into()).await.expect("decrypt");
-            }
-        });
+    let snap = recorded_async(async {
+        let provider = || {
+            let service = Arc::new(k8s_envelope::internal::Base64KmsV1);
+            KmsV1Provider::new("legacy", service, KmsV1Options::default()).expect("provider")
+        };
+        let writer = Transformer::new(vec![Arc::new(provider())]).expect("transformer");
+        let reader = Transformer::new(vec![Arc::new(provider())]).expect("transformer");
+        let stored = writer
+            .encrypt(PLAINTEXT, "/k".into())
+            .await
+            .expect("encrypt");
+        for _ in 0..3 {
+            // The first read misses and asks the plugin; the others are
+            // answered from the cache without a future.
+            reader.decrypt(&stored, "/k".into()).await.expect("decrypt");
+        }
     });
-    let snap = snapshot(&recorder);
     let legacy = [("provider_name", "legacy"), ("cache", "dek")];
     assert_eq!(counter(&snap, names::DEK_CACHE_MISSES, &legacy), 1);
     assert_eq!(counter(&snap, names::DEK_CACHE_HITS, &legacy), 2);
