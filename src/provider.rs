@@ -133,8 +133,9 @@ pub trait Provider: Send + Sync {
     }
 
     /// What [`decrypt`](Provider::decrypt) would give, when the provider
-    /// can tell at once without waiting (KMS v2 reading a value of its
-    /// current key); `None` when it would wait. The default is `None`.
+    /// can tell at once without waiting (a KMS read whose DEK or seed is
+    /// cached, or that is malformed); `None` when it would wait, and the
+    /// transformer then awaits `decrypt`. The default is `None`.
     fn decrypt_ready(
         &self,
         stored: &[u8],
