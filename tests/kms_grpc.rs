@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -154,29 +154,9 @@ fn abstract_name(tag: &str) -> String {
     format!("k8s-envelope-test-{tag}-{}-{hex}", std::process::id())
 }
 
-/// The Go reference binary, or `None` (with a message) to skip.
-fn k8sref() -> Option<PathBuf> {
-    let mut candidates = Vec::new();
-    if let Some(path) = std::env::var_os("K8SREF") {
-        candidates.push(PathBuf::from(path));
-    }
-    candidates
-        .push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/k8sref/bin/k8sref"));
-    if let Some(found) = candidates.iter().find(|p| p.is_file()) {
-        return Some(found.clone());
-    }
-    let required = std::env::var("K8S_ENVELOPE_REQUIRE_K8SREF").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "K8S_ENVELOPE_REQUIRE_K8SREF=1 but the k8sref binary is in none of {candidates:?}; \
-         build it with shared/tools/k8sref/build.sh"
-    );
-    eprintln!(
-        "SKIPPED: k8sref binary not found in {candidates:?} (set K8SREF, or \
-         K8S_ENVELOPE_REQUIRE_K8SREF=1 to make this a failure)"
-    );
-    None
-}
+#[path = "support/k8sref.rs"]
+mod k8sref_binary;
+use k8sref_binary::k8sref;
 
 /// Starts `k8sref kms-plugin --api both` with extra flags.
 async fn start_k8sref(binary: &Path, socket: &str, extra: &[&str]) -> Proc {

@@ -21,6 +21,10 @@ use k8s_envelope::kms::GrpcKmsFactory;
 use k8s_envelope::EncryptionConfiguration;
 use serde::Deserialize;
 
+#[path = "support/k8sref.rs"]
+mod k8sref_binary;
+use k8sref_binary::k8sref;
+
 #[derive(Deserialize)]
 struct Vector {
     name: String,
@@ -185,16 +189,7 @@ async fn kms_vectors_through_our_plugin_process() {
 
 #[tokio::test]
 async fn kms_vectors_through_the_go_reference_plugin() {
-    let k8sref = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/k8sref/bin/k8sref");
-    if !k8sref.is_file() {
-        assert!(
-            std::env::var("K8S_ENVELOPE_REQUIRE_K8SREF").as_deref() != Ok("1"),
-            "K8S_ENVELOPE_REQUIRE_K8SREF=1 but {} is missing",
-            k8sref.display()
-        );
-        eprintln!("SKIPPED: {} not built", k8sref.display());
-        return;
-    }
+    let Some(k8sref) = k8sref() else { return };
     let plugin = Plugin::start(&k8sref, &["kms-plugin", "--api", "both"], "k8sref");
     check_all(&plugin).await;
 }
@@ -211,16 +206,7 @@ async fn values_sharing_a_derived_key_read_back_in_the_go_reference() {
     use k8s_envelope::kms::{GrpcClient, KmsEndpoint, KmsV2Options, KmsV2Provider};
     use k8s_envelope::Transformer;
 
-    let k8sref = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/k8sref/bin/k8sref");
-    if !k8sref.is_file() {
-        assert!(
-            std::env::var("K8S_ENVELOPE_REQUIRE_K8SREF").as_deref() != Ok("1"),
-            "K8S_ENVELOPE_REQUIRE_K8SREF=1 but {} is missing",
-            k8sref.display()
-        );
-        eprintln!("SKIPPED: {} not built", k8sref.display());
-        return;
-    }
+    let Some(k8sref) = k8sref() else { return };
     let plugin = Plugin::start(&k8sref, &["kms-plugin", "--api", "v2"], "k8sref-shared");
     let endpoint = KmsEndpoint::parse(&plugin.endpoint()).expect("endpoint");
     let client = Arc::new(GrpcClient::new(endpoint, Duration::from_secs(5)));
