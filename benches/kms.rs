@@ -16,7 +16,6 @@
 //! - `kms_v1/kmsv1/<encrypt|decrypt>/<bytes>`: KMS v1, which asks the plugin
 //!   to wrap a fresh DEK on every write; reads hit the DEK cache.
 
-use std::future::Future;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,17 +25,15 @@ use k8s_envelope::kms::{
     CacheLimits, DekSourceType, KmsV1Options, KmsV1Provider, KmsV2Options, KmsV2Provider,
 };
 // The base64 mock plugin, in process (Kubernetes' test plugin's wrapping).
-use k8s_envelope::internal::{Base64KmsV1, Base64KmsV2};
+use k8s_envelope::kms::mock::Base64Kms;
 use k8s_envelope::{AesGcm, NamedKey, Provider, SecretKey, StorageKey, Transformer};
 
 const SIZES: [usize; 5] = [256, 1024, 4096, 64 * 1024, 1024 * 1024];
 const STORAGE_KEY: &str = "/registry/secrets/default/db-creds";
 
-/// Completes a future that needs no runtime (an in-process plugin, warm
-/// caches), so no runtime's work is counted.
-fn ready<T>(future: impl Future<Output = T>) -> T {
-    k8s_envelope::internal::poll_once(future).expect("the future waited")
-}
+#[path = "../tests/support/ready.rs"]
+mod ready;
+use ready::ready;
 
 fn kms_v2(mode: DekSourceType) -> KmsV2Provider {
     kms_v2_with(KmsV2Options {
@@ -46,7 +43,7 @@ fn kms_v2(mode: DekSourceType) -> KmsV2Provider {
 }
 
 fn kms_v2_with(options: KmsV2Options) -> KmsV2Provider {
-    let provider = KmsV2Provider::new("bench", Arc::new(Base64KmsV2), options).expect("provider");
+    let provider = KmsV2Provider::new("bench", Arc::new(Base64Kms), options).expect("provider");
     ready(provider.refresh()).expect("refresh");
     provider
 }
@@ -156,7 +153,7 @@ fn bench_kms_cache(c: &mut Criterion) {
 /// KMS v1: a plugin call per write (a fresh DEK), cached DEKs on read.
 fn bench_kms_v1(c: &mut Criterion) {
     let storage_key = StorageKey::from(STORAGE_KEY);
-    let provider = KmsV1Provider::new("bench", Arc::new(Base64KmsV1), KmsV1Options::default())
+    let provider = KmsV1Provider::new("bench", Arc::new(Base64Kms), KmsV1Options::default())
         .expect("provider");
     let transformer = Transformer::new(vec![Arc::new(provider)]).expect("transformer");
     let mut group = c.benchmark_group("kms_v1");

@@ -2,9 +2,9 @@
 //! object per input line, exactly one response object per output line, in
 //! order, carrying on after a bad line.
 //!
-//! It lives in the library so that the CLI and the `jsonl` fuzz target run
-//! the same code; it is reached through [`crate::internal::jsonl`] and is
-//! not part of the stable API.
+//! It lives in the library so that the CLI, the `jsonl` fuzz target and any
+//! other tool that wants to speak it run the same code: implement
+//! [`Transform`] over your transformers and hand it to [`run`].
 //!
 //! ```text
 //! encrypt: {"resource"?, "storage_key", "plaintext_b64"} -> {"stored_b64"}

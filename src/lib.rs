@@ -42,14 +42,15 @@
 //!   value should be rewritten.
 //! - Providers: [`Identity`], [`AesCbc`], [`AesGcm`], [`Secretbox`], and in
 //!   [`kms`] the KMS v1 and v2 envelope providers, which talk to a KMS plugin
-//!   over gRPC on a unix socket ([`kms::GrpcKmsFactory`] builds them from a
-//!   config); implement [`Provider`] for your own.
-//! - [`kms::plugin`] turns a key-encryption key into a KMS plugin; the
-//!   `kms-plugin-local` binary serves a KEK kept in a local file.
+//!   over gRPC on a unix socket (`kms::GrpcKmsFactory` builds them from a
+//!   config, feature `grpc`); implement [`Provider`] for your own.
+//! - `kms::plugin` (feature `plugin`) turns a key-encryption key into a KMS
+//!   plugin; the `kms-plugin-local` binary serves a KEK kept in a local file.
 //! - [`rotation`] rotates keys safely (add, promote, re-encrypt, retire, as
 //!   pure functions on a configuration), scans a store for stale values, and
 //!   re-encrypts them without losing a concurrent write; [`store`] reaches
-//!   etcd v3 (plain, TLS or mTLS) or an `etcdctl -w json` dump.
+//!   etcd v3 (plain, TLS or mTLS; feature `etcd`) or an `etcdctl -w json`
+//!   dump.
 //! - The provider trait is async (KMS needs network I/O). Static-key providers
 //!   also implement [`BlockingProvider`], and [`Transformer::encrypt_blocking`]
 //!   / [`Transformer::decrypt_blocking`] work without any async runtime.
@@ -83,9 +84,35 @@
 //!
 //! # Feature flags
 //!
-//! - `aws-lc` (off by default): AES-GCM and AES-CBC from AWS-LC (`aws-lc-rs`)
-//!   instead of RustCrypto, with the same bytes; about 2.5x the AES-GCM speed
-//!   at 1 KiB. Needs a C compiler at build time. See the [`manual`].
+//! Without default features the crate is the core a library needs and
+//! nothing more: configuration (parse, validate, render), the static-key
+//! providers, the transformer, the KMS v1 and v2 envelope formats with their
+//! providers and state machine over the service traits
+//! ([`kms::KmsServiceV1`], [`kms::KmsServiceV2`]; bring your own transport),
+//! rotation steps, the scan and re-encryption drivers over the [`Store`
+//! trait](store::Store), and the dump store. It pulls in RustCrypto, serde
+//! and small async helpers (`futures-util`, `futures-timer`), no async
+//! runtime and no gRPC or TLS stack: about 80 crates in all.
+//!
+//! | feature | default | adds | pulls in |
+//! |---|---|---|---|
+//! | `grpc` | yes | `kms::GrpcClient` and `kms::GrpcKmsFactory`: the KMS plugin protocol on a unix socket, what a tool reading a production cluster needs | tonic, prost, tokio, hyper, tower |
+//! | `etcd` | no | `store::EtcdStore`: etcd v3, plain, TLS or mTLS | tonic with rustls and ring, prost, tokio |
+//! | `plugin` | no | `kms::plugin`: a kit for KMS plugins (a gRPC server on a unix socket), as `kms-plugin-local` uses | `grpc`, tonic's server, tokio-stream |
+//! | `observe` | no | `observe`: metrics, `tracing` spans and audit events per transform, and the KMS providers' cache and call metrics | `metrics` |
+//! | `reload` | no | `reload`: hot reload of the configuration file | `grpc` |
+//! | `aws-lc` | no | AES-GCM and AES-CBC from AWS-LC instead of RustCrypto: same bytes, about 2.5x the AES-GCM speed at 1 KiB; needs a C compiler (see the [`manual`]) | aws-lc-rs |
+//!
+//! ```toml
+//! # Static keys and the KMS formats only, no runtime:
+//! k8s-envelope = { version = "0.1", default-features = false }
+//! # A tool that reads and re-encrypts a live cluster:
+//! k8s-envelope = { version = "0.1", features = ["etcd"] }
+//! ```
+//!
+//! The `k8s-envelope` and `kms-plugin-local` binaries are in the
+//! `k8s-envelope-cli` package; a library consumer never builds clap or the
+//! progress bars.
 //!
 //! # Performance
 //!
@@ -102,22 +129,40 @@
 pub mod config;
 mod error;
 pub mod fingerprint;
-#[doc(hidden)]
-pub mod internal;
-mod jsonl;
+pub mod jsonl;
 mod keys;
 pub mod kms;
 pub mod lint;
 pub mod manual;
+#[cfg(feature = "observe")]
 pub mod observe;
+#[cfg(not(feature = "observe"))]
+#[path = "observe/off.rs"]
+mod observe;
 mod prefix;
 mod primitive;
 pub mod provider;
 mod providers;
 mod random;
+#[cfg(feature = "reload")]
 pub mod reload;
 pub mod rotation;
 pub mod store;
+
+/// The README's Rust examples, compiled and run as doctests so that they
+/// cannot drift from the API (they use the `observe` and `reload` features).
+#[cfg(all(doctest, feature = "observe", feature = "reload"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+/// Hooks for the fuzz targets in `fuzz/` and their regression tests, as
+/// rustls keeps its own: **not part of the API**, hidden from the
+/// documentation and free to change in any release.
+#[doc(hidden)]
+pub mod internal {
+    pub use crate::kms::encrypted_object::EncryptedObjectRef;
+    pub use crate::kms::v1::split_body as split_kms_v1_body;
+}
 
 pub use crate::config::{EncryptionConfiguration, ResourceTransformers};
 pub use crate::error::{Error, ProviderKind};

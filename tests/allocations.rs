@@ -11,10 +11,9 @@
 //! itself happen on every run, stray ones from another thread do not.
 
 use std::alloc::System;
-use std::future::Future;
 use std::sync::Arc;
 
-use k8s_envelope::internal::{Base64KmsV1, Base64KmsV2};
+use k8s_envelope::kms::mock::Base64Kms;
 use k8s_envelope::kms::{KmsV1Options, KmsV1Provider, KmsV2Options, KmsV2Provider};
 
 use k8s_envelope::{
@@ -244,11 +243,9 @@ fn hot_paths_allocate_exactly_once() {
     );
 }
 
-/// Completes a future that needs no runtime (an in-process plugin, warm
-/// caches), so no runtime's work is counted.
-fn ready<T>(future: impl Future<Output = T>) -> T {
-    k8s_envelope::internal::poll_once(future).expect("the future waited")
-}
+#[path = "support/ready.rs"]
+mod ready;
+use ready::ready;
 
 /// KMS reads that need no plugin call allocate the plaintext only, and a
 /// KMS v2 write the stored value only.
@@ -257,7 +254,7 @@ fn check_kms(failures: &mut Vec<String>) {
     let plaintext = vec![0x55u8; 1024];
 
     let v1 = || {
-        let provider = KmsV1Provider::new("v1", Arc::new(Base64KmsV1), KmsV1Options::default())
+        let provider = KmsV1Provider::new("v1", Arc::new(Base64Kms), KmsV1Options::default())
             .expect("provider");
         Transformer::new(vec![Arc::new(provider)]).expect("transformer")
     };
@@ -274,7 +271,7 @@ fn check_kms(failures: &mut Vec<String>) {
     }
 
     let provider =
-        KmsV2Provider::new("v2", Arc::new(Base64KmsV2), KmsV2Options::default()).expect("provider");
+        KmsV2Provider::new("v2", Arc::new(Base64Kms), KmsV2Options::default()).expect("provider");
     ready(provider.refresh()).expect("refresh");
     let v2 = Transformer::new(vec![Arc::new(provider)]).expect("transformer");
     let (stored, n) = count(|| ready(v2.encrypt(&plaintext, sk)));

@@ -13,9 +13,14 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use k8s_envelope::internal::jsonl::Transform;
-use k8s_envelope::internal::{self, Harness};
+use k8s_envelope::jsonl::Transform;
 use k8s_envelope::EncryptionConfiguration;
+
+/// The fuzz targets' checks, as the fuzz crate builds them.
+#[path = "../fuzz/src/checks.rs"]
+#[allow(dead_code)]
+mod checks;
+use checks::Harness;
 
 static HARNESS: LazyLock<Harness> = LazyLock::new(|| {
     Harness::from_config(include_bytes!("data/fuzz/every-provider.yaml"))
@@ -56,12 +61,12 @@ fn replay(target: &str, check: impl Fn(&[u8]) -> Result<(), String>) {
 
 #[test]
 fn replay_config() {
-    replay("config", internal::check_config);
+    replay("config", checks::check_config);
 }
 
 #[test]
 fn replay_config_scaled() {
-    replay("config_scaled", internal::check_config_scaled);
+    replay("config_scaled", checks::check_config_scaled);
 }
 
 #[test]
@@ -71,22 +76,22 @@ fn replay_read() {
 
 #[test]
 fn replay_static_round_trip() {
-    replay("static_round_trip", internal::check_static_round_trip);
+    replay("static_round_trip", checks::check_static_round_trip);
 }
 
 #[test]
 fn replay_kms_v2_object() {
-    replay("kms_v2_object", internal::check_encrypted_object);
+    replay("kms_v2_object", checks::check_encrypted_object);
 }
 
 #[test]
 fn replay_kms_v1_envelope() {
-    replay("kms_v1_envelope", internal::check_kms_v1);
+    replay("kms_v1_envelope", checks::check_kms_v1);
 }
 
 #[test]
 fn replay_etcd_dump() {
-    replay("etcd_dump", internal::check_etcd_dump);
+    replay("etcd_dump", checks::check_etcd_dump);
 }
 
 #[test]
@@ -164,14 +169,14 @@ fn every_check_holds_on_the_vectors() {
             HARNESS
                 .check_read(&keyed(&v.stored))
                 .unwrap_or_else(|e| panic!("read {name}: {e}"));
-            internal::check_static_round_trip(&keyed(&v.plaintext))
+            checks::check_static_round_trip(&keyed(&v.plaintext))
                 .unwrap_or_else(|e| panic!("static_round_trip {name}: {e}"));
             if let Some(body) = v.stored.strip_prefix(b"k8s:enc:kms:v2:kms-provider:") {
-                internal::check_encrypted_object(body)
+                checks::check_encrypted_object(body)
                     .unwrap_or_else(|e| panic!("kms_v2_object {name}: {e}"));
             }
             if let Some(body) = v.stored.strip_prefix(b"k8s:enc:kms:v1:kms-provider:") {
-                internal::check_kms_v1(&keyed(body))
+                checks::check_kms_v1(&keyed(body))
                     .unwrap_or_else(|e| panic!("kms_v1_envelope {name}: {e}"));
             }
             if v.stored.len() < 4096 {
@@ -192,7 +197,7 @@ fn every_check_holds_on_the_configurations() {
             let path = entry.expect("entry").path();
             if path.is_file() {
                 let data = std::fs::read(&path).expect("read");
-                internal::check_config(&data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                checks::check_config(&data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             }
         }
     }
@@ -247,7 +252,7 @@ fn the_dump_check_holds_on_etcdctl_output() {
     for entry in std::fs::read_dir(seeds).expect("seeds") {
         let data = std::fs::read(entry.expect("entry").path()).expect("read");
         k8s_envelope::store::DumpStore::from_json(&data, "seed").expect("a seed parses");
-        internal::check_etcd_dump(&data).unwrap_or_else(|e| panic!("etcd_dump: {e}"));
+        checks::check_etcd_dump(&data).unwrap_or_else(|e| panic!("etcd_dump: {e}"));
         checked += 1;
     }
     assert!(checked >= 2, "{checked}");
@@ -266,5 +271,5 @@ fn a_dump_revision_cannot_overflow() {
         .err()
         .expect("refused");
     assert!(err.to_string().contains("out of range"), "{err}");
-    internal::check_etcd_dump(&input).expect("holds");
+    checks::check_etcd_dump(&input).expect("holds");
 }

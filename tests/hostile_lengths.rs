@@ -9,7 +9,13 @@
 
 use std::alloc::System;
 
-use k8s_envelope::internal::{check_kms_v1, EncryptedObjectRef};
+use checks::check_kms_v1;
+use k8s_envelope::internal::EncryptedObjectRef;
+
+/// The fuzz targets' checks (the KMS v1 one, over hostile lengths).
+#[path = "../fuzz/src/checks.rs"]
+#[allow(dead_code)]
+mod checks;
 use k8s_envelope::kms::generated::{v1beta1, v2};
 use prost::Message as _;
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};

@@ -4,10 +4,9 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -802,59 +801,37 @@ async fn apiserver_vectors_decrypt() {
 }
 
 // ---------------------------------------------------------------------------
-// A real plugin process on a real unix socket
+// A real plugin on a real unix socket: the plugin kit serving the base64
+// mock, as `kms-plugin-local --mock-base64 --api v1` does (the CLI
+// package's tests run that binary as a process).
 
 #[cfg(unix)]
 mod real_plugin {
     use super::*;
+    use k8s_envelope::kms::plugin::{Base64MockKek, PluginApis, PluginHandle, PluginServer};
     use k8s_envelope::kms::{GrpcClient, KmsEndpoint};
 
-    /// A child process, killed and reaped on drop.
-    struct Proc(Child);
-
-    impl Drop for Proc {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-
-    /// Starts `kms-plugin-local --mock-base64 --api v1` in a fresh directory
-    /// and waits until its v1 `Version` answers.
-    async fn start() -> (tempfile::TempDir, Proc, Arc<GrpcClient>) {
+    /// Serves the base64 mock as a KMS v1 plugin in a fresh directory and
+    /// waits until its v1 `Version` answers.
+    async fn start() -> (tempfile::TempDir, PluginHandle, Arc<GrpcClient>) {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("kms.sock");
-        let socket = socket.to_str().expect("UTF-8 path").to_owned();
-        let child = Command::new(env!("CARGO_BIN_EXE_kms-plugin-local"))
-            .args(["--mock-base64", "--socket", &socket, "--api", "v1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn kms-plugin-local");
-        let proc = Proc(child);
-        let endpoint = KmsEndpoint::parse(&format!("unix://{socket}")).expect("endpoint");
+        let endpoint =
+            KmsEndpoint::parse(&format!("unix://{}", socket.display())).expect("endpoint");
+        let plugin = PluginServer::new(Base64MockKek::new())
+            .apis(PluginApis::V1)
+            .serve(&endpoint)
+            .await
+            .expect("serve the plugin");
         let client = Arc::new(GrpcClient::new(endpoint, Duration::from_secs(3)));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match client.as_v1().version().await {
-                Ok(version) => {
-                    assert_eq!(version.version, "v1beta1");
-                    break;
-                }
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
-                    tokio::time::sleep(Duration::from_millis(25)).await;
-                }
-                Err(e) => panic!("plugin did not come up: {e}"),
-            }
-        }
-        (dir, proc, client)
+        let version = client.as_v1().version().await.expect("Version");
+        assert_eq!(version.version, "v1beta1");
+        (dir, plugin, client)
     }
 
     #[tokio::test]
     async fn round_trip_through_the_real_plugin() {
-        let (_dir, _proc, client) = start().await;
+        let (_dir, _plugin, client) = start().await;
         let service: Arc<dyn KmsServiceV1> = client;
         let kms = KmsV1Provider::new(NAME, service.clone(), KmsV1Options::from_cache_size(-1))
             .expect("provider");
@@ -877,13 +854,13 @@ mod real_plugin {
 
     #[tokio::test]
     async fn apiserver_vectors_through_the_real_plugin() {
-        let (_dir, _proc, client) = start().await;
+        let (_dir, _plugin, client) = start().await;
         check_vectors(client).await;
     }
 
     #[tokio::test]
     async fn plugin_errors_surface_as_kms_errors() {
-        let (_dir, _proc, client) = start().await;
+        let (_dir, _plugin, client) = start().await;
         let kms = KmsV1Provider::new(NAME, client, KmsV1Options::default()).expect("provider");
         // The plugin refuses a ciphertext that is not base64.
         let stored = assemble(b"!!not base64!!", &[0u8; 40]);

@@ -21,7 +21,7 @@ use hkdf::Hkdf;
 use k8s_envelope::kms::generated::encrypted_object::EncryptedObject;
 use k8s_envelope::kms::{
     key_id_hash, CacheLimits, Clock, DekSourceType, EncryptResponse, KmsError, KmsErrorKind,
-    KmsFuture, KmsServiceV2, KmsV2Options, KmsV2Provider, ManualClock, StatusResponse,
+    KmsFuture, KmsServiceV2, KmsV2Options, KmsV2Provider, ManualClock, StatusCode, StatusResponse,
 };
 use k8s_envelope::{Decrypted, Error, Identity, Provider, ProviderKind, Transformer};
 use prost::Message as _;
@@ -94,7 +94,7 @@ fn plugin_down() -> Error {
 /// What the mock answers to a request it refuses.
 fn plugin_refuses(message: &str) -> Error {
     Error::Kms(KmsError::new(KmsErrorKind::Status {
-        code: tonic::Code::InvalidArgument,
+        code: StatusCode::InvalidArgument,
         message: message.to_owned(),
     }))
 }
@@ -1369,7 +1369,7 @@ async fn malformed_values_give_errors_never_panics() {
             matches!(
                 e.kind(),
                 KmsErrorKind::Status {
-                    code: tonic::Code::InvalidArgument,
+                    code: StatusCode::InvalidArgument,
                     ..
                 }
             ),

@@ -19,8 +19,9 @@ use std::io::Cursor;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_envelope::internal::jsonl::{self, Direction, Transform};
 use k8s_envelope::internal::split_kms_v1_body;
+use k8s_envelope::jsonl::{self, Direction, Transform};
+use k8s_envelope::kms::StatusCode;
 use k8s_envelope::provider::ProviderFuture;
 use k8s_envelope::{
     AesGcm, BlockingProvider, Decrypted, Error, Identity, NamedKey, Provider, ProviderKind,
@@ -305,7 +306,7 @@ fn a_plugin_answer_claiming_gigabytes_is_refused_at_once() {
     });
     for (e, took) in errors {
         assert!(
-            matches!(plugins::kind(&e), KmsErrorKind::Status { code, .. } if *code == tonic::Code::OutOfRange),
+            matches!(plugins::kind(&e), KmsErrorKind::Status { code, .. } if *code == StatusCode::OutOfRange),
             "{e}"
         );
         // Refused on the length prefix, not after waiting for the bytes.

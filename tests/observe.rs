@@ -206,7 +206,7 @@ fn kms_calls_caches_and_key_id_hashes_are_recorded() {
 fn kms_v1_cache_lookups_are_counted_once_each() {
     let snap = recorded_async(async {
         let provider = || {
-            let service = Arc::new(k8s_envelope::internal::Base64KmsV1);
+            let service = Arc::new(k8s_envelope::kms::mock::Base64Kms);
             KmsV1Provider::new("legacy", service, KmsV1Options::default()).expect("provider")
         };
         let writer = Transformer::new(vec![Arc::new(provider())]).expect("transformer");

@@ -174,9 +174,30 @@ fn generate(root: &Path) -> Result<Vec<(&'static str, &'static str, String)>, Co
             "// @generated from proto/{} by `cargo run -p codegen`; do not edit.\n",
             unit.proto
         );
-        out.push((unit.dir, unit.output, header + &body));
+        out.push((unit.dir, unit.output, header + &gate_servers(&body)));
     }
     Ok(out)
+}
+
+/// The attribute that puts a generated gRPC server behind the library's
+/// `plugin` feature: clients come with `grpc`, servers only with the
+/// plugin kit (and tonic's `server` feature).
+const SERVER_GATE: &str = "#[cfg(feature = \"plugin\")]";
+
+/// Puts every generated server module (`pub mod <service>_server {`) behind
+/// [`SERVER_GATE`].
+fn gate_servers(body: &str) -> String {
+    let mut out = String::with_capacity(body.len());
+    for line in body.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("pub mod ") && trimmed.trim_end().ends_with("_server {") {
+            out.push_str(&line[..line.len() - trimmed.len()]);
+            out.push_str(SERVER_GATE);
+            out.push('\n');
+        }
+        out.push_str(line);
+    }
+    out
 }
 
 /// Regenerates and overwrites the committed files.
@@ -218,6 +239,15 @@ fn check_committed(root: &Path) -> Result<(), CodegenError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn servers_are_gated_and_clients_are_not() {
+        let body = "pub mod a_client {\n}\n    pub mod a_server {\n}\n";
+        assert_eq!(
+            gate_servers(body),
+            "pub mod a_client {\n}\n    #[cfg(feature = \"plugin\")]\n    pub mod a_server {\n}\n"
+        );
+    }
 
     /// The committed generated code matches what the `.proto` files produce.
     #[test]

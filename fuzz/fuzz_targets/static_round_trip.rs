@@ -3,5 +3,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    k8s_envelope::internal::check_static_round_trip(data).unwrap_or_else(|e| panic!("{e}"));
+    k8s_envelope_fuzz::checks::check_static_round_trip(data).unwrap_or_else(|e| panic!("{e}"));
 });

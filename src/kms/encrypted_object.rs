@@ -99,6 +99,31 @@ fn malformed(reason: &'static str) -> Error {
 }
 
 impl<'a> EncryptedObjectRef<'a> {
+    /// The data encrypted with the DEK (or the key derived from the seed).
+    pub fn encrypted_data(&self) -> &'a [u8] {
+        self.encrypted_data
+    }
+
+    /// The plugin's key ID.
+    pub fn key_id(&self) -> &'a str {
+        self.key_id
+    }
+
+    /// The DEK or seed, as the plugin wrapped it.
+    pub fn encrypted_dek_source(&self) -> &'a [u8] {
+        self.encrypted_dek_source
+    }
+
+    /// The plugin's annotations, sorted by key, one entry per key.
+    pub fn annotations(&self) -> &[(&'a str, &'a [u8])] {
+        &self.annotations
+    }
+
+    /// What the wrapped source is: a DEK or a seed.
+    pub fn source_type(&self) -> DekSourceType {
+        self.source_type
+    }
+
     /// Decodes and validates a stored body (the bytes after the provider
     /// prefix).
     ///
@@ -491,7 +516,8 @@ pub(crate) fn encode_header<'a>(
     out
 }
 
-#[cfg(test)]
+// Cross-checked against prost's generated types, which come with `grpc`.
+#[cfg(all(test, feature = "grpc"))]
 mod tests {
     use std::collections::BTreeMap;
 

@@ -109,7 +109,7 @@ impl KmsEndpoint {
     }
 
     /// The address to dial or bind.
-    #[cfg(unix)]
+    #[cfg(all(unix, feature = "grpc"))]
     pub(crate) fn addr(&self) -> &Addr {
         &self.0
     }

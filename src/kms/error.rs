@@ -42,7 +42,7 @@ pub enum KmsErrorKind {
     /// The plugin answered with another gRPC error status.
     Status {
         /// The gRPC status code.
-        code: tonic::Code,
+        code: StatusCode,
         /// The plugin's message, cut to 512 bytes.
         message: String,
     },
@@ -51,6 +51,99 @@ pub enum KmsErrorKind {
     Protocol(String),
     /// A plugin server could not bind, secure or remove its socket.
     Socket(io::Error),
+}
+
+/// A gRPC status code, as a plugin answers it (the codes of
+/// `google.rpc.Code`), so that no gRPC library's type is part of this API.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StatusCode {
+    /// `OK` (0).
+    Ok,
+    /// `CANCELLED` (1).
+    Cancelled,
+    /// `UNKNOWN` (2), and any number outside the known codes.
+    Unknown,
+    /// `INVALID_ARGUMENT` (3).
+    InvalidArgument,
+    /// `DEADLINE_EXCEEDED` (4).
+    DeadlineExceeded,
+    /// `NOT_FOUND` (5).
+    NotFound,
+    /// `ALREADY_EXISTS` (6).
+    AlreadyExists,
+    /// `PERMISSION_DENIED` (7).
+    PermissionDenied,
+    /// `RESOURCE_EXHAUSTED` (8).
+    ResourceExhausted,
+    /// `FAILED_PRECONDITION` (9).
+    FailedPrecondition,
+    /// `ABORTED` (10).
+    Aborted,
+    /// `OUT_OF_RANGE` (11).
+    OutOfRange,
+    /// `UNIMPLEMENTED` (12).
+    Unimplemented,
+    /// `INTERNAL` (13).
+    Internal,
+    /// `UNAVAILABLE` (14).
+    Unavailable,
+    /// `DATA_LOSS` (15).
+    DataLoss,
+    /// `UNAUTHENTICATED` (16).
+    Unauthenticated,
+}
+
+impl StatusCode {
+    /// Every code, in the order of its number.
+    const ALL: [StatusCode; 17] = [
+        StatusCode::Ok,
+        StatusCode::Cancelled,
+        StatusCode::Unknown,
+        StatusCode::InvalidArgument,
+        StatusCode::DeadlineExceeded,
+        StatusCode::NotFound,
+        StatusCode::AlreadyExists,
+        StatusCode::PermissionDenied,
+        StatusCode::ResourceExhausted,
+        StatusCode::FailedPrecondition,
+        StatusCode::Aborted,
+        StatusCode::OutOfRange,
+        StatusCode::Unimplemented,
+        StatusCode::Internal,
+        StatusCode::Unavailable,
+        StatusCode::DataLoss,
+        StatusCode::Unauthenticated,
+    ];
+
+    /// The code of gRPC's number; numbers outside the known codes are
+    /// [`Unknown`](Self::Unknown), as gRPC reads them.
+    pub fn from_number(number: i32) -> Self {
+        usize::try_from(number)
+            .ok()
+            .and_then(|i| Self::ALL.get(i).copied())
+            .unwrap_or(StatusCode::Unknown)
+    }
+
+    /// The code's number on the wire.
+    pub fn number(self) -> i32 {
+        // The discriminants are the numbers, in order.
+        self as i32
+    }
+}
+
+#[cfg(any(feature = "grpc", feature = "etcd"))]
+impl From<tonic::Code> for StatusCode {
+    fn from(code: tonic::Code) -> Self {
+        StatusCode::from_number(code as i32)
+    }
+}
+
+#[cfg(any(feature = "grpc", feature = "etcd"))]
+impl From<StatusCode> for tonic::Code {
+    fn from(code: StatusCode) -> Self {
+        tonic::Code::from_i32(code.number())
+    }
 }
 
 /// Longest plugin message kept in an error, in bytes.
@@ -74,6 +167,7 @@ impl KmsError {
     }
 
     /// Attaches the gRPC method that failed.
+    #[cfg(feature = "grpc")]
     pub(crate) fn in_method(mut self, method: &'static str) -> Self {
         self.method = Some(method);
         self
@@ -128,7 +222,7 @@ impl fmt::Display for KmsError {
             KmsErrorKind::Timeout(timeout) => write!(f, "timed out after {timeout:?}"),
             KmsErrorKind::Unavailable(detail) => write!(f, "unavailable: {detail}"),
             KmsErrorKind::Status { code, message } => {
-                write!(f, "error status {code:?} ({}): {message}", *code as i32)
+                write!(f, "error status {code:?} ({}): {message}", code.number())
             }
             KmsErrorKind::Protocol(detail) => write!(f, "protocol error: {detail}"),
             KmsErrorKind::Socket(e) => write!(f, "socket: {e}"),
@@ -167,6 +261,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(feature = "grpc")]
     fn display_names_endpoint_and_method() {
         let e = KmsError::new(KmsErrorKind::Timeout(Duration::from_secs(3)))
             .at("unix:///tmp/kms.sock")
@@ -181,7 +276,7 @@ mod tests {
     #[test]
     fn status_display() {
         let e = KmsError::new(KmsErrorKind::Status {
-            code: tonic::Code::InvalidArgument,
+            code: StatusCode::InvalidArgument,
             message: "uid is required".into(),
         });
         assert_eq!(
@@ -189,6 +284,17 @@ mod tests {
             "KMS plugin: error status InvalidArgument (3): uid is required"
         );
         assert!(!e.is_transient());
+    }
+
+    #[test]
+    fn status_codes_keep_their_numbers() {
+        for number in 0..17 {
+            assert_eq!(StatusCode::from_number(number).number(), number);
+        }
+        assert_eq!(StatusCode::from_number(3), StatusCode::InvalidArgument);
+        assert_eq!(StatusCode::from_number(16), StatusCode::Unauthenticated);
+        assert_eq!(StatusCode::from_number(17), StatusCode::Unknown);
+        assert_eq!(StatusCode::from_number(-1), StatusCode::Unknown);
     }
 
     #[test]

@@ -215,7 +215,7 @@ impl GrpcClient {
             tonic::Code::Unavailable => KmsErrorKind::Unavailable(describe(status)),
             _ if is_local(status) => KmsErrorKind::Unavailable(describe(status)),
             code => KmsErrorKind::Status {
-                code,
+                code: code.into(),
                 message: clip_message(status.message()),
             },
         }

@@ -47,12 +47,14 @@ mod clock;
 pub(crate) mod encrypted_object;
 mod endpoint;
 mod error;
-#[cfg(unix)]
+#[cfg(all(unix, feature = "grpc"))]
 mod factory;
+#[cfg(feature = "grpc")]
 pub mod generated;
-#[cfg(unix)]
+#[cfg(all(unix, feature = "grpc"))]
 mod grpc;
-#[cfg(unix)]
+pub mod mock;
+#[cfg(all(unix, feature = "plugin"))]
 pub mod plugin;
 mod service;
 pub(crate) mod v1;
@@ -61,15 +63,14 @@ mod v2;
 pub(crate) use self::cache::BoundedCache;
 pub use self::cache::CacheLimits;
 pub use self::clock::{Clock, ManualClock, SystemClock};
-pub(crate) use self::encrypted_object::EncryptedObjectRef;
 pub use self::encrypted_object::{
     DekSourceType, ANNOTATIONS_MAX_LEN, ENCRYPTED_DEK_SOURCE_MAX_LEN, KEY_ID_MAX_LEN,
 };
 pub use self::endpoint::KmsEndpoint;
-pub use self::error::{KmsError, KmsErrorKind};
-#[cfg(unix)]
+pub use self::error::{KmsError, KmsErrorKind, StatusCode};
+#[cfg(all(unix, feature = "grpc"))]
 pub use self::factory::GrpcKmsFactory;
-#[cfg(unix)]
+#[cfg(all(unix, feature = "grpc"))]
 pub use self::grpc::{GrpcClient, DEFAULT_TIMEOUT, MAX_MESSAGE_SIZE};
 pub use self::service::{
     EncryptResponse, KmsFuture, KmsServiceV1, KmsServiceV2, StatusResponse, VersionResponse,

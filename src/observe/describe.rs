@@ -3,7 +3,8 @@
 
 use std::borrow::Cow;
 
-use crate::kms::{key_id_hash, EncryptedObjectRef};
+use crate::kms::encrypted_object::EncryptedObjectRef;
+use crate::kms::key_id_hash;
 
 /// The provider and key of a stored value, borrowed from it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -216,24 +216,29 @@ impl WalkSink for Sink<'_> {
 /// cannot be told, are reported and left as they are. Keys outside the
 /// prefix are never read or written.
 ///
-/// Runs `options.concurrency` values at a time on tasks of the current
-/// Tokio runtime (a multi-threaded runtime spreads the crypto over cores).
-/// Dropping the future stops the run; [`ReencryptProgress::checkpoint`] has
-/// by then reported the key to resume after.
+/// Runs `options.concurrency` values at a time, as futures of the returned
+/// one: any executor drives it, and the store's own I/O runs wherever the
+/// store put it. Dropping the future stops the run;
+/// [`ReencryptProgress::checkpoint`] has by then reported the key to resume
+/// after.
+///
+/// Here on an `etcdctl -w json` dump; with the `etcd` feature,
+/// `store::EtcdStore::connect` gives a live etcd the same way.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::sync::Arc;
 /// use k8s_envelope::rotation::{reencrypt, ReencryptOptions};
-/// use k8s_envelope::store::{EtcdOptions, EtcdStore};
+/// use k8s_envelope::store::DumpStore;
 /// use k8s_envelope::EncryptionConfiguration;
 ///
 /// let transformers = EncryptionConfiguration::load("/etc/kubernetes/enc.yaml")?.build()?;
-/// let etcd = EtcdStore::connect(EtcdOptions::new(["http://127.0.0.1:2379"])).await?;
+/// let dump = Arc::new(DumpStore::load("dump.json")?);
 /// let mut options = ReencryptOptions::new("/registry/secrets/");
 /// options.concurrency = 8;
-/// let report = reencrypt(Arc::new(etcd), Arc::new(transformers), options, &mut ()).await?;
+/// let report = reencrypt(dump.clone(), Arc::new(transformers), options, &mut ()).await?;
 /// println!("{} rewritten, {} failed", report.totals.rewritten, report.totals.failed);
+/// dump.write("dump.reencrypted.json")?;
 /// # Ok(()) }
 /// ```
 ///

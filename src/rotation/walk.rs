@@ -3,11 +3,14 @@
 //! and track the last key below which every value is done.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::task::JoinSet;
-use tokio::time::Instant;
+use futures_util::stream::{FuturesUnordered, StreamExt as _};
+use futures_util::FutureExt as _;
 
 use super::layout::{KeyLayout, KeyResource};
 use super::origin::ValueOrigin;
@@ -75,7 +78,7 @@ pub enum WalkError {
         /// The key.
         key: String,
     },
-    /// A worker task failed.
+    /// Processing one value panicked (a bug); the walk stopped.
     #[error("a worker task failed: {0}")]
     Task(String),
 }
@@ -188,9 +191,15 @@ struct Slot {
     done: bool,
 }
 
+/// The values being processed, each with its place in the window.
+type InFlight =
+    FuturesUnordered<Pin<Box<dyn Future<Output = (u64, Result<ValueReport, WalkError>)> + Send>>>;
+
 /// Lists `config.prefix` and processes every value, at most
-/// `config.concurrency` at a time, reporting to `sink`. Must run inside a
-/// Tokio runtime (values are processed on spawned tasks).
+/// `config.concurrency` at a time, reporting to `sink`. The values are
+/// processed as futures of the walk itself, not spawned tasks, so any
+/// executor drives it: the stores' own I/O (etcd's gRPC connection) runs
+/// wherever the store put it.
 pub(crate) async fn walk(
     store: Arc<dyn Store>,
     transformers: Arc<ResourceTransformers>,
@@ -210,7 +219,7 @@ pub(crate) async fn walk(
         .filter(|r| r.is_finite() && *r > 0.0)
         .map(|r| Duration::from_secs_f64(1.0 / r));
     let mut next_start = Instant::now();
-    let mut tasks: JoinSet<(u64, Result<ValueReport, WalkError>)> = JoinSet::new();
+    let mut tasks = InFlight::new();
     let mut window: VecDeque<Slot> = VecDeque::new();
     let mut seq = 0u64;
     let mut after = config.start_after;
@@ -237,7 +246,10 @@ pub(crate) async fn walk(
                 continue;
             }
             if let Some(interval) = interval {
-                tokio::time::sleep_until(next_start).await;
+                let now = Instant::now();
+                if next_start > now {
+                    futures_timer::Delay::new(next_start - now).await;
+                }
                 next_start = next_start.max(Instant::now()) + interval;
             }
             while tasks.len() >= concurrency {
@@ -253,7 +265,15 @@ pub(crate) async fn walk(
             });
             let engine = engine.clone();
             let this = seq;
-            tasks.spawn(async move { (this, engine.process(entry).await) });
+            tasks.push(Box::pin(async move {
+                // A panic is reported as a failed walk, as a panicking task
+                // would be: the values before it keep their checkpoint.
+                let processed = AssertUnwindSafe(engine.process(entry)).catch_unwind().await;
+                (
+                    this,
+                    processed.unwrap_or_else(|panic| Err(WalkError::Task(panic_message(&panic)))),
+                )
+            }));
             seq += 1;
         }
         if !page.more {
@@ -275,15 +295,11 @@ pub(crate) async fn walk(
 /// Waits for one task; reports it and advances the checkpoint. Returns the
 /// task's error, if it failed (its key then stays undone).
 async fn finish_one(
-    tasks: &mut JoinSet<(u64, Result<ValueReport, WalkError>)>,
+    tasks: &mut InFlight,
     window: &mut VecDeque<Slot>,
     sink: &mut dyn WalkSink,
 ) -> Option<WalkError> {
-    let joined = tasks.join_next().await?;
-    let (seq, result) = match joined {
-        Ok(done) => done,
-        Err(e) => return Some(WalkError::Task(e.to_string())),
-    };
+    let (seq, result) = tasks.next().await?;
     let report = match result {
         Ok(report) => report,
         Err(e) => return Some(e),
@@ -304,4 +320,15 @@ async fn finish_one(
         sink.checkpoint(&key);
     }
     None
+}
+
+/// What a panic said, if it said it with a string.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(message) = panic.downcast_ref::<&str>() {
+        format!("panicked: {message}")
+    } else if let Some(message) = panic.downcast_ref::<String>() {
+        format!("panicked: {message}")
+    } else {
+        "panicked".to_owned()
+    }
 }

@@ -26,9 +26,11 @@ use std::future::Future;
 use std::pin::Pin;
 
 mod dump;
+#[cfg(feature = "etcd")]
 mod etcd;
 
 pub use self::dump::DumpStore;
+#[cfg(feature = "etcd")]
 pub use self::etcd::{EtcdOptions, EtcdStore, EtcdTls};
 
 /// The future a [`Store`] method returns.

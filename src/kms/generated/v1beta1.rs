@@ -217,6 +217,7 @@ pub mod key_management_service_client {
     }
 }
 /// Generated server implementations.
+#[cfg(feature = "plugin")]
 pub mod key_management_service_server {
     #![allow(
         unused_variables,

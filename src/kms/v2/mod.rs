@@ -127,7 +127,7 @@ struct Inner {
     derived_keys: DerivedKeyCache,
     health: Mutex<HealthState>,
     /// Serializes refreshes, so concurrent callers do not rotate twice.
-    refresh_lock: tokio::sync::Mutex<()>,
+    refresh_lock: futures_util::lock::Mutex<()>,
 }
 
 /// The key new values are written with, and how to label them.
@@ -223,7 +223,7 @@ impl KmsV2Provider {
                 dek_cache_metrics: CacheMetrics::new(name, "dek"),
                 derived_keys: BoundedCache::new(options.derived_key_cache, clock),
                 health: Mutex::new(HealthState::default()),
-                refresh_lock: tokio::sync::Mutex::new(()),
+                refresh_lock: futures_util::lock::Mutex::new(()),
                 options,
             }),
         })
@@ -265,6 +265,8 @@ impl KmsV2Provider {
     /// weakly and returns once every clone has been dropped.
     ///
     /// Spawn it on your runtime: `tokio::spawn(provider.run_status_loop())`.
+    /// It needs no particular runtime: it sleeps on a timer thread
+    /// (`futures-timer`), so any executor can drive it.
     pub fn run_status_loop(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let weak: Weak<Inner> = Arc::downgrade(&self.inner);
         async move {
@@ -283,7 +285,7 @@ impl KmsV2Provider {
                         }
                     }
                 };
-                tokio::time::sleep(wait.min(Duration::from_secs(1))).await;
+                futures_timer::Delay::new(wait.min(Duration::from_secs(1))).await;
             }
         }
     }

@@ -22,7 +22,7 @@ use base64::Engine as _;
 use k8s_envelope::kms::generated::v2;
 use k8s_envelope::kms::plugin::{Kek, KekError, KekFuture, LocalKek, PluginServer, Wrapped};
 use k8s_envelope::kms::{
-    GrpcClient, KmsEndpoint, KmsError, KmsErrorKind, KmsServiceV1, KmsServiceV2,
+    GrpcClient, KmsEndpoint, KmsError, KmsErrorKind, KmsServiceV1, KmsServiceV2, StatusCode,
 };
 use k8s_envelope::{Error, SecretKey};
 use zeroize::Zeroizing;
@@ -154,9 +154,7 @@ fn abstract_name(tag: &str) -> String {
     format!("k8s-envelope-test-{tag}-{}-{hex}", std::process::id())
 }
 
-#[path = "support/k8sref.rs"]
-mod k8sref_binary;
-use k8sref_binary::k8sref;
+use crate::support::k8sref::k8sref;
 
 /// Starts `k8sref kms-plugin --api both` with extra flags.
 async fn start_k8sref(binary: &Path, socket: &str, extra: &[&str]) -> Proc {
@@ -237,7 +235,7 @@ async fn local_plugin_v2_round_trip_and_rotation() {
             .await,
     );
     assert!(
-        matches!(e.kind(), KmsErrorKind::Status { code, .. } if *code == tonic::Code::InvalidArgument),
+        matches!(e.kind(), KmsErrorKind::Status { code, .. } if *code == StatusCode::InvalidArgument),
         "{e}"
     );
     assert_eq!(e.method(), Some("/v2.KeyManagementService/Decrypt"));
@@ -249,7 +247,7 @@ async fn local_plugin_v2_round_trip_and_rotation() {
     assert!(status.healthz.contains("not base64"), "{}", status.healthz);
     let e = kms_error(client.as_v2().encrypt("uid-6", &dek).await);
     assert!(
-        matches!(e.kind(), KmsErrorKind::Status { code, .. } if *code == tonic::Code::FailedPrecondition),
+        matches!(e.kind(), KmsErrorKind::Status { code, .. } if *code == StatusCode::FailedPrecondition),
         "{e}"
     );
     client
@@ -420,7 +418,7 @@ async fn k8sref_plugin_status_encrypt_decrypt_rotation() {
     let e = kms_error(client.as_v2().encrypt("", b"x").await);
     assert!(
         matches!(e.kind(), KmsErrorKind::Status { code, message }
-            if *code == tonic::Code::InvalidArgument && message.contains("uid")),
+            if *code == StatusCode::InvalidArgument && message.contains("uid")),
         "{e}"
     );
 }
@@ -910,7 +908,7 @@ async fn oversized_answers_are_refused() {
     let client = client_for(path_str(&socket));
     let e = kms_error(client.as_v2().encrypt("uid", &[1; 32]).await);
     assert!(
-        matches!(e.kind(), KmsErrorKind::Status { code, .. } if *code == tonic::Code::OutOfRange),
+        matches!(e.kind(), KmsErrorKind::Status { code, .. } if *code == StatusCode::OutOfRange),
         "{e}"
     );
     client

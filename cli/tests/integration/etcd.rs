@@ -3,15 +3,13 @@
 //! Each test starts its own etcd on free loopback ports with a temporary
 //! data directory, and drives the CLI as an operator would.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::etcd_server::{EtcdServer, ServerTls};
+use crate::support::etcd_server::{EtcdServer, ServerTls};
 use k8s_envelope::store::{DumpStore, Entry, EtcdOptions, EtcdStore, EtcdTls, Store, Swap};
 use k8s_envelope::{EncryptionConfiguration, ResourceTransformers};
 
@@ -672,7 +670,7 @@ fn etcdctl_dump_offline() {
     };
     let Some(etcdctl) = etcdctl() else {
         assert!(
-            !common::etcd_server::required(),
+            !crate::support::etcd_server::required(),
             "etcdctl is missing (apt-get install etcd-client)"
         );
         return;

@@ -4,7 +4,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
-use k8s_envelope::internal::jsonl::Direction;
+use k8s_envelope::jsonl::Direction;
 use k8s_envelope::{EncryptionConfiguration, SecretKey};
 
 use crate::jsonl;

@@ -1,6 +1,8 @@
-//! Hooks for the fuzz targets in `fuzz/` and their regression tests
-//! (`tests/fuzz_regressions.rs`). **Not part of the API**: hidden from the
-//! documentation and free to change in any release, as rustls keeps its own.
+//! The invariants the fuzz targets check, one `check_*` function per target:
+//! the fuzz crate's library (`k8s_envelope_fuzz::checks`), and mounted by
+//! the library's regression tests (`tests/fuzz_regressions.rs`), so a crash
+//! found here is replayed by `cargo test`. Uses only the public API and the
+//! few re-exports of `k8s_envelope::internal`.
 //!
 //! Each `check_*` function runs one fuzz input and returns `Err` with a
 //! description when an invariant breaks; the fuzz target panics with it so
@@ -8,15 +10,14 @@
 //! functions never panic themselves: a panic inside the library is the bug
 //! being hunted, and must not be confused with a broken invariant.
 //!
-//! KMS providers here talk to in-process base64 mocks ([`Base64KmsV2`],
-//! [`Base64KmsV1`]) whose futures are ready at once, so every future is
+//! KMS providers here talk to the in-process base64 mock ([`Base64Kms`])
+//! whose futures are ready at once, so every future is
 //! polled a single time with a no-op waker and no runtime is needed. A future
 //! that is still pending after that poll is reported as a broken invariant.
 //!
 //! Inputs that carry a storage key use one layout ([`split_storage_key`]):
 //! the first byte is the key's length, the key follows, the rest is the value.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,29 +26,20 @@ use std::task::{Context, Poll, Waker};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use prost::Message as _;
-use zeroize::Zeroizing;
-
-use crate::config::{GoDuration, KmsConfiguration, KmsProviderFactory, SecretString};
-use crate::kms::generated::encrypted_object::EncryptedObject;
-use crate::kms::{
-    CacheLimits, EncryptResponse, KmsEndpoint, KmsError, KmsErrorKind, KmsFuture, KmsServiceV1,
-    KmsServiceV2, KmsV1Options, KmsV1Provider, KmsV2Options, KmsV2Provider, ManualClock,
-    StatusResponse, VersionResponse,
+use k8s_envelope::config::{GoDuration, KmsConfiguration, KmsProviderFactory, SecretString};
+use k8s_envelope::internal::{split_kms_v1_body, EncryptedObjectRef};
+use k8s_envelope::jsonl;
+use k8s_envelope::kms::generated::encrypted_object::EncryptedObject;
+use k8s_envelope::kms::mock::Base64Kms;
+use k8s_envelope::kms::{
+    CacheLimits, KmsEndpoint, KmsV1Options, KmsV1Provider, KmsV2Options, KmsV2Provider, ManualClock,
 };
-use crate::providers::ENCRYPTED_PREFIX;
-use crate::{
+use k8s_envelope::{
     AesCbc, AesGcm, Decrypted, EncryptionConfiguration, Error, Identity, NamedKey, Provider,
     ProviderKind, ResourceTransformers, SecretKey, Secretbox, StorageKey, Transformer,
+    ENCRYPTED_PREFIX,
 };
-
-pub use crate::kms::encrypted_object::EncryptedObjectRef;
-pub use crate::kms::v1::split_body as split_kms_v1_body;
-
-/// The CLI's JSON Lines protocol.
-pub mod jsonl {
-    pub use crate::jsonl::{run, Direction, Request, Response, RunError, Transform, MAX_LINE};
-}
+use prost::Message as _;
 
 /// Splits a fuzz input into a storage key and a value: the first byte is the
 /// storage key's length (cut to what follows), then the key, then the value.
@@ -73,84 +65,6 @@ pub fn poll_once<F: Future>(future: F) -> Result<F::Output, String> {
 
 // ---------------------------------------------------------------------------
 // In-process KMS
-
-/// The error a base64 mock gives for a ciphertext that is not base64, as the
-/// real mock plugin's `InvalidArgument` status reaches a provider.
-fn not_base64() -> Error {
-    Error::Kms(KmsError::new(KmsErrorKind::Status {
-        code: tonic::Code::InvalidArgument,
-        message: "ciphertext is not base64".to_owned(),
-    }))
-}
-
-fn unwrap_base64(ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
-    BASE64
-        .decode(ciphertext)
-        .map(Zeroizing::new)
-        .map_err(|_| not_base64())
-}
-
-/// Kubernetes' insecure base64 test plugin as an in-process KMS v2 service:
-/// key ID `"1"`, the annotation `local-kek.kms.kubernetes.io`, and DEKs
-/// "wrapped" by base64 (so the KMS lines of the vectors, written through the
-/// Go mock, decrypt with it).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Base64KmsV2;
-
-impl KmsServiceV2 for Base64KmsV2 {
-    fn status(&self) -> KmsFuture<'_, StatusResponse> {
-        Box::pin(std::future::ready(Ok(StatusResponse {
-            version: "v2".to_owned(),
-            healthz: "ok".to_owned(),
-            key_id: "1".to_owned(),
-        })))
-    }
-
-    fn encrypt<'a>(&'a self, _uid: &'a str, plaintext: &'a [u8]) -> KmsFuture<'a, EncryptResponse> {
-        Box::pin(std::future::ready(Ok(EncryptResponse {
-            ciphertext: BASE64.encode(plaintext).into_bytes(),
-            key_id: "1".to_owned(),
-            annotations: BTreeMap::from([(
-                "local-kek.kms.kubernetes.io".to_owned(),
-                b"encrypted-local-kek".to_vec(),
-            )]),
-        })))
-    }
-
-    fn decrypt<'a>(
-        &'a self,
-        _uid: &'a str,
-        _key_id: &'a str,
-        ciphertext: &'a [u8],
-        _annotations: &'a BTreeMap<String, Vec<u8>>,
-    ) -> KmsFuture<'a, Zeroizing<Vec<u8>>> {
-        Box::pin(std::future::ready(unwrap_base64(ciphertext)))
-    }
-}
-
-/// The base64 test plugin as an in-process KMS v1 service.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Base64KmsV1;
-
-impl KmsServiceV1 for Base64KmsV1 {
-    fn version(&self) -> KmsFuture<'_, VersionResponse> {
-        Box::pin(std::future::ready(Ok(VersionResponse {
-            version: "v1beta1".to_owned(),
-            runtime_name: "base64".to_owned(),
-            runtime_version: "0".to_owned(),
-        })))
-    }
-
-    fn encrypt<'a>(&'a self, plaintext: &'a [u8]) -> KmsFuture<'a, Vec<u8>> {
-        Box::pin(std::future::ready(Ok(BASE64
-            .encode(plaintext)
-            .into_bytes())))
-    }
-
-    fn decrypt<'a>(&'a self, ciphertext: &'a [u8]) -> KmsFuture<'a, Zeroizing<Vec<u8>>> {
-        Box::pin(std::future::ready(unwrap_base64(ciphertext)))
-    }
-}
 
 /// Makes the KMS providers of a configuration with the base64 mocks.
 ///
@@ -188,7 +102,7 @@ impl KmsProviderFactory for MockKmsFactory {
         let options = KmsV1Options::default().with_cache(CacheLimits::disabled());
         Ok(Arc::new(KmsV1Provider::new(
             &config.name,
-            Arc::new(Base64KmsV1),
+            Arc::new(Base64Kms),
             options,
         )?))
     }
@@ -200,7 +114,7 @@ impl KmsProviderFactory for MockKmsFactory {
             clock: Arc::new(ManualClock::new()),
             ..KmsV2Options::default()
         };
-        let provider = KmsV2Provider::new(&config.name, Arc::new(Base64KmsV2), options)?;
+        let provider = KmsV2Provider::new(&config.name, Arc::new(Base64Kms), options)?;
         self.v2
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -259,7 +173,7 @@ pub fn check_config(data: &[u8]) -> Result<(), String> {
         // (a deliberate difference, see `KmsEndpoint`); it only has to
         // survive them.
         #[cfg(unix)]
-        if let Err(e) = config.build_with_kms(&crate::kms::GrpcKmsFactory::new()) {
+        if let Err(e) = config.build_with_kms(&k8s_envelope::kms::GrpcKmsFactory::new()) {
             let _ = e.to_string();
         }
     }
@@ -468,15 +382,15 @@ pub fn check_encrypted_object(data: &[u8]) -> Result<(), String> {
 
 fn to_prost(object: &EncryptedObjectRef<'_>) -> EncryptedObject {
     EncryptedObject {
-        encrypted_data: object.encrypted_data.to_vec(),
-        key_id: object.key_id.to_owned(),
-        encrypted_dek_source: object.encrypted_dek_source.to_vec(),
+        encrypted_data: object.encrypted_data().to_vec(),
+        key_id: object.key_id().to_owned(),
+        encrypted_dek_source: object.encrypted_dek_source().to_vec(),
         annotations: object
-            .annotations
+            .annotations()
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
             .collect(),
-        encrypted_dek_source_type: object.source_type.number() as i32,
+        encrypted_dek_source_type: object.source_type().number() as i32,
     }
 }
 
@@ -484,7 +398,7 @@ fn to_prost(object: &EncryptedObjectRef<'_>) -> EncryptedObject {
 static KMS_V1: LazyLock<Result<KmsV1Provider, String>> = LazyLock::new(|| {
     KmsV1Provider::new(
         "kms-provider",
-        Arc::new(Base64KmsV1),
+        Arc::new(Base64Kms),
         KmsV1Options::default().with_cache(CacheLimits::disabled()),
     )
     .map_err(|e| e.to_string())
@@ -911,7 +825,7 @@ impl jsonl::Transform for Harness {
 ///
 /// An invariant broke.
 pub fn check_etcd_dump(data: &[u8]) -> Result<(), String> {
-    use crate::store::{DumpStore, Store, Swap};
+    use k8s_envelope::store::{DumpStore, Store, Swap};
 
     let Ok(dump) = DumpStore::from_json(data, "fuzz") else {
         return Ok(());

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, Write};
 
-use k8s_envelope::internal::jsonl::{self, Direction, RunError, Transform};
+use k8s_envelope::jsonl::{self, Direction, RunError, Transform};
 use k8s_envelope::{Decrypted, Error};
 
 use crate::cli::Failure;

@@ -21,9 +21,7 @@ use k8s_envelope::kms::GrpcKmsFactory;
 use k8s_envelope::EncryptionConfiguration;
 use serde::Deserialize;
 
-#[path = "support/k8sref.rs"]
-mod k8sref_binary;
-use k8sref_binary::k8sref;
+use crate::support::k8sref::k8sref;
 
 #[derive(Deserialize)]
 struct Vector {
@@ -87,7 +85,7 @@ impl Drop for Plugin {
 }
 
 fn kms_vectors() -> Vec<(String, Vector)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/vectors");
+    let dir = crate::support::repository_root().join("tests/data/vectors");
     let mut files: Vec<_> = fs::read_dir(&dir)
         .expect("tests/data/vectors")
         .map(|e| e.expect("entry").path())

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 // Kubernetes' insecure base64 mock plugin, in process, for KMS v1 and v2.
-use k8s_envelope::internal::{Base64KmsV1, Base64KmsV2};
+use k8s_envelope::kms::mock::Base64Kms;
 use k8s_envelope::kms::{DekSourceType, KmsV1Options, KmsV1Provider, KmsV2Options, KmsV2Provider};
 use k8s_envelope::{
     AesCbc, AesGcm, Error, Identity, NamedKey, Provider, ProviderKind, SecretKey, Secretbox,
@@ -215,7 +215,7 @@ fn build(provider: BenchProvider, runtime: &tokio::runtime::Runtime) -> Result<T
                 writes_per_derived_key,
                 ..KmsV2Options::default()
             };
-            let kms = KmsV2Provider::new("bench", Arc::new(Base64KmsV2), options)?;
+            let kms = KmsV2Provider::new("bench", Arc::new(Base64Kms), options)?;
             complete(runtime, kms.refresh())?;
             Ok(Arc::new(kms))
         };
@@ -226,7 +226,7 @@ fn build(provider: BenchProvider, runtime: &tokio::runtime::Runtime) -> Result<T
         BenchProvider::Secretbox => Arc::new(Secretbox::new(keys()?)?),
         BenchProvider::Kmsv1 => Arc::new(KmsV1Provider::new(
             "bench",
-            Arc::new(Base64KmsV1),
+            Arc::new(Base64Kms),
             KmsV1Options::default(),
         )?),
         BenchProvider::Kmsv2 => kms_v2(DekSourceType::HkdfSha256XnonceAesGcmSeed, 1)?,

@@ -1,5 +1,6 @@
 //! Where the Go reference of the apiserver's transformers (`k8sref`, built
-//! by ../shared/tools/k8sref/build.sh) is, for the tests that run it.
+//! by ../shared/tools/k8sref/build.sh, beside the repository) is, for the
+//! tests that run it.
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +11,7 @@ pub fn k8sref() -> Option<PathBuf> {
         candidates.push(PathBuf::from(path));
     }
     candidates
-        .push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/k8sref/bin/k8sref"));
+        .push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/k8sref/bin/k8sref"));
     if let Some(found) = candidates.iter().find(|p| p.is_file()) {
         return Some(found.clone());
     }

@@ -1,0 +1,20 @@
+//! The CLI package's integration tests, in one binary: the `k8s-envelope`
+//! and `kms-plugin-local` binaries run as real processes (the commands'
+//! contract, plugin processes killed and restarted, real etcd servers, the
+//! Go reference's plugin), with the library's tests of the same paths.
+//!
+//! Shared support lives in `support/` (and the etcd server guard in the
+//! workspace's `tests/common/`, which the library's example uses too);
+//! each helper is written once.
+
+mod support;
+
+mod cli;
+mod cli_bench;
+mod etcd;
+mod fingerprint;
+mod kms_faults;
+mod kms_grpc;
+mod kms_vectors;
+mod lint;
+mod rotate_cli;
