@@ -7,7 +7,7 @@ Sources: the Go reference's vectors (tests/data/vectors, a copy of
 configuration (etcdctl dumps of the vectors' values, too), and the hand-picked seeds committed under fuzz/seeds/<target>/.
 
 Inputs that carry a storage key use the layout of
-k8s_envelope::internal::split_storage_key: one byte of length, the key, the
+k8s_envelope_fuzz::checks::split_storage_key: one byte of length, the key, the
 value. Seeds are named by their SHA-1, as libFuzzer names corpus files, so
 running this again adds nothing twice. Values larger than MAX_SEED bytes are
 left out: they slow every run and add no new shapes.

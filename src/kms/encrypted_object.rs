@@ -68,7 +68,7 @@ impl fmt::Display for DekSourceType {
 
 /// A decoded and validated `EncryptedObject`, borrowing from the stored value.
 ///
-/// Public only through [`crate::internal`], for the fuzz targets.
+/// Public only through the hidden `internal` module, for the fuzz targets.
 #[derive(Clone, PartialEq, Eq)]
 pub struct EncryptedObjectRef<'a> {
     pub(crate) encrypted_data: &'a [u8],
