@@ -55,14 +55,14 @@ fn bench_observe(c: &mut Criterion) {
         group.bench_function(format!("{name}/encrypt"), |b| {
             b.iter(|| {
                 observer
-                    .encrypt_blocking(&transformers, "secrets", key, black_box(&plaintext))
+                    .encrypt_blocking(&transformers, "secrets", black_box(&plaintext), key)
                     .expect("encrypt")
             })
         });
         group.bench_function(format!("{name}/decrypt"), |b| {
             b.iter(|| {
                 observer
-                    .decrypt_blocking(&transformers, "secrets", key, black_box(&stored))
+                    .decrypt_blocking(&transformers, "secrets", black_box(&stored), key)
                     .expect("decrypt")
             })
         });

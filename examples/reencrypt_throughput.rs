@@ -15,7 +15,7 @@
 //! [`k8s_envelope::rotation::reencrypt`] (read, decrypt, encrypt, verify,
 //! compare-and-swap).
 
-#[path = "../tests/common/etcd_server.rs"]
+#[path = "../tests/support/etcd_server.rs"]
 mod etcd_server;
 
 use std::error::Error;
@@ -111,7 +111,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 fn promote_new_key(
     config: &EncryptionConfiguration,
 ) -> Result<EncryptionConfiguration, Box<dyn Error>> {
-    let keys = rotation::keys(&config.resources[0].providers[0]).unwrap_or_default();
+    let keys = config.resources[0].providers[0].keys();
     let key = rotation::generate_key(&ProviderId::AesGcm, &rotation::next_key_name(keys))?;
     let plan = rotation::plan(config, 0, Change::Key(key))?;
     Ok(plan.steps[1]

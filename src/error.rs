@@ -97,42 +97,6 @@ pub enum Error {
         provider: ProviderKind,
     },
 
-    /// A KMS v2 provider has no write key yet: the plugin has not answered a
-    /// good Status and Encrypt since the provider was created.
-    #[error("kms provider {name:?} is not ready: no good status and key from the plugin yet")]
-    KmsNotReady {
-        /// The provider's name.
-        name: String,
-    },
-
-    /// A KMS provider refuses to write.
-    #[error("kms provider {name:?} refuses to write: {reason}")]
-    KmsWriteRefused {
-        /// The provider's name.
-        name: String,
-        /// Why.
-        reason: String,
-    },
-
-    /// A KMS plugin's status was not good.
-    #[error("kms provider {name:?} is not healthy: {reason}")]
-    KmsUnhealthy {
-        /// The provider's name.
-        name: String,
-        /// What was wrong with the status.
-        reason: String,
-    },
-
-    /// A KMS plugin answered something that fails validation (sizes, key ID,
-    /// annotations); nothing from the answer was used.
-    #[error("kms provider {name:?}: invalid answer from the plugin: {reason}")]
-    KmsInvalidAnswer {
-        /// The provider's name.
-        name: String,
-        /// What was invalid.
-        reason: String,
-    },
-
     /// The operating system's random number generator failed.
     #[error("the operating system's random number generator failed")]
     Random,
@@ -161,9 +125,10 @@ pub enum Error {
         limit: usize,
     },
 
-    /// A KMS plugin call failed (timeout, unreachable plugin, error status),
-    /// a KMS endpoint is invalid, or a plugin could not be served; see
-    /// [`KmsError`](crate::kms::KmsError).
+    /// A KMS plugin call failed (timeout, unreachable plugin, error status,
+    /// an invalid answer), a KMS provider refused (not ready, not healthy,
+    /// refusing to write), a KMS endpoint is invalid, or a plugin could not
+    /// be served; see [`KmsError`](crate::kms::KmsError).
     #[error(transparent)]
     Kms(#[from] crate::kms::KmsError),
 }

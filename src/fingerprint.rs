@@ -17,7 +17,7 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 
 use crate::config::{EncryptionConfiguration, GroupResource, ProviderConfiguration};
-use crate::{random, Error, ResourceTransformers, SecretKey};
+use crate::{random, Error, ProviderKind, ResourceTransformers, SecretKey};
 
 const KEY_FINGERPRINT_DOMAIN: &[u8] = b"k8s-envelope key fingerprint v1\0";
 
@@ -50,9 +50,8 @@ pub struct RuleFingerprint {
     pub rule: usize,
     /// The rule's resources, as written.
     pub resources: Vec<String>,
-    /// The writing provider: `identity`, `aescbc`, `aesgcm`, `secretbox`,
-    /// `kms v1` or `kms v2`.
-    pub provider: &'static str,
+    /// The kind of the writing provider.
+    pub provider: ProviderKind,
     /// The writing key's name, or the KMS provider's name.
     pub key_name: Option<String>,
     /// The key fingerprint or KMS key-ID hash; `None` for identity, KMS v1,
@@ -107,28 +106,23 @@ pub fn fingerprints(
 fn writer_fingerprint(
     writer: &ProviderConfiguration,
     kms_key_id_hash: &impl Fn(&str) -> Option<String>,
-) -> (&'static str, Option<String>, Option<String>) {
-    let static_key = |provider: &'static str, keys: &[crate::config::Key]| {
-        let first = keys.first();
-        let fingerprint = first
-            .and_then(|k| k.secret.decode().ok())
-            .map(|secret| key_fingerprint(&secret));
-        (provider, first.map(|k| k.name.clone()), fingerprint)
-    };
-    if let Some(c) = &writer.aesgcm {
-        static_key("aesgcm", &c.keys)
-    } else if let Some(c) = &writer.aescbc {
-        static_key("aescbc", &c.keys)
-    } else if let Some(c) = &writer.secretbox {
-        static_key("secretbox", &c.keys)
-    } else if let Some(kms) = &writer.kms {
-        if kms.api_version == "v1" {
-            ("kms v1", Some(kms.name.clone()), None)
-        } else {
-            ("kms v2", Some(kms.name.clone()), kms_key_id_hash(&kms.name))
+) -> (ProviderKind, Option<String>, Option<String>) {
+    let kind = writer.kind().unwrap_or(ProviderKind::Identity);
+    let kms_name = writer.kms.as_ref().map(|kms| kms.name.clone());
+    match kind {
+        ProviderKind::AesGcm | ProviderKind::AesCbc | ProviderKind::Secretbox => {
+            let first = writer.keys().first();
+            let fingerprint = first
+                .and_then(|k| k.secret.decode().ok())
+                .map(|secret| key_fingerprint(&secret));
+            (kind, first.map(|k| k.name.clone()), fingerprint)
         }
-    } else {
-        ("identity", None, None)
+        ProviderKind::KmsV1 => (kind, kms_name, None),
+        ProviderKind::KmsV2 => {
+            let hash = kms_name.as_deref().and_then(kms_key_id_hash);
+            (kind, kms_name, hash)
+        }
+        ProviderKind::Identity | ProviderKind::Custom => (ProviderKind::Identity, None, None),
     }
 }
 

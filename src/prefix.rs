@@ -1,11 +1,65 @@
-//! Prefix dispatch: write with the first provider, read with whichever
-//! provider's prefix matches, and report staleness.
+//! Prefixes: the one parser of a stored value's `k8s:enc:` prefix
+//! ([`StoredPrefix`]), and prefix dispatch ([`Transformer`]): write with the
+//! first provider, read with whichever provider's prefix matches, and
+//! report staleness.
 
 use std::fmt;
 use std::sync::Arc;
 
-use crate::providers::Identity;
-use crate::{BlockingProvider, Decrypted, Error, Provider, StorageKey};
+use crate::providers::{Identity, ENCRYPTED_PREFIX};
+use crate::{BlockingProvider, Decrypted, Error, Provider, ProviderKind, StorageKey};
+
+/// What a stored value's prefix says about the provider that wrote it,
+/// borrowed from the value; nothing is decrypted.
+///
+/// The one reading of `k8s:enc:<provider>:<version>:<name>:` in this crate,
+/// under the scan's [`ValueOrigin`](crate::rotation::ValueOrigin) and the
+/// observer's audit fields alike. It follows the apiserver: a provider reads
+/// a value only if the value starts with its whole prefix, trailing colon
+/// included, so `k8s:enc:aesgcm:v1:key1` (no colon after the key name) is
+/// no provider's and parses as [`StoredPrefix::Unknown`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StoredPrefix<'a> {
+    /// No `k8s:enc:` prefix: plaintext, as identity writes it.
+    Identity,
+    /// A provider this crate knows, with the name in its prefix (the key's
+    /// for static keys, the provider's for KMS) and the body after it.
+    Known {
+        /// aescbc, aesgcm, secretbox, kms v1 or kms v2.
+        kind: ProviderKind,
+        /// The name between the version and the last colon.
+        name: &'a [u8],
+        /// What follows the prefix.
+        body: &'a [u8],
+    },
+    /// A `k8s:enc:` prefix of a provider this crate does not know, or one
+    /// cut short.
+    Unknown,
+}
+
+impl<'a> StoredPrefix<'a> {
+    /// Reads the prefix of `stored`.
+    pub(crate) fn parse(stored: &'a [u8]) -> Self {
+        let Some(rest) = stored.strip_prefix(ENCRYPTED_PREFIX) else {
+            return StoredPrefix::Identity;
+        };
+        let mut fields = rest.splitn(4, |&b| b == b':');
+        let (Some(provider), Some(version), Some(name), Some(body)) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return StoredPrefix::Unknown;
+        };
+        let kind = match (provider, version) {
+            (b"aescbc", b"v1") => ProviderKind::AesCbc,
+            (b"aesgcm", b"v1") => ProviderKind::AesGcm,
+            (b"secretbox", b"v1") => ProviderKind::Secretbox,
+            (b"kms", b"v1") => ProviderKind::KmsV1,
+            (b"kms", b"v2") => ProviderKind::KmsV2,
+            _ => return StoredPrefix::Unknown,
+        };
+        StoredPrefix::Known { kind, name, body }
+    }
+}
 
 /// The largest stored value a [`Transformer`] reads or writes: 16 MiB.
 ///
@@ -350,5 +404,77 @@ impl ReadWalk {
 
     fn finish(self) -> Error {
         Error::from_list(self.errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_prefixes_parse_as_the_apiserver_matches_them() {
+        let known = |kind, name: &'static [u8], body: &'static [u8]| StoredPrefix::Known {
+            kind,
+            name,
+            body,
+        };
+        for (stored, expected) in [
+            (&b"plain"[..], StoredPrefix::Identity),
+            (b"", StoredPrefix::Identity),
+            (
+                b"k8s:enc:aesgcm:v1:key1:xy",
+                known(ProviderKind::AesGcm, b"key1", b"xy"),
+            ),
+            (
+                b"k8s:enc:aescbc:v1:k:",
+                known(ProviderKind::AesCbc, b"k", b""),
+            ),
+            (
+                b"k8s:enc:secretbox:v1:k:a:b",
+                known(ProviderKind::Secretbox, b"k", b"a:b"),
+            ),
+            (
+                b"k8s:enc:kms:v1:vault:z",
+                known(ProviderKind::KmsV1, b"vault", b"z"),
+            ),
+            (
+                b"k8s:enc:kms:v2:vault:z",
+                known(ProviderKind::KmsV2, b"vault", b"z"),
+            ),
+            // No provider's whole prefix (the trailing colon is part of it).
+            (b"k8s:enc:aesgcm:v1:key1", StoredPrefix::Unknown),
+            (b"k8s:enc:aesgcm:v1", StoredPrefix::Unknown),
+            (b"k8s:enc:aesgcm:v2:key1:x", StoredPrefix::Unknown),
+            (b"k8s:enc:rot13:v1:k:x", StoredPrefix::Unknown),
+            (b"k8s:enc:", StoredPrefix::Unknown),
+        ] {
+            assert_eq!(StoredPrefix::parse(stored), expected, "{stored:?}");
+        }
+    }
+
+    /// What the parser calls an aesgcm key's value is exactly what the
+    /// aesgcm provider of that key reads, and a value cut before the
+    /// trailing colon is read by no provider (as in the apiserver).
+    #[test]
+    fn the_parser_agrees_with_the_providers() {
+        use crate::{AesGcm, NamedKey, SecretKey};
+        let key = NamedKey::new("key1", SecretKey::generate(32).expect("key"));
+        let transformer =
+            Transformer::new(vec![Arc::new(AesGcm::new(vec![key]).expect("aesgcm"))]).expect("t");
+        let storage_key = "/registry/secrets/a".into();
+        let stored = transformer
+            .encrypt_blocking(b"x", storage_key)
+            .expect("write");
+        assert!(matches!(
+            StoredPrefix::parse(&stored),
+            StoredPrefix::Known {
+                kind: ProviderKind::AesGcm,
+                name: b"key1",
+                ..
+            }
+        ));
+        let cut = b"k8s:enc:aesgcm:v1:key1";
+        assert_eq!(StoredPrefix::parse(cut), StoredPrefix::Unknown);
+        assert!(transformer.decrypt_blocking(cut, storage_key).is_err());
     }
 }

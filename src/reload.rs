@@ -117,7 +117,7 @@ struct Inner {
     path: PathBuf,
     options: ReloadOptions,
     current: arc_swap::ArcSwap<LoadedConfig>,
-    last_error: Mutex<Option<String>>,
+    last_error: Mutex<Option<Arc<Error>>>,
     /// One check at a time.
     check_lock: tokio::sync::Mutex<()>,
 }
@@ -149,8 +149,9 @@ impl ReloadingTransformers {
         self.inner.current.load_full()
     }
 
-    /// Why the last check did not reload, if it failed.
-    pub fn last_error(&self) -> Option<String> {
+    /// Why the last check did not reload, if it failed: the same error
+    /// [`check`](Self::check) returned (it holds no key material).
+    pub fn last_error(&self) -> Option<Arc<Error>> {
         self.inner
             .last_error
             .lock()
@@ -165,13 +166,13 @@ impl ReloadingTransformers {
     ///
     /// The changed file is unreadable, invalid or does not build; the old set
     /// keeps serving and the error is also kept for
-    /// [`last_error`](Self::last_error).
-    pub async fn check(&self) -> Result<ReloadOutcome, Error> {
+    /// [`last_error`](Self::last_error) (shared, hence the `Arc`).
+    pub async fn check(&self) -> Result<ReloadOutcome, Arc<Error>> {
         let inner = &self.inner;
         let _one_at_a_time = inner.check_lock.lock().await;
-        let result = self.reload_if_changed().await;
+        let result = self.reload_if_changed().await.map_err(Arc::new);
         *inner.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
-            result.as_ref().err().map(ToString::to_string);
+            result.as_ref().err().cloned();
         result
     }
 

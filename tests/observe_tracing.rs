@@ -10,8 +10,9 @@ use k8s_envelope::kms::{KmsV2Options, KmsV2Provider};
 use k8s_envelope::observe::Observer;
 use k8s_envelope::Transformer;
 
-mod common;
-use common::observe::*;
+#[path = "support/observe.rs"]
+mod observe_support;
+use observe_support::*;
 
 /// A `tracing` writer that keeps everything in memory.
 #[derive(Clone, Default)]

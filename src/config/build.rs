@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use super::resources::lookup_order;
 use super::types::{Key, KmsConfiguration, ProviderConfiguration};
 use super::{ConfigError, EncryptionConfiguration, GroupResource};
 use crate::keys::NamedKey;
@@ -155,38 +156,27 @@ fn make_provider(
     p: &ProviderConfiguration,
     kms: Option<&dyn KmsProviderFactory>,
 ) -> Result<Arc<dyn Provider>, Made> {
-    // Validation has made sure exactly one is set; the order is the
-    // apiserver's.
-    if let Some(aes) = &p.aesgcm {
-        return Ok(Arc::new(AesGcm::new(named_keys(
-            &aes.keys,
-            ProviderKind::AesGcm,
-        )?)?));
+    // Validation has made sure exactly one is set; `kind` reads them in
+    // the apiserver's order.
+    let kind = p.kind();
+    let keys = || named_keys(p.keys(), kind.unwrap_or(ProviderKind::Custom));
+    match (kind, &p.kms) {
+        (Some(ProviderKind::AesGcm), _) => Ok(Arc::new(AesGcm::new(keys()?)?)),
+        (Some(ProviderKind::AesCbc), _) => Ok(Arc::new(AesCbc::new(keys()?)?)),
+        (Some(ProviderKind::Secretbox), _) => Ok(Arc::new(Secretbox::new(keys()?)?)),
+        (Some(kind @ (ProviderKind::KmsV1 | ProviderKind::KmsV2)), Some(config)) => {
+            let config = config.with_defaults();
+            let Some(factory) = kms else {
+                return Err(Made::Unavailable(config.name));
+            };
+            Ok(if kind == ProviderKind::KmsV2 {
+                factory.kms_v2(&config)?
+            } else {
+                factory.kms_v1(&config)?
+            })
+        }
+        _ => Ok(Arc::new(Identity::new())),
     }
-    if let Some(aes) = &p.aescbc {
-        return Ok(Arc::new(AesCbc::new(named_keys(
-            &aes.keys,
-            ProviderKind::AesCbc,
-        )?)?));
-    }
-    if let Some(secretbox) = &p.secretbox {
-        return Ok(Arc::new(Secretbox::new(named_keys(
-            &secretbox.keys,
-            ProviderKind::Secretbox,
-        )?)?));
-    }
-    if let Some(config) = &p.kms {
-        let config = config.with_defaults();
-        let Some(factory) = kms else {
-            return Err(Made::Unavailable(config.name));
-        };
-        return Ok(if config.api_version == "v2" {
-            factory.kms_v2(&config)?
-        } else {
-            factory.kms_v1(&config)?
-        });
-    }
-    Ok(Arc::new(Identity::new()))
 }
 
 /// Decodes the keys (validation has checked them; this cannot fail on a
@@ -239,9 +229,9 @@ impl ResourceTransformers {
     }
 
     fn lookup(&self, group: &str, resource: &str) -> &Transformer {
-        self.get(group, resource)
-            .or_else(|| self.get(group, "*"))
-            .or_else(|| self.get("*", "*"))
+        lookup_order(group, resource)
+            .into_iter()
+            .find_map(|(group, resource)| self.get(group, resource))
             .unwrap_or(&self.fallback)
     }
 

@@ -66,6 +66,22 @@ impl GroupResource {
         Self::new(self.group.clone(), WILDCARD)
     }
 
+    /// The rule names that cover this group-resource, in the order the
+    /// apiserver looks them up: the exact group-resource, then its group's
+    /// `*.group` (`*.` for the core group), then `*.*`, as `(group,
+    /// resource)` pairs borrowed from `self` (no allocation: reads look a
+    /// transformer up with it for every value).
+    ///
+    /// ```
+    /// use k8s_envelope::config::GroupResource;
+    ///
+    /// let gr = GroupResource::parse("deployments.apps");
+    /// assert_eq!(gr.lookup_order(), [("apps", "deployments"), ("apps", "*"), ("*", "*")]);
+    /// ```
+    pub fn lookup_order(&self) -> [(&str, &str); 3] {
+        lookup_order(&self.group, &self.resource)
+    }
+
     /// Whether this is `*.*`.
     pub fn is_any(&self) -> bool {
         self.group == WILDCARD && self.resource == WILDCARD
@@ -78,6 +94,11 @@ impl GroupResource {
 }
 
 const WILDCARD: &str = "*";
+
+/// [`GroupResource::lookup_order`] of a group and resource given apart.
+pub(crate) fn lookup_order<'a>(group: &'a str, resource: &'a str) -> [(&'a str, &'a str); 3] {
+    [(group, resource), (group, WILDCARD), (WILDCARD, WILDCARD)]
+}
 
 impl fmt::Display for GroupResource {
     /// Writes the rule as a config would spell it (the apiserver's

@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 
 use super::duration::GoDuration;
 use crate::keys::{InvalidBase64, SecretKey};
+use crate::ProviderKind;
 
 /// The `kind` of an EncryptionConfiguration.
 pub const KIND: &str = "EncryptionConfiguration";
@@ -152,6 +153,75 @@ impl ProviderConfiguration {
             names.push("kms");
         }
         names
+    }
+
+    /// The provider this element configures: the first field set, in the
+    /// apiserver's order (`aesgcm`, `aescbc`, `secretbox`, `identity`,
+    /// `kms`; a KMS provider is v2 when its `apiVersion` is `v2`, and v1,
+    /// the apiserver's default, otherwise), or `None` when none is. A valid
+    /// configuration sets exactly one.
+    ///
+    /// ```
+    /// use k8s_envelope::config::{IdentityConfiguration, ProviderConfiguration};
+    /// use k8s_envelope::ProviderKind;
+    ///
+    /// let identity = ProviderConfiguration {
+    ///     identity: Some(IdentityConfiguration {}),
+    ///     ..ProviderConfiguration::default()
+    /// };
+    /// assert_eq!(identity.kind(), Some(ProviderKind::Identity));
+    /// assert_eq!(ProviderConfiguration::default().kind(), None);
+    /// ```
+    pub fn kind(&self) -> Option<ProviderKind> {
+        if self.aesgcm.is_some() {
+            Some(ProviderKind::AesGcm)
+        } else if self.aescbc.is_some() {
+            Some(ProviderKind::AesCbc)
+        } else if self.secretbox.is_some() {
+            Some(ProviderKind::Secretbox)
+        } else if self.identity.is_some() {
+            Some(ProviderKind::Identity)
+        } else {
+            self.kms.as_ref().map(|kms| {
+                if kms.api_version == "v2" {
+                    ProviderKind::KmsV2
+                } else {
+                    ProviderKind::KmsV1
+                }
+            })
+        }
+    }
+
+    /// The static keys of the provider this element configures (see
+    /// [`kind`](Self::kind)), in order: empty for identity and KMS.
+    pub fn keys(&self) -> &[Key] {
+        self.static_keys().map_or(&[], |keys| keys.as_slice())
+    }
+
+    /// The static keys, to edit (a rotation step adds or removes one);
+    /// `None` for identity and KMS.
+    pub fn keys_mut(&mut self) -> Option<&mut Vec<Key>> {
+        if let Some(c) = &mut self.aesgcm {
+            Some(&mut c.keys)
+        } else if let Some(c) = &mut self.aescbc {
+            Some(&mut c.keys)
+        } else if let Some(c) = &mut self.secretbox {
+            Some(&mut c.keys)
+        } else {
+            None
+        }
+    }
+
+    fn static_keys(&self) -> Option<&Vec<Key>> {
+        if let Some(c) = &self.aesgcm {
+            Some(&c.keys)
+        } else if let Some(c) = &self.aescbc {
+            Some(&c.keys)
+        } else if let Some(c) = &self.secretbox {
+            Some(&c.keys)
+        } else {
+            None
+        }
     }
 }
 

@@ -21,6 +21,7 @@ use std::time::Duration;
 /// ```
 #[derive(Debug)]
 pub struct KmsError {
+    provider: Option<String>,
     endpoint: Option<String>,
     method: Option<&'static str>,
     kind: KmsErrorKind,
@@ -46,9 +47,19 @@ pub enum KmsErrorKind {
         /// The plugin's message, cut to 512 bytes.
         message: String,
     },
-    /// The plugin answered, but not as the protocol requires (for example a
-    /// KMS v1 plugin that reports an API version other than `v1beta1`).
-    Protocol(String),
+    /// The plugin answered, but not as the protocol requires (sizes, key
+    /// ID, annotations, an API version other than the one spoken); nothing
+    /// from the answer was used. What was wrong.
+    InvalidAnswer(String),
+    /// A KMS v2 provider has no write key yet: the plugin has not answered
+    /// a good Status and Encrypt since the provider was created.
+    NotReady,
+    /// A KMS provider refuses to write (its write key expired, its DEK's
+    /// nonce counter is spent). Why.
+    WriteRefused(String),
+    /// The plugin's Status was not good (healthz not "ok", a wrong version,
+    /// an invalid key ID). What was wrong.
+    Unhealthy(String),
     /// A plugin server could not bind, secure or remove its socket.
     Socket(io::Error),
 }
@@ -154,10 +165,17 @@ impl KmsError {
     /// implementations of the KMS service traits outside this crate.
     pub fn new(kind: KmsErrorKind) -> Self {
         Self {
+            provider: None,
             endpoint: None,
             method: None,
             kind,
         }
+    }
+
+    /// Attaches the name of the provider the error is about.
+    pub(crate) fn for_provider(mut self, name: &str) -> Self {
+        self.provider = Some(name.to_owned());
+        self
     }
 
     /// Attaches the endpoint the error is about.
@@ -171,6 +189,13 @@ impl KmsError {
     pub(crate) fn in_method(mut self, method: &'static str) -> Self {
         self.method = Some(method);
         self
+    }
+
+    /// The name of the KMS provider the error is about (its `name` in the
+    /// configuration), for the provider's own refusals: not ready, not
+    /// healthy, refusing to write, an invalid answer.
+    pub fn provider(&self) -> Option<&str> {
+        self.provider.as_deref()
     }
 
     /// The endpoint (`unix:///...`) the error is about, if any.
@@ -189,17 +214,42 @@ impl KmsError {
         &self.kind
     }
 
-    /// Whether retrying later may help: a timeout or an unavailable plugin.
+    /// Whether retrying later may help: a timeout, an unavailable or
+    /// unhealthy plugin, or a KMS v2 provider not ready yet (its status
+    /// loop will try again).
     pub fn is_transient(&self) -> bool {
         matches!(
             self.kind,
-            KmsErrorKind::Timeout(_) | KmsErrorKind::Unavailable(_)
+            KmsErrorKind::Timeout(_)
+                | KmsErrorKind::Unavailable(_)
+                | KmsErrorKind::NotReady
+                | KmsErrorKind::Unhealthy(_)
         )
     }
 }
 
 impl fmt::Display for KmsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(name) = &self.provider {
+            match &self.kind {
+                KmsErrorKind::NotReady => {
+                    return write!(
+                        f,
+                        "kms provider {name:?} is not ready: no good status and key from the plugin yet"
+                    )
+                }
+                KmsErrorKind::WriteRefused(why) => {
+                    return write!(f, "kms provider {name:?} refuses to write: {why}")
+                }
+                KmsErrorKind::Unhealthy(what) => {
+                    return write!(f, "kms provider {name:?} is not healthy: {what}")
+                }
+                KmsErrorKind::InvalidAnswer(what) => {
+                    return write!(f, "kms provider {name:?}: invalid answer from the plugin: {what}")
+                }
+                _ => {}
+            }
+        }
         match (&self.kind, &self.endpoint) {
             (KmsErrorKind::InvalidEndpoint(reason), Some(endpoint)) => {
                 return write!(f, "invalid KMS endpoint {endpoint:?}: {reason}");
@@ -224,7 +274,10 @@ impl fmt::Display for KmsError {
             KmsErrorKind::Status { code, message } => {
                 write!(f, "error status {code:?} ({}): {message}", code.number())
             }
-            KmsErrorKind::Protocol(detail) => write!(f, "protocol error: {detail}"),
+            KmsErrorKind::InvalidAnswer(detail) => write!(f, "invalid answer: {detail}"),
+            KmsErrorKind::NotReady => f.write_str("not ready"),
+            KmsErrorKind::WriteRefused(why) => write!(f, "refuses to write: {why}"),
+            KmsErrorKind::Unhealthy(what) => write!(f, "not healthy: {what}"),
             KmsErrorKind::Socket(e) => write!(f, "socket: {e}"),
         }
     }
@@ -237,6 +290,11 @@ impl std::error::Error for KmsError {
             _ => None,
         }
     }
+}
+
+/// The error of a KMS provider's own refusal, named after the provider.
+pub(crate) fn provider_error(name: &str, kind: KmsErrorKind) -> crate::Error {
+    crate::Error::Kms(KmsError::new(kind).for_provider(name))
 }
 
 /// Cuts a message from a plugin to at most [`MAX_MESSAGE`] bytes, on a
@@ -284,6 +342,47 @@ mod tests {
             "KMS plugin: error status InvalidArgument (3): uid is required"
         );
         assert!(!e.is_transient());
+    }
+
+    #[test]
+    fn provider_refusals_name_the_provider_and_say_if_retrying_helps() {
+        let cases = [
+            (
+                KmsErrorKind::NotReady,
+                "kms provider \"vault\" is not ready: no good status and key from the plugin yet",
+                true,
+            ),
+            (
+                KmsErrorKind::Unhealthy("healthz \"down\"".into()),
+                "kms provider \"vault\" is not healthy: healthz \"down\"",
+                true,
+            ),
+            (
+                KmsErrorKind::WriteRefused("expired".into()),
+                "kms provider \"vault\" refuses to write: expired",
+                false,
+            ),
+            (
+                KmsErrorKind::InvalidAnswer("empty key ID".into()),
+                "kms provider \"vault\": invalid answer from the plugin: empty key ID",
+                false,
+            ),
+        ];
+        for (kind, message, transient) in cases {
+            let crate::Error::Kms(e) = provider_error("vault", kind) else {
+                panic!("not a KMS error")
+            };
+            assert_eq!(e.provider(), Some("vault"));
+            assert_eq!(e.to_string(), message);
+            assert_eq!(e.is_transient(), transient, "{e}");
+        }
+        let e = KmsError::new(KmsErrorKind::InvalidAnswer("version \"v9\"".into()))
+            .at("unix:///tmp/kms.sock");
+        assert_eq!(
+            e.to_string(),
+            "KMS plugin unix:///tmp/kms.sock: invalid answer: version \"v9\""
+        );
+        assert_eq!(e.provider(), None);
     }
 
     #[test]

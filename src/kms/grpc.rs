@@ -230,7 +230,7 @@ impl GrpcClient {
         if response.version != V1_API_VERSION {
             return Err(Failure {
                 method: V1_VERSION,
-                kind: KmsErrorKind::Protocol(format!(
+                kind: KmsErrorKind::InvalidAnswer(format!(
                     "KMS provider api version {:?} is not supported, only {V1_API_VERSION} is supported now",
                     clip_message(&response.version)
                 )),

@@ -478,7 +478,7 @@ pub fn split_body(body: &[u8]) -> Result<(&[u8], &[u8]), Error> {
 
 /// A plugin answer that breaks the KMS v1 contract.
 fn protocol(detail: String) -> Error {
-    Error::Kms(KmsError::new(KmsErrorKind::Protocol(detail)))
+    Error::Kms(KmsError::new(KmsErrorKind::InvalidAnswer(detail)))
 }
 
 impl Provider for KmsV1Provider {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
-use crate::Error;
+use crate::{Error, ProviderKind};
 
 /// Which way a value went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -47,9 +47,9 @@ pub struct AuditEvent<'a> {
     pub resource: &'a str,
     /// The etcd key.
     pub storage_key: &'a [u8],
-    /// `identity`, `aescbc`, `aesgcm`, `secretbox`, `kms v1`, `kms v2` or
-    /// `unknown`.
-    pub provider: &'static str,
+    /// The kind of provider whose prefix the value has; `None` for a
+    /// prefix no provider here reads (`"unknown"` in the JSON).
+    pub provider: Option<ProviderKind>,
     /// The key name, KMS v1 provider name, or `sha256:` hash of the KMS v2
     /// key ID.
     pub key: Option<&'a str>,
@@ -79,7 +79,11 @@ impl AuditEvent<'_> {
             "storage_key",
             Some(&String::from_utf8_lossy(self.storage_key)),
         );
-        json_field(&mut out, "provider", Some(self.provider));
+        json_field(
+            &mut out,
+            "provider",
+            Some(self.provider.map_or("unknown", ProviderKind::as_str)),
+        );
         json_field(&mut out, "key", self.key);
         let stale = match self.stale {
             Some(true) => "true",

@@ -5,13 +5,14 @@ use std::borrow::Cow;
 
 use crate::kms::encrypted_object::EncryptedObjectRef;
 use crate::kms::key_id_hash;
+use crate::prefix::StoredPrefix;
+use crate::ProviderKind;
 
 /// The provider and key of a stored value, borrowed from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Described<'a> {
-    /// `identity`, `aescbc`, `aesgcm`, `secretbox`, `kms v1`, `kms v2` or
-    /// `unknown`.
-    pub(crate) provider: &'static str,
+    /// The kind of provider, `None` for a prefix no provider here reads.
+    pub(crate) provider: Option<ProviderKind>,
     /// The apiserver's `transformer_prefix` metric label; static (no
     /// allocation) for every provider but KMS, whose prefix holds its name.
     pub(crate) metric_prefix: Cow<'static, str>,
@@ -24,7 +25,7 @@ pub(crate) struct Described<'a> {
 impl Default for Described<'_> {
     fn default() -> Self {
         Self {
-            provider: "unknown",
+            provider: None,
             metric_prefix: Cow::Borrowed("unknown"),
             name: None,
             kms_v2_body: None,
@@ -33,39 +34,36 @@ impl Default for Described<'_> {
 }
 
 impl Described<'_> {
+    /// The provider's name for logs: `ProviderKind::as_str`, or `unknown`.
+    pub(crate) fn provider_name(&self) -> &'static str {
+        self.provider.map_or("unknown", ProviderKind::as_str)
+    }
+
     /// The key name, the KMS v1 provider name, or the KMS v2 key-ID hash
     /// (computed here, so only when someone asks).
     pub(crate) fn key(&self) -> Option<String> {
         if let Some(body) = self.kms_v2_body {
             return EncryptedObjectRef::decode(body)
                 .ok()
-                .map(|object| key_id_hash(object.key_id));
+                .map(|object| key_id_hash(object.key_id()));
         }
         self.name
             .map(|name| String::from_utf8_lossy(name).into_owned())
     }
 }
 
-/// Reads the prefix `k8s:enc:<provider>:v1:<name>:` of `stored`.
+/// Reads the prefix of `stored` (with the crate's one prefix parser).
 pub(crate) fn describe(stored: &[u8]) -> Described<'_> {
-    let Some(rest) = stored.strip_prefix(b"k8s:enc:") else {
-        return Described {
-            provider: "identity",
-            metric_prefix: Cow::Borrowed("identity"),
-            ..Described::default()
-        };
-    };
-    let mut fields = rest.splitn(4, |&b| b == b':');
-    let (Some(kind), Some(version), Some(name), body) =
-        (fields.next(), fields.next(), fields.next(), fields.next())
-    else {
-        return Described::default();
-    };
-    let static_key = |provider, prefix| Described {
-        provider,
-        metric_prefix: Cow::Borrowed(prefix),
-        name: Some(name),
-        kms_v2_body: None,
+    let (kind, name, body) = match StoredPrefix::parse(stored) {
+        StoredPrefix::Identity => {
+            return Described {
+                provider: Some(ProviderKind::Identity),
+                metric_prefix: Cow::Borrowed("identity"),
+                ..Described::default()
+            }
+        }
+        StoredPrefix::Unknown => return Described::default(),
+        StoredPrefix::Known { kind, name, body } => (kind, name, body),
     };
     let kms_prefix = |version: &str| {
         Cow::Owned(format!(
@@ -73,47 +71,59 @@ pub(crate) fn describe(stored: &[u8]) -> Described<'_> {
             String::from_utf8_lossy(name)
         ))
     };
-    match (kind, version) {
-        (b"aescbc", b"v1") => static_key("aescbc", "k8s:enc:aescbc:v1:"),
-        (b"aesgcm", b"v1") => static_key("aesgcm", "k8s:enc:aesgcm:v1:"),
-        (b"secretbox", b"v1") => static_key("secretbox", "k8s:enc:secretbox:v1:"),
-        (b"kms", b"v1") => Described {
-            provider: "kms v1",
-            metric_prefix: kms_prefix("v1"),
-            name: Some(name),
-            kms_v2_body: None,
-        },
-        (b"kms", b"v2") => Described {
-            provider: "kms v2",
-            metric_prefix: kms_prefix("v2"),
-            name: None,
-            kms_v2_body: Some(body.unwrap_or_default()),
-        },
-        _ => Described::default(),
+    let metric_prefix = match kind {
+        ProviderKind::AesCbc => Cow::Borrowed("k8s:enc:aescbc:v1:"),
+        ProviderKind::AesGcm => Cow::Borrowed("k8s:enc:aesgcm:v1:"),
+        ProviderKind::Secretbox => Cow::Borrowed("k8s:enc:secretbox:v1:"),
+        ProviderKind::KmsV1 => kms_prefix("v1"),
+        ProviderKind::KmsV2 => kms_prefix("v2"),
+        ProviderKind::Identity | ProviderKind::Custom => return Described::default(),
+    };
+    let is_v2 = kind == ProviderKind::KmsV2;
+    Described {
+        provider: Some(kind),
+        metric_prefix,
+        name: (!is_v2).then_some(name),
+        kms_v2_body: is_v2.then_some(body),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::describe;
+    use crate::ProviderKind;
 
     #[test]
     fn reads_provider_and_key_from_the_prefix() {
         let d = describe(b"k8s:enc:aesgcm:v1:key1:\x00\x01");
         assert_eq!(
             (d.provider, &*d.metric_prefix, d.key().as_deref()),
-            ("aesgcm", "k8s:enc:aesgcm:v1:", Some("key1"))
+            (
+                Some(ProviderKind::AesGcm),
+                "k8s:enc:aesgcm:v1:",
+                Some("key1")
+            )
         );
         let d = describe(b"k8s:enc:kms:v1:vault:\x00\x01");
         assert_eq!(
             (d.provider, &*d.metric_prefix, d.key().as_deref()),
-            ("kms v1", "k8s:enc:kms:v1:vault:", Some("vault"))
+            (
+                Some(ProviderKind::KmsV1),
+                "k8s:enc:kms:v1:vault:",
+                Some("vault")
+            )
         );
-        assert_eq!(describe(b"{\"plain\":1}").provider, "identity");
-        assert_eq!(describe(b"k8s:enc:rot13:v1:k:").provider, "unknown");
-        assert_eq!(describe(b"k8s:enc:aesgcm").provider, "unknown");
+        assert_eq!(describe(b"{\"plain\":1}").provider_name(), "identity");
+        assert_eq!(describe(b"k8s:enc:rot13:v1:k:").provider_name(), "unknown");
+        assert_eq!(describe(b"k8s:enc:aesgcm").provider_name(), "unknown");
+        // No provider's whole prefix (no colon after the key name): the
+        // apiserver reads it with none, and so does the scan's origin.
+        assert_eq!(
+            describe(b"k8s:enc:aesgcm:v1:key1").provider_name(),
+            "unknown"
+        );
         // A KMS v2 value whose envelope does not decode has no key.
         let d = describe(b"k8s:enc:kms:v2:p:garbage");
-        assert_eq!((d.provider, d.key()), ("kms v2", None));
+        assert_eq!((d.provider, d.key()), (Some(ProviderKind::KmsV2), None));
     }
 }

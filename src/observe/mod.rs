@@ -83,8 +83,8 @@ use crate::{Decrypted, Error, ResourceTransformers, StorageKey};
 /// let observer = Observer::new().with_audit(audit.clone());
 ///
 /// let key = "/registry/secrets/default/db".into();
-/// let stored = observer.encrypt_blocking(&transformers, "secrets", key, b"password")?;
-/// observer.decrypt_blocking(&transformers, "secrets", key, &stored)?;
+/// let stored = observer.encrypt_blocking(&transformers, "secrets", b"password", key)?;
+/// observer.decrypt_blocking(&transformers, "secrets", &stored, key)?;
 /// audit.flush()?;
 /// let log = std::fs::read_to_string(dir.path().join("audit.jsonl"))?;
 /// assert_eq!(log.lines().count(), 2);
@@ -125,8 +125,8 @@ impl Observer {
         &self,
         transformers: &ResourceTransformers,
         resource: &str,
-        storage_key: StorageKey<'_>,
         plaintext: &[u8],
+        storage_key: StorageKey<'_>,
     ) -> Result<Vec<u8>, Error> {
         let span = tracing::debug_span!("encrypt", resource);
         let start = Instant::now();
@@ -148,8 +148,8 @@ impl Observer {
         &self,
         transformers: &ResourceTransformers,
         resource: &str,
-        storage_key: StorageKey<'_>,
         stored: &[u8],
+        storage_key: StorageKey<'_>,
     ) -> Result<Decrypted, Error> {
         let span = tracing::debug_span!("decrypt", resource);
         let start = Instant::now();
@@ -158,7 +158,7 @@ impl Observer {
             .decrypt(stored, storage_key)
             .instrument(span)
             .await;
-        self.finish_decrypt(resource, storage_key, stored, &result, start.elapsed());
+        self.finish_decrypt(resource, stored, storage_key, &result, start.elapsed());
         result
     }
 
@@ -171,8 +171,8 @@ impl Observer {
         &self,
         transformers: &ResourceTransformers,
         resource: &str,
-        storage_key: StorageKey<'_>,
         plaintext: &[u8],
+        storage_key: StorageKey<'_>,
     ) -> Result<Vec<u8>, Error> {
         let start = Instant::now();
         let result = transformers
@@ -191,14 +191,14 @@ impl Observer {
         &self,
         transformers: &ResourceTransformers,
         resource: &str,
-        storage_key: StorageKey<'_>,
         stored: &[u8],
+        storage_key: StorageKey<'_>,
     ) -> Result<Decrypted, Error> {
         let start = Instant::now();
         let result = transformers
             .for_resource(resource)
             .decrypt_blocking(stored, storage_key);
-        self.finish_decrypt(resource, storage_key, stored, &result, start.elapsed());
+        self.finish_decrypt(resource, stored, storage_key, &result, start.elapsed());
         result
     }
 
@@ -229,8 +229,8 @@ impl Observer {
     fn finish_decrypt(
         &self,
         resource: &str,
-        storage_key: StorageKey<'_>,
         stored: &[u8],
+        storage_key: StorageKey<'_>,
         result: &Result<Decrypted, Error>,
         duration: Duration,
     ) {
@@ -270,7 +270,7 @@ impl Observer {
             None => tracing::debug!(
                 operation = operation.as_str(),
                 resource,
-                provider = described.provider,
+                provider = described.provider_name(),
                 stale,
                 duration_us = duration.as_micros() as u64,
                 "transformed"
@@ -278,7 +278,7 @@ impl Observer {
             Some(e) => tracing::warn!(
                 operation = operation.as_str(),
                 resource,
-                provider = described.provider,
+                provider = described.provider_name(),
                 error = %e,
                 "transform failed"
             ),

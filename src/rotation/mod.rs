@@ -72,7 +72,7 @@ pub use self::reencrypt::{
 };
 pub use self::scan::{scan, ScanOptions, ScanReport, ScanRow, ValueState};
 pub use self::steps::{
-    add_key, add_provider, generate_key, keys, kms_v2_provider, next_key_name, promote, retire,
+    add_key, add_provider, generate_key, kms_v2_provider, next_key_name, promote, retire,
     rule_for_resource, static_provider, writer, Member, ProviderId, RotationError,
 };
 pub use self::walk::{Outcome, ValueReport, WalkError};

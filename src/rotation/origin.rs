@@ -6,7 +6,8 @@ use std::fmt;
 use super::steps::{Member, ProviderId};
 use crate::kms::encrypted_object::EncryptedObjectRef;
 use crate::kms::key_id_hash;
-use crate::ENCRYPTED_PREFIX;
+use crate::prefix::StoredPrefix;
+use crate::ProviderKind;
 
 /// The longest name kept from a stored value's prefix (values are untrusted).
 const MAX_NAME: usize = 128;
@@ -55,32 +56,45 @@ pub enum ValueOrigin {
 }
 
 impl ValueOrigin {
-    /// Reads the origin from a stored value's prefix.
+    /// Reads the origin from a stored value's prefix (see the crate's one
+    /// prefix parser: a value read by no provider's whole prefix, such as
+    /// `k8s:enc:aesgcm:v1:key1` without its last colon, is
+    /// [`Unknown`](ValueOrigin::Unknown)).
     pub fn of(stored: &[u8]) -> Self {
-        let Some(rest) = stored.strip_prefix(ENCRYPTED_PREFIX) else {
-            return ValueOrigin::Identity;
+        let (kind, name, body) = match StoredPrefix::parse(stored) {
+            StoredPrefix::Identity => return ValueOrigin::Identity,
+            StoredPrefix::Unknown => return unknown(stored),
+            StoredPrefix::Known { kind, name, body } => (kind, text(name), body),
         };
-        let mut fields = rest.splitn(4, |&b| b == b':');
-        let kind = fields.next().unwrap_or_default();
-        let version = fields.next().unwrap_or_default();
-        let name = fields.next();
-        let body = fields.next();
-        let (Some(name), Some(body)) = (name, body) else {
-            return unknown(stored);
-        };
-        let name_text = text(name);
-        match (kind, version) {
-            (b"aesgcm", b"v1") => key(ProviderId::AesGcm, name_text),
-            (b"aescbc", b"v1") => key(ProviderId::AesCbc, name_text),
-            (b"secretbox", b"v1") => key(ProviderId::Secretbox, name_text),
-            (b"kms", b"v1") => ValueOrigin::KmsV1 { name: name_text },
-            (b"kms", b"v2") => ValueOrigin::KmsV2 {
-                name: name_text,
+        match kind {
+            ProviderKind::AesGcm => key(ProviderId::AesGcm, name),
+            ProviderKind::AesCbc => key(ProviderId::AesCbc, name),
+            ProviderKind::Secretbox => key(ProviderId::Secretbox, name),
+            ProviderKind::KmsV1 => ValueOrigin::KmsV1 { name },
+            ProviderKind::KmsV2 => ValueOrigin::KmsV2 {
+                name,
                 key_id_hash: EncryptedObjectRef::decode(body)
                     .ok()
-                    .map(|object| key_id_hash(object.key_id)),
+                    .map(|object| key_id_hash(object.key_id())),
             },
-            _ => unknown(stored),
+            // The parser gives these for no `k8s:enc:` value.
+            ProviderKind::Identity | ProviderKind::Custom => unknown(stored),
+        }
+    }
+
+    /// The kind of provider that wrote the value, if this crate knows it.
+    pub fn kind(&self) -> Option<ProviderKind> {
+        match self {
+            ValueOrigin::Identity => Some(ProviderKind::Identity),
+            ValueOrigin::Key { provider, .. } => match provider {
+                ProviderId::AesGcm => Some(ProviderKind::AesGcm),
+                ProviderId::AesCbc => Some(ProviderKind::AesCbc),
+                ProviderId::Secretbox => Some(ProviderKind::Secretbox),
+                ProviderId::Identity | ProviderId::Kms(_) => None,
+            },
+            ValueOrigin::KmsV1 { .. } => Some(ProviderKind::KmsV1),
+            ValueOrigin::KmsV2 { .. } => Some(ProviderKind::KmsV2),
+            ValueOrigin::Unknown { .. } => None,
         }
     }
 
@@ -179,6 +193,15 @@ mod tests {
         assert_eq!(
             ValueOrigin::of(b"k8s:enc:aesgcm").to_string(),
             "unknown k8s:enc:aesgcm"
+        );
+        // No provider's whole prefix: the apiserver reads it with none.
+        assert_eq!(
+            ValueOrigin::of(b"k8s:enc:aesgcm:v1:key1").to_string(),
+            "unknown k8s:enc:aesgcm:v1"
+        );
+        assert_eq!(
+            ValueOrigin::of(b"k8s:enc:aesgcm:v1:key1:").kind(),
+            Some(ProviderKind::AesGcm)
         );
         assert_eq!(
             ValueOrigin::of(b"k8s:enc:aesgcm:v1:k\x07ey:").to_string(),

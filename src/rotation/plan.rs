@@ -216,16 +216,16 @@ pub fn describe_providers(rule: &ResourceConfiguration) -> String {
             continue;
         };
         let writes = |j: usize| if i == 0 && j == 0 { " (writes)" } else { "" };
-        match steps::keys(provider) {
-            Some(keys) => {
-                let names: Vec<String> = keys
-                    .iter()
-                    .enumerate()
-                    .map(|(j, k)| format!("{}{}", k.name, writes(j)))
-                    .collect();
-                parts.push(format!("{id}[{}]", names.join(", ")));
-            }
-            None => parts.push(format!("{id}{}", writes(0))),
+        if id.has_keys() {
+            let names: Vec<String> = provider
+                .keys()
+                .iter()
+                .enumerate()
+                .map(|(j, k)| format!("{}{}", k.name, writes(j)))
+                .collect();
+            parts.push(format!("{id}[{}]", names.join(", ")));
+        } else {
+            parts.push(format!("{id}{}", writes(0)));
         }
     }
     parts.join(", ")

@@ -122,7 +122,7 @@ impl FailedValue {
     /// of an unknown resource, or changing on every attempt).
     pub fn from_report(report: &ValueReport) -> Option<Self> {
         let reason = match &report.outcome {
-            Outcome::Unreadable(reason) => reason.clone(),
+            Outcome::Unreadable(error) => error.to_string(),
             Outcome::Unmapped => {
                 "cannot tell the resource from the key; give the resource explicitly".to_owned()
             }

@@ -8,7 +8,7 @@ use crate::config::{
     AesConfiguration, EncryptionConfiguration, GroupResource, Key, KmsConfiguration,
     ProviderConfiguration, SecretboxConfiguration, ValidationErrors,
 };
-use crate::SecretKey;
+use crate::{ProviderKind, SecretKey};
 
 /// Which provider of a rule's `providers` list: a static-key kind, identity,
 /// or a KMS provider by name.
@@ -43,20 +43,15 @@ impl ProviderId {
     /// The provider set in a `providers` element (the first one, in the
     /// apiserver's order, if several are set), or `None` if none is.
     pub fn of(provider: &ProviderConfiguration) -> Option<Self> {
-        if provider.aesgcm.is_some() {
-            Some(ProviderId::AesGcm)
-        } else if provider.aescbc.is_some() {
-            Some(ProviderId::AesCbc)
-        } else if provider.secretbox.is_some() {
-            Some(ProviderId::Secretbox)
-        } else if provider.identity.is_some() {
-            Some(ProviderId::Identity)
-        } else {
-            provider
-                .kms
-                .as_ref()
-                .map(|k| ProviderId::Kms(k.name.clone()))
-        }
+        Some(match provider.kind()? {
+            ProviderKind::AesGcm => ProviderId::AesGcm,
+            ProviderKind::AesCbc => ProviderId::AesCbc,
+            ProviderKind::Secretbox => ProviderId::Secretbox,
+            ProviderKind::Identity => ProviderId::Identity,
+            ProviderKind::KmsV1 | ProviderKind::KmsV2 | ProviderKind::Custom => {
+                ProviderId::Kms(provider.kms.as_ref()?.name.clone())
+            }
+        })
     }
 
     /// Whether this is a static-key provider (aesgcm, aescbc, secretbox).
@@ -236,16 +231,18 @@ pub enum RotationError {
 /// apiserver looks them up.
 pub fn rule_for_resource(config: &EncryptionConfiguration, resource: &str) -> Option<usize> {
     let wanted = GroupResource::parse(resource);
-    let find = |target: &GroupResource| {
-        config.resources.iter().position(|rule| {
-            rule.resources
-                .iter()
-                .any(|r| GroupResource::parse(r) == *target)
-        })
-    };
-    find(&wanted)
-        .or_else(|| find(&wanted.any_in_group()))
-        .or_else(|| find(&GroupResource::any()))
+    let found = wanted
+        .lookup_order()
+        .into_iter()
+        .find_map(|(group, resource)| {
+            config.resources.iter().position(|rule| {
+                rule.resources.iter().any(|r| {
+                    let named = GroupResource::parse(r);
+                    named.group == group && named.resource == resource
+                })
+            })
+        });
+    found
 }
 
 /// A fresh random key for `provider` (32 bytes), named `name`.
@@ -328,10 +325,12 @@ pub fn add_key(
         name: key.name.clone(),
     };
     let keys =
-        keys_mut(&mut next.resources[rule].providers[0]).ok_or(RotationError::WriterHasNoKeys {
-            rule,
-            provider: writer,
-        })?;
+        next.resources[rule].providers[0]
+            .keys_mut()
+            .ok_or(RotationError::WriterHasNoKeys {
+                rule,
+                provider: writer,
+            })?;
     if keys.iter().any(|k| k.name == key.name) {
         return Err(RotationError::AlreadyPresent { rule, member });
     }
@@ -407,7 +406,7 @@ pub fn promote(
         }
         Member::Key { provider, name } => {
             let at = position(providers, provider).ok_or_else(not_present)?;
-            let keys = keys_mut(&mut providers[at]).ok_or_else(not_present)?;
+            let keys = providers[at].keys_mut().ok_or_else(not_present)?;
             let key_at = keys
                 .iter()
                 .position(|k| k.name == *name)
@@ -466,7 +465,7 @@ pub fn retire(
         }
         Member::Key { provider, name } => {
             let at = position(providers, provider).ok_or_else(not_present)?;
-            let keys = keys_mut(&mut providers[at]).ok_or_else(not_present)?;
+            let keys = providers[at].keys_mut().ok_or_else(not_present)?;
             let key_at = keys
                 .iter()
                 .position(|k| k.name == *name)
@@ -499,32 +498,8 @@ pub fn writer(
 ) -> Result<(ProviderId, Option<String>), RotationError> {
     let id = writer_id(config, rule)?;
     let first = &config.resources[rule].providers[0];
-    let key = keys(first)
-        .and_then(|keys| keys.first())
-        .map(|k| k.name.clone());
+    let key = first.keys().first().map(|k| k.name.clone());
     Ok((id, key))
-}
-
-/// The keys of a static-key element (of the kind [`ProviderId::of`]
-/// reports), or `None` for identity and KMS.
-pub fn keys(provider: &ProviderConfiguration) -> Option<&[Key]> {
-    if let Some(aes) = &provider.aesgcm {
-        Some(&aes.keys)
-    } else if let Some(aes) = &provider.aescbc {
-        Some(&aes.keys)
-    } else {
-        provider.secretbox.as_ref().map(|s| s.keys.as_slice())
-    }
-}
-
-fn keys_mut(provider: &mut ProviderConfiguration) -> Option<&mut Vec<Key>> {
-    if let Some(aes) = &mut provider.aesgcm {
-        Some(&mut aes.keys)
-    } else if let Some(aes) = &mut provider.aescbc {
-        Some(&mut aes.keys)
-    } else {
-        provider.secretbox.as_mut().map(|s| &mut s.keys)
-    }
 }
 
 /// The index of the first element of `providers` that is `id`.

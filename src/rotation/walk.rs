@@ -18,7 +18,7 @@ use crate::config::{GroupResource, ResourceTransformers};
 use crate::store::{Entry, Store, StoreError, Swap};
 
 /// What happened to one value.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Outcome {
     /// It reads with the current configuration and is not stale.
@@ -27,8 +27,10 @@ pub enum Outcome {
     Stale,
     /// It was stale and was rewritten with the writing provider.
     Rewritten,
-    /// No provider could read it; it was left as it was.
-    Unreadable(String),
+    /// No provider could read it; it was left as it was. The providers'
+    /// error (it holds no key material or plaintext), shared so that the
+    /// report stays cheap to clone.
+    Unreadable(Arc<crate::Error>),
     /// Its key is not a resource this crate can name (see
     /// [`KeyLayout`]); it was left as it was.
     Unmapped,
@@ -143,7 +145,7 @@ impl Engine {
                 conflicts,
             };
             let read = match transformer.decrypt(&entry.value, key.into()).await {
-                Err(e) => return Ok(report(Outcome::Unreadable(e.to_string()), conflicts)),
+                Err(e) => return Ok(report(Outcome::Unreadable(Arc::new(e)), conflicts)),
                 Ok(read) if !read.stale => return Ok(report(Outcome::Current, conflicts)),
                 Ok(read) => read,
             };

@@ -27,13 +27,7 @@ resources:
       - identity: {}
 ";
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
+use crate::support::rt;
 
 fn cli(args: &[&str]) -> Output {
     Command::new(CLI)

@@ -2,7 +2,7 @@
 //! KMS key-ID hashes from a real plugin, and the probe self-test.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -142,14 +142,7 @@ fn probe_against_another_config_fails_unless_it_writes_with_the_same_key() {
     );
 }
 
-struct Plugin(Child);
-
-impl Drop for Plugin {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::support::process::Reaped as Plugin;
 
 #[test]
 fn kms_v2_writers_show_the_plugins_key_id_hash_and_pass_the_probe() {

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,16 +24,13 @@ use k8s_envelope::kms::generated::v2;
 use k8s_envelope::kms::generated::v2::key_management_service_server::{
     KeyManagementService, KeyManagementServiceServer,
 };
-use k8s_envelope::kms::plugin::{
-    Base64MockKek, Kek, KekFuture, PluginHandle, PluginServer, Wrapped,
-};
+use k8s_envelope::kms::plugin::{Base64MockKek, PluginHandle, PluginServer};
 use k8s_envelope::kms::{
     key_id_hash, GrpcClient, KmsEndpoint, KmsError, KmsErrorKind, KmsServiceV2, KmsV2Options,
     KmsV2Provider, ManualClock,
 };
 use k8s_envelope::{Decrypted, Error, Provider, StorageKey, Transformer};
 use prost::Message as _;
-use zeroize::Zeroizing;
 
 /// The apiserver's default call timeout.
 const TIMEOUT: Duration = Duration::from_secs(3);
@@ -92,8 +89,11 @@ fn kms_error<T: std::fmt::Debug>(result: Result<T, Error>) -> KmsError {
 
 fn assert_not_ready<T: std::fmt::Debug>(result: Result<T, Error>) {
     match result {
-        Err(Error::KmsNotReady { name }) => assert_eq!(name, NAME),
-        other => panic!("expected Error::KmsNotReady, got {other:?}"),
+        Err(Error::Kms(e)) if matches!(e.kind(), KmsErrorKind::NotReady) => {
+            assert_eq!(e.provider(), Some(NAME));
+            assert!(e.is_transient(), "{e}");
+        }
+        other => panic!("expected a KMS provider not ready, got {other:?}"),
     }
 }
 
@@ -139,7 +139,7 @@ async fn wait_ready(socket: &Path) {
 /// `kms-plugin-local --mock-base64` as a child process, SIGKILLed and reaped
 /// on drop.
 struct PluginProcess {
-    child: Child,
+    child: Reaped,
 }
 
 impl PluginProcess {
@@ -152,7 +152,9 @@ impl PluginProcess {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn kms-plugin-local");
-        let process = PluginProcess { child };
+        let process = PluginProcess {
+            child: Reaped(child),
+        };
         wait_ready(socket).await;
         process
     }
@@ -161,13 +163,6 @@ impl PluginProcess {
     fn kill(mut self) {
         self.child.kill().expect("SIGKILL");
         self.child.wait().expect("reap");
-    }
-}
-
-impl Drop for PluginProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -291,11 +286,11 @@ async fn killed_plugin_keeps_cached_reads_writes_until_expiry_and_recovers_on_re
     // Past 3 minutes since the last good status: writes refused, reads go on.
     clock_a.advance(Duration::from_secs(61));
     match write(&a, b"too late").await {
-        Err(Error::KmsWriteRefused { name, reason }) => {
-            assert_eq!(name, NAME);
-            assert!(reason.contains("expired"), "{reason}");
+        Err(Error::Kms(e)) if matches!(e.kind(), KmsErrorKind::WriteRefused(_)) => {
+            assert_eq!(e.provider(), Some(NAME));
+            assert!(e.to_string().contains("expired"), "{e}");
         }
-        other => panic!("expected KmsWriteRefused, got {other:?}"),
+        other => panic!("expected a refusal to write, got {other:?}"),
     }
     let health = a.health();
     assert!(!health.healthy && !health.can_write, "{health:?}");
@@ -320,55 +315,8 @@ async fn killed_plugin_keeps_cached_reads_writes_until_expiry_and_recovers_on_re
 // ---------------------------------------------------------------------------
 // 3. Plugin slower than the timeout
 
-/// A KEK whose calls take a while: `status` for `key_id` (and so for the
-/// health check), `wrap` and `unwrap` for theirs. "Wraps" as identity.
-struct SlowKek {
-    status: Duration,
-    wrap: Duration,
-    unwrap: Duration,
-}
-
-impl SlowKek {
-    fn all(delay: Duration) -> Self {
-        Self {
-            status: delay,
-            wrap: delay,
-            unwrap: delay,
-        }
-    }
-}
-
-impl Kek for SlowKek {
-    fn key_id(&self) -> KekFuture<'_, String> {
-        Box::pin(async move {
-            tokio::time::sleep(self.status).await;
-            Ok("slow".to_owned())
-        })
-    }
-
-    fn wrap<'a>(&'a self, plaintext: &'a [u8]) -> KekFuture<'a, Wrapped> {
-        Box::pin(async move {
-            tokio::time::sleep(self.wrap).await;
-            Ok(Wrapped {
-                ciphertext: plaintext.to_vec(),
-                key_id: "slow".to_owned(),
-                annotations: BTreeMap::new(),
-            })
-        })
-    }
-
-    fn unwrap<'a>(
-        &'a self,
-        _key_id: &'a str,
-        ciphertext: &'a [u8],
-        _annotations: &'a BTreeMap<String, Vec<u8>>,
-    ) -> KekFuture<'a, Zeroizing<Vec<u8>>> {
-        Box::pin(async move {
-            tokio::time::sleep(self.unwrap).await;
-            Ok(Zeroizing::new(ciphertext.to_vec()))
-        })
-    }
-}
+use crate::support::process::Reaped;
+use crate::support::slow_kek::SlowKek;
 
 const SLOW: Duration = Duration::from_secs(2);
 const SHORT_TIMEOUT: Duration = Duration::from_millis(300);
@@ -442,14 +390,19 @@ async fn slow_plugin_encrypt_timeout_is_reported_inside_the_unhealthy_refresh() 
     let took = started.elapsed();
     assert!(took < SHORT_TIMEOUT_BOUND, "refresh took {took:?}");
     // Status answered; the Encrypt of the new seed timed out. That failure
-    // is one of the status problems, so it arrives as text in KmsUnhealthy.
+    // is one of the status problems, so it arrives as the text of an
+    // unhealthy status.
     match result {
-        Err(Error::KmsUnhealthy { name, reason }) => {
-            assert_eq!(name, NAME);
-            assert!(reason.contains(ENCRYPT), "{reason}");
-            assert!(reason.contains("timed out after 300ms"), "{reason}");
-        }
-        other => panic!("expected KmsUnhealthy, got {other:?}"),
+        Err(Error::Kms(e)) => match e.kind() {
+            KmsErrorKind::Unhealthy(reason) => {
+                assert_eq!(e.provider(), Some(NAME));
+                assert!(e.is_transient(), "{e}");
+                assert!(reason.contains(ENCRYPT), "{reason}");
+                assert!(reason.contains("timed out after 300ms"), "{reason}");
+            }
+            other => panic!("expected an unhealthy status, got {other:?}"),
+        },
+        other => panic!("expected an unhealthy status, got {other:?}"),
     }
     let health = a.health();
     assert!(!health.healthy && !health.can_write, "{health:?}");
@@ -789,7 +742,7 @@ async fn bad_healthz_or_version_is_unhealthy_but_rotates_like_the_apiserver() {
         let (a, message, calls) = first_refresh_against(hostility).await;
         assert!(message.contains(problem), "{hostility:?}: {message}");
         assert!(
-            matches!(a.refresh().await, Err(Error::KmsUnhealthy { .. })),
+            matches!(a.refresh().await, Err(Error::Kms(e)) if matches!(e.kind(), KmsErrorKind::Unhealthy(_))),
             "{hostility:?}"
         );
         assert_eq!(calls, 1, "{hostility:?}: Encrypt calls");

@@ -14,18 +14,17 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use k8s_envelope::kms::generated::v2;
-use k8s_envelope::kms::plugin::{Kek, KekError, KekFuture, LocalKek, PluginServer, Wrapped};
+use k8s_envelope::kms::plugin::{LocalKek, PluginServer};
 use k8s_envelope::kms::{
     GrpcClient, KmsEndpoint, KmsError, KmsErrorKind, KmsServiceV1, KmsServiceV2, StatusCode,
 };
 use k8s_envelope::{Error, SecretKey};
-use zeroize::Zeroizing;
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 const NO_ANNOTATIONS: &BTreeMap<String, Vec<u8>> = &BTreeMap::new();
@@ -35,7 +34,7 @@ const NO_ANNOTATIONS: &BTreeMap<String, Vec<u8>> = &BTreeMap::new();
 
 /// A child process, killed (SIGKILL) and reaped on drop.
 struct Proc {
-    child: Child,
+    child: Reaped,
 }
 
 impl Proc {
@@ -47,7 +46,9 @@ impl Proc {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("spawning {}: {e}", program.as_ref().display()));
-        Proc { child }
+        Proc {
+            child: Reaped(child),
+        }
     }
 
     /// Sends SIGTERM and waits for the exit (without blocking the runtime,
@@ -74,13 +75,6 @@ impl Proc {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -155,6 +149,8 @@ fn abstract_name(tag: &str) -> String {
 }
 
 use crate::support::k8sref::k8sref;
+use crate::support::process::Reaped;
+use crate::support::slow_kek::SlowKek;
 
 /// Starts `k8sref kms-plugin --api both` with extra flags.
 async fn start_k8sref(binary: &Path, socket: &str, extra: &[&str]) -> Proc {
@@ -733,49 +729,14 @@ async fn absent_plugin_fails_fast_with_a_clear_error() {
 // ---------------------------------------------------------------------------
 // In-process: graceful shutdown, :authority, message size limit
 
-/// A KEK that takes `delay` to wrap (identity "wrapping").
-struct SlowKek {
-    delay: Duration,
-}
-
-impl Kek for SlowKek {
-    fn key_id(&self) -> KekFuture<'_, String> {
-        Box::pin(async { Ok("slow".to_string()) })
-    }
-
-    fn wrap<'a>(&'a self, plaintext: &'a [u8]) -> KekFuture<'a, Wrapped> {
-        Box::pin(async move {
-            tokio::time::sleep(self.delay).await;
-            Ok(Wrapped {
-                ciphertext: plaintext.to_vec(),
-                key_id: "slow".into(),
-                annotations: BTreeMap::new(),
-            })
-        })
-    }
-
-    fn unwrap<'a>(
-        &'a self,
-        _key_id: &'a str,
-        ciphertext: &'a [u8],
-        _annotations: &'a BTreeMap<String, Vec<u8>>,
-    ) -> KekFuture<'a, Zeroizing<Vec<u8>>> {
-        Box::pin(async move {
-            if ciphertext.is_empty() {
-                return Err(KekError::invalid_argument("empty"));
-            }
-            Ok(Zeroizing::new(ciphertext.to_vec()))
-        })
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn shutdown_finishes_calls_in_flight_and_removes_the_socket() {
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("kms.sock");
     let endpoint = KmsEndpoint::socket_file(&socket).expect("endpoint");
     let handle = PluginServer::new(SlowKek {
-        delay: Duration::from_millis(500),
+        wrap: Duration::from_millis(500),
+        ..SlowKek::all(Duration::ZERO)
     })
     .serve(&endpoint)
     .await

@@ -4,7 +4,7 @@
 //! Go reference's plugin), with the library's tests of the same paths.
 //!
 //! Shared support lives in `support/` (and the etcd server guard in the
-//! workspace's `tests/common/`, which the library's example uses too);
+//! workspace's `tests/support/`, which the library's tests and example use too);
 //! each helper is written once.
 
 mod support;

@@ -76,7 +76,7 @@ impl Run {
             if out.extension().is_some_and(|e| e == "yaml") && out.exists() {
                 for rule in load(&out).resources {
                     for p in rule.providers {
-                        for k in rotation::keys(&p).unwrap_or_default() {
+                        for k in p.keys() {
                             self.secrets.push(k.secret.expose().to_owned());
                         }
                     }

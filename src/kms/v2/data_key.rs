@@ -9,7 +9,8 @@ use hkdf::Hkdf;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::kms::{BoundedCache, DekSourceType};
+use crate::kms::error::provider_error;
+use crate::kms::{BoundedCache, DekSourceType, KmsErrorKind};
 use crate::primitive::{AesGcmCipher, GCM_NONCE_LEN};
 use crate::providers::aesgcm;
 use crate::{random, Error, ProviderKind};
@@ -151,10 +152,12 @@ impl DataKey {
                 random::fill(&mut nonce[..4])?;
                 let next = counter.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
                 if next <= COUNTER_ZERO {
-                    return Err(Error::KmsWriteRefused {
-                        name: provider_name.to_owned(),
-                        reason: "the DEK's nonce counter is exhausted; wait for a new DEK".into(),
-                    });
+                    return Err(provider_error(
+                        provider_name,
+                        KmsErrorKind::WriteRefused(
+                            "the DEK's nonce counter is exhausted; wait for a new DEK".into(),
+                        ),
+                    ));
                 }
                 nonce[4..].copy_from_slice(&next.to_le_bytes());
                 aesgcm::seal_append(cipher, &nonce, aad, plaintext, out);

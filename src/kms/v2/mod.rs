@@ -34,8 +34,10 @@ use crate::kms::encrypted_object::{
     encode_header, put_varint, split_encrypted_data, validate_annotations,
     validate_encrypted_dek_source, validate_key_id, varint_len, EncryptedObjectRef,
 };
-use crate::kms::error::clip_message;
-use crate::kms::{BoundedCache, CacheLimits, Clock, DekSourceType, KmsServiceV2, SystemClock};
+use crate::kms::error::{clip_message, provider_error};
+use crate::kms::{
+    BoundedCache, CacheLimits, Clock, DekSourceType, KmsErrorKind, KmsServiceV2, SystemClock,
+};
 use crate::observe::metrics::{self as observe_metrics, CacheMetrics};
 use crate::provider::ProviderFuture;
 use crate::{random, Decrypted, Error, Provider, ProviderKind, StorageKey};
@@ -349,10 +351,7 @@ impl Inner {
     }
 
     fn invalid_answer(&self, reason: impl Into<String>) -> Error {
-        Error::KmsInvalidAnswer {
-            name: self.name.clone(),
-            reason: reason.into(),
-        }
+        provider_error(&self.name, KmsErrorKind::InvalidAnswer(reason.into()))
     }
 
     /// The apiserver's status check: healthz "ok", version "v2" or "v2beta1"
@@ -393,10 +392,10 @@ impl Inner {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(Error::KmsUnhealthy {
-                name: self.name.clone(),
-                reason: problems.join("; "),
-            })
+            Err(provider_error(
+                &self.name,
+                KmsErrorKind::Unhealthy(problems.join("; ")),
+            ))
         }
     }
 
@@ -468,23 +467,22 @@ impl Inner {
     fn current_write_key(&self) -> Result<Arc<WriteKey>, Error> {
         self.write_key
             .load_full()
-            .ok_or_else(|| Error::KmsNotReady {
-                name: self.name.clone(),
-            })
+            .ok_or_else(|| provider_error(&self.name, KmsErrorKind::NotReady))
     }
 
     fn encrypt(&self, plaintext: &[u8], storage_key: StorageKey<'_>) -> Result<Vec<u8>, Error> {
         // A guard, not a clone of the `Arc`: no reference count to touch.
         let guard = self.write_key.load();
-        let key = guard.as_ref().ok_or_else(|| Error::KmsNotReady {
-            name: self.name.clone(),
-        })?;
+        let key = guard
+            .as_ref()
+            .ok_or_else(|| provider_error(&self.name, KmsErrorKind::NotReady))?;
         if self.expired(key) {
-            return Err(Error::KmsWriteRefused {
-                name: self.name.clone(),
-                reason: "the write key expired: no good status from the plugin for 3 minutes"
-                    .to_owned(),
-            });
+            return Err(provider_error(
+                &self.name,
+                KmsErrorKind::WriteRefused(
+                    "the write key expired: no good status from the plugin for 3 minutes".into(),
+                ),
+            ));
         }
         let data_len = key.data_key.sealed_len(plaintext.len());
         let mut out = Vec::with_capacity(
@@ -550,11 +548,11 @@ impl Inner {
                     stale: false,
                 }))
             }
-            None => FastRead::Done(object.validate_annotations().and_then(|()| {
-                Err(Error::KmsNotReady {
-                    name: self.name.clone(),
-                })
-            })),
+            None => FastRead::Done(
+                object
+                    .validate_annotations()
+                    .and_then(|()| Err(provider_error(&self.name, KmsErrorKind::NotReady))),
+            ),
             // The annotations are checked on a cache miss, before the plugin
             // sees them; a hit means these exact annotations (they are part
             // of the cache key) were checked when the entry was made.

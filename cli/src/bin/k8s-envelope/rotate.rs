@@ -157,7 +157,7 @@ fn change(
         None => writer.clone(),
     };
     if provider == writer && provider.has_keys() {
-        let keys = rotation::keys(&config.resources[rule].providers[0]).unwrap_or_default();
+        let keys = config.resources[rule].providers[0].keys();
         let name = new
             .name
             .clone()
@@ -234,7 +234,7 @@ fn member(
     let holders: Vec<ProviderId> = config.resources[rule]
         .providers
         .iter()
-        .filter(|p| rotation::keys(p).is_some_and(|keys| keys.iter().any(|k| k.name == *name)))
+        .filter(|p| p.keys().iter().any(|k| k.name == *name))
         .filter_map(ProviderId::of)
         .collect();
     match holders.as_slice() {

@@ -3,10 +3,7 @@
 //! binding, key rotation and staleness, the read walk, malformed input and the
 //! aescbc padding rules.
 
-use std::future::Future;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
 
 use k8s_envelope::provider::ProviderFuture;
 use k8s_envelope::{
@@ -120,22 +117,8 @@ fn ok_plaintext(result: Result<Decrypted, Error>) -> (Vec<u8>, bool) {
 
 const SK: &str = "/registry/secrets/default/db-creds";
 
-/// A tiny executor: static providers complete on the first poll.
-fn block_on<F: Future>(future: F) -> F::Output {
-    struct Noop;
-    impl Wake for Noop {
-        fn wake(self: Arc<Self>) {}
-    }
-    let waker = Waker::from(Arc::new(Noop));
-    let mut cx = Context::from_waker(&waker);
-    let mut future = pin!(future);
-    for _ in 0..1000 {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-    }
-    panic!("future did not complete");
-}
+/// Static providers complete on the first poll: no runtime needed.
+use crate::support::ready::ready as block_on;
 
 fn case_strategy(cases: &'static [(Kind, usize)]) -> impl Strategy<Value = (Kind, Vec<u8>)> {
     (0..cases.len()).prop_flat_map(move |i| {

@@ -334,13 +334,7 @@ fn fixture() -> Fixture {
     Fixture { dump, old, new }
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
+use crate::support::rt;
 
 #[test]
 fn scan_counts_by_resource_origin_and_state() {

@@ -16,14 +16,10 @@ use base64::Engine as _;
 use k8s_envelope::jsonl::Transform;
 use k8s_envelope::EncryptionConfiguration;
 
-/// The fuzz targets' checks, as the fuzz crate builds them.
-#[path = "../fuzz/src/checks.rs"]
-#[allow(dead_code)]
-mod checks;
-use checks::Harness;
+use crate::checks::{self, Harness};
 
 static HARNESS: LazyLock<Harness> = LazyLock::new(|| {
-    Harness::from_config(include_bytes!("data/fuzz/every-provider.yaml"))
+    Harness::from_config(include_bytes!("../data/fuzz/every-provider.yaml"))
         .unwrap_or_else(|e| panic!("the fuzz configuration: {e}"))
 });
 

@@ -10,8 +10,7 @@ use k8s_envelope::observe::{JsonLinesAuditSink, Observer};
 use k8s_envelope::Transformer;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
-mod common;
-use common::observe::*;
+use crate::support::observe::*;
 
 fn counter(snapshot: &[Metric], name: &str, labels: &[(&str, &str)]) -> u64 {
     snapshot
@@ -300,10 +299,10 @@ fn audit_lines_stay_valid_json_whatever_the_storage_key() {
     let transformers = transformers();
     let odd = "/registry/secrets/ns/\"quoted\"\\back\nline\u{1}é";
     let stored = observer
-        .encrypt_blocking(&transformers, "secrets", odd.into(), b"v")
+        .encrypt_blocking(&transformers, "secrets", b"v", odd.into())
         .expect("encrypt");
     observer
-        .decrypt_blocking(&transformers, "secrets", odd.into(), &stored)
+        .decrypt_blocking(&transformers, "secrets", &stored, odd.into())
         .expect("decrypt");
     sink.flush().expect("flush");
     let log = std::fs::read_to_string(&path).expect("read");

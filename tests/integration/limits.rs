@@ -34,13 +34,7 @@ fn aesgcm() -> Arc<dyn Provider> {
     Arc::new(AesGcm::new(vec![NamedKey::new("k1", SecretKey::new(vec![7; 32]))]).expect("key"))
 }
 
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(future)
-}
+use crate::support::block_on;
 
 // ---------------------------------------------------------------------------
 // Stored values and plaintexts
@@ -267,8 +261,7 @@ fn a_deeply_nested_request_line_is_an_error_line() {
 // KMS plugins that never answer or claim gigabytes
 
 #[cfg(unix)]
-#[path = "support/fake_plugin.rs"]
-mod plugins;
+use crate::support::fake_plugin as plugins;
 
 #[cfg(unix)]
 #[test]

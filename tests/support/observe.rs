@@ -58,10 +58,10 @@ pub fn assert_clean(text: &str) {
 pub fn exercise(observer: &Observer, transformers: &ResourceTransformers) {
     let key = "/registry/secrets/default/a".into();
     let stored = observer
-        .encrypt_blocking(transformers, "secrets", key, PLAINTEXT)
+        .encrypt_blocking(transformers, "secrets", PLAINTEXT, key)
         .expect("encrypt");
     observer
-        .decrypt_blocking(transformers, "secrets", key, &stored)
+        .decrypt_blocking(transformers, "secrets", &stored, key)
         .expect("decrypt");
     let old = transformers.for_resource("secrets").providers()[1]
         .as_blocking()
@@ -70,7 +70,7 @@ pub fn exercise(observer: &Observer, transformers: &ResourceTransformers) {
         .expect("old write");
     assert!(
         observer
-            .decrypt_blocking(transformers, "secrets", key, &old)
+            .decrypt_blocking(transformers, "secrets", &old, key)
             .expect("stale read")
             .stale
     );
@@ -78,13 +78,13 @@ pub fn exercise(observer: &Observer, transformers: &ResourceTransformers) {
     let last = tampered.len() - 1;
     tampered[last] ^= 1;
     assert!(observer
-        .decrypt_blocking(transformers, "secrets", key, &tampered)
+        .decrypt_blocking(transformers, "secrets", &tampered, key)
         .is_err());
     assert!(observer
-        .decrypt_blocking(transformers, "secrets", "/other".into(), &stored)
+        .decrypt_blocking(transformers, "secrets", &stored, "/other".into())
         .is_err());
     assert!(observer
-        .decrypt_blocking(transformers, "secrets", key, PLAINTEXT)
+        .decrypt_blocking(transformers, "secrets", PLAINTEXT, key)
         .is_err());
 }
 

@@ -1,0 +1,41 @@
+//! The library's integration tests, in one binary: configuration and
+//! conformance files, every provider against the vectors, KMS v1 and v2
+//! (in-process services and the plugin kit on real unix sockets), limits on
+//! hostile input, rotation and re-encryption over stores, rendering, reload
+//! and observation. Tests that need a feature are compiled with it (`cargo
+//! test` at the top builds the library with the CLI's features, so all run).
+//!
+//! Separate binaries hold what cannot share a process: a counting global
+//! allocator (`allocations.rs`, `hostile_lengths.rs`), `fork`
+//! (`random_fork.rs`) and a process-wide `tracing` subscriber
+//! (`observe_tracing.rs`). Helpers shared by all of them are in
+//! `tests/support/`, each written once.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+/// The fuzz targets' checks, as the fuzz crate builds them.
+#[cfg(feature = "grpc")]
+#[path = "../../fuzz/src/checks.rs"]
+#[allow(dead_code)]
+mod checks;
+
+mod config;
+#[cfg(feature = "grpc")]
+mod fuzz_regressions;
+#[cfg(feature = "plugin")]
+mod kms_v1;
+#[cfg(feature = "grpc")]
+mod kms_v2;
+#[cfg(feature = "grpc")]
+mod limits;
+mod no_secret_leaks;
+#[cfg(feature = "observe")]
+mod observe;
+mod providers;
+#[cfg(feature = "reload")]
+mod reload;
+mod render;
+#[cfg(feature = "plugin")]
+mod rotation;
+mod vectors;
