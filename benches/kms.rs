@@ -36,10 +36,7 @@ mod ready;
 use ready::ready;
 
 fn kms_v2(mode: DekSourceType) -> KmsV2Provider {
-    kms_v2_with(KmsV2Options {
-        write_mode: mode,
-        ..KmsV2Options::default()
-    })
+    kms_v2_with(KmsV2Options::default().with_write_mode(mode))
 }
 
 fn kms_v2_with(options: KmsV2Options) -> KmsV2Provider {
@@ -63,10 +60,9 @@ fn transformers() -> Vec<(&'static str, Transformer)> {
             // Seed mode with one derived key per 1,024 writes
             // (`KmsV2Options::writes_per_derived_key`).
             "kmsv2-seed-shared",
-            one(Arc::new(kms_v2_with(KmsV2Options {
-                writes_per_derived_key: 1024,
-                ..KmsV2Options::default()
-            }))),
+            one(Arc::new(kms_v2_with(
+                KmsV2Options::default().with_writes_per_derived_key(1024),
+            ))),
         ),
     ]
 }
@@ -129,12 +125,12 @@ fn bench_kms_cache(c: &mut Criterion) {
         // Written by another provider instance: another DEK or seed.
         let stored = ready(kms_v2(mode).encrypt(&plaintext, storage_key)).expect("encrypt");
         let warm = kms_v2(mode);
-        let cold = kms_v2_with(KmsV2Options {
-            write_mode: mode,
-            dek_cache: CacheLimits::disabled(),
-            derived_key_cache: CacheLimits::disabled(),
-            ..KmsV2Options::default()
-        });
+        let cold = kms_v2_with(
+            KmsV2Options::default()
+                .with_write_mode(mode)
+                .with_dek_cache(CacheLimits::disabled())
+                .with_derived_key_cache(CacheLimits::disabled()),
+        );
         for (state, provider) in [("warm", warm), ("cold", cold)] {
             // Through a transformer, as applications read.
             let transformer = Transformer::new(vec![Arc::new(provider)]).expect("transformer");

@@ -45,6 +45,7 @@ fn sha256_hex(digest: &[u8]) -> String {
 
 /// What one resource rule writes with.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RuleFingerprint {
     /// The rule's index in `resources`.
     pub rule: usize,
@@ -128,6 +129,7 @@ fn writer_fingerprint(
 
 /// The outcome of one probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProbeResult {
     /// The rule's index in `resources`.
     pub rule: usize,

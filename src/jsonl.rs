@@ -27,6 +27,10 @@ pub const MAX_LINE: usize = 90 * 1024 * 1024;
 
 /// Which way the values of a run go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "a run goes one of two ways, and only two"
+)]
 pub enum Direction {
     /// Plaintext in, stored value out.
     Encrypt,
@@ -60,6 +64,10 @@ pub trait Transform {
 /// One input line.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "the JSON Lines request, field for field, which callers build"
+)]
 pub struct Request {
     /// The group-resource (`secrets` when absent).
     #[serde(default = "default_resource")]
@@ -111,6 +119,7 @@ impl Request {
 /// One output line.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
+#[non_exhaustive]
 pub enum Response {
     /// An encrypted value.
     Stored {
@@ -186,6 +195,7 @@ fn transform_line(
 
 /// Why a run stopped before the end of its input.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RunError {
     /// Reading the input failed.
     #[error("reading stdin: {0}")]

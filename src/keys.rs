@@ -113,6 +113,7 @@ impl ZeroizeOnDrop for SecretKey {}
 /// A key of a static-key provider (aescbc, aesgcm, secretbox) with the name
 /// that is written into every value it encrypts.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct NamedKey {
     /// The key name, written as `<name>:` after the provider prefix.
     pub name: String,
@@ -133,4 +134,5 @@ impl NamedKey {
 /// A string was not valid standard base64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("secrets must be base64 encoded")]
+#[non_exhaustive]
 pub struct InvalidBase64;

@@ -125,29 +125,45 @@
 //! dependencies, and every deliberate difference from kube-apiserver.
 
 #![forbid(unsafe_code)]
+// Public types can grow without breaking users: options and reports are
+// `#[non_exhaustive]`; the few that users build themselves say why not.
+#![warn(clippy::exhaustive_structs, clippy::exhaustive_enums)]
 
-pub mod config;
 mod error;
-pub mod fingerprint;
-pub mod jsonl;
 mod keys;
-pub mod kms;
-pub mod lint;
-pub mod manual;
-#[cfg(feature = "observe")]
-pub mod observe;
 #[cfg(not(feature = "observe"))]
 #[path = "observe/off.rs"]
 mod observe;
 mod prefix;
 mod primitive;
-pub mod provider;
+mod provider;
 mod providers;
 mod random;
+
+// The public interface: the topic modules, then the names at the root.
+pub mod config;
+pub mod fingerprint;
+pub mod jsonl;
+pub mod kms;
+pub mod lint;
+pub mod manual;
+#[cfg(feature = "observe")]
+pub mod observe;
 #[cfg(feature = "reload")]
 pub mod reload;
 pub mod rotation;
 pub mod store;
+
+pub use crate::config::{EncryptionConfiguration, ResourceTransformers};
+pub use crate::error::{Error, ProviderKind};
+pub use crate::keys::{InvalidBase64, NamedKey, SecretKey};
+pub use crate::prefix::{Transformer, MAX_PLAINTEXT_LEN, MAX_STORED_VALUE_LEN};
+pub use crate::primitive::AES_BACKEND;
+pub use crate::provider::{BlockingProvider, Decrypted, Provider, ProviderFuture, StorageKey};
+pub use crate::providers::{
+    AesCbc, AesGcm, Identity, Secretbox, AESCBC_PREFIX, AESGCM_PREFIX, ENCRYPTED_PREFIX,
+    SECRETBOX_PREFIX,
+};
 
 /// The README's Rust examples, compiled and run as doctests so that they
 /// cannot drift from the API (they use the `observe` and `reload` features).
@@ -163,14 +179,3 @@ pub mod internal {
     pub use crate::kms::encrypted_object::EncryptedObjectRef;
     pub use crate::kms::v1::split_body as split_kms_v1_body;
 }
-
-pub use crate::config::{EncryptionConfiguration, ResourceTransformers};
-pub use crate::error::{Error, ProviderKind};
-pub use crate::keys::{InvalidBase64, NamedKey, SecretKey};
-pub use crate::prefix::{Transformer, MAX_PLAINTEXT_LEN, MAX_STORED_VALUE_LEN};
-pub use crate::primitive::AES_BACKEND;
-pub use crate::provider::{BlockingProvider, Decrypted, Provider, StorageKey};
-pub use crate::providers::{
-    AesCbc, AesGcm, Identity, Secretbox, AESCBC_PREFIX, AESGCM_PREFIX, ENCRYPTED_PREFIX,
-    SECRETBOX_PREFIX,
-};

@@ -72,6 +72,7 @@ impl LintCode {
 
 /// One warning.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LintWarning {
     /// What it is about.
     pub code: LintCode,

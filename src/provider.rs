@@ -47,6 +47,10 @@ impl fmt::Debug for StorageKey<'_> {
 
 /// The result of a successful read.
 #[derive(Clone, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "what every `Provider` implementation builds"
+)]
 pub struct Decrypted {
     /// The plaintext.
     pub plaintext: Vec<u8>,

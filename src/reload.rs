@@ -40,12 +40,27 @@ use crate::{Error, ResourceTransformers};
 
 /// How a [`ReloadingTransformers`] builds and retires transformer sets.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ReloadOptions {
     /// How long a replaced set stays alive for requests in flight before its
     /// KMS connections are closed. Default: 1 minute.
     pub grace_period: Duration,
     /// Options of the KMS v2 providers of each set.
     pub kms_v2: KmsV2Options,
+}
+
+impl ReloadOptions {
+    /// These options with another `grace_period`: how long a replaced set stays alive for requests in flight before its KMS connections are closed.
+    pub fn with_grace_period(mut self, grace_period: Duration) -> Self {
+        self.grace_period = grace_period;
+        self
+    }
+
+    /// These options with another `kms_v2`: options of the KMS v2 providers of each set.
+    pub fn with_kms_v2(mut self, kms_v2: KmsV2Options) -> Self {
+        self.kms_v2 = kms_v2;
+        self
+    }
 }
 
 impl Default for ReloadOptions {
@@ -100,6 +115,7 @@ impl Drop for LoadedConfig {
 
 /// What a check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ReloadOutcome {
     /// The file's content is what is being served.
     Unchanged,

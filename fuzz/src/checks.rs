@@ -108,12 +108,10 @@ impl KmsProviderFactory for MockKmsFactory {
     }
 
     fn kms_v2(&self, config: &KmsConfiguration) -> Result<Arc<dyn Provider>, Error> {
-        let options = KmsV2Options {
-            dek_cache: CacheLimits::disabled(),
-            derived_key_cache: CacheLimits::disabled(),
-            clock: Arc::new(ManualClock::new()),
-            ..KmsV2Options::default()
-        };
+        let options = KmsV2Options::default()
+            .with_dek_cache(CacheLimits::disabled())
+            .with_derived_key_cache(CacheLimits::disabled())
+            .with_clock(Arc::new(ManualClock::new()));
         let provider = KmsV2Provider::new(&config.name, Arc::new(Base64Kms), options)?;
         self.v2
             .lock()

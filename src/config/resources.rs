@@ -30,6 +30,10 @@ use std::str::FromStr;
 /// assert_eq!(GroupResource::parse("secrets").to_string(), "secrets");
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "a group and a resource, nothing more; built with a literal as often as with `new`"
+)]
 pub struct GroupResource {
     /// The API group: `""` for the core group, `*` for every group.
     pub group: String,

@@ -60,6 +60,10 @@ pub const DEFAULT_KMS_CACHE_SIZE: i32 = 1000;
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "the EncryptionConfiguration's shape, field for field, which users build and edit"
+)]
 pub struct EncryptionConfiguration {
     /// `EncryptionConfiguration` (or the legacy `EncryptionConfig`).
     #[serde(default, deserialize_with = "null_as_default")]
@@ -101,6 +105,10 @@ impl EncryptionConfiguration {
 /// One resource rule: a list of resources and the providers for them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "the EncryptionConfiguration's shape, field for field, which users build and edit"
+)]
 pub struct ResourceConfiguration {
     /// Group-resources such as `secrets`, `deployments.apps`, `*.apps`, `*.`
     /// or `*.*` (see [`GroupResource`](super::GroupResource)).
@@ -114,6 +122,10 @@ pub struct ResourceConfiguration {
 /// One element of a `providers` list. Exactly one field must be set.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "the EncryptionConfiguration's shape, field for field, which users build and edit"
+)]
 pub struct ProviderConfiguration {
     /// AES-GCM with static keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -228,6 +240,10 @@ impl ProviderConfiguration {
 /// The keys of an `aesgcm` or `aescbc` provider.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "the EncryptionConfiguration's shape, field for field, which users build and edit"
+)]
 pub struct AesConfiguration {
     /// The keys; the first one encrypts. 16, 24 or 32 bytes each.
     #[serde(default, deserialize_with = "null_as_default")]
@@ -237,6 +253,10 @@ pub struct AesConfiguration {
 /// The keys of a `secretbox` provider.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "the EncryptionConfiguration's shape, field for field, which users build and edit"
+)]
 pub struct SecretboxConfiguration {
     /// The keys; the first one encrypts. 32 bytes each.
     #[serde(default, deserialize_with = "null_as_default")]
@@ -248,6 +268,10 @@ pub struct SecretboxConfiguration {
 /// `Debug` shows the name and never the secret.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "the EncryptionConfiguration's shape, field for field, which users build and edit"
+)]
 pub struct Key {
     /// The key name, written in front of every value the key encrypts.
     #[serde(default, deserialize_with = "null_as_default")]
@@ -260,11 +284,19 @@ pub struct Key {
 /// The (empty) configuration of the `identity` provider.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "the EncryptionConfiguration's shape, field for field, which users build and edit"
+)]
 pub struct IdentityConfiguration {}
 
 /// The configuration of a `kms` provider.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "the EncryptionConfiguration's shape, field for field, which users build and edit"
+)]
 pub struct KmsConfiguration {
     /// `v1` or `v2` (after defaults; empty means `v1`).
     #[serde(default, rename = "apiVersion", deserialize_with = "null_as_default")]

@@ -20,6 +20,7 @@ use crate::kms::Clock;
 
 /// The size and lifetime limits of one cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CacheLimits {
     /// The most entries kept; the least recently used goes first. Zero
     /// disables the cache.
@@ -41,6 +42,18 @@ impl CacheLimits {
             max_entries: 0,
             ttl: None,
         }
+    }
+
+    /// These options with another `max_entries`: the most entries kept; the least recently used goes first.
+    pub fn with_max_entries(mut self, max_entries: usize) -> Self {
+        self.max_entries = max_entries;
+        self
+    }
+
+    /// These options with another `ttl`: how long an entry stays usable after it was inserted; `None` keeps it until evicted.
+    pub fn with_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.ttl = ttl;
+        self
     }
 }
 

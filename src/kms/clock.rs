@@ -14,6 +14,10 @@ pub trait Clock: Send + Sync + fmt::Debug {
 
 /// The real monotonic clock.
 #[derive(Debug, Default, Clone, Copy)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "a unit struct that users name to build it"
+)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {

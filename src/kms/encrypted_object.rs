@@ -28,6 +28,7 @@ pub const ANNOTATIONS_MAX_LEN: usize = 32 * 1024;
 
 /// What the encrypted DEK source of a KMS v2 value holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum DekSourceType {
     /// `AES_GCM_KEY` (0): a DEK used directly as the AES-GCM key; nonces are
     /// 4 random bytes and a counter.

@@ -39,6 +39,10 @@ use crate::Error;
 /// # Ok::<(), k8s_envelope::Error>(())
 /// ```
 #[derive(Debug, Default, Clone, Copy)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "a unit struct that users name to build it"
+)]
 pub struct Base64Kms;
 
 impl Base64Kms {

@@ -79,6 +79,10 @@ pub trait KmsServiceV1: Send + Sync {
 
 /// The answer to [`KmsServiceV2::status`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "the plugin API's message, which every service implementation builds"
+)]
 pub struct StatusResponse {
     /// The plugin API version: `"v2"` (or `"v2beta1"`).
     pub version: String,
@@ -97,6 +101,10 @@ impl StatusResponse {
 
 /// The answer to [`KmsServiceV2::encrypt`].
 #[derive(Clone, PartialEq, Eq, Default)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "the plugin API's message, which every service implementation builds"
+)]
 pub struct EncryptResponse {
     /// The wrapped DEK or seed.
     pub ciphertext: Vec<u8>,
@@ -118,6 +126,10 @@ impl fmt::Debug for EncryptResponse {
 
 /// The answer to [`KmsServiceV1::version`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "the plugin API's message, which every service implementation builds"
+)]
 pub struct VersionResponse {
     /// The plugin API version; must be `"v1beta1"`.
     pub version: String,

@@ -11,6 +11,7 @@ use crate::{Error, ProviderKind};
 
 /// Which way a value went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Operation {
     /// Plaintext to stored value (`to_storage`).
     Encrypt,
@@ -38,6 +39,7 @@ impl Operation {
 
 /// One transform, as an audit record. Never holds the value.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct AuditEvent<'a> {
     /// When the transform finished.
     pub time: SystemTime,

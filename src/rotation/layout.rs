@@ -64,6 +64,7 @@ impl Default for KeyLayout {
 
 /// What a key holds.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum KeyResource {
     /// An object of this group-resource.
     Resource(GroupResource),

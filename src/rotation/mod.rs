@@ -68,7 +68,7 @@ pub use self::origin::ValueOrigin;
 pub use self::plan::{describe_providers, plan, Change, Plan, PlanStep, StepKind};
 pub use self::reencrypt::{
     reencrypt, FailedValue, ReencryptError, ReencryptOptions, ReencryptProgress, ReencryptReport,
-    ReencryptTotals, DEFAULT_PREFIX, MAX_FAILURES_LISTED,
+    ReencryptTotals, MAX_FAILURES_LISTED, SECRETS_PREFIX,
 };
 pub use self::scan::{scan, ScanOptions, ScanReport, ScanRow, ValueState};
 pub use self::steps::{

@@ -25,6 +25,7 @@ const MAX_NAME: usize = 128;
 /// assert_eq!(ValueOrigin::of(b"k8s:enc:aesgcm:v1:key1:").to_string(), "aesgcm:key1");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum ValueOrigin {
     /// Plaintext (no `k8s:enc:` prefix).
     Identity,

@@ -8,6 +8,10 @@ use crate::config::{EncryptionConfiguration, Key, ProviderConfiguration, Resourc
 
 /// What a rotation brings in.
 #[derive(Clone, Debug)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "a change adds a key or a provider, nothing else"
+)]
 pub enum Change {
     /// A new key for the writing provider (which must be a static-key
     /// provider); the old writing key is retired at the end.
@@ -20,6 +24,7 @@ pub enum Change {
 /// The four steps of a rotation, in the order that is safe when several
 /// kube-apiservers share the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum StepKind {
     /// The new key or provider goes in second place: every server learns to
     /// read it, none writes with it yet.
@@ -46,6 +51,7 @@ impl StepKind {
 
 /// One step of a [`Plan`].
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct PlanStep {
     /// Which step.
     pub kind: StepKind,
@@ -85,6 +91,7 @@ pub struct PlanStep {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Plan {
     /// The rule rotated (its index in `resources`).
     pub rule: usize,

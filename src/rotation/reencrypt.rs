@@ -8,14 +8,25 @@ use super::walk::{walk, Outcome, ValueReport, WalkConfig, WalkError, WalkSink};
 use crate::config::ResourceTransformers;
 use crate::store::Store;
 
-/// The prefix the CLI works on when none is given: every Secret.
-pub const DEFAULT_PREFIX: &str = "/registry/secrets/";
+/// The keys of every Secret as the apiserver stores them (under its default
+/// `--etcd-prefix`): what a scan, a re-encryption and the CLI walk when no
+/// prefix is given.
+pub const SECRETS_PREFIX: &str = "/registry/secrets/";
 
 /// At most this many failed values are listed in a report (all are counted).
 pub const MAX_FAILURES_LISTED: usize = 1000;
 
-/// How to re-encrypt.
+/// How to re-encrypt. [`Default`] walks [`SECRETS_PREFIX`]; [`new`](Self::new)
+/// takes another prefix, and the `with_*` methods change one option:
+///
+/// ```
+/// use k8s_envelope::rotation::ReencryptOptions;
+///
+/// let options = ReencryptOptions::new("/registry/configmaps/").with_concurrency(8).with_dry_run(true);
+/// assert_eq!((options.concurrency, options.page_size), (8, 100));
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ReencryptOptions {
     /// Only keys that start with this are read, and only those are written.
     pub prefix: Vec<u8>,
@@ -36,6 +47,12 @@ pub struct ReencryptOptions {
     pub max_attempts: u32,
 }
 
+impl Default for ReencryptOptions {
+    fn default() -> Self {
+        Self::new(SECRETS_PREFIX)
+    }
+}
+
 impl ReencryptOptions {
     /// Options for `prefix` with the defaults.
     pub fn new(prefix: impl Into<Vec<u8>>) -> Self {
@@ -50,11 +67,60 @@ impl ReencryptOptions {
             max_attempts: 10,
         }
     }
+
+    /// These options with another `prefix`: only keys that start with this are read, and only those are written.
+    pub fn with_prefix(mut self, prefix: Vec<u8>) -> Self {
+        self.prefix = prefix;
+        self
+    }
+
+    /// These options with another `layout`: how to tell each key's resource (and so its providers).
+    pub fn with_layout(mut self, layout: KeyLayout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    /// These options with another `concurrency`: how many values are in flight at once.
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency;
+        self
+    }
+
+    /// These options with another `page_size`: how many keys one listing call returns.
+    pub fn with_page_size(mut self, page_size: usize) -> Self {
+        self.page_size = page_size;
+        self
+    }
+
+    /// These options with another `dry_run`: read and decrypt everything, write nothing.
+    pub fn with_dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// These options with another `start_after`: resume: start after this key (a checkpoint from an earlier run).
+    pub fn with_start_after(mut self, start_after: Option<Vec<u8>>) -> Self {
+        self.start_after = start_after;
+        self
+    }
+
+    /// These options with another `rate_limit`: at most this many values per second, to spare the store.
+    pub fn with_rate_limit(mut self, rate_limit: Option<f64>) -> Self {
+        self.rate_limit = rate_limit;
+        self
+    }
+
+    /// These options with another `max_attempts`: how many times a value that keeps changing under us is read again before it is left to its writers (and counted as failed).
+    pub fn with_max_attempts(mut self, max_attempts: u32) -> Self {
+        self.max_attempts = max_attempts;
+        self
+    }
 }
 
 /// The counts of a re-encryption.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct ReencryptTotals {
     /// Values read.
     pub read: u64,
@@ -109,6 +175,7 @@ impl ReencryptTotals {
 
 /// A value that could not be re-encrypted (or read, in a scan).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FailedValue {
     /// The key (lossily decoded).
     pub key: String,
@@ -141,6 +208,7 @@ impl FailedValue {
 
 /// What a re-encryption did.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct ReencryptReport {
     /// The counts.
     pub totals: ReencryptTotals,
@@ -174,6 +242,7 @@ impl ReencryptProgress for () {}
 /// A re-encryption stopped before the end.
 #[derive(Debug, thiserror::Error)]
 #[error("{error}")]
+#[non_exhaustive]
 pub struct ReencryptError {
     /// Why it stopped.
     pub error: WalkError,

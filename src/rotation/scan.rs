@@ -13,8 +13,11 @@ use super::walk::{walk, Outcome, ValueReport, WalkConfig, WalkError, WalkSink};
 use crate::config::{EncryptionConfiguration, GroupResource, ResourceTransformers};
 use crate::store::Store;
 
-/// How to scan.
+/// How to scan. [`Default`] scans [`SECRETS_PREFIX`](super::SECRETS_PREFIX);
+/// [`new`](Self::new) takes another prefix, and the `with_*` methods change
+/// one option.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ScanOptions {
     /// Only keys that start with this are read.
     pub prefix: Vec<u8>,
@@ -24,6 +27,12 @@ pub struct ScanOptions {
     pub concurrency: usize,
     /// How many keys one listing call returns. Default 100.
     pub page_size: usize,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        Self::new(super::SECRETS_PREFIX)
+    }
 }
 
 impl ScanOptions {
@@ -36,10 +45,35 @@ impl ScanOptions {
             page_size: 100,
         }
     }
+
+    /// These options with another `prefix`: only keys that start with this are read.
+    pub fn with_prefix(mut self, prefix: Vec<u8>) -> Self {
+        self.prefix = prefix;
+        self
+    }
+
+    /// These options with another `layout`: how to tell each key's resource.
+    pub fn with_layout(mut self, layout: KeyLayout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    /// These options with another `concurrency`: how many values are decrypted at once.
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency;
+        self
+    }
+
+    /// These options with another `page_size`: how many keys one listing call returns.
+    pub fn with_page_size(mut self, page_size: usize) -> Self {
+        self.page_size = page_size;
+        self
+    }
 }
 
 /// Whether a value needs anything.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum ValueState {
     /// Reads, and is written by the current writer.
     Current,
@@ -75,6 +109,7 @@ impl fmt::Display for ValueState {
 /// One line of an inventory: values of a resource, written by one provider
 /// and key, in one state.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub struct ScanRow {
     /// The resource (`None` when it cannot be told, or for internal keys).
     pub resource: Option<GroupResource>,
@@ -86,6 +121,7 @@ pub struct ScanRow {
 
 /// What a scan found.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct ScanReport {
     /// How many values of each kind.
     pub counts: BTreeMap<ScanRow, u64>,

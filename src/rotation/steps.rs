@@ -26,6 +26,7 @@ use crate::{ProviderKind, SecretKey};
 /// # Ok::<(), k8s_envelope::rotation::RotationError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum ProviderId {
     /// `aesgcm`.
     AesGcm,
@@ -103,6 +104,10 @@ impl FromStr for ProviderId {
 /// What a step adds, promotes or retires: one key of a static-key provider,
 /// or a whole provider.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "a rule member is a key or a whole provider, nothing else"
+)]
 pub enum Member {
     /// A named key of a static-key provider.
     Key {

@@ -44,6 +44,7 @@ pub enum Outcome {
 
 /// One value, processed.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ValueReport {
     /// The key.
     pub key: Vec<u8>,

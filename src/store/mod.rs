@@ -38,6 +38,10 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 
 /// One key with its value and revision.
 #[derive(Clone, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "what every `Store` implementation builds"
+)]
 pub struct Entry {
     /// The key.
     pub key: Vec<u8>,
@@ -60,6 +64,10 @@ impl fmt::Debug for Entry {
 
 /// One page of a listing.
 #[derive(Clone, Debug, Default)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "what every `Store` implementation builds"
+)]
 pub struct Page {
     /// The entries, in ascending key order.
     pub entries: Vec<Entry>,
@@ -69,6 +77,7 @@ pub struct Page {
 
 /// What a [`Store::compare_and_swap`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Swap {
     /// The value was written; the key's new revision.
     Written(i64),

@@ -264,10 +264,7 @@ impl KmsServiceV2 for MockKms {
 // Helpers
 
 fn options(clock: &Arc<ManualClock>) -> KmsV2Options {
-    KmsV2Options {
-        clock: clock.clone(),
-        ..Default::default()
-    }
+    KmsV2Options::default().with_clock(clock.clone())
 }
 
 fn provider_with(mock: &Arc<MockKms>, options: KmsV2Options) -> KmsV2Provider {
@@ -521,14 +518,7 @@ async fn writes_the_apiserver_seed_format_and_reads_it_back_from_cache() {
 async fn a_derived_key_seals_at_most_writes_per_derived_key_values() {
     let clock = Arc::new(ManualClock::new());
     let mock = MockKms::new();
-    let p = ready_with(
-        &mock,
-        KmsV2Options {
-            writes_per_derived_key: 3,
-            ..options(&clock)
-        },
-    )
-    .await;
+    let p = ready_with(&mock, options(&clock).with_writes_per_derived_key(3)).await;
     let seed = mock.last_secret();
     let mut values = Vec::new();
     for i in 0..7 {
@@ -572,14 +562,7 @@ async fn a_derived_key_seals_at_most_writes_per_derived_key_values() {
     assert_eq!(mock.decrypts(), 1);
 
     // Out-of-range settings are clamped: 0 behaves as 1.
-    let one = ready_with(
-        &mock,
-        KmsV2Options {
-            writes_per_derived_key: 0,
-            ..options(&clock)
-        },
-    )
-    .await;
+    let one = ready_with(&mock, options(&clock).with_writes_per_derived_key(0)).await;
     let a = decode(&enc(&one, b"a", KEY).await.expect("write")).encrypted_data;
     let b = decode(&enc(&one, b"b", KEY).await.expect("write")).encrypted_data;
     assert_ne!(a[..32], b[..32]);
@@ -1074,10 +1057,7 @@ async fn aes_gcm_key_mode_writes_counter_nonces_and_seed_readers_see_it_stale() 
     let mock = MockKms::new();
     let dek_writer = ready_with(
         &mock,
-        KmsV2Options {
-            write_mode: DekSourceType::AesGcmKey,
-            ..options(&clock)
-        },
+        options(&clock).with_write_mode(DekSourceType::AesGcmKey),
     )
     .await;
     let dek = mock.last_secret();
@@ -1147,10 +1127,7 @@ async fn dek_cache_is_bounded_and_evicted_seeds_are_decrypted_again() {
     }
     let reader = ready_with(
         &mock,
-        KmsV2Options {
-            dek_cache: CacheLimits::new(2, None),
-            ..options(&clock)
-        },
+        options(&clock).with_dek_cache(CacheLimits::new(2, None)),
     )
     .await;
     for (i, value) in values.iter().enumerate() {
@@ -1171,10 +1148,7 @@ async fn dek_cache_is_bounded_and_evicted_seeds_are_decrypted_again() {
     // Disabled: every read asks the plugin.
     let uncached = ready_with(
         &mock,
-        KmsV2Options {
-            dek_cache: CacheLimits::disabled(),
-            ..options(&clock)
-        },
+        options(&clock).with_dek_cache(CacheLimits::disabled()),
     )
     .await;
     let before = mock.decrypts();
@@ -1221,10 +1195,7 @@ async fn own_writes_read_back_without_decrypt_after_the_ttl_or_an_eviction() {
     let mock = MockKms::new();
     let p = ready_with(
         &mock,
-        KmsV2Options {
-            dek_cache: CacheLimits::new(2, Some(Duration::from_secs(120))),
-            ..options(&clock)
-        },
+        options(&clock).with_dek_cache(CacheLimits::new(2, Some(Duration::from_secs(120)))),
     )
     .await;
     for _ in 0..3 {
@@ -1601,10 +1572,7 @@ async fn no_error_or_debug_output_contains_a_seed_or_dek() {
     let p = ready(&mock, &clock).await;
     let dek_p = ready_with(
         &mock,
-        KmsV2Options {
-            write_mode: DekSourceType::AesGcmKey,
-            ..options(&clock)
-        },
+        options(&clock).with_write_mode(DekSourceType::AesGcmKey),
     )
     .await;
     let other = ready(&mock, &clock).await;
@@ -1763,11 +1731,9 @@ async fn a_huge_write_key_ttl_does_not_panic() {
     let mock = MockKms::new();
     let p = provider_with(
         &mock,
-        KmsV2Options {
-            write_key_ttl: Duration::MAX,
-            healthy_poll_interval: Duration::MAX,
-            ..options(&clock)
-        },
+        options(&clock)
+            .with_write_key_ttl(Duration::MAX)
+            .with_healthy_poll_interval(Duration::MAX),
     );
     p.refresh().await.expect("refresh");
     clock.advance(Duration::from_secs(365 * 24 * 60 * 60));

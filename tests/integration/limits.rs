@@ -22,7 +22,7 @@ use std::time::Duration;
 use k8s_envelope::internal::split_kms_v1_body;
 use k8s_envelope::jsonl::{self, Direction, Transform};
 use k8s_envelope::kms::StatusCode;
-use k8s_envelope::provider::ProviderFuture;
+use k8s_envelope::ProviderFuture;
 use k8s_envelope::{
     AesGcm, BlockingProvider, Decrypted, Error, Identity, NamedKey, Provider, ProviderKind,
     SecretKey, StorageKey, Transformer, MAX_PLAINTEXT_LEN, MAX_STORED_VALUE_LEN,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use k8s_envelope::config::EncryptionConfiguration;
-use k8s_envelope::provider::ProviderFuture;
+use k8s_envelope::ProviderFuture;
 use k8s_envelope::{
     AesCbc, AesGcm, BlockingProvider, Decrypted, Error, Identity, NamedKey, Provider, ProviderKind,
     SecretKey, Secretbox, StorageKey, Transformer,

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use k8s_envelope::provider::ProviderFuture;
+use k8s_envelope::ProviderFuture;
 use k8s_envelope::{
     AesCbc, AesGcm, BlockingProvider, Decrypted, Error, Identity, NamedKey, Provider, ProviderKind,
     SecretKey, Secretbox, StorageKey, Transformer, AESCBC_PREFIX, AESGCM_PREFIX, SECRETBOX_PREFIX,

@@ -57,10 +57,7 @@ impl Drop for Dir {
 }
 
 fn options(grace: Duration) -> ReloadOptions {
-    ReloadOptions {
-        grace_period: grace,
-        ..ReloadOptions::default()
-    }
+    ReloadOptions::default().with_grace_period(grace)
 }
 
 #[tokio::test]

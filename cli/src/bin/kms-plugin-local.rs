@@ -130,13 +130,8 @@ mod unix {
             .apis(apis)
             .serve(&endpoint)
             .await?;
-        let served = match apis {
-            PluginApis::V2 => "KMS v2",
-            PluginApis::V1 => "KMS v1",
-            PluginApis::Both => "KMS v2 and v1",
-        };
         eprintln!(
-            "kms-plugin-local: serving {served} on {endpoint} (pid {})",
+            "kms-plugin-local: serving {apis} on {endpoint} (pid {})",
             std::process::id()
         );
         let name = tokio::select! {

@@ -53,10 +53,7 @@ fn provider(socket: &Path, timeout: Duration, clock: &Arc<ManualClock>) -> KmsV2
     KmsV2Provider::new(
         NAME,
         Arc::new(GrpcClient::new(endpoint(socket), timeout)),
-        KmsV2Options {
-            clock: clock.clone(),
-            ..Default::default()
-        },
+        KmsV2Options::default().with_clock(clock.clone()),
     )
     .expect("provider")
 }

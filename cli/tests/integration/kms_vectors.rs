@@ -211,10 +211,7 @@ async fn values_sharing_a_derived_key_read_back_in_the_go_reference() {
     let provider = KmsV2Provider::new(
         "shared",
         client,
-        KmsV2Options {
-            writes_per_derived_key: 4,
-            ..KmsV2Options::default()
-        },
+        KmsV2Options::default().with_writes_per_derived_key(4),
     )
     .expect("provider");
     provider.refresh().await.expect("the plugin is healthy");

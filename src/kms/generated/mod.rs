@@ -16,17 +16,17 @@
 use std::fmt;
 
 /// The KMS v2 plugin API (protobuf package `v2`).
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
+#[allow(missing_docs, clippy::all, clippy::pedantic, clippy::restriction)]
 #[rustfmt::skip]
 pub mod v2;
 
 /// The KMS v1 plugin API (protobuf package `v1beta1`).
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
+#[allow(missing_docs, clippy::all, clippy::pedantic, clippy::restriction)]
 #[rustfmt::skip]
 pub mod v1beta1;
 
 /// The KMS v2 storage envelope `EncryptedObject` (protobuf package `v2`).
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
+#[allow(missing_docs, clippy::all, clippy::pedantic, clippy::restriction)]
 #[rustfmt::skip]
 pub mod encrypted_object;
 

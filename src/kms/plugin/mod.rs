@@ -129,6 +129,10 @@ pub trait Kek: Send + Sync {
 
 /// What [`Kek::wrap`] returns.
 #[derive(Clone, PartialEq, Eq, Default)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "the answer every `Kek` implementation builds"
+)]
 pub struct Wrapped {
     /// The wrapped DEK or seed.
     pub ciphertext: Vec<u8>,

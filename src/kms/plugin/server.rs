@@ -27,6 +27,7 @@ const V2_API_VERSION: &str = "v2";
 
 /// Which plugin APIs a [`PluginServer`] serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum PluginApis {
     /// KMS v2 (`v2.KeyManagementService`) only.
     V2,
@@ -35,6 +36,17 @@ pub enum PluginApis {
     /// Both on the same socket (the default).
     #[default]
     Both,
+}
+
+impl fmt::Display for PluginApis {
+    /// `KMS v2`, `KMS v1` or `KMS v2 and v1`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PluginApis::V2 => "KMS v2",
+            PluginApis::V1 => "KMS v1",
+            PluginApis::Both => "KMS v2 and v1",
+        })
+    }
 }
 
 /// Serves a [`Kek`] as a KMS plugin on a unix socket.

@@ -55,6 +55,7 @@ const LONGEST_INTERVAL: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
 /// Options of a [`KmsV2Provider`]; `Default` gives the apiserver's behaviour
 /// with bounded caches.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct KmsV2Options {
     /// What new values are written with: a seed (the default, as in
     /// Kubernetes 1.29 and later) or a DEK used directly.
@@ -89,6 +90,56 @@ pub struct KmsV2Options {
     /// their first 32 bytes, which shows a reader of storage that they
     /// were written by one server in one window.
     pub writes_per_derived_key: u32,
+}
+
+impl KmsV2Options {
+    /// These options with another `write_mode`: what new values are written with: a seed (the default, as in Kubernetes 1.29 and later) or a DEK used directly.
+    pub fn with_write_mode(mut self, write_mode: DekSourceType) -> Self {
+        self.write_mode = write_mode;
+        self
+    }
+
+    /// These options with another `dek_cache`: decrypted DEKs and seeds.
+    pub fn with_dek_cache(mut self, dek_cache: CacheLimits) -> Self {
+        self.dek_cache = dek_cache;
+        self
+    }
+
+    /// These options with another `derived_key_cache`: keys derived from seeds, one per value read.
+    pub fn with_derived_key_cache(mut self, derived_key_cache: CacheLimits) -> Self {
+        self.derived_key_cache = derived_key_cache;
+        self
+    }
+
+    /// These options with another `write_key_ttl`: how long a write key stays usable after the last good status.
+    pub fn with_write_key_ttl(mut self, write_key_ttl: Duration) -> Self {
+        self.write_key_ttl = write_key_ttl;
+        self
+    }
+
+    /// These options with another `healthy_poll_interval`: status poll interval while healthy.
+    pub fn with_healthy_poll_interval(mut self, healthy_poll_interval: Duration) -> Self {
+        self.healthy_poll_interval = healthy_poll_interval;
+        self
+    }
+
+    /// These options with another `unhealthy_poll_interval`: status poll interval after a failure.
+    pub fn with_unhealthy_poll_interval(mut self, unhealthy_poll_interval: Duration) -> Self {
+        self.unhealthy_poll_interval = unhealthy_poll_interval;
+        self
+    }
+
+    /// These options with another `clock`: the clock every timing decision reads.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// These options with another `writes_per_derived_key`: in seed mode, how many writes one derived key seals.
+    pub fn with_writes_per_derived_key(mut self, writes_per_derived_key: u32) -> Self {
+        self.writes_per_derived_key = writes_per_derived_key;
+        self
+    }
 }
 
 impl Default for KmsV2Options {
@@ -169,6 +220,7 @@ enum FastRead<'s> {
 /// The health of one KMS v2 provider, the equivalent of the apiserver's
 /// `/healthz/kms-providers` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct KmsHealth {
     /// The provider's name.
     pub name: String,

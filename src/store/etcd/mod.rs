@@ -36,6 +36,7 @@ const ATTEMPTS: u32 = 4;
 
 /// Where and how to reach etcd.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct EtcdOptions {
     /// Client URLs: `http://127.0.0.1:2379`, or `https://…` with [`tls`](Self::tls).
     /// Several are balanced, as etcdctl's `--endpoints` are.
@@ -46,6 +47,13 @@ pub struct EtcdOptions {
     pub connect_timeout: Duration,
     /// How long one call may take. Default 30 s.
     pub request_timeout: Duration,
+}
+
+impl Default for EtcdOptions {
+    /// etcd's own default client URL, `http://127.0.0.1:2379`, without TLS.
+    fn default() -> Self {
+        Self::new(["http://127.0.0.1:2379"])
+    }
 }
 
 impl EtcdOptions {
@@ -64,6 +72,24 @@ impl EtcdOptions {
         self.tls = Some(tls);
         self
     }
+
+    /// These options with another `endpoints`: client URLs: `http://127.0.0.1:2379`, or `https://…` with [`tls`](Self::tls).
+    pub fn with_endpoints(mut self, endpoints: Vec<String>) -> Self {
+        self.endpoints = endpoints;
+        self
+    }
+
+    /// These options with another `connect_timeout`: how long to wait for a connection.
+    pub fn with_connect_timeout(mut self, connect_timeout: Duration) -> Self {
+        self.connect_timeout = connect_timeout;
+        self
+    }
+
+    /// These options with another `request_timeout`: how long one call may take.
+    pub fn with_request_timeout(mut self, request_timeout: Duration) -> Self {
+        self.request_timeout = request_timeout;
+        self
+    }
 }
 
 /// TLS for etcd, as a kube-apiserver's `--etcd-cafile`, `--etcd-certfile`
@@ -73,6 +99,7 @@ impl EtcdOptions {
 /// The key is held in a zeroizing buffer; the TLS library's copy is not.
 /// `Debug` shows which parts are set, never their contents.
 #[derive(Clone, Default)]
+#[non_exhaustive]
 pub struct EtcdTls {
     /// The CA certificate(s), PEM.
     pub ca_pem: Vec<u8>,

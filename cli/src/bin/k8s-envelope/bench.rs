@@ -210,11 +210,9 @@ fn build(provider: BenchProvider, runtime: &tokio::runtime::Runtime) -> Result<T
     let keys = || SecretKey::generate(32).map(|key| vec![NamedKey::new("key1", key)]);
     let kms_v2 =
         |mode: DekSourceType, writes_per_derived_key| -> Result<Arc<dyn Provider>, Error> {
-            let options = KmsV2Options {
-                write_mode: mode,
-                writes_per_derived_key,
-                ..KmsV2Options::default()
-            };
+            let options = KmsV2Options::default()
+                .with_write_mode(mode)
+                .with_writes_per_derived_key(writes_per_derived_key);
             let kms = KmsV2Provider::new("bench", Arc::new(Base64Kms), options)?;
             complete(runtime, kms.refresh())?;
             Ok(Arc::new(kms))

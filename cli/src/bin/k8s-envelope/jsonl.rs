@@ -18,7 +18,7 @@ pub fn run(
 ) -> Result<(), Failure> {
     let failed = jsonl::run(session, direction, input, output).map_err(|e| match e {
         RunError::Read(_) => Failure::usage(e.to_string()),
-        RunError::Write(_) => Failure::transform(e.to_string()),
+        _ => Failure::transform(e.to_string()),
     })?;
     if failed > 0 {
         return Err(Failure::transform(format!(

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::Args;
 use k8s_envelope::config::GroupResource;
 use k8s_envelope::kms::GrpcKmsFactory;
-use k8s_envelope::rotation::{KeyLayout, DEFAULT_ETCD_PREFIX, DEFAULT_PREFIX};
+use k8s_envelope::rotation::{KeyLayout, DEFAULT_ETCD_PREFIX, SECRETS_PREFIX};
 use k8s_envelope::store::{DumpStore, EtcdOptions, EtcdStore, EtcdTls, Store, StoreError};
 use k8s_envelope::{EncryptionConfiguration, ResourceTransformers};
 
@@ -57,7 +57,7 @@ pub struct Opened {
 impl StoreArgs {
     /// The key prefix: as given, or every Secret.
     pub fn prefix(&self) -> &str {
-        self.prefix.as_deref().unwrap_or(DEFAULT_PREFIX)
+        self.prefix.as_deref().unwrap_or(SECRETS_PREFIX)
     }
 
     /// Whether a store was named at all.
