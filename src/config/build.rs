@@ -103,8 +103,8 @@ impl EncryptionConfiguration {
             let mut providers = Vec::with_capacity(rule.providers.len());
             for (j, provider) in rule.providers.iter().enumerate() {
                 let made = make_provider(provider, kms).map_err(|e| match e {
-                    Made::Unavailable(name) => ConfigError::KmsUnavailable { name },
-                    Made::Failed(source) => ConfigError::Provider {
+                    ProviderNotBuilt::Unavailable(name) => ConfigError::KmsUnavailable { name },
+                    ProviderNotBuilt::Failed(source) => ConfigError::Provider {
                         path: format!("resources[{i}].providers[{j}]"),
                         source: Box::new(source),
                     },
@@ -138,24 +138,24 @@ impl EncryptionConfiguration {
     }
 }
 
-/// Why a provider was not made.
-enum Made {
+/// Why a provider of the configuration was not built.
+enum ProviderNotBuilt {
     /// A KMS provider, but no factory (holds the provider's name).
     Unavailable(String),
     /// The constructor or factory failed.
     Failed(Error),
 }
 
-impl From<Error> for Made {
+impl From<Error> for ProviderNotBuilt {
     fn from(e: Error) -> Self {
-        Made::Failed(e)
+        ProviderNotBuilt::Failed(e)
     }
 }
 
 fn make_provider(
     p: &ProviderConfiguration,
     kms: Option<&dyn KmsProviderFactory>,
-) -> Result<Arc<dyn Provider>, Made> {
+) -> Result<Arc<dyn Provider>, ProviderNotBuilt> {
     // Validation has made sure exactly one is set; `kind` reads them in
     // the apiserver's order.
     let kind = p.kind();
@@ -167,7 +167,7 @@ fn make_provider(
         (Some(kind @ (ProviderKind::KmsV1 | ProviderKind::KmsV2)), Some(config)) => {
             let config = config.with_defaults();
             let Some(factory) = kms else {
-                return Err(Made::Unavailable(config.name));
+                return Err(ProviderNotBuilt::Unavailable(config.name));
             };
             Ok(if kind == ProviderKind::KmsV2 {
                 factory.kms_v2(&config)?

@@ -84,7 +84,8 @@ use std::path::PathBuf;
 
 mod build;
 mod duration;
-mod endpoint;
+mod field;
+mod go_url;
 mod gofmt;
 mod load;
 mod render;
@@ -94,6 +95,7 @@ mod validate;
 
 pub use self::build::{KmsProviderFactory, ResourceTransformers};
 pub use self::duration::{GoDuration, ParseDurationError};
+pub use self::field::{FieldError, FieldErrorKind, ValidationErrors};
 pub(crate) use self::load::redact_strings;
 pub use self::load::{MAX_ALIASES, MAX_ALIAS_REPLAY_EVENTS, MAX_CONFIG_BYTES, MAX_DEPTH};
 pub use self::resources::GroupResource;
@@ -103,7 +105,7 @@ pub use self::types::{
     API_VERSION, DEFAULT_KMS_API_VERSION, DEFAULT_KMS_CACHE_SIZE, DEFAULT_KMS_TIMEOUT, KIND,
     LEGACY_API_VERSION, LEGACY_KIND,
 };
-pub use self::validate::{validate, FieldError, FieldErrorKind, ValidationErrors};
+pub use self::validate::validate;
 
 /// Loading, validating or building an EncryptionConfiguration failed.
 ///

@@ -17,6 +17,7 @@
 
 use std::fmt;
 
+use crate::kms::protowire::{put_bytes_field, put_varint, Reader, Value, WireError};
 use crate::{Error, ProviderKind};
 
 /// The most bytes a key ID may have.
@@ -92,6 +93,11 @@ impl fmt::Debug for EncryptedObjectRef<'_> {
     }
 }
 
+/// A wire-format error of an `EncryptedObject`.
+fn wire(WireError(reason): WireError) -> Error {
+    malformed(reason)
+}
+
 fn malformed(reason: &'static str) -> Error {
     Error::Malformed {
         provider: ProviderKind::KmsV2,
@@ -149,7 +155,7 @@ impl<'a> EncryptedObjectRef<'a> {
         let mut source_type = 0u64;
 
         let mut reader = Reader::new(bytes);
-        while let Some((field, value)) = reader.field()? {
+        while let Some((field, value)) = reader.field().map_err(wire)? {
             match (field, value) {
                 (1, Value::Bytes(b)) => encrypted_data = b,
                 (2, Value::Bytes(b)) => key_id = utf8(b)?,
@@ -299,7 +305,7 @@ impl<'a> std::ops::Deref for Annotations<'a> {
 pub(crate) fn split_encrypted_data(body: &[u8]) -> Option<(&[u8], &[u8])> {
     let mut reader = Reader::new(body);
     match reader.field() {
-        Ok(Some((1, Value::Bytes(data)))) => Some((data, reader.rest)),
+        Ok(Some((1, Value::Bytes(data)))) => Some((data, reader.rest())),
         _ => None,
     }
 }
@@ -379,7 +385,7 @@ fn map_entry(entry: &[u8]) -> Result<(&str, &[u8]), Error> {
     let mut key = "";
     let mut value: &[u8] = &[];
     let mut reader = Reader::new(entry);
-    while let Some((field, v)) = reader.field()? {
+    while let Some((field, v)) = reader.field().map_err(wire)? {
         match (field, v) {
             (1, Value::Bytes(b)) => key = utf8(b)?,
             (2, Value::Bytes(b)) => value = b,
@@ -387,101 +393,6 @@ fn map_entry(entry: &[u8]) -> Result<(&str, &[u8]), Error> {
         }
     }
     Ok((key, value))
-}
-
-/// A field's value, by wire type.
-enum Value<'a> {
-    Varint(u64),
-    Fixed,
-    Bytes(&'a [u8]),
-}
-
-/// A protobuf wire-format reader over a borrowed buffer.
-struct Reader<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        Self { rest: bytes }
-    }
-
-    /// The next field number and value, or `None` at the end.
-    fn field(&mut self) -> Result<Option<(u64, Value<'a>)>, Error> {
-        if self.rest.is_empty() {
-            return Ok(None);
-        }
-        let tag = self.varint()?;
-        let field = tag >> 3;
-        if field == 0 || field > u64::from(u32::MAX >> 3) {
-            return Err(malformed("invalid protobuf field number"));
-        }
-        let value = match tag & 7 {
-            0 => Value::Varint(self.varint()?),
-            1 => {
-                self.take(8)?;
-                Value::Fixed
-            }
-            2 => {
-                let len = self.varint()?;
-                let len = usize::try_from(len)
-                    .map_err(|_| malformed("protobuf length exceeds the input"))?;
-                Value::Bytes(self.take(len)?)
-            }
-            5 => {
-                self.take(4)?;
-                Value::Fixed
-            }
-            _ => return Err(malformed("unsupported protobuf wire type")),
-        };
-        Ok(Some((field, value)))
-    }
-
-    fn varint(&mut self) -> Result<u64, Error> {
-        let mut value = 0u64;
-        for (i, &byte) in self.rest.iter().enumerate().take(10) {
-            value |= u64::from(byte & 0x7f) << (7 * i);
-            if byte & 0x80 == 0 {
-                if i == 9 && byte > 1 {
-                    break;
-                }
-                self.rest = &self.rest[i + 1..];
-                return Ok(value);
-            }
-        }
-        Err(malformed("invalid protobuf varint"))
-    }
-
-    fn take(&mut self, len: usize) -> Result<&'a [u8], Error> {
-        if len > self.rest.len() {
-            return Err(malformed("protobuf length exceeds the input"));
-        }
-        let (taken, rest) = self.rest.split_at(len);
-        self.rest = rest;
-        Ok(taken)
-    }
-}
-
-/// Appends a protobuf varint.
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
-/// Bytes a varint of `value` takes.
-pub(crate) const fn varint_len(value: u64) -> usize {
-    let bits = 64 - (value | 1).leading_zeros() as usize;
-    bits.div_ceil(7)
-}
-
-/// Appends a length-delimited field.
-pub(crate) fn put_bytes_field(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
-    put_varint(out, u64::from(field << 3 | 2));
-    put_varint(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
 }
 
 /// Encodes fields 2 to 5 of an `EncryptedObject` (everything but the data),
@@ -739,17 +650,6 @@ mod tests {
             &format!("{}.b", "a.".repeat(126)),
         ] {
             assert!(!is_fully_qualified_domain_name(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn varint_lengths() {
-        for v in [0u64, 1, 127, 128, 16383, 16384, u64::MAX] {
-            let mut out = Vec::new();
-            put_varint(&mut out, v);
-            assert_eq!(out.len(), varint_len(v), "{v}");
-            let mut reader = Reader::new(&out);
-            assert_eq!(reader.varint().ok(), Some(v));
         }
     }
 }

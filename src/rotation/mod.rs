@@ -55,7 +55,9 @@
 //! Which resource (and so which rule's providers) a key belongs to is read
 //! from the key, see [`KeyLayout`].
 
+mod edit;
 mod layout;
+mod member;
 mod origin;
 mod plan;
 mod reencrypt;
@@ -63,7 +65,11 @@ mod scan;
 mod steps;
 mod walk;
 
+pub use self::edit::{
+    generate_key, kms_v2_provider, next_key_name, rule_for_resource, static_provider,
+};
 pub use self::layout::{KeyLayout, KeyResource, DEFAULT_ETCD_PREFIX};
+pub use self::member::{Member, ProviderId};
 pub use self::origin::ValueOrigin;
 pub use self::plan::{describe_providers, plan, Change, Plan, PlanStep, StepKind};
 pub use self::reencrypt::{
@@ -71,8 +77,5 @@ pub use self::reencrypt::{
     ReencryptTotals, MAX_FAILURES_LISTED, SECRETS_PREFIX,
 };
 pub use self::scan::{scan, ScanOptions, ScanReport, ScanRow, ValueState};
-pub use self::steps::{
-    add_key, add_provider, generate_key, kms_v2_provider, next_key_name, promote, retire,
-    rule_for_resource, static_provider, writer, Member, ProviderId, RotationError,
-};
+pub use self::steps::{add_key, add_provider, promote, retire, writer, RotationError};
 pub use self::walk::{Outcome, ValueReport, WalkError};

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::steps::{Member, ProviderId};
+use super::member::{Member, ProviderId};
 use crate::kms::encrypted_object::EncryptedObjectRef;
 use crate::kms::key_id_hash;
 use crate::prefix::StoredPrefix;

@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-use super::steps::{self, Member, ProviderId, RotationError};
+use super::member::{Member, ProviderId};
+use super::steps::{self, RotationError};
 use crate::config::{EncryptionConfiguration, Key, ProviderConfiguration, ResourceConfiguration};
 
 /// What a rotation brings in.

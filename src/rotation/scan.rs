@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use super::edit::rule_for_resource;
 use super::layout::KeyLayout;
+use super::member::Member;
 use super::origin::ValueOrigin;
 use super::reencrypt::{FailedValue, MAX_FAILURES_LISTED};
-use super::steps::{rule_for_resource, Member};
 use super::walk::{walk, Outcome, ValueReport, WalkConfig, WalkError, WalkSink};
 use crate::config::{EncryptionConfiguration, GroupResource, ResourceTransformers};
 use crate::store::Store;

@@ -19,8 +19,8 @@
 //!   source type differs from the one used for writes.
 
 mod data_key;
+mod read;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -30,11 +30,13 @@ use sha2::{Digest, Sha256};
 
 pub use self::data_key::MAX_WRITES_PER_DERIVED_KEY;
 use self::data_key::{DataKey, DerivedKeyCache};
+use self::read::FastRead;
 use crate::kms::encrypted_object::{
-    encode_header, put_varint, split_encrypted_data, validate_annotations,
-    validate_encrypted_dek_source, validate_key_id, varint_len, EncryptedObjectRef,
+    encode_header, validate_annotations, validate_encrypted_dek_source, validate_key_id,
+    EncryptedObjectRef,
 };
 use crate::kms::error::{clip_message, provider_error};
+use crate::kms::protowire::{put_varint, varint_len};
 use crate::kms::{
     BoundedCache, CacheLimits, Clock, DekSourceType, KmsErrorKind, KmsServiceV2, SystemClock,
 };
@@ -204,17 +206,6 @@ struct HealthState {
     last_status: Option<Instant>,
     last_error: Option<String>,
     next_poll: Option<Instant>,
-}
-
-/// The outcome of [`Inner::decrypt_now`].
-// The object is moved once into the slow path's future; boxing it would cost
-// the allocation the fast path exists to avoid.
-#[allow(clippy::large_enum_variant)]
-enum FastRead<'s> {
-    /// Read (or failed) without waiting.
-    Done(Result<Decrypted, Error>),
-    /// Written with another DEK or seed: needs the cache or the plugin.
-    NeedsCache(EncryptedObjectRef<'s>),
 }
 
 /// The health of one KMS v2 provider, the equivalent of the apiserver's
@@ -553,145 +544,6 @@ impl Inner {
         out.extend_from_slice(&key.header);
         Ok(out)
     }
-
-    /// Reads `stored` at once if it was written with the current write key
-    /// (most reads in a steady state): no cache lookup, no await. Otherwise
-    /// hands back the decoded object for
-    /// [`decrypt_cached`](Self::decrypt_cached).
-    fn decrypt_now<'s>(&self, stored: &'s [u8], storage_key: StorageKey<'_>) -> FastRead<'s> {
-        let Some(body) = stored.strip_prefix(self.prefix.as_bytes()) else {
-            return FastRead::Done(Err(Error::NoMatchingPrefix));
-        };
-        let guard = self.write_key.load();
-        // The exact bytes this provider writes with its current key: the data
-        // field, then the key's header (fields checked when the plugin
-        // returned them). Decoding would find the same fields, so it is
-        // skipped.
-        if let Some(current) = guard.as_ref() {
-            if let Some((data, header)) = split_encrypted_data(body) {
-                if !data.is_empty() && header == current.header.as_slice() {
-                    let plaintext =
-                        current
-                            .data_key
-                            .open(data, storage_key.as_bytes(), &self.derived_keys);
-                    return FastRead::Done(plaintext.map(|plaintext| Decrypted {
-                        plaintext,
-                        stale: false,
-                    }));
-                }
-            }
-        }
-        let object = match EncryptedObjectRef::decode_deferring_annotations(body) {
-            Ok(object) => object,
-            Err(e) => return FastRead::Done(Err(e)),
-        };
-        match guard.as_ref() {
-            // Annotations equal to the write key's were checked when the
-            // plugin returned them.
-            Some(current) if current.wrote(&object) => {
-                let plaintext = current.data_key.open(
-                    object.encrypted_data,
-                    storage_key.as_bytes(),
-                    &self.derived_keys,
-                );
-                // Same key ID and source type as the current ones: not stale.
-                FastRead::Done(plaintext.map(|plaintext| Decrypted {
-                    plaintext,
-                    stale: false,
-                }))
-            }
-            None => FastRead::Done(
-                object
-                    .validate_annotations()
-                    .and_then(|()| Err(provider_error(&self.name, KmsErrorKind::NotReady))),
-            ),
-            // The annotations are checked on a cache miss, before the plugin
-            // sees them; a hit means these exact annotations (they are part
-            // of the cache key) were checked when the entry was made.
-            Some(_) => FastRead::NeedsCache(object),
-        }
-    }
-
-    /// Reads a value written with another DEK or seed than the current one,
-    /// whose data key comes from the cache or else from the plugin.
-    async fn decrypt_cached(
-        &self,
-        object: EncryptedObjectRef<'_>,
-        storage_key: StorageKey<'_>,
-    ) -> Result<Decrypted, Error> {
-        let data_key = self.cached_data_key(&object).await?;
-        self.open_object(&data_key, &object, storage_key)
-    }
-
-    /// [`decrypt_cached`](Self::decrypt_cached) without waiting, when the
-    /// data key is in the cache; `None` when it is not.
-    fn decrypt_from_cache(
-        &self,
-        object: &EncryptedObjectRef<'_>,
-        storage_key: StorageKey<'_>,
-    ) -> Option<Result<Decrypted, Error>> {
-        let data_key = self.dek_cache.get(&object_cache_key(object))?;
-        // A miss is recorded by the lookup that then asks the plugin.
-        self.dek_cache_metrics
-            .record_lookup(true, self.dek_cache.len());
-        Some(self.open_object(&data_key, object, storage_key))
-    }
-
-    /// Opens `object` with its data key; stale unless written with the
-    /// current key ID and source type.
-    fn open_object(
-        &self,
-        data_key: &DataKey,
-        object: &EncryptedObjectRef<'_>,
-        storage_key: StorageKey<'_>,
-    ) -> Result<Decrypted, Error> {
-        let current = self.current_write_key()?;
-        let plaintext = data_key.open(
-            object.encrypted_data,
-            storage_key.as_bytes(),
-            &self.derived_keys,
-        )?;
-        let stale = object.key_id != current.key_id || object.source_type != current.source_type;
-        Ok(Decrypted { plaintext, stale })
-    }
-
-    /// The data key of `object` from the cache, or else from the plugin.
-    async fn cached_data_key(
-        &self,
-        object: &EncryptedObjectRef<'_>,
-    ) -> Result<Arc<DataKey>, Error> {
-        let key = object_cache_key(object);
-        let cached = self.dek_cache.get(&key);
-        self.dek_cache_metrics
-            .record_lookup(cached.is_some(), self.dek_cache.len());
-        let data_key = match cached {
-            Some(data_key) => data_key,
-            None => {
-                object.validate_annotations()?;
-                let annotations: BTreeMap<String, Vec<u8>> = object
-                    .annotations
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
-                    .collect();
-                let uid = request_uid()?;
-                let plaintext = self
-                    .timed(
-                        "Decrypt",
-                        self.service.decrypt(
-                            &uid,
-                            object.key_id,
-                            object.encrypted_dek_source,
-                            &annotations,
-                        ),
-                    )
-                    .await?;
-                let data_key = Arc::new(DataKey::new(object.source_type, &plaintext)?);
-                self.dek_cache.insert(key, data_key.clone());
-                data_key
-            }
-        };
-        Ok(data_key)
-    }
 }
 
 impl Provider for KmsV2Provider {
@@ -756,16 +608,6 @@ impl fmt::Debug for KmsV2Provider {
             .field("name", &self.inner.name)
             .finish_non_exhaustive()
     }
-}
-
-/// The DEK cache's key for the data key of `object`.
-fn object_cache_key(object: &EncryptedObjectRef<'_>) -> Box<[u8]> {
-    cache_key(
-        object.source_type,
-        object.encrypted_dek_source,
-        object.key_id,
-        object.annotations.iter().copied(),
-    )
 }
 
 /// The DEK cache key, laid out as the apiserver's: the source type, then the

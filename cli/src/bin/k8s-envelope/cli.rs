@@ -35,7 +35,7 @@ enum Command {
     },
     /// Print the key each rule writes with (fingerprints, never keys), and
     /// optionally prove with a probe that the file on disk reads it.
-    Fingerprint(crate::attest::FingerprintArgs),
+    Fingerprint(crate::fingerprint::FingerprintArgs),
     /// Print a random key, base64-encoded, for the `secret` field of a key.
     Keygen {
         /// Key length in bytes: 16, 24 or 32 for aescbc/aesgcm, 32 for secretbox.
@@ -102,7 +102,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Validate { config } => validate(&config),
         Command::Lint { config } => lint(&config),
-        Command::Fingerprint(args) => crate::attest::run(&args),
+        Command::Fingerprint(args) => crate::fingerprint::run(&args),
         Command::Keygen { bytes } => keygen(bytes.into()),
         Command::Encrypt(args) => transform(&args, Direction::Encrypt),
         Command::Decrypt(args) => transform(&args, Direction::Decrypt),

@@ -6,9 +6,9 @@
 
 #![forbid(unsafe_code)]
 
-mod attest;
 mod bench;
 mod cli;
+mod fingerprint;
 mod jsonl;
 mod reencrypt;
 mod rotate;

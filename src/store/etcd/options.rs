@@ -1,0 +1,213 @@
+//! How to reach etcd: endpoints, timeouts and TLS (a CA, and a client
+//! certificate and key for mTLS), and the tonic endpoint they make.
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+use zeroize::Zeroizing;
+
+use crate::store::StoreError;
+
+/// Where and how to reach etcd.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct EtcdOptions {
+    /// Client URLs: `http://127.0.0.1:2379`, or `https://…` with [`tls`](Self::tls).
+    /// Several are balanced, as etcdctl's `--endpoints` are.
+    pub endpoints: Vec<String>,
+    /// TLS settings; required for `https://` endpoints.
+    pub tls: Option<EtcdTls>,
+    /// How long to wait for a connection. Default 5 s.
+    pub connect_timeout: Duration,
+    /// How long one call may take. Default 30 s.
+    pub request_timeout: Duration,
+}
+
+impl Default for EtcdOptions {
+    /// etcd's own default client URL, `http://127.0.0.1:2379`, without TLS.
+    fn default() -> Self {
+        Self::new(["http://127.0.0.1:2379"])
+    }
+}
+
+impl EtcdOptions {
+    /// Options for `endpoints`, without TLS, with the default timeouts.
+    pub fn new(endpoints: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self {
+            endpoints: endpoints.into_iter().map(Into::into).collect(),
+            tls: None,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// The same options with TLS.
+    pub fn with_tls(mut self, tls: EtcdTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// These options with another `endpoints`: client URLs: `http://127.0.0.1:2379`, or `https://…` with [`tls`](Self::tls).
+    pub fn with_endpoints(mut self, endpoints: Vec<String>) -> Self {
+        self.endpoints = endpoints;
+        self
+    }
+
+    /// These options with another `connect_timeout`: how long to wait for a connection.
+    pub fn with_connect_timeout(mut self, connect_timeout: Duration) -> Self {
+        self.connect_timeout = connect_timeout;
+        self
+    }
+
+    /// These options with another `request_timeout`: how long one call may take.
+    pub fn with_request_timeout(mut self, request_timeout: Duration) -> Self {
+        self.request_timeout = request_timeout;
+        self
+    }
+}
+
+/// TLS for etcd, as a kube-apiserver's `--etcd-cafile`, `--etcd-certfile`
+/// and `--etcd-keyfile` give it: the CA that signed the servers'
+/// certificates, and for mutual TLS a client certificate and its key.
+///
+/// The key is held in a zeroizing buffer; the TLS library's copy is not.
+/// `Debug` shows which parts are set, never their contents.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct EtcdTls {
+    /// The CA certificate(s), PEM.
+    pub ca_pem: Vec<u8>,
+    /// The client certificate chain, PEM (mutual TLS).
+    pub cert_pem: Option<Vec<u8>>,
+    /// The client certificate's private key, PEM (mutual TLS).
+    pub key_pem: Option<Zeroizing<Vec<u8>>>,
+    /// The name to check the server's certificate against, when it is not
+    /// the endpoint's host.
+    pub server_name: Option<String>,
+}
+
+impl EtcdTls {
+    /// Reads the CA and, for mutual TLS, the client certificate and key.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`] when a file cannot be read, and
+    /// [`StoreError::Config`] when a certificate and a key are not given
+    /// together or a file holds no PEM block of the expected kind.
+    pub fn from_files(
+        ca: &Path,
+        cert: Option<&Path>,
+        key: Option<&Path>,
+    ) -> Result<Self, StoreError> {
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|source| StoreError::Io {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let tls = Self {
+            ca_pem: read(ca)?,
+            cert_pem: cert.map(read).transpose()?,
+            key_pem: key.map(read).transpose()?.map(Zeroizing::new),
+            server_name: None,
+        };
+        tls.check()?;
+        Ok(tls)
+    }
+
+    pub(super) fn check(&self) -> Result<(), StoreError> {
+        let bad = |reason: &str| StoreError::Config {
+            endpoint: "tls".to_owned(),
+            reason: reason.to_owned(),
+        };
+        if !contains(&self.ca_pem, b"-----BEGIN CERTIFICATE-----") {
+            return Err(bad("the CA file holds no PEM certificate"));
+        }
+        match (&self.cert_pem, &self.key_pem) {
+            (None, None) => Ok(()),
+            (Some(cert), Some(key)) => {
+                if !contains(cert, b"-----BEGIN CERTIFICATE-----") {
+                    return Err(bad("the client certificate file holds no PEM certificate"));
+                }
+                if !contains(key, b"PRIVATE KEY-----") {
+                    return Err(bad("the client key file holds no PEM private key"));
+                }
+                Ok(())
+            }
+            _ => Err(bad(
+                "a client certificate and its key must be given together",
+            )),
+        }
+    }
+
+    fn client_config(&self) -> ClientTlsConfig {
+        let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&self.ca_pem));
+        if let (Some(cert), Some(key)) = (&self.cert_pem, &self.key_pem) {
+            config = config.identity(Identity::from_pem(cert, &key[..]));
+        }
+        if let Some(name) = &self.server_name {
+            config = config.domain_name(name.clone());
+        }
+        config
+    }
+}
+
+impl fmt::Debug for EtcdTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EtcdTls")
+            .field("ca", &true)
+            .field("client_cert", &self.cert_pem.is_some())
+            .field("client_key", &self.key_pem.is_some())
+            .field("server_name", &self.server_name)
+            .finish()
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The tonic endpoint of one URL of `options`.
+pub(super) fn endpoint(url: &str, options: &EtcdOptions) -> Result<Endpoint, StoreError> {
+    let bad = |reason: String| StoreError::Config {
+        endpoint: url.to_owned(),
+        reason,
+    };
+    let https = if url.starts_with("https://") {
+        true
+    } else if url.starts_with("http://") {
+        false
+    } else {
+        return Err(bad(
+            "expected an http:// or https:// URL such as http://127.0.0.1:2379".to_owned(),
+        ));
+    };
+    let mut endpoint = Endpoint::from_shared(url.to_owned())
+        .map_err(|e| bad(format!("invalid URL: {e}")))?
+        .connect_timeout(options.connect_timeout)
+        .timeout(options.request_timeout)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true);
+    match (&options.tls, https) {
+        (Some(tls), true) => {
+            endpoint = endpoint
+                .tls_config(tls.client_config())
+                .map_err(|e| bad(format!("TLS: {e}")))?;
+        }
+        (None, true) => {
+            return Err(bad(
+                "an https:// endpoint needs TLS settings (a CA certificate at least)".to_owned(),
+            ))
+        }
+        (Some(_), false) => {
+            return Err(bad(
+                "TLS settings were given for an http:// endpoint; use https://".to_owned(),
+            ))
+        }
+        (None, false) => {}
+    }
+    Ok(endpoint)
+}
