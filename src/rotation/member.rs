@@ -62,7 +62,7 @@ impl ProviderId {
         )
     }
 
-    /// The key length written by [`generate_key`] for this provider: 32
+    /// The key length written by [`generate_key`](super::generate_key) for this provider: 32
     /// bytes (AES-256 for aesgcm and aescbc; secretbox takes nothing else).
     pub fn generated_key_len(&self) -> usize {
         32
