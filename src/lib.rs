@@ -149,6 +149,7 @@ pub mod lint;
 pub mod manual;
 #[cfg(feature = "observe")]
 pub mod observe;
+pub mod private_file;
 #[cfg(feature = "reload")]
 pub mod reload;
 pub mod rotation;

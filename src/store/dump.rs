@@ -263,8 +263,9 @@ impl DumpStore {
         out
     }
 
-    /// Writes [`to_json`](Self::to_json) to `path`, atomically: into a
-    /// temporary file next to it, renamed over it once complete.
+    /// Writes [`to_json`](Self::to_json) to `path` as a private file
+    /// (mode 0600, atomic, fsynced; see [`crate::private_file`]): a dump can
+    /// hold plaintext (identity values).
     ///
     /// # Errors
     ///
@@ -275,14 +276,7 @@ impl DumpStore {
             path: path.to_owned(),
             source,
         };
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(format!(".tmp-{}", std::process::id()));
-        let tmp = std::path::PathBuf::from(tmp);
-        std::fs::write(&tmp, self.to_json()).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io(e)
-        })
+        crate::private_file::write(path, &self.to_json()).map_err(io)
     }
 
     /// Writes a key unconditionally, as a put to etcd would (next revision).

@@ -17,4 +17,5 @@ mod kms_faults;
 mod kms_grpc;
 mod kms_vectors;
 mod lint;
+mod private_files;
 mod rotate_cli;

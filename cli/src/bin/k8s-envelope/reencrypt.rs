@@ -154,12 +154,28 @@ enum End {
     Interrupted,
 }
 
+/// Whether two paths name the same file (the second may not exist yet).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 /// Re-encrypts; exit status 0 only when nothing failed.
 pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
     if args.store.dump.is_some() && args.out.is_none() && !args.dry_run {
         return Err(Failure::usage(
             "--dump needs --out FILE for the re-encrypted dump (or --dry-run)",
         ));
+    }
+    if let (Some(input), Some(out)) = (&args.store.dump, &args.out) {
+        if same_file(input, out) {
+            return Err(Failure::usage(format!(
+                "--out {} is the input dump: write the re-encrypted dump to a new file",
+                out.display()
+            )));
+        }
     }
     let config = store_args::load_config(&args.config)?;
     let runtime = store_args::runtime()?;

@@ -147,28 +147,10 @@ pub fn build(
     Ok(Arc::new(transformers))
 }
 
-/// Writes a file atomically (a temporary file renamed over it), readable by
-/// its owner only: configurations hold keys.
+/// Writes a file that can hold keys or plaintext through the library's one
+/// private atomic writer (0600 from creation, exclusive random temporary
+/// name, fsync, rename, fsync of the directory).
 pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), Failure> {
-    use std::io::Write as _;
-    let fail = |e: std::io::Error| Failure::transform(format!("writing {}: {e}", path.display()));
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp-{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let result = options
-        .open(&tmp)
-        .and_then(|mut file| file.write_all(contents).and_then(|()| file.sync_all()))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(fail(e));
-    }
-    Ok(())
+    k8s_envelope::private_file::write(path, contents)
+        .map_err(|e| Failure::transform(format!("writing {}: {e}", path.display())))
 }

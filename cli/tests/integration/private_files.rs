@@ -1,0 +1,135 @@
+//! Files that can hold keys or plaintext (`rotate --out`, `reencrypt
+//! --dump … --out`; the `--checkpoint` of an etcd run goes through the same
+//! writer, `k8s_envelope::private_file`) are written 0600 from creation,
+//! whatever the umask, and leave nothing else behind; `--out` never
+//! overwrites the input dump.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use k8s_envelope::store::DumpStore;
+use k8s_envelope::EncryptionConfiguration;
+
+const CLI: &str = env!("CARGO_BIN_EXE_k8s-envelope");
+
+const CONFIG: &str = "kind: EncryptionConfiguration
+apiVersion: apiserver.config.k8s.io/v1
+resources:
+  - resources: [secrets]
+    providers:
+      - aesgcm:
+          keys:
+            - name: key1
+              secret: AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=
+      - identity: {}
+";
+
+/// Runs the CLI in `dir` under umask 000, as a careless shell would.
+fn cli_with_umask_000(dir: &Path, args: &[&str]) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg("umask 000 && exec \"$0\" \"$@\"")
+        .arg(CLI)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the CLI")
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A directory with the config and a dump of three plaintext Secrets (so
+/// that the re-encrypted dump has work to do).
+fn setup() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("enc.yaml"), CONFIG).expect("config");
+    EncryptionConfiguration::from_yaml(CONFIG.as_bytes()).expect("parses");
+    let dump = DumpStore::new("test");
+    for i in 0..3 {
+        dump.put(
+            format!("/registry/secrets/default/s{i}").as_bytes(),
+            b"plaintext",
+        );
+    }
+    dump.write(dir.path().join("dump.json")).expect("dump");
+    dir
+}
+
+#[test]
+fn outputs_are_private_under_a_permissive_umask() {
+    let dir = setup();
+    let path = dir.path();
+    let out = cli_with_umask_000(
+        path,
+        &[
+            "rotate", "add-key", "--config", "enc.yaml", "--out", "new.yaml",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = cli_with_umask_000(
+        path,
+        &[
+            "reencrypt",
+            "--config",
+            "enc.yaml",
+            "--dump",
+            "dump.json",
+            "--out",
+            "new.json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    for file in ["new.yaml", "new.json", "dump.json"] {
+        assert_eq!(mode(&path.join(file)), 0o600, "{file}");
+    }
+    // Nothing else: no temporary file left behind.
+    assert_eq!(
+        names(path),
+        ["dump.json", "enc.yaml", "new.json", "new.yaml"]
+    );
+}
+
+#[test]
+fn out_is_never_the_input_dump() {
+    let dir = setup();
+    let path = dir.path();
+    let before = fs::read(path.join("dump.json")).expect("dump");
+    for out in ["dump.json", "./dump.json", "../{}/dump.json"] {
+        let name = path.file_name().expect("name").to_string_lossy();
+        let out = out.replace("{}", &name);
+        let run = cli_with_umask_000(
+            path,
+            &[
+                "reencrypt",
+                "--config",
+                "enc.yaml",
+                "--dump",
+                "dump.json",
+                "--out",
+                &out,
+            ],
+        );
+        assert_eq!(run.status.code(), Some(2), "{out}: {run:?}");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(stderr.contains("is the input dump"), "{stderr}");
+        assert_eq!(
+            fs::read(path.join("dump.json")).expect("dump"),
+            before,
+            "{out}"
+        );
+    }
+}
