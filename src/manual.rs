@@ -121,7 +121,12 @@
 //! - The aescbc padding check accepts exactly what the apiserver accepts, but
 //!   runs in constant time and reports every failure as the same
 //!   [`Error::Decrypt`](crate::Error::Decrypt) (the apiserver distinguishes
-//!   "invalid PKCS7 data" from "invalid padding on input", a padding oracle).
+//!   "invalid PKCS7 data" from "invalid padding on input"). That hides which
+//!   check failed, not whether the read failed: success against failure is
+//!   still an oracle for whoever can plant a modified value and watch it be
+//!   read (a scan's readable against unreadable, too), so aescbc values can
+//!   be decrypted that way. The cure is an AEAD provider, not a better
+//!   check.
 //! - Reading a `k8s:enc:` value of a resource that no rule covers gives
 //!   [`Error::NoMatchingPrefix`](crate::Error::NoMatchingPrefix); the apiserver
 //!   says "identity transformer tried to read encrypted data". Both refuse.

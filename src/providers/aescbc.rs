@@ -6,8 +6,18 @@
 //!
 //! The padding check accepts exactly what the apiserver accepts (a last byte
 //! `n` with `1 <= n <= len`, and the last `n` bytes all equal to `n`, so `n`
-//! may exceed 16), but runs in constant time and reports every failure as the
-//! same [`Error::Decrypt`], so no padding oracle is exposed.
+//! may exceed 16), runs in constant time and reports every failure as the
+//! same [`Error::Decrypt`]: the timing and the message do not tell a bad
+//! padding from any other failure.
+//!
+//! That does not close the padding oracle. Whether a read succeeds at all
+//! is itself the oracle: anyone who can put a modified value where it will
+//! be read and see whether that read worked (an apiserver answering or
+//! failing, `scan` reporting a value as readable or unreadable) learns one
+//! bit about the padding per attempt, which is enough to decrypt a CBC value
+//! block by block. CBC has no integrity, and no care in the check can add
+//! it. Use an AEAD provider (KMS v2, or aesgcm or secretbox) and keep
+//! aescbc only to read values until they are re-encrypted.
 
 use std::fmt;
 
