@@ -283,3 +283,30 @@ fn errors_never_print_the_plaintext_or_keys() {
     assert!(!stderr.contains("SUPERSECRET"), "{stderr}");
     assert!(!stderr.contains("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="));
 }
+
+/// An etcd URL with a password in it is refused before anything is
+/// dialled, and no message repeats the password or the user.
+#[test]
+fn etcd_urls_with_user_info_are_refused_without_echo() {
+    let config = TempConfig::new("userinfo.yaml", CONFIG);
+    let path = config.path.to_str().expect("UTF-8 path");
+    for command in ["scan", "reencrypt"] {
+        let out = run(
+            &[
+                command,
+                "--config",
+                path,
+                "--etcd",
+                "http://127.0.0.1:2379,http://admin:hunter2@127.0.0.1:9",
+            ],
+            b"",
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{command}: {stderr}");
+        assert!(stderr.contains("user info"), "{command}: {stderr}");
+        for secret in ["hunter2", "admin"] {
+            assert!(!stderr.contains(secret), "{command}: {stderr}");
+            assert!(!String::from_utf8_lossy(&out.stdout).contains(secret));
+        }
+    }
+}

@@ -172,9 +172,17 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// The tonic endpoint of one URL of `options`.
 pub(super) fn endpoint(url: &str, options: &EtcdOptions) -> Result<Endpoint, StoreError> {
     let bad = |reason: String| StoreError::Config {
-        endpoint: url.to_owned(),
+        endpoint: without_user_info(url),
         reason,
     };
+    if user_info(url).is_some() {
+        return Err(bad(
+            "user info (user:password@) in an etcd URL is refused: it would be printed in \
+             messages and saved in checkpoints; authenticate with a client certificate \
+             (--cert and --key)"
+                .to_owned(),
+        ));
+    }
     let https = if url.starts_with("https://") {
         true
     } else if url.starts_with("http://") {
@@ -210,4 +218,54 @@ pub(super) fn endpoint(url: &str, options: &EtcdOptions) -> Result<Endpoint, Sto
         (None, false) => {}
     }
     Ok(endpoint)
+}
+
+/// Where the user info (`user:password@`) of a URL is: the byte range of
+/// the authority before its last `@`, if it has one.
+fn user_info(url: &str) -> Option<std::ops::Range<usize>> {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let authority_len = url[start..]
+        .find(['/', '?', '#'])
+        .unwrap_or(url.len() - start);
+    let at = url[start..start + authority_len].rfind('@')?;
+    Some(start..start + at + 1)
+}
+
+/// `url` with its user info cut out, for messages: nothing of a password
+/// ever reaches one.
+pub(super) fn without_user_info(url: &str) -> String {
+    match user_info(url) {
+        Some(range) => format!("{}{}", &url[..range.start], &url[range.end..]),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_with_user_info_are_refused_without_repeating_it() {
+        for url in [
+            "http://admin:hunter2@127.0.0.1:2379",
+            "https://admin:hunter2@etcd.example:2379/",
+            "http://hunter2@127.0.0.1:2379",
+            "hunter2@127.0.0.1:2379",
+        ] {
+            let options = EtcdOptions::new([url]);
+            let e = endpoint(url, &options).expect_err(url).to_string();
+            assert!(!e.contains("hunter2"), "{e}");
+            assert!(!e.contains("admin"), "{e}");
+            assert!(e.contains("user info"), "{e}");
+        }
+        assert_eq!(
+            without_user_info("http://a:b@127.0.0.1:2379/x@y"),
+            "http://127.0.0.1:2379/x@y"
+        );
+        assert_eq!(
+            without_user_info("http://127.0.0.1:2379"),
+            "http://127.0.0.1:2379"
+        );
+        assert!(endpoint("http://127.0.0.1:2379/a@b", &EtcdOptions::default()).is_ok());
+    }
 }
