@@ -18,7 +18,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::{Decrypted, Error};
+use crate::Decrypted;
 
 /// The longest input line accepted (a 64 MiB value in base64, plus fields).
 /// A longer line is answered with an error and skipped without being
@@ -40,25 +40,34 @@ pub enum Direction {
 
 /// What a run transforms values with (the CLI's loaded configuration).
 pub trait Transform {
+    /// Why a value could not be transformed: the crate's [`Error`](crate::Error), or the
+    /// implementation's own (the CLI refuses some writes); its message is
+    /// the response line's `error`, so it must hold no secret.
+    type Error: std::fmt::Display;
+
     /// Encrypts `plaintext` with the first provider of `resource`.
     ///
     /// # Errors
     ///
-    /// The transformer's error.
+    /// The transformer's error, or a refusal of the implementation.
     fn encrypt(
         &self,
         resource: &str,
         storage_key: &str,
         plaintext: &[u8],
-    ) -> Result<Vec<u8>, Error>;
+    ) -> Result<Vec<u8>, Self::Error>;
 
     /// Decrypts `stored` with whichever provider of `resource` matches.
     ///
     /// # Errors
     ///
     /// The transformer's error.
-    fn decrypt(&self, resource: &str, storage_key: &str, stored: &[u8])
-        -> Result<Decrypted, Error>;
+    fn decrypt(
+        &self,
+        resource: &str,
+        storage_key: &str,
+        stored: &[u8],
+    ) -> Result<Decrypted, Self::Error>;
 }
 
 /// One input line.
@@ -142,7 +151,11 @@ pub enum Response {
 
 impl Response {
     /// The answer to one line.
-    pub fn to_line(transform: &dyn Transform, direction: Direction, line: &[u8]) -> Self {
+    pub fn to_line<T: Transform + ?Sized>(
+        transform: &T,
+        direction: Direction,
+        line: &[u8],
+    ) -> Self {
         match transform_line(transform, direction, line) {
             Ok(response) => response,
             Err(error) => Response::Error { error },
@@ -165,8 +178,8 @@ impl Response {
     }
 }
 
-fn transform_line(
-    transform: &dyn Transform,
+fn transform_line<T: Transform + ?Sized>(
+    transform: &T,
     direction: Direction,
     line: &[u8],
 ) -> Result<Response, String> {
@@ -215,8 +228,8 @@ pub enum RunError {
 ///
 /// Reading `input` or writing `output` failed; the lines answered so far
 /// have been written.
-pub fn run(
-    transform: &dyn Transform,
+pub fn run<T: Transform + ?Sized>(
+    transform: &T,
     direction: Direction,
     mut input: impl BufRead,
     mut output: impl Write,

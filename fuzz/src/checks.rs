@@ -786,6 +786,8 @@ fn writes_unreadable(transformer: &Transformer, plaintext: &[u8]) -> bool {
 }
 
 impl jsonl::Transform for Harness {
+    type Error = Error;
+
     fn encrypt(
         &self,
         resource: &str,

@@ -224,6 +224,8 @@ fn lengths_inside_values_are_checked_against_the_value() {
 struct NoTransform;
 
 impl Transform for NoTransform {
+    type Error = Error;
+
     fn encrypt(&self, _: &str, _: &str, _: &[u8]) -> Result<Vec<u8>, Error> {
         Err(Error::NoMatchingPrefix)
     }

@@ -138,6 +138,19 @@ fn bad_usage_exits_2() {
     );
     assert_eq!(status(&run(&["frobnicate"], b"")), 2);
     assert_eq!(status(&run(&["keygen", "--bytes", "0"], b"")), 2);
+    // Only lengths a provider takes: 7 or 64 bytes would make keys that no
+    // configuration accepts.
+    for bad in ["7", "15", "31", "64", "1024", "x"] {
+        let out = run(&["keygen", "--bytes", bad], b"");
+        assert_eq!(status(&out), 2, "--bytes {bad}");
+        assert!(out.stdout.is_empty(), "--bytes {bad}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("16, 24 or 32"));
+    }
+    // --help says when --storage-key is required.
+    for command in ["encrypt", "decrypt"] {
+        let help = String::from_utf8_lossy(&run(&[command, "--help"], b"").stdout).into_owned();
+        assert!(help.contains("Required unless --jsonl"), "{help}");
+    }
 }
 
 #[test]
@@ -145,6 +158,7 @@ fn keygen_prints_a_random_base64_key_of_the_requested_length() {
     for (args, len) in [
         (&["keygen"][..], 32),
         (&["keygen", "--bytes", "16"][..], 16),
+        (&["keygen", "--bytes", "24"][..], 24),
     ] {
         let out = run(args, b"");
         assert_eq!(status(&out), 0);
@@ -239,8 +253,22 @@ fn jsonl_answers_every_line_in_order_and_goes_on_after_bad_lines() {
     assert!(lines[1]["error"].is_string());
     assert!(lines[2]["error"].is_string());
     assert!(lines[3]["stored_b64"].is_string());
-    // configmaps is not covered by the config: stored as is (identity).
-    assert_eq!(lines[4]["stored_b64"], "cGxhaW4=");
+    // configmaps is not covered by the config: it would be stored in
+    // plaintext, so it is refused (`--allow-plaintext` stores it as is).
+    assert!(lines[4]["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("refusing to write \"configmaps\" in plaintext")));
+    let out = run(
+        &[
+            "encrypt",
+            "--config",
+            path(&config),
+            "--jsonl",
+            "--allow-plaintext",
+        ],
+        input.as_bytes(),
+    );
+    assert_eq!(jsonl_lines(&out)[4]["stored_b64"], "cGxhaW4=");
 
     let decrypt_input = format!(
         "{}\n{}\n",
@@ -309,4 +337,100 @@ fn etcd_urls_with_user_info_are_refused_without_echo() {
             assert!(!String::from_utf8_lossy(&out.stdout).contains(secret));
         }
     }
+}
+
+const MIXED_CONFIG: &str = "kind: EncryptionConfiguration
+apiVersion: apiserver.config.k8s.io/v1
+resources:
+  - resources: [secrets]
+    providers:
+      - aesgcm:
+          keys:
+            - name: new
+              secret: AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=
+  - resources: [configmaps]
+    providers:
+      - identity: {}
+      - aesgcm:
+          keys:
+            - name: new
+              secret: AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=
+";
+
+/// `encrypt` never writes plaintext by surprise: a resource no rule covers
+/// (a typo) or a rule that writes with identity is refused with the rules
+/// that exist, in both modes, unless `--allow-plaintext` says so.
+#[test]
+fn encrypt_refuses_to_write_plaintext_unless_allowed() {
+    let config = TempConfig::new("plaintext.yaml", MIXED_CONFIG);
+    let path = config.path.to_str().expect("UTF-8 path");
+    let key = "/registry/secrets/default/a";
+    for (resource, why) in [
+        ("secret", "no resource rule covers it"),
+        ("Secrets", "no resource rule covers it"),
+        ("pods", "no resource rule covers it"),
+        (
+            "configmaps",
+            "resources[1] (configmaps) writes with identity",
+        ),
+    ] {
+        let args = [
+            "encrypt",
+            "--config",
+            path,
+            "--resource",
+            resource,
+            "--storage-key",
+            key,
+        ];
+        let out = run(&args, b"top secret");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(status(&out), 1, "{resource}: {stderr}");
+        assert!(out.stdout.is_empty(), "{resource}: plaintext was written");
+        assert!(stderr.contains(why), "{resource}: {stderr}");
+        assert!(stderr.contains(&format!("{resource:?}")), "{stderr}");
+        assert!(
+            stderr.contains("resources[0]: secrets; resources[1]: configmaps"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("--allow-plaintext"), "{stderr}");
+        assert!(!stderr.contains("top secret"), "{stderr}");
+
+        let mut allowed = args.to_vec();
+        allowed.push("--allow-plaintext");
+        let out = run(&allowed, b"top secret");
+        assert_eq!(status(&out), 0, "{resource} allowed: {out:?}");
+        assert_eq!(out.stdout, b"top secret");
+    }
+    // The resource with an encrypting writer is unaffected.
+    let out = run(
+        &["encrypt", "--config", path, "--storage-key", key],
+        b"top secret",
+    );
+    assert_eq!(status(&out), 0, "{out:?}");
+    assert!(out.stdout.starts_with(b"k8s:enc:aesgcm:v1:new:"));
+
+    // JSON Lines: an error line for the refused one, the others go through.
+    let lines = concat!(
+        r#"{"resource":"secret","storage_key":"/registry/secret/a","plaintext_b64":"dG9wIHNlY3JldA=="}"#,
+        "\n",
+        r#"{"resource":"secrets","storage_key":"/registry/secrets/a","plaintext_b64":"dG9wIHNlY3JldA=="}"#,
+        "\n",
+    );
+    let out = run(&["encrypt", "--config", path, "--jsonl"], lines.as_bytes());
+    assert_eq!(status(&out), 1, "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let answers: Vec<&str> = stdout.lines().collect();
+    assert_eq!(answers.len(), 2, "{stdout}");
+    assert!(
+        answers[0].starts_with(r#"{"error":"refusing to write \"secret\" in plaintext"#),
+        "{stdout}"
+    );
+    assert!(answers[1].starts_with(r#"{"stored_b64":"#), "{stdout}");
+    let out = run(
+        &["encrypt", "--config", path, "--jsonl", "--allow-plaintext"],
+        lines.as_bytes(),
+    );
+    assert_eq!(status(&out), 0, "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(r#"{"stored_b64":"dG9wIHNlY3JldA=="}"#));
 }

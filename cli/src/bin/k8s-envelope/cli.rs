@@ -8,7 +8,7 @@ use k8s_envelope::jsonl::Direction;
 use k8s_envelope::{EncryptionConfiguration, SecretKey};
 
 use crate::jsonl;
-use crate::session::Session;
+use crate::session::{Session, TransformFailure};
 
 /// The largest value read from standard input in single-value mode.
 const MAX_STDIN_VALUE: u64 = 64 * 1024 * 1024;
@@ -39,7 +39,7 @@ enum Command {
     /// Print a random key, base64-encoded, for the `secret` field of a key.
     Keygen {
         /// Key length in bytes: 16, 24 or 32 for aescbc/aesgcm, 32 for secretbox.
-        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
+        #[arg(long, default_value_t = 32, value_parser = key_length)]
         bytes: u16,
     },
     /// Encrypt a value (stdin to stdout) with the first provider of its resource.
@@ -65,12 +65,18 @@ struct TransformArgs {
     /// The group-resource the value belongs to (`secrets`, `deployments.apps`).
     #[arg(long, default_value = "secrets", conflicts_with = "jsonl")]
     resource: String,
-    /// The etcd key of the object, bound as authenticated data.
+    /// The etcd key of the object, bound as authenticated data. Required
+    /// unless --jsonl (each line then carries its own).
     #[arg(long, required_unless_present = "jsonl", conflicts_with = "jsonl")]
     storage_key: Option<String>,
     /// Read one JSON object per line from stdin and write one per line.
     #[arg(long)]
     jsonl: bool,
+    /// Encrypt even when the configuration would store the value in
+    /// plaintext (no rule covers the resource, or its rule writes with
+    /// identity); without it such a write is refused.
+    #[arg(long)]
+    allow_plaintext: bool,
 }
 
 /// Why the command failed, and the exit status that says so.
@@ -160,6 +166,15 @@ fn lint(path: &Path) -> Result<(), Failure> {
     )))
 }
 
+/// A key length a provider takes: 16, 24 or 32 bytes (anything else is bad
+/// usage, exit 2, rather than a key no configuration would accept).
+fn key_length(text: &str) -> Result<u16, String> {
+    match text.parse::<u16>() {
+        Ok(n @ (16 | 24 | 32)) => Ok(n),
+        _ => Err("a key is 16, 24 or 32 bytes (aescbc, aesgcm) or 32 (secretbox)".to_owned()),
+    }
+}
+
 fn keygen(bytes: usize) -> Result<(), Failure> {
     let key = SecretKey::generate(bytes).map_err(|e| Failure::transform(e.to_string()))?;
     println!("{}", key.to_base64().as_str());
@@ -167,7 +182,7 @@ fn keygen(bytes: usize) -> Result<(), Failure> {
 }
 
 fn transform(args: &TransformArgs, direction: Direction) -> Result<(), Failure> {
-    let session = Session::open(&args.config)?;
+    let session = Session::open(&args.config)?.allow_plaintext(args.allow_plaintext);
     if args.jsonl {
         let stdin = io::stdin().lock();
         let stdout = io::stdout().lock();
@@ -188,6 +203,7 @@ fn transform(args: &TransformArgs, direction: Direction) -> Result<(), Failure> 
         Direction::Encrypt => session.encrypt(&args.resource, storage_key, &input),
         Direction::Decrypt => session
             .decrypt(&args.resource, storage_key, &input)
+            .map_err(TransformFailure::from)
             .map(|read| {
                 if read.stale {
                     eprintln!("k8s-envelope: note: the value is stale (written by an older key or provider); re-encrypt it");

@@ -4,10 +4,10 @@
 use std::io::{BufRead, Write};
 
 use k8s_envelope::jsonl::{self, Direction, RunError, Transform};
-use k8s_envelope::{Decrypted, Error};
+use k8s_envelope::Decrypted;
 
 use crate::cli::Failure;
-use crate::session::Session;
+use crate::session::{Session, TransformFailure};
 
 /// Transforms every line of `input`; fails with status 1 when any line failed.
 pub fn run(
@@ -29,12 +29,14 @@ pub fn run(
 }
 
 impl Transform for Session {
+    type Error = TransformFailure;
+
     fn encrypt(
         &self,
         resource: &str,
         storage_key: &str,
         plaintext: &[u8],
-    ) -> Result<Vec<u8>, Error> {
+    ) -> Result<Vec<u8>, TransformFailure> {
         Session::encrypt(self, resource, storage_key, plaintext)
     }
 
@@ -43,7 +45,7 @@ impl Transform for Session {
         resource: &str,
         storage_key: &str,
         stored: &[u8],
-    ) -> Result<Decrypted, Error> {
-        Session::decrypt(self, resource, storage_key, stored)
+    ) -> Result<Decrypted, TransformFailure> {
+        Ok(Session::decrypt(self, resource, storage_key, stored)?)
     }
 }

@@ -1,11 +1,13 @@
 //! A loaded configuration, ready to transform values: the transformers, and
 //! the runtime and plugin connections that its KMS providers need.
 
+use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
 use k8s_envelope::kms::GrpcKmsFactory;
-use k8s_envelope::{Decrypted, EncryptionConfiguration, Error, ResourceTransformers};
+use k8s_envelope::rotation::rule_for_resource;
+use k8s_envelope::{Decrypted, EncryptionConfiguration, Error, ProviderKind, ResourceTransformers};
 
 use crate::cli::Failure;
 
@@ -15,6 +17,33 @@ pub struct Session {
     transformers: ResourceTransformers,
     kms: GrpcKmsFactory,
     runtime: Arc<tokio::runtime::Runtime>,
+    /// Whether a write may go out in plaintext (identity as the writer).
+    allow_plaintext: bool,
+}
+
+/// Why a value was not transformed.
+#[derive(Debug)]
+pub enum TransformFailure {
+    /// The library's error.
+    Transform(Error),
+    /// The write would have stored plaintext, and `--allow-plaintext` was
+    /// not given: why, with the rules that exist.
+    Plaintext(String),
+}
+
+impl fmt::Display for TransformFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransformFailure::Transform(e) => e.fmt(f),
+            TransformFailure::Plaintext(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<Error> for TransformFailure {
+    fn from(e: Error) -> Self {
+        TransformFailure::Transform(e)
+    }
 }
 
 impl Session {
@@ -48,7 +77,50 @@ impl Session {
             transformers,
             kms,
             runtime,
+            allow_plaintext: false,
         })
+    }
+
+    /// Lets writes go out in plaintext when the configuration says so
+    /// (`--allow-plaintext`); by default they are refused.
+    pub fn allow_plaintext(mut self, allow: bool) -> Self {
+        self.allow_plaintext = allow;
+        self
+    }
+
+    /// Refuses a write of `resource` that would be stored in plaintext: a
+    /// resource no rule covers (a typo such as `secret` or `Secrets`), or a
+    /// rule whose first provider is identity. The library keeps the
+    /// apiserver's behaviour; refusing is the CLI's contract.
+    fn refuse_plaintext(&self, resource: &str) -> Result<(), TransformFailure> {
+        let transformer = self.transformers.for_resource(resource);
+        let writes_plaintext = transformer
+            .providers()
+            .first()
+            .is_none_or(|p| p.kind() == ProviderKind::Identity);
+        if self.allow_plaintext || !writes_plaintext {
+            return Ok(());
+        }
+        let why = match rule_for_resource(&self.config, resource) {
+            Some(rule) => format!(
+                "resources[{rule}] ({}) writes with identity",
+                self.config.resources[rule].resources.join(", ")
+            ),
+            None => "no resource rule covers it".to_owned(),
+        };
+        let rules: Vec<String> = self
+            .config
+            .resources
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| format!("resources[{i}]: {}", rule.resources.join(", ")))
+            .collect();
+        Err(TransformFailure::Plaintext(format!(
+            "refusing to write {resource:?} in plaintext: {why} (the rules: {}); \
+             check the resource's spelling, put an encrypting provider first, or pass \
+             --allow-plaintext to write it anyway",
+            rules.join("; ")
+        )))
     }
 
     /// The configuration as loaded.
@@ -81,10 +153,12 @@ impl Session {
         resource: &str,
         storage_key: &str,
         plaintext: &[u8],
-    ) -> Result<Vec<u8>, Error> {
+    ) -> Result<Vec<u8>, TransformFailure> {
+        self.refuse_plaintext(resource)?;
         let transformer = self.transformers.for_resource(resource);
-        self.runtime
-            .block_on(transformer.encrypt(plaintext, storage_key.into()))
+        Ok(self
+            .runtime
+            .block_on(transformer.encrypt(plaintext, storage_key.into()))?)
     }
 
     /// Decrypts with whichever provider of `resource` matches.
