@@ -154,11 +154,10 @@ async fn kms_v2_flow() -> Result<(), Box<dyn Error>> {
 }
 
 /// Writes a fresh KEK, replacing the file (a new inode, as a rotation tool
-/// would).
+/// would), private to its owner as the plugin requires.
 fn write_kek(path: &Path) -> Result<(), Box<dyn Error>> {
-    let staged = path.with_extension("new");
-    std::fs::write(&staged, SecretKey::generate(32)?.to_base64().as_bytes())?;
-    std::fs::rename(&staged, path)?;
+    let key = SecretKey::generate(32)?;
+    k8s_envelope::private_file::write(path, key.to_base64().as_bytes())?;
     Ok(())
 }
 

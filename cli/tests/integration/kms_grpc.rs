@@ -123,9 +123,9 @@ async fn wait_ready(client: &GrpcClient) {
 
 fn write_kek(path: &Path, byte: u8) -> SecretKey {
     let key = SecretKey::new(vec![byte; 32]);
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, format!("{}\n", key.to_base64().as_str())).expect("write KEK");
-    fs::rename(&tmp, path).expect("rename KEK");
+    // 0600 and atomic, as kms-plugin-local requires of a KEK file.
+    k8s_envelope::private_file::write(path, format!("{}\n", key.to_base64().as_str()).as_bytes())
+        .expect("write KEK");
     key
 }
 
@@ -237,7 +237,7 @@ async fn local_plugin_v2_round_trip_and_rotation() {
     assert_eq!(e.method(), Some("/v2.KeyManagementService/Decrypt"));
 
     // A broken KEK file: unhealthy, Encrypt refused, Decrypt still works.
-    fs::write(&kek_file, "garbage").expect("write");
+    k8s_envelope::private_file::write(&kek_file, b"garbage").expect("write");
     let status = client.status().await.expect("status");
     assert!(!status.is_healthy());
     assert!(status.healthz.contains("not base64"), "{}", status.healthz);

@@ -266,12 +266,21 @@ impl fmt::Debug for LocalKek {
     }
 }
 
-/// Reads and decodes a key file.
+/// Reads and decodes a key file, refusing one that other users could read
+/// or change (as ssh treats private keys).
 fn read_key_file(path: &Path) -> Result<SecretKey, KekError> {
     let fail =
         |what: &str| KekError::failed_precondition(format!("KEK file {}: {what}", path.display()));
     let file = fs::File::open(path).map_err(|e| fail(&format!("cannot read: {e}")))?;
-    let mut contents = Zeroizing::new(Vec::new());
+    // Checked on the open file, so a swap of the path after the check
+    // cannot slip another file in.
+    let meta = file
+        .metadata()
+        .map_err(|e| fail(&format!("cannot read: {e}")))?;
+    check_private(&meta).map_err(|why| fail(&why))?;
+    // Sized up front: a buffer that grew while reading would leave copies
+    // of the key in freed memory.
+    let mut contents = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE as usize + 64));
     file.take(MAX_KEY_FILE + 1)
         .read_to_end(&mut contents)
         .map_err(|e| fail(&format!("cannot read: {e}")))?;
@@ -291,6 +300,28 @@ fn read_key_file(path: &Path) -> Result<SecretKey, KekError> {
     Ok(key)
 }
 
+/// Refuses a key file that group or others can read or write, or that
+/// another user owns, with how to fix it.
+fn check_private(meta: &fs::Metadata) -> Result<(), String> {
+    let mode = meta.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "readable or writable by group or others (mode {mode:04o}); a KEK file must be \
+             private to its owner: chmod 600 it (and create new ones with \
+             `k8s-envelope keygen --out FILE`)"
+        ));
+    }
+    let user = rustix::process::geteuid().as_raw();
+    if meta.uid() != user {
+        return Err(format!(
+            "owned by user {}, not by the user the plugin runs as ({user}): chown it to that \
+             user, or run the plugin as its owner",
+            meta.uid()
+        ));
+    }
+    Ok(())
+}
+
 /// The key ID and cipher of a KEK.
 fn expand(key: &SecretKey) -> Result<(String, Arc<AesGcmCipher>), KekError> {
     let cipher = AesGcmCipher::new(key.expose())
@@ -302,8 +333,11 @@ fn expand(key: &SecretKey) -> Result<(String, Arc<AesGcmCipher>), KekError> {
 mod tests {
     use std::future::Future;
 
+    use std::os::unix::fs::PermissionsExt as _;
+
     use super::*;
     use crate::kms::plugin::KekErrorKind;
+    use crate::private_file;
 
     fn block_on<T>(f: impl Future<Output = T>) -> T {
         tokio::runtime::Builder::new_current_thread()
@@ -314,7 +348,8 @@ mod tests {
 
     fn write_key(path: &Path, byte: u8) -> SecretKey {
         let key = SecretKey::new(vec![byte; 32]);
-        fs::write(path, format!("  {}\n", key.to_base64().as_str())).expect("write key");
+        private_file::write(path, format!("  {}\n", key.to_base64().as_str()).as_bytes())
+            .expect("write key");
         key
     }
 
@@ -385,7 +420,7 @@ mod tests {
         write_key(&path, 5);
         let kek = LocalKek::open(&path).expect("open");
         let wrapped = block_on(kek.wrap(b"dek")).expect("wrap");
-        fs::write(&path, "not base64!").expect("write");
+        private_file::write(&path, b"not base64!").expect("write");
         let err = block_on(kek.healthy()).expect_err("unhealthy");
         assert_eq!(err.kind(), KekErrorKind::FailedPrecondition);
         assert!(err.message().contains("not base64"), "{err}");
@@ -409,15 +444,43 @@ mod tests {
             ("%%%", "not base64"),
             ("", "holds 0 bytes"),
         ] {
-            fs::write(&path, contents).expect("write");
+            private_file::write(&path, contents.as_bytes()).expect("write");
             let err = LocalKek::open(&path).expect_err(contents);
             assert!(err.message().contains(expected), "{contents}: {err}");
         }
-        fs::write(&path, vec![b'A'; 5000]).expect("write");
+        private_file::write(&path, &[b'A'; 5000]).expect("write");
         assert!(LocalKek::open(&path)
             .expect_err("large")
             .message()
             .contains("larger than 4 KiB"));
         assert!(LocalKek::open(dir.path().join("missing")).is_err());
+    }
+
+    /// Like ssh with a private key: a KEK file others can read or write,
+    /// or one another user owns, is refused, saying how to fix it.
+    #[test]
+    fn key_files_others_can_read_or_own_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("kek");
+        write_key(&path, 6);
+        LocalKek::open(&path).expect("0600 and ours");
+        for mode in [0o644, 0o640, 0o604, 0o620, 0o602, 0o660] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod");
+            let err = LocalKek::open(&path).expect_err("too open");
+            assert_eq!(err.kind(), KekErrorKind::FailedPrecondition);
+            assert!(err.message().contains(&format!("mode {mode:04o}")), "{err}");
+            assert!(err.message().contains("chmod 600"), "{err}");
+            assert!(!err
+                .message()
+                .contains(&SecretKey::new(vec![6; 32]).to_base64().as_str()[..8]));
+        }
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).expect("chmod");
+        LocalKek::open(&path).expect("read-only for its owner is fine");
+        // Owned by someone else: only root can set that up.
+        if rustix::process::geteuid().is_root() {
+            std::os::unix::fs::chown(&path, Some(65534), None).expect("chown");
+            let err = LocalKek::open(&path).expect_err("not ours");
+            assert!(err.message().contains("owned by user 65534"), "{err}");
+        }
     }
 }

@@ -1,9 +1,10 @@
-//! The plugin's listening socket: created with mode 0600, replacing a stale
-//! socket file, and removed again on shutdown.
+//! The plugin's listening socket: never reachable by another user, created
+//! with mode 0600 (in a missing directory, created 0700 as a daemon would),
+//! replacing a stale socket file, and removed again on shutdown.
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use tokio::net::{UnixListener, UnixStream};
@@ -14,6 +15,9 @@ use crate::random;
 
 /// Permissions of the socket file: owner read and write only.
 const SOCKET_MODE: u32 = 0o600;
+
+/// Permissions of a directory made for the socket: its owner only.
+const PRIVATE_DIRECTORY_MODE: u32 = 0o700;
 
 /// A bound listener and, for a socket file, the file to remove later.
 pub(super) struct Bound {
@@ -62,12 +66,21 @@ pub(super) async fn bind(addr: &Addr) -> io::Result<Bound> {
 
 /// Binds a socket file with mode 0600.
 ///
-/// The socket is bound under a temporary name in the same directory, given
-/// its mode, and renamed over `path`, so it is never reachable with looser
-/// permissions and a stale socket is replaced atomically. An existing `path`
-/// that is not a socket is left alone (error), and so is a socket another
-/// process still serves.
+/// The socket is bound inside a fresh directory of mode 0700 next to `path`
+/// (nobody else can reach a socket in it, whatever the umask made of the
+/// socket's own mode), given its mode, and renamed over `path`; so it is
+/// never reachable with looser permissions, and a stale socket is replaced
+/// atomically. A missing directory of `path` is created 0700. An existing
+/// `path` that is not a socket is left alone (error), and so is a socket
+/// another process still serves.
 async fn bind_file(path: &Path) -> io::Result<Bound> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    if !dir.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(PRIVATE_DIRECTORY_MODE)
+            .create(dir)?;
+    }
     match fs::symlink_metadata(path) {
         Ok(meta) if !meta.file_type().is_socket() => {
             return Err(io::Error::new(
@@ -91,27 +104,38 @@ async fn bind_file(path: &Path) -> io::Result<Bound> {
         Err(e) => return Err(e),
     }
 
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    let temporary = dir.join(temporary_name()?);
-    let listener = match UnixListener::bind(&temporary) {
+    let staging = dir.join(temporary_name()?);
+    fs::DirBuilder::new()
+        .mode(PRIVATE_DIRECTORY_MODE)
+        .create(&staging)?;
+    let temporary = staging.join("s");
+    let bound = UnixListener::bind(&temporary);
+    let listener = match bound {
         Ok(listener) => {
             let secured = fs::set_permissions(&temporary, fs::Permissions::from_mode(SOCKET_MODE))
                 .and_then(|()| fs::rename(&temporary, path));
             if let Err(e) = secured {
                 let _ = fs::remove_file(&temporary);
+                let _ = fs::remove_dir(&staging);
                 return Err(e);
             }
+            let _ = fs::remove_dir(&staging);
             listener
         }
-        // The temporary name made the path too long for a socket address
-        // while `path` itself may fit: bind in place, then restrict.
+        // The staging directory made the path too long for a socket
+        // address while `path` itself may fit: bind in place, then restrict
+        // (the one case with a window between bind and chmod).
         Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            let _ = fs::remove_dir(&staging);
             remove_stale(path)?;
             let listener = UnixListener::bind(path)?;
             fs::set_permissions(path, fs::Permissions::from_mode(SOCKET_MODE))?;
             listener
         }
-        Err(e) => return Err(e),
+        Err(e) => {
+            let _ = fs::remove_dir(&staging);
+            return Err(e);
+        }
     };
     let meta = fs::symlink_metadata(path)?;
     Ok(Bound {
@@ -124,11 +148,11 @@ async fn bind_file(path: &Path) -> io::Result<Bound> {
     })
 }
 
-/// A short random file name for the temporary socket.
+/// A short random name for the staging directory of the socket.
 fn temporary_name() -> io::Result<String> {
     let mut bytes = [0u8; 4];
     random::fill(&mut bytes).map_err(io::Error::other)?;
-    Ok(format!(".kms-{:08x}.sock", u32::from_be_bytes(bytes)))
+    Ok(format!(".kms-{:08x}", u32::from_be_bytes(bytes)))
 }
 
 /// Removes `path` if it is a socket.

@@ -41,6 +41,10 @@ enum Command {
         /// Key length in bytes: 16, 24 or 32 for aescbc/aesgcm, 32 for secretbox.
         #[arg(long, default_value_t = 32, value_parser = key_length)]
         bytes: u16,
+        /// Write the key to this file (mode 0600, atomically) instead of
+        /// stdout: what kms-plugin-local's --kek-file wants.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Encrypt a value (stdin to stdout) with the first provider of its resource.
     Encrypt(TransformArgs),
@@ -109,7 +113,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Validate { config } => validate(&config),
         Command::Lint { config } => lint(&config),
         Command::Fingerprint(args) => crate::fingerprint::run(&args),
-        Command::Keygen { bytes } => keygen(bytes.into()),
+        Command::Keygen { bytes, out } => keygen(bytes.into(), out.as_deref()),
         Command::Encrypt(args) => transform(&args, Direction::Encrypt),
         Command::Decrypt(args) => transform(&args, Direction::Decrypt),
         Command::Rotate(command) => crate::rotate::run(&command),
@@ -175,10 +179,16 @@ fn key_length(text: &str) -> Result<u16, String> {
     }
 }
 
-fn keygen(bytes: usize) -> Result<(), Failure> {
+fn keygen(bytes: usize, out: Option<&Path>) -> Result<(), Failure> {
     let key = SecretKey::generate(bytes).map_err(|e| Failure::transform(e.to_string()))?;
-    println!("{}", key.to_base64().as_str());
-    Ok(())
+    let line = zeroize::Zeroizing::new(format!("{}\n", key.to_base64().as_str()));
+    match out {
+        Some(path) => crate::store_args::write_private(path, line.as_bytes()),
+        None => {
+            print!("{}", line.as_str());
+            Ok(())
+        }
+    }
 }
 
 fn transform(args: &TransformArgs, direction: Direction) -> Result<(), Failure> {
