@@ -654,14 +654,10 @@ fn kms_v2_values_move_to_the_new_key_id() {
     use k8s_envelope::kms::{GrpcKmsFactory, KmsEndpoint};
     use k8s_envelope::SecretKey;
 
+    /// A fresh KEK over the old one (a new inode), private to its owner.
     fn write_kek(path: &std::path::Path) {
-        let staged = path.with_extension("new");
-        std::fs::write(
-            &staged,
-            SecretKey::generate(32).expect("key").to_base64().as_bytes(),
-        )
-        .expect("write");
-        std::fs::rename(&staged, path).expect("rename");
+        let key = SecretKey::generate(32).expect("key");
+        k8s_envelope::private_file::write(path, key.to_base64().as_bytes()).expect("write");
     }
 
     let dir = tempfile::tempdir().expect("tempdir");

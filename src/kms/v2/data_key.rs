@@ -269,3 +269,22 @@ fn derive_key(hkdf: &Hkdf<Sha256>, info: &[u8; INFO_LEN]) -> Result<Zeroizing<[u
 fn derive(hkdf: &Hkdf<Sha256>, info: &[u8; INFO_LEN]) -> Result<AesGcmCipher, Error> {
     AesGcmCipher::new(&derive_key(hkdf, info)?[..]).map_err(|_| decrypt_failure())
 }
+
+#[cfg(test)]
+mod tests {
+    /// The state a seed's HKDF keeps (an HMAC-SHA-256 keyed with the seed,
+    /// which derives every data key of the seed) and every SHA-256 state are
+    /// wiped when dropped: `sha2`'s `zeroize` feature (without it this does
+    /// not compile).
+    #[test]
+    fn hkdf_and_sha256_states_are_zeroized_on_drop() {
+        fn zeroized_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        zeroized_on_drop::<sha2::Sha256>();
+        // `Hkdf<Sha256>` holds an `Hmac<Sha256>`, whose state is two of
+        // these cores (the inner and outer keyed hashes): they wipe
+        // themselves, so the HMAC (which carries no marker of its own) is
+        // wiped with them.
+        zeroized_on_drop::<sha2::block_api::Sha256VarCore>();
+        let _: fn(&hkdf::Hkdf<sha2::Sha256>) = |_| {};
+    }
+}
