@@ -177,7 +177,8 @@ impl ReencryptTotals {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FailedValue {
-    /// The key (lossily decoded).
+    /// The key, printable: lossily decoded, control characters escaped
+    /// (see [`printable`](crate::store::printable)).
     pub key: String,
     /// Why: the provider errors, which contain no key material or
     /// plaintext.
@@ -200,7 +201,7 @@ impl FailedValue {
             _ => return None,
         };
         Some(Self {
-            key: String::from_utf8_lossy(&report.key).into_owned(),
+            key: crate::store::printable(&report.key),
             reason,
         })
     }

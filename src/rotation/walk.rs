@@ -153,7 +153,7 @@ impl Engine {
             if !self.write {
                 return Ok(report(Outcome::Stale, conflicts));
             }
-            let lossy = || String::from_utf8_lossy(key).into_owned();
+            let lossy = || crate::store::printable(key);
             let rewritten = transformer
                 .encrypt(&read.plaintext, key.into())
                 .await

@@ -33,6 +33,30 @@ pub use self::dump::DumpStore;
 #[cfg(feature = "etcd")]
 pub use self::etcd::{EtcdOptions, EtcdStore, EtcdTls};
 
+/// A key (or any string) from a store as it may be printed: lossily
+/// decoded, with control characters and backslashes escaped (`\u{1b}`,
+/// `\\`), so that a key holding an escape sequence cannot drive the
+/// terminal it is shown on.
+///
+/// ```
+/// use k8s_envelope::store::printable;
+///
+/// assert_eq!(printable(b"/registry/secrets/ns/a"), "/registry/secrets/ns/a");
+/// assert_eq!(printable(b"/registry/\x1b[2Jx"), "/registry/\\u{1b}[2Jx");
+/// ```
+pub fn printable(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() || c == '\\' {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The future a [`Store`] method returns.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 

@@ -17,6 +17,6 @@ mod kms_faults;
 mod kms_grpc;
 mod kms_vectors;
 mod lint;
+mod outputs;
 mod plugin_socket;
-mod private_files;
 mod rotate_cli;

@@ -1,8 +1,11 @@
+//! What the CLI writes is safe to write: files private, terminals safe.
+//!
 //! Files that can hold keys or plaintext (`rotate --out`, `reencrypt
 //! --dump … --out`; the `--checkpoint` of an etcd run goes through the same
 //! writer, `k8s_envelope::private_file`) are written 0600 from creation,
 //! whatever the umask, and leave nothing else behind; `--out` never
-//! overwrites the input dump.
+//! overwrites the input dump. Keys from a store are printed with control
+//! characters escaped.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
@@ -130,6 +133,39 @@ fn out_is_never_the_input_dump() {
             fs::read(path.join("dump.json")).expect("dump"),
             before,
             "{out}"
+        );
+    }
+}
+
+/// Keys from a store reach the terminal with control characters escaped:
+/// an escape sequence in an etcd key cannot drive it.
+#[test]
+fn keys_from_a_store_are_printed_with_control_characters_escaped() {
+    let dir = setup();
+    let path = dir.path();
+    let dump = DumpStore::load(path.join("dump.json")).expect("dump");
+    dump.put(
+        b"/registry/secrets/default/\x1b[2J\x07bell",
+        b"k8s:enc:aesgcm:v1:gone:x",
+    );
+    dump.write(path.join("dump.json")).expect("dump");
+    for command in ["scan", "reencrypt"] {
+        let mut args = vec![command, "--config", "enc.yaml", "--dump", "dump.json"];
+        if command == "reencrypt" {
+            args.push("--dry-run");
+        }
+        let out = cli_with_umask_000(path, &args);
+        assert_eq!(out.status.code(), Some(1), "{command}: {out:?}");
+        for stream in [&out.stdout, &out.stderr] {
+            assert!(
+                !stream.contains(&0x1b) && !stream.contains(&0x07),
+                "{command}: raw control"
+            );
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(r"/registry/secrets/default/\u{1b}[2J\u{7}bell"),
+            "{stderr}"
         );
     }
 }
