@@ -252,11 +252,37 @@ fn json<'de, T: Deserialize<'de>>(input: &'de [u8]) -> Result<T, ConfigError> {
     })
 }
 
+/// The words that replace an unknown field's name in a parse error.
+const UNKNOWN_FIELD_NOT_SHOWN: &str =
+    "unknown field (its name is not repeated: a secret may have been written where a field name belongs)";
+
 /// Replaces every string value that serde quotes in a type error
 /// (`string "…"`, written with Rust's `Debug` escaping) by `a string`, and
 /// every character value (``character `…` ``) by `a character`, so a parse
 /// error cannot echo a secret that ended up in the wrong place.
 pub(crate) fn redact_strings(message: &str) -> String {
+    redact_values(&redact_unknown_field(message))
+}
+
+/// Replaces the name in ``unknown field `…` `` (the field names serde then
+/// lists as expected are the schema's own, and stay).
+fn redact_unknown_field(message: &str) -> String {
+    const MARK: &str = "unknown field `";
+    let Some(at) = message.find(MARK) else {
+        return message.to_owned();
+    };
+    let body = &message[at + MARK.len()..];
+    // A name may hold a backtick; the list of expected fields follows the
+    // name after "`, ", or the message ends with the name.
+    let end = body
+        .find("`, expected")
+        .or_else(|| body.find("`, there are no fields"))
+        .or_else(|| body.rfind('`'));
+    let rest = end.map_or("", |end| &body[end + 1..]);
+    format!("{}{UNKNOWN_FIELD_NOT_SHOWN}{rest}", &message[..at])
+}
+
+fn redact_values(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
     loop {
@@ -319,7 +345,7 @@ fn closing_quote(s: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_strings;
+    use super::{redact_strings, UNKNOWN_FIELD_NOT_SHOWN};
 
     #[test]
     fn redacts_quoted_strings() {
@@ -337,8 +363,12 @@ mod tests {
         );
         assert_eq!(redact_strings(r#"string "unterminated"#), "a string");
         assert_eq!(
-            redact_strings("unknown field `pandas`, expected one of `a`"),
-            "unknown field `pandas`, expected one of `a`"
+            redact_strings("unknown field `U0VDUkVU`, expected one of `a` at line 3"),
+            format!("{UNKNOWN_FIELD_NOT_SHOWN}, expected one of `a` at line 3")
+        );
+        assert_eq!(
+            redact_strings("unknown field `a`b`, there are no fields"),
+            format!("{UNKNOWN_FIELD_NOT_SHOWN}, there are no fields")
         );
     }
 }

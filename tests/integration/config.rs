@@ -176,7 +176,11 @@ fn conformance_invalid_files_are_rejected() {
             "invalid-typo.yaml" => match result {
                 Err(ConfigError::Parse { format, message }) => {
                     assert_eq!(format, ConfigFormat::Yaml);
-                    assert!(message.contains("unknown field `pandas`"), "{message}");
+                    // The name is not repeated (it could be a secret written
+                    // where a field name belongs); the position is given.
+                    assert!(message.contains("unknown field"), "{message}");
+                    assert!(!message.contains("pandas"), "{message}");
+                    assert!(message.contains("at line"), "{message}");
                 }
                 other => panic!("{name}: {other:?}"),
             },
@@ -859,7 +863,8 @@ fn unknown_fields_are_rejected() {
     match EncryptionConfiguration::from_slice(json) {
         Err(ConfigError::Parse { format, message }) => {
             assert_eq!(format, ConfigFormat::Json);
-            assert!(message.contains("unknown field `extra`"), "{message}");
+            assert!(message.contains("unknown field"), "{message}");
+            assert!(!message.contains("extra"), "{message}");
         }
         other => panic!("{other:?}"),
     }

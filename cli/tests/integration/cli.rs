@@ -434,3 +434,41 @@ fn encrypt_refuses_to_write_plaintext_unless_allowed() {
     assert_eq!(status(&out), 0, "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains(r#"{"stored_b64":"dG9wIHNlY3JldA=="}"#));
 }
+
+/// A secret written where a field name belongs (YAML and JSON) is never
+/// printed, by any command that loads the configuration.
+#[test]
+fn a_secret_in_a_field_name_is_never_printed() {
+    const SECRET: &str = "U0VDUkVUIGlzIHNlY3VyZSBzZWNyZXQ=";
+    let yaml = format!(
+        "kind: EncryptionConfiguration\napiVersion: apiserver.config.k8s.io/v1\nresources:\n  - resources: [secrets]\n    providers:\n      - aesgcm:\n          keys:\n            - name: key1\n              {SECRET}: x\n"
+    );
+    let json = format!(
+        r#"{{"kind":"EncryptionConfiguration","apiVersion":"apiserver.config.k8s.io/v1","resources":[{{"resources":["secrets"],"providers":[{{"aesgcm":{{"keys":[{{"name":"k","{SECRET}":"x"}}]}}}}]}}]}}"#
+    );
+    for (name, contents) in [("field-secret-yaml", yaml), ("field-secret-json", json)] {
+        let config = TempConfig::new(name, &contents);
+        let path = config.path.to_str().expect("UTF-8 path");
+        let out_file = config.dir.join("out.yaml");
+        let out_path = out_file.to_str().expect("UTF-8 path");
+        let commands: [&[&str]; 6] = [
+            &["validate", path],
+            &["lint", path],
+            &["fingerprint", path],
+            &["encrypt", "--config", path, "--storage-key", "/k"],
+            &["rotate", "add-key", "--config", path, "--out", out_path],
+            &["rotate", "plan", "--config", path],
+        ];
+        for args in commands {
+            let out = run(args, b"x");
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_ne!(status(&out), 0, "{name} {args:?}: {text}");
+            assert!(!text.contains(SECRET), "{name} {args:?}: {text}");
+            assert!(!text.contains(&SECRET[..12]), "{name} {args:?}: {text}");
+        }
+    }
+}
