@@ -20,10 +20,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::Decrypted;
 
-/// The longest input line accepted (a 64 MiB value in base64, plus fields).
-/// A longer line is answered with an error and skipped without being
-/// buffered.
-pub const MAX_LINE: usize = 90 * 1024 * 1024;
+/// The longest input line accepted: what the largest legal request needs,
+/// a stored value of [`MAX_STORED_VALUE_LEN`](crate::MAX_STORED_VALUE_LEN)
+/// in base64 (the plaintext of a write is smaller still), plus 64 KiB for
+/// the storage key, the resource and the JSON around them. A longer line is
+/// answered with an error and skipped without being buffered.
+pub const MAX_LINE: usize = crate::MAX_STORED_VALUE_LEN.div_ceil(3) * 4 + 64 * 1024;
 
 /// Which way the values of a run go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,10 +101,17 @@ impl Request {
     /// # Errors
     ///
     /// The message of the response line: the JSON is invalid, a field is
-    /// unknown, missing or of the wrong type. serde_json's messages name the
-    /// position, never the content of a string.
+    /// unknown, missing or of the wrong type. The message names the
+    /// position, never a string or field name from the line.
     pub fn parse(line: &[u8]) -> Result<Self, String> {
-        serde_json::from_slice(line).map_err(|e| format!("invalid request line: {e}"))
+        // Redacted as configuration errors are: a line that is a bare JSON
+        // string (a plaintext pasted alone) must not come back in the error.
+        serde_json::from_slice(line).map_err(|e| {
+            format!(
+                "invalid request line: {}",
+                crate::config::redact_strings(&e.to_string())
+            )
+        })
     }
 
     /// The decoded input value for `direction`: `plaintext_b64` to encrypt,
@@ -276,5 +285,24 @@ fn skip_rest_of_line(input: &mut impl BufRead) -> Result<(), RunError> {
         }
         let len = buf.len();
         input.consume(len);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Request;
+
+    #[test]
+    fn request_errors_never_echo_the_line() {
+        for line in [
+            &br#""my database password""#[..],
+            br#"{"storage_key":"/a","plaintext_b64":"aGk=","my database password":1}"#,
+            br#"{"storage_key":"my database password","plaintext_b64":7}"#,
+            br#"["my database password"]"#,
+        ] {
+            let e = Request::parse(line).expect_err("invalid");
+            assert!(e.starts_with("invalid request line: "), "{e}");
+            assert!(!e.contains("password"), "{e}");
+        }
     }
 }

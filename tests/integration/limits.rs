@@ -259,6 +259,54 @@ fn a_deeply_nested_request_line_is_an_error_line() {
     assert!(lines.iter().all(|l| l["error"].is_string()), "{lines:?}");
 }
 
+/// The line cap is what the largest legal request needs: a stored value
+/// of the largest size, in base64, with a long storage key, fits; a line
+/// one byte longer than the cap is refused unread, and the run goes on.
+#[test]
+fn the_line_cap_fits_the_largest_legal_request_and_no_more() {
+    use base64::Engine as _;
+    let value = base64::engine::general_purpose::STANDARD
+        .encode(vec![0u8; k8s_envelope::MAX_STORED_VALUE_LEN]);
+    let legal = format!(
+        r#"{{"resource":"secrets","storage_key":"/registry/secrets/default/{}","stored_b64":"{value}"}}"#,
+        "k".repeat(4096)
+    );
+    assert!(
+        legal.len() <= jsonl::MAX_LINE,
+        "{} > {}",
+        legal.len(),
+        jsonl::MAX_LINE
+    );
+    let mut input = vec![b'x'; jsonl::MAX_LINE + 1];
+    input.push(b'\n');
+    input.extend_from_slice(legal.as_bytes());
+    input.push(b'\n');
+    let mut output = Vec::new();
+    let failed = jsonl::run(
+        &NoTransform,
+        Direction::Decrypt,
+        Cursor::new(input),
+        &mut output,
+    )
+    .expect("run");
+    assert_eq!(failed, 2);
+    let lines: Vec<serde_json::Value> = output
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).expect("json"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("longer than")),
+        "{}",
+        lines[0]
+    );
+    // The legal line was read and reached the transform.
+    assert_eq!(lines[1]["error"], "no matching prefix found");
+}
+
 // ---------------------------------------------------------------------------
 // KMS plugins that never answer or claim gigabytes
 
