@@ -220,15 +220,14 @@ pub(super) fn endpoint(url: &str, options: &EtcdOptions) -> Result<Endpoint, Sto
     Ok(endpoint)
 }
 
-/// Where the user info (`user:password@`) of a URL is: the byte range of
-/// the authority before its last `@`, if it has one.
+/// Where the user info (`user:password@`) of a URL is: from the end of the
+/// scheme to its last `@`. Any `@` counts: etcd URLs have no path, and a
+/// password may hold `/`, `?` or `#` unencoded, which would otherwise hide
+/// it from a check that stops at the authority's end.
 fn user_info(url: &str) -> Option<std::ops::Range<usize>> {
-    let start = url.find("://").map_or(0, |i| i + 3);
-    let authority_len = url[start..]
-        .find(['/', '?', '#'])
-        .unwrap_or(url.len() - start);
-    let at = url[start..start + authority_len].rfind('@')?;
-    Some(start..start + at + 1)
+    let at = url.rfind('@')?;
+    let start = url.find("://").map_or(0, |i| i + 3).min(at);
+    Some(start..at + 1)
 }
 
 /// `url` with its user info cut out, for messages: nothing of a password
@@ -258,14 +257,29 @@ mod tests {
             assert!(!e.contains("admin"), "{e}");
             assert!(e.contains("user info"), "{e}");
         }
+        // A password with `/`, `?` or `#` in it, unencoded, is caught too.
+        for url in [
+            "http://root:p/ss@10.0.0.1:2379",
+            "http://root:1234/5678@10.0.0.1:2379",
+            "http://root:a?b#c@10.0.0.1:2379",
+            "http://root:x://y@10.0.0.1:2379",
+        ] {
+            let e = endpoint(url, &EtcdOptions::new([url]))
+                .expect_err(url)
+                .to_string();
+            assert!(e.contains("user info"), "{e}");
+            for part in ["root", "p/ss", "5678", "a?b", "x://y"] {
+                assert!(!e.contains(part), "{url}: {e}");
+            }
+        }
         assert_eq!(
-            without_user_info("http://a:b@127.0.0.1:2379/x@y"),
-            "http://127.0.0.1:2379/x@y"
+            without_user_info("http://a:b@127.0.0.1:2379"),
+            "http://127.0.0.1:2379"
         );
         assert_eq!(
             without_user_info("http://127.0.0.1:2379"),
             "http://127.0.0.1:2379"
         );
-        assert!(endpoint("http://127.0.0.1:2379/a@b", &EtcdOptions::default()).is_ok());
+        assert!(endpoint("http://127.0.0.1:2379", &EtcdOptions::default()).is_ok());
     }
 }
