@@ -221,6 +221,15 @@ fn lengths_inside_values_are_checked_against_the_value() {
 // ---------------------------------------------------------------------------
 // JSON Lines
 
+/// The response lines of a run, as JSON.
+fn response_lines(output: &[u8]) -> Vec<serde_json::Value> {
+    output
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).expect("json"))
+        .collect()
+}
+
 struct NoTransform;
 
 impl Transform for NoTransform {
@@ -250,11 +259,7 @@ fn a_deeply_nested_request_line_is_an_error_line() {
     )
     .expect("run");
     assert_eq!(failed, 2);
-    let lines: Vec<serde_json::Value> = output
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).expect("json"))
-        .collect();
+    let lines = response_lines(&output);
     assert_eq!(lines.len(), 2);
     assert!(lines.iter().all(|l| l["error"].is_string()), "{lines:?}");
 }
@@ -290,11 +295,7 @@ fn the_line_cap_fits_the_largest_legal_request_and_no_more() {
     )
     .expect("run");
     assert_eq!(failed, 2);
-    let lines: Vec<serde_json::Value> = output
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).expect("json"))
-        .collect();
+    let lines = response_lines(&output);
     assert_eq!(lines.len(), 2);
     assert!(
         lines[0]["error"]
