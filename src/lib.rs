@@ -136,6 +136,7 @@ mod keys;
 mod observe;
 mod prefix;
 mod primitive;
+mod protowire;
 mod provider;
 mod providers;
 mod random;

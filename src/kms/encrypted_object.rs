@@ -17,7 +17,7 @@
 
 use std::fmt;
 
-use crate::kms::protowire::{put_bytes_field, put_varint, Reader, Value, WireError};
+use crate::protowire::{put_bytes_field, put_varint, Reader, Value, WireError};
 use crate::{Error, ProviderKind};
 
 /// The most bytes a key ID may have.

@@ -56,7 +56,6 @@ mod grpc;
 pub mod mock;
 #[cfg(all(unix, feature = "plugin"))]
 pub mod plugin;
-mod protowire;
 mod service;
 pub(crate) mod v1;
 mod v2;

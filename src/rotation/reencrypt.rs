@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::layout::KeyLayout;
 use super::walk::{walk, Outcome, ValueReport, WalkConfig, WalkError, WalkSink};
 use crate::config::ResourceTransformers;
-use crate::store::Store;
+use crate::store::{ListingReport, Store};
 
 /// The keys of every Secret as the apiserver stores them (under its default
 /// `--etcd-prefix`): what a scan, a re-encryption and the CLI walk when no
@@ -219,6 +219,8 @@ pub struct ReencryptReport {
     /// The last key below which every value is done: where a resumed run
     /// starts ([`ReencryptOptions::start_after`]).
     pub last_key: Option<Vec<u8>>,
+    /// What listing the prefix cost the store, and which revisions it read.
+    pub listing: ListingReport,
 }
 
 /// Follows a re-encryption as it goes (a progress bar, a checkpoint file).
@@ -270,6 +272,10 @@ impl WalkSink for Sink<'_> {
     fn checkpoint(&mut self, key: &[u8]) {
         self.report.last_key = Some(key.to_vec());
         self.progress.checkpoint(key, &self.report.totals);
+    }
+
+    fn listing(&mut self, report: ListingReport) {
+        self.report.listing = report;
     }
 }
 

@@ -12,7 +12,7 @@ use super::origin::ValueOrigin;
 use super::reencrypt::{FailedValue, MAX_FAILURES_LISTED};
 use super::walk::{walk, Outcome, ValueReport, WalkConfig, WalkError, WalkSink};
 use crate::config::{EncryptionConfiguration, GroupResource, ResourceTransformers};
-use crate::store::Store;
+use crate::store::{ListingReport, Store};
 
 /// How to scan. [`Default`] scans [`SECRETS_PREFIX`](super::SECRETS_PREFIX);
 /// [`new`](Self::new) takes another prefix, and the `with_*` methods change
@@ -131,6 +131,8 @@ pub struct ScanReport {
     pub failures: Vec<FailedValue>,
     /// How many values were read.
     pub total: u64,
+    /// What listing the prefix cost the store, and which revisions it read.
+    pub listing: ListingReport,
 }
 
 impl ScanReport {
@@ -220,6 +222,14 @@ impl fmt::Display for ScanReport {
         if internal > 0 {
             write!(f, ", {internal} internal")?;
         }
+        if self.listing.revision_moves > 0 {
+            write!(
+                f,
+                "\nthe store compacted the revision being read {} time(s); the scan went on at revision {}",
+                self.listing.revision_moves,
+                self.listing.last_revision.unwrap_or_default()
+            )?;
+        }
         Ok(())
     }
 }
@@ -256,6 +266,10 @@ impl WalkSink for Sink {
     }
 
     fn checkpoint(&mut self, _key: &[u8]) {}
+
+    fn listing(&mut self, report: ListingReport) {
+        self.report.listing = report;
+    }
 }
 
 /// Reads and decrypts every value under `options.prefix`, writing nothing,

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt as _};
@@ -15,7 +16,7 @@ use futures_util::FutureExt as _;
 use super::layout::{KeyLayout, KeyResource};
 use super::origin::ValueOrigin;
 use crate::config::{GroupResource, ResourceTransformers};
-use crate::store::{Entry, Store, StoreError, Swap};
+use crate::store::{Entry, ListingReport, Store, StoreError, Swap};
 
 /// What happened to one value.
 #[derive(Clone, Debug)]
@@ -104,6 +105,8 @@ pub(crate) trait WalkSink {
     fn value(&mut self, report: ValueReport);
     /// Every value up to and including `key` is done.
     fn checkpoint(&mut self, key: &[u8]);
+    /// The walk is over: what listing the prefix cost and saw.
+    fn listing(&mut self, report: ListingReport);
 }
 
 struct Engine {
@@ -225,22 +228,25 @@ pub(crate) async fn walk(
     let mut tasks = InFlight::new();
     let mut window: VecDeque<Slot> = VecDeque::new();
     let mut seq = 0u64;
-    let mut after = config.start_after;
+    let mut listing = store.listing(
+        &config.prefix,
+        config.start_after.as_deref(),
+        config.page_size.max(1),
+    );
     let mut failure: Option<WalkError> = None;
 
     'pages: loop {
-        let page = match store
-            .list(&config.prefix, after.as_deref(), config.page_size.max(1))
-            .await
-        {
-            Ok(page) => page,
-            Err(e) => {
+        let page = match drive(listing.next_page(), &mut tasks, &mut window, sink).await {
+            Ok(Ok(Some(page))) => page,
+            Ok(Ok(None)) => break,
+            Ok(Err(e)) => {
                 failure = Some(e.into());
                 break;
             }
-        };
-        let Some(last) = page.entries.last().map(|e| e.key.clone()) else {
-            break;
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
         };
         for entry in page.entries {
             // Values outside the prefix are never touched, whatever the store
@@ -251,7 +257,11 @@ pub(crate) async fn walk(
             if let Some(interval) = interval {
                 let now = Instant::now();
                 if next_start > now {
-                    futures_timer::Delay::new(next_start - now).await;
+                    let delay = futures_timer::Delay::new(next_start - now);
+                    if let Err(e) = drive(delay, &mut tasks, &mut window, sink).await {
+                        failure = Some(e);
+                        break 'pages;
+                    }
                 }
                 next_start = next_start.max(Instant::now()) + interval;
             }
@@ -282,17 +292,41 @@ pub(crate) async fn walk(
         if !page.more {
             break;
         }
-        after = Some(last);
     }
     while !tasks.is_empty() {
         if let Some(e) = finish_one(&mut tasks, &mut window, sink).await {
             failure.get_or_insert(e);
         }
     }
+    sink.listing(listing.report());
     match failure {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Awaits `future` while the values in flight go on: a store's listing or
+/// a rate limit's delay must not stall values already started (a custom
+/// store may need them to finish before it answers). Returns the first
+/// value's error instead, if one fails meanwhile.
+async fn drive<F: Future + Unpin>(
+    mut future: F,
+    tasks: &mut InFlight,
+    window: &mut VecDeque<Slot>,
+    sink: &mut dyn WalkSink,
+) -> Result<F::Output, WalkError> {
+    futures_util::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = future.poll_unpin(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        while let Poll::Ready(Some((seq, result))) = tasks.poll_next_unpin(cx) {
+            if let Some(e) = record(seq, result, window, sink) {
+                return Poll::Ready(Err(e));
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Waits for one task; reports it and advances the checkpoint. Returns the
@@ -303,6 +337,17 @@ async fn finish_one(
     sink: &mut dyn WalkSink,
 ) -> Option<WalkError> {
     let (seq, result) = tasks.next().await?;
+    record(seq, result, window, sink)
+}
+
+/// Reports one finished value and advances the checkpoint past every value
+/// done before it.
+fn record(
+    seq: u64,
+    result: Result<ValueReport, WalkError>,
+    window: &mut VecDeque<Slot>,
+    sink: &mut dyn WalkSink,
+) -> Option<WalkError> {
     let report = match result {
         Ok(report) => report,
         Err(e) => return Some(e),

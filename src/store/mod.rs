@@ -3,14 +3,16 @@
 //!
 //! [`Store`] is what a scan and a re-encryption need and nothing more: list
 //! a key prefix in pages, get one key, and a compare-and-swap put that
-//! writes only if the key still has the revision that was read. Two
+//! writes only if the key still has the revision that was read. A walk of a
+//! whole prefix goes through [`Store::listing`], which a store can answer
+//! better than page by page (etcd does: see [`EtcdStore`]). Two
 //! implementations:
 //!
 //! - [`EtcdStore`]: an etcd v3 server (or cluster) over gRPC, plain or with
 //!   TLS (a CA, and a client certificate and key for mTLS, as real clusters
 //!   use). The compare-and-swap is an etcd transaction that compares the
 //!   key's `mod_revision`, so a concurrent write by a kube-apiserver is never
-//!   overwritten.
+//!   overwritten. A walk costs etcd work proportional to the number of keys.
 //! - [`DumpStore`]: the JSON that `etcdctl get --prefix -w json` prints
 //!   (keys and values in base64), held in memory, so that a dump can be
 //!   scanned, decrypted or re-encrypted offline and written to a new file.
@@ -28,10 +30,12 @@ use std::pin::Pin;
 mod dump;
 #[cfg(feature = "etcd")]
 mod etcd;
+mod listing;
 
 pub use self::dump::DumpStore;
 #[cfg(feature = "etcd")]
 pub use self::etcd::{EtcdOptions, EtcdStore, EtcdTls};
+pub use self::listing::{Listing, ListingReport};
 
 /// A key (or any string) from a store as it may be printed: lossily
 /// decoded, with control characters and backslashes escaped (`\u{1b}`,
@@ -142,6 +146,22 @@ pub trait Store: Send + Sync {
         expected: i64,
         value: &'a [u8],
     ) -> StoreFuture<'a, Swap>;
+
+    /// Every entry under `prefix` after the key `after` (from the start
+    /// when `None`), in ascending key order, in pages of about `page_size`.
+    ///
+    /// The default asks [`list`](Store::list) for one page after another.
+    /// A store whose limited listing costs more than the page (etcd counts
+    /// every key to the end of the range it is given) answers with a
+    /// listing of its own.
+    fn listing<'a>(
+        &'a self,
+        prefix: &'a [u8],
+        after: Option<&'a [u8]>,
+        page_size: usize,
+    ) -> Box<dyn Listing + 'a> {
+        Box::new(listing::ListPages::new(self, prefix, after, page_size))
+    }
 
     /// The number of keys under `prefix`, if the store can tell cheaply
     /// (for a progress bar). The default says nothing.

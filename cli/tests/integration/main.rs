@@ -12,6 +12,7 @@ mod support;
 mod cli;
 mod cli_bench;
 mod etcd;
+mod etcd_listing;
 mod fingerprint;
 mod kms_faults;
 mod kms_grpc;

@@ -36,11 +36,11 @@ use crate::kms::encrypted_object::{
     EncryptedObjectRef,
 };
 use crate::kms::error::{clip_message, provider_error};
-use crate::kms::protowire::{put_varint, varint_len};
 use crate::kms::{
     BoundedCache, CacheLimits, Clock, DekSourceType, KmsErrorKind, KmsServiceV2, SystemClock,
 };
 use crate::observe::metrics::{self as observe_metrics, CacheMetrics};
+use crate::protowire::{put_varint, varint_len};
 use crate::provider::ProviderFuture;
 use crate::{random, Decrypted, Error, Provider, ProviderKind, StorageKey};
 

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use tonic::transport::Channel;
 
+mod listing;
 mod options;
 
 pub use self::options::{EtcdOptions, EtcdTls};
 
 use self::options::endpoint;
-use super::{prefix_end, Entry, Page, Store, StoreError, StoreFuture, Swap};
+use super::{prefix_end, Entry, Listing, Page, Store, StoreError, StoreFuture, Swap};
 
 /// etcd's KV API (the part this crate uses), generated from
 /// `proto/etcd/kv.proto` by `cargo run -p codegen`.
@@ -54,8 +55,14 @@ const ATTEMPTS: u32 = 4;
 /// # Ok(()) }
 /// ```
 ///
-/// - Listing is a `Range` over the prefix with a limit, in key order; a page
-///   whose answer would exceed 64 MiB is read again in smaller pages.
+/// - [`list`](Store::list) is a `Range` over the prefix with a limit, in
+///   key order; a page whose answer would exceed 64 MiB is read again in
+///   smaller pages. etcd counts every key to the end of a limited range, so
+///   a walk made of such pages costs it the square of the number of keys:
+///   a walk goes through [`listing`](Store::listing) instead, whose cost is
+///   linear (one keys-only `Range` of the prefix, then every page of values
+///   read by a `Range` that ends at a key from that list, all at one
+///   revision; see [`Store::listing`] on this type for what it costs).
 /// - The compare-and-swap is a `Txn`: if the key's `mod_revision` is still
 ///   the one read, `Put` the new value with `ignore_lease` (a key with a
 ///   lease, such as an event, keeps it); otherwise `Range` the key, and
@@ -158,7 +165,18 @@ impl EtcdStore {
     }
 
     /// Makes one call, retried while etcd is unavailable.
-    async fn call<T, F, Fut>(&self, operation: &'static str, mut f: F) -> Result<T, StoreError>
+    async fn call<T, F, Fut>(&self, operation: &'static str, f: F) -> Result<T, StoreError>
+    where
+        F: FnMut(KvClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.call_status(f)
+            .await
+            .map_err(|status| self.error(operation, &status))
+    }
+
+    /// [`call`](Self::call), with the gRPC status of a failure.
+    async fn call_status<T, F, Fut>(&self, mut f: F) -> Result<T, tonic::Status>
     where
         F: FnMut(KvClient<Channel>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -171,7 +189,7 @@ impl EtcdStore {
                     tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
                     attempt += 1;
                 }
-                Err(status) => return Err(self.error(operation, &status)),
+                Err(status) => return Err(status),
             }
         }
     }
@@ -286,6 +304,15 @@ impl Store for EtcdStore {
         limit: usize,
     ) -> StoreFuture<'a, Page> {
         Box::pin(self.range_page(prefix, after, limit))
+    }
+
+    fn listing<'a>(
+        &'a self,
+        prefix: &'a [u8],
+        after: Option<&'a [u8]>,
+        page_size: usize,
+    ) -> Box<dyn Listing + 'a> {
+        Box::new(listing::EtcdListing::new(self, prefix, after, page_size))
     }
 
     fn get<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<Entry>> {

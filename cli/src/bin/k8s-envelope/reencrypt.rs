@@ -12,6 +12,7 @@ use clap::Args;
 use k8s_envelope::rotation::{
     self, ReencryptOptions, ReencryptProgress, ReencryptTotals, ValueReport,
 };
+use k8s_envelope::store::{printable, ListingReport};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::Failure;
@@ -229,10 +230,7 @@ pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
                 };
                 before = saved.totals;
                 if let Some(key) = &options.start_after {
-                    eprintln!(
-                        "k8s-envelope: resuming after {}",
-                        String::from_utf8_lossy(key)
-                    );
+                    eprintln!("k8s-envelope: resuming after {}", printable(key));
                 }
             }
         }
@@ -256,14 +254,14 @@ pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
         bar: bar.clone(),
     };
     let started = Instant::now();
-    let end = runtime.block_on(async {
+    let (end, listing) = runtime.block_on(async {
         let run = rotation::reencrypt(opened.store.clone(), transformers, options, &mut progress);
         tokio::select! {
             result = run => match result {
-                Ok(_) => End::Done,
-                Err(e) => End::Stopped(e.to_string()),
+                Ok(report) => (End::Done, report.listing),
+                Err(e) => (End::Stopped(e.to_string()), e.report.listing.clone()),
             },
-            () = interrupted() => End::Interrupted,
+            () = interrupted() => (End::Interrupted, ListingReport::default()),
         }
     });
     let elapsed = started.elapsed();
@@ -282,6 +280,7 @@ pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
         }
     }
     print_summary(&state, args.dry_run, elapsed, &store_name, &end);
+    print_revision_moves(&listing);
     let mut all = state.before.clone();
     all.merge(&state.totals);
     match end {
@@ -361,6 +360,19 @@ async fn interrupted() {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
+    }
+}
+
+/// Says when the walk had to move to a newer revision (etcd compacted the
+/// one it read): the run's values were then not all read at one revision.
+fn print_revision_moves(listing: &ListingReport) {
+    if listing.revision_moves > 0 {
+        println!(
+            "  {:<20} {} (etcd compacted the revision being read; went on at revision {})",
+            "revision moves",
+            listing.revision_moves,
+            listing.last_revision.unwrap_or_default()
+        );
     }
 }
 
