@@ -72,16 +72,21 @@ impl EtcdServer {
     /// Starts etcd, or returns `None` (after saying so) when there is no
     /// etcd binary and etcd tests are not required.
     pub fn start() -> Option<Self> {
-        Self::start_with(None)
+        Self::start_with(None, &[])
     }
 
     /// Starts etcd serving TLS and requiring client certificates signed by
     /// `tls.ca`.
     pub fn start_tls(tls: &ServerTls) -> Option<Self> {
-        Self::start_with(Some(tls))
+        Self::start_with(Some(tls), &[])
     }
 
-    fn start_with(tls: Option<&ServerTls>) -> Option<Self> {
+    /// Starts etcd with more command-line flags (`--quota-backend-bytes=...`).
+    pub fn start_with_flags(flags: &[&str]) -> Option<Self> {
+        Self::start_with(None, flags)
+    }
+
+    fn start_with(tls: Option<&ServerTls>, flags: &[&str]) -> Option<Self> {
         let Some(binary) = etcd_binary() else {
             assert!(
                 !required(),
@@ -91,14 +96,14 @@ impl EtcdServer {
             return None;
         };
         for _attempt in 0..3 {
-            if let Some(server) = Self::try_start(&binary, tls) {
+            if let Some(server) = Self::try_start(&binary, tls, flags) {
                 return Some(server);
             }
         }
         panic!("etcd did not start (three attempts)");
     }
 
-    fn try_start(binary: &Path, tls: Option<&ServerTls>) -> Option<Self> {
+    fn try_start(binary: &Path, tls: Option<&ServerTls>, flags: &[&str]) -> Option<Self> {
         let dir = temp_dir();
         let (client, peer) = (free_port(), free_port());
         let scheme = if tls.is_some() { "https" } else { "http" };
@@ -115,6 +120,7 @@ impl EtcdServer {
             .arg(format!("--initial-cluster=test={peer_url}"))
             .arg("--logger=zap")
             .arg("--log-level=error")
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(

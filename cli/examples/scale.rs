@@ -1,0 +1,321 @@
+//! The scale benchmark: scan and re-encryption of N values in a real etcd
+//! on tmpfs, against the floors measured in the same run.
+//!
+//! ```text
+//! cargo build --release --workspace --bins
+//! cargo run --release -p k8s-envelope-cli --example scale -- [--sizes 10000,100000,300000] [--value-bytes 200]
+//! ```
+//!
+//! For each N a fresh etcd (data on /dev/shm, backend quota 8 GiB) is
+//! filled with N values of `--value-bytes` written by identity under
+//! `/registry/secrets/`, then, each as its own process of the release
+//! binaries (wall time, and peak memory from the kernel's high-water mark
+//! of the process, `VmHWM`):
+//!
+//! - `read floor`: one unpaged `etcdctl get --prefix`;
+//! - `scan`: `k8s-envelope scan` with aesgcm writing (every value stale);
+//! - `reencrypt c=1`: `k8s-envelope reencrypt --concurrency 1` to aesgcm;
+//! - `CAS floor c=8`: in this process, the same walk and a compare-and-swap
+//!   of every value to itself, 8 at a time: etcd's part of a re-encryption,
+//!   without crypto;
+//! - `reencrypt c=8`: `--concurrency 8`, to secretbox;
+//! - `dump scan` and `dump reencrypt`: `etcdctl get -w json` saved to a
+//!   file, scanned and re-encrypted (to aescbc) into a new file.
+//!
+//! Numbers vary with the machine; compare the ratios of one run.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{self, StreamExt as _};
+use k8s_envelope::store::{EtcdOptions, EtcdStore, Store, Swap};
+
+#[path = "../../tests/support/etcd_server.rs"]
+mod etcd_server;
+
+const PREFIX: &str = "/registry/secrets/";
+
+const AESGCM: &str = "      - aesgcm:\n          keys:\n            - name: k1\n              secret: AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n";
+const SECRETBOX: &str = "      - secretbox:\n          keys:\n            - name: k2\n              secret: ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=\n";
+const AESCBC: &str = "      - aescbc:\n          keys:\n            - name: k3\n              secret: QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8=\n";
+
+/// One measured phase.
+struct Phase {
+    name: &'static str,
+    seconds: f64,
+    peak_mb: Option<f64>,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut sizes = vec![10_000usize, 100_000, 300_000];
+    let mut value_bytes = 200usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--sizes" => {
+                sizes = args
+                    .next()
+                    .ok_or("--sizes needs a value")?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?;
+            }
+            "--value-bytes" => {
+                value_bytes = args.next().ok_or("--value-bytes needs a value")?.parse()?
+            }
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+    let bin = release_dir()?;
+    let cli = bin.join("k8s-envelope");
+    if !cli.is_file() {
+        return Err(format!(
+            "{} is missing: run `cargo build --release --workspace --bins` first",
+            cli.display()
+        )
+        .into());
+    }
+    println!(
+        "| keys | phase | seconds | values/s | µs/key | peak MB | vs floor |\n|---:|---|---:|---:|---:|---:|---:|"
+    );
+    for n in sizes {
+        for line in measure(&cli, n, value_bytes)? {
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
+
+/// `target/release`, where this example's own binary sits under `examples/`.
+fn release_dir() -> Result<PathBuf, Box<dyn std::error::Error>> {
+    let exe = std::env::current_exe()?;
+    Ok(exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("no target directory")?
+        .to_path_buf())
+}
+
+fn config(dir: &Path, name: &str, writers: &[&str]) -> std::io::Result<PathBuf> {
+    let mut text = String::from(
+        "kind: EncryptionConfiguration\napiVersion: apiserver.config.k8s.io/v1\nresources:\n  - resources: [secrets]\n    providers:\n",
+    );
+    for w in writers {
+        text.push_str(w);
+    }
+    text.push_str("      - identity: {}\n");
+    let path = dir.join(name);
+    fs::write(&path, text)?;
+    Ok(path)
+}
+
+fn measure(
+    cli: &Path,
+    n: usize,
+    value_bytes: usize,
+) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let etcd = etcd_server::EtcdServer::start_with_flags(&["--quota-backend-bytes=8589934592"])
+        .ok_or("no etcd binary (apt-get install etcd-server)")?;
+    let dir = etcd.dir().to_path_buf();
+    let runtime = tokio::runtime::Runtime::new()?;
+    let store =
+        Arc::new(runtime.block_on(EtcdStore::connect(EtcdOptions::new([etcd.url.as_str()])))?);
+    runtime.block_on(fill(&store, n, value_bytes));
+
+    let gcm = config(&dir, "gcm.yaml", &[AESGCM])?;
+    let sbox = config(&dir, "secretbox.yaml", &[SECRETBOX, AESGCM])?;
+    let cbc = config(&dir, "aescbc.yaml", &[AESCBC, SECRETBOX, AESGCM])?;
+    let url = etcd.url.as_str();
+    let etcdctl = |args: &[&str]| {
+        let mut c = Command::new("etcdctl");
+        c.args(["--endpoints", url]).args(args);
+        c
+    };
+    let tool = |args: &[&str]| {
+        let mut c = Command::new(cli);
+        c.args(args);
+        c
+    };
+    let dump = dir.join("dump.json");
+    let out = dir.join("out.json");
+    let s = |p: &Path| p.display().to_string();
+
+    let mut phases = Vec::new();
+    phases.push(run(
+        "read floor",
+        etcdctl(&["get", "--prefix", PREFIX]),
+        None,
+    )?);
+    phases.push(run(
+        "scan",
+        tool(&["scan", "--config", &s(&gcm), "--etcd", url]),
+        None,
+    )?);
+    phases.push(run(
+        "reencrypt c=1",
+        tool(&[
+            "reencrypt",
+            "--config",
+            &s(&gcm),
+            "--etcd",
+            url,
+            "--concurrency",
+            "1",
+        ]),
+        None,
+    )?);
+    let started = Instant::now();
+    runtime.block_on(cas_loop(&store, 8))?;
+    phases.push(Phase {
+        name: "CAS floor c=8",
+        seconds: started.elapsed().as_secs_f64(),
+        peak_mb: None,
+    });
+    phases.push(run(
+        "reencrypt c=8",
+        tool(&[
+            "reencrypt",
+            "--config",
+            &s(&sbox),
+            "--etcd",
+            url,
+            "--concurrency",
+            "8",
+        ]),
+        None,
+    )?);
+    phases.push(run(
+        "dump save",
+        etcdctl(&["get", "--prefix", PREFIX, "-w", "json"]),
+        Some(&dump),
+    )?);
+    phases.push(run(
+        "dump scan",
+        tool(&["scan", "--config", &s(&sbox), "--dump", &s(&dump)]),
+        None,
+    )?);
+    phases.push(run(
+        "dump reencrypt",
+        tool(&[
+            "reencrypt",
+            "--config",
+            &s(&cbc),
+            "--dump",
+            &s(&dump),
+            "--out",
+            &s(&out),
+        ]),
+        None,
+    )?);
+    drop(etcd);
+
+    let floor = |name: &str| phases.iter().find(|p| p.name == name).map(|p| p.seconds);
+    Ok(phases
+        .iter()
+        .map(|p| {
+            let against = match p.name {
+                "scan" => floor("read floor"),
+                "reencrypt c=8" => floor("CAS floor c=8"),
+                _ => None,
+            };
+            format!(
+                "| {n} | {} | {:.2} | {:.0} | {:.2} | {} | {} |",
+                p.name,
+                p.seconds,
+                n as f64 / p.seconds,
+                p.seconds * 1e6 / n as f64,
+                p.peak_mb
+                    .map_or_else(|| "-".to_owned(), |m| format!("{m:.0}")),
+                against.map_or_else(String::new, |f| format!("{:.2}x", p.seconds / f)),
+            )
+        })
+        .collect())
+}
+
+/// Writes `n` values of `value_bytes` under [`PREFIX`], 64 at a time.
+async fn fill(store: &EtcdStore, n: usize, value_bytes: usize) {
+    let value = vec![b'x'; value_bytes];
+    stream::iter(0..n)
+        .for_each_concurrent(64, |i| {
+            let value = &value;
+            async move {
+                let key = format!("{PREFIX}ns{:03}/secret-{i:08}", i % 500);
+                store.put(key.as_bytes(), value).await.expect("put");
+            }
+        })
+        .await;
+}
+
+/// The walk and a compare-and-swap of every value to itself,
+/// `concurrency` at a time: what a re-encryption asks of etcd.
+async fn cas_loop(store: &EtcdStore, concurrency: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let mut listing = store.listing(PREFIX.as_bytes(), None, 100);
+    while let Some(page) = listing.next_page().await? {
+        stream::iter(page.entries)
+            .for_each_concurrent(concurrency, |entry| async move {
+                match store
+                    .compare_and_swap(&entry.key, entry.revision, &entry.value)
+                    .await
+                {
+                    Ok(Swap::Written(_)) => {}
+                    other => panic!("compare-and-swap: {other:?}"),
+                }
+            })
+            .await;
+    }
+    Ok(())
+}
+
+/// Runs `command` to its end, with stdout to `stdout` (or nowhere); its wall
+/// time and the kernel's high-water mark of its memory (`VmHWM`), read until
+/// it exits.
+fn run(
+    name: &'static str,
+    mut command: Command,
+    stdout: Option<&Path>,
+) -> Result<Phase, Box<dyn std::error::Error>> {
+    let out = match stdout {
+        Some(path) => Stdio::from(fs::File::create(path)?),
+        None => Stdio::null(),
+    };
+    let mut errors = tempfile::tempfile()?;
+    let started = Instant::now();
+    let mut child = command.stdout(out).stderr(errors.try_clone()?).spawn()?;
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kb: Option<u64> = None;
+    let status = loop {
+        if let Some(kb) = fs::read_to_string(&status_file)
+            .ok()
+            .as_deref()
+            .and_then(high_water_kb)
+        {
+            peak_kb = Some(peak_kb.map_or(kb, |p| p.max(kb)));
+        }
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    if !status.success() {
+        let mut err = String::new();
+        std::io::Seek::rewind(&mut errors)?;
+        std::io::Read::read_to_string(&mut errors, &mut err)?;
+        return Err(format!("{name}: {status}: {err}").into());
+    }
+    Ok(Phase {
+        name,
+        seconds,
+        peak_mb: peak_kb.map(|kb| kb as f64 / 1024.0),
+    })
+}
+
+fn high_water_kb(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
