@@ -93,6 +93,8 @@ fn lengths_claiming_gigabytes_allocate_nothing_like_it() {
         }
     }
 
+    many_empty_annotations_are_refused_early();
+
     // KMS v1: the DEK length is 16 bits, checked against the body; the read
     // goes through a provider to the error.
     let mut input = vec![0u8];
@@ -103,6 +105,27 @@ fn lengths_claiming_gigabytes_allocate_nothing_like_it() {
 
     #[cfg(unix)]
     grpc_message_prefix_claiming_gigabytes();
+}
+
+/// A 16 MiB `EncryptedObject` that is all empty annotation entries (two
+/// bytes each, eight million of them) is refused after the first few
+/// thousand: it allocates what a few thousand take, not what eight million
+/// would (about 280 MB before the entry count was kept while decoding).
+fn many_empty_annotations_are_refused_early() {
+    let mut body = Vec::with_capacity(16 << 20);
+    for field in [&[0x0a, 1, b'x'][..], &[0x12, 1, b'1'], &[0x1a, 1, b'd']] {
+        body.extend_from_slice(field);
+    }
+    while body.len() < 16 << 20 {
+        body.extend_from_slice(&[0x22, 0]);
+    }
+    let started = std::time::Instant::now();
+    let (result, bytes) = allocated(|| EncryptedObjectRef::decode(&body).map(|_| ()));
+    let elapsed = started.elapsed();
+    assert!(result.is_err());
+    assert!(bytes < 1 << 20, "empty annotations: {bytes} bytes");
+    // The bound; what it takes now is microseconds.
+    assert!(elapsed < std::time::Duration::from_secs(1), "{elapsed:?}");
 }
 
 /// A plugin whose answer starts with a gRPC message prefix of 4 GiB is

@@ -26,6 +26,11 @@ pub const KEY_ID_MAX_LEN: usize = 1024;
 pub const ENCRYPTED_DEK_SOURCE_MAX_LEN: usize = 1024;
 /// The most bytes the annotations may have, keys and values together.
 pub const ANNOTATIONS_MAX_LEN: usize = 32 * 1024;
+/// The most annotation entries a value may hold as it is decoded, repeats
+/// included: a valid key has at least three bytes (`a.b`), so no valid set
+/// of annotations has more. Counting as it decodes keeps a hostile value of
+/// millions of empty entries from costing time and memory in proportion.
+const ANNOTATION_ENTRIES_MAX: usize = ANNOTATIONS_MAX_LEN / 3;
 
 /// What the encrypted DEK source of a KMS v2 value holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -152,6 +157,7 @@ impl<'a> EncryptedObjectRef<'a> {
         let mut key_id = "";
         let mut encrypted_dek_source: &[u8] = &[];
         let mut annotations = Annotations::default();
+        let mut running = AnnotationsSeen::default();
         let mut source_type = 0u64;
 
         let mut reader = Reader::new(bytes);
@@ -162,6 +168,7 @@ impl<'a> EncryptedObjectRef<'a> {
                 (3, Value::Bytes(b)) => encrypted_dek_source = b,
                 (4, Value::Bytes(entry)) => {
                     let (key, value) = map_entry(entry)?;
+                    running.add(key, value).map_err(malformed)?;
                     annotations.push((key, value));
                 }
                 // proto3 enums are int32: the varint's low 32 bits, sign-extended.
@@ -215,6 +222,34 @@ impl<'a> EncryptedObjectRef<'a> {
     /// The annotations' part of `ValidateEncryptedObject`.
     pub(crate) fn validate_annotations(&self) -> Result<(), Error> {
         validate_annotations(self.annotations.iter().copied()).map_err(malformed)
+    }
+}
+
+/// The annotation entries met so far in a decode, repeats included, and
+/// their bytes.
+///
+/// Go's protobuf decoder keeps the last of repeated map keys, and the
+/// apiserver checks the size of what is left; counting repeats too refuses
+/// a value the apiserver would read only when its entries, repeats
+/// included, exceed the limit, which no plugin writes (a map is marshalled
+/// with each key once).
+#[derive(Default)]
+struct AnnotationsSeen {
+    entries: usize,
+    bytes: usize,
+}
+
+impl AnnotationsSeen {
+    fn add(&mut self, key: &str, value: &[u8]) -> Result<(), &'static str> {
+        self.entries += 1;
+        self.bytes = self.bytes.saturating_add(key.len() + value.len());
+        if self.bytes > ANNOTATIONS_MAX_LEN {
+            return Err("total size of annotations exceeds the max size of 32768 bytes");
+        }
+        if self.entries > ANNOTATION_ENTRIES_MAX {
+            return Err("more annotation entries than 32768 bytes can hold");
+        }
+        Ok(())
     }
 }
 
