@@ -829,6 +829,44 @@ mod real_plugin {
         (dir, plugin, client)
     }
 
+    /// A plugin that admits only another user closes this process's
+    /// connections before reading a byte, on a socket file and on an
+    /// abstract socket (whose only access control the check is); the
+    /// default admits the plugin's own user.
+    #[tokio::test]
+    async fn peers_not_allowed_are_refused() {
+        use k8s_envelope::kms::plugin::AllowedPeers;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = format!("unix://{}", dir.path().join("kms.sock").display());
+        let name = format!("unix:///@k8s-envelope-peers-{}", std::process::id());
+        for endpoint in [file, name] {
+            let endpoint = KmsEndpoint::parse(&endpoint).expect("endpoint");
+            let me = effective_uid();
+            let others = AllowedPeers::nobody()
+                .with_user(me.wrapping_add(1))
+                .with_group(u32::MAX - 1);
+            for (peers, admitted) in [(others, false), (AllowedPeers::default(), true)] {
+                let plugin = PluginServer::new(Base64MockKek::new())
+                    .apis(PluginApis::V1)
+                    .allow_peers(peers)
+                    .serve(&endpoint)
+                    .await
+                    .expect("serve the plugin");
+                let client = GrpcClient::new(endpoint.clone(), Duration::from_secs(2));
+                let answer = client.as_v1().version().await;
+                assert_eq!(answer.is_ok(), admitted, "{endpoint}: {answer:?}");
+                plugin.shutdown().await.expect("shutdown");
+            }
+        }
+    }
+
+    /// This process's effective user, from the owner of a file it creates.
+    fn effective_uid() -> u32 {
+        use std::os::unix::fs::MetadataExt as _;
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        file.as_file().metadata().expect("metadata").uid()
+    }
+
     #[tokio::test]
     async fn round_trip_through_the_real_plugin() {
         let (_dir, _plugin, client) = start().await;

@@ -28,7 +28,9 @@ mod unix {
     use std::time::Duration;
 
     use clap::Parser;
-    use k8s_envelope::kms::plugin::{Base64MockKek, Kek, LocalKek, PluginApis, PluginServer};
+    use k8s_envelope::kms::plugin::{
+        AllowedPeers, Base64MockKek, Kek, LocalKek, PluginApis, PluginServer,
+    };
     use k8s_envelope::kms::KmsEndpoint;
     use tokio::signal::unix::{signal, SignalKind};
 
@@ -65,6 +67,19 @@ mod unix {
         /// Which plugin APIs to serve.
         #[arg(long, value_enum, default_value = "both")]
         api: Api,
+
+        /// Also serve the processes of this user ID (repeatable). Only the
+        /// plugin's own user is served otherwise: every connection's peer
+        /// credentials are checked (`SO_PEERCRED`), the only access control
+        /// of an abstract socket. A kube-apiserver running as root, with
+        /// the plugin as another user, needs `--allow-uid 0`.
+        #[arg(long, value_name = "UID")]
+        allow_uid: Vec<u32>,
+
+        /// Also serve the processes whose primary group is this group ID
+        /// (repeatable).
+        #[arg(long, value_name = "GID")]
+        allow_gid: Vec<u32>,
     }
 
     /// How long a stop waits for calls in flight and for clients to hang up.
@@ -126,8 +141,16 @@ mod unix {
         // as the socket exists is not lost.
         let mut terminate = signal(SignalKind::terminate())?;
         let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut peers = AllowedPeers::default();
+        for uid in &args.allow_uid {
+            peers = peers.with_user(*uid);
+        }
+        for gid in &args.allow_gid {
+            peers = peers.with_group(*gid);
+        }
         let handle = PluginServer::from_arc(kek.into())
             .apis(apis)
+            .allow_peers(peers)
             .serve(&endpoint)
             .await?;
         eprintln!(

@@ -113,3 +113,85 @@ fn a_kek_file_others_can_read_is_refused() {
     assert!(!stderr.contains("AAECAwQF"), "{stderr}");
     assert!(!socket.exists());
 }
+
+/// As root, a client running as another user (nobody, 65534) connects to
+/// the plugin's abstract socket, which has no permissions at all: the
+/// plugin refuses it by its peer credentials, until `--allow-uid 65534`.
+#[test]
+fn another_user_is_refused_on_an_abstract_socket() {
+    if !is_root() {
+        eprintln!("skipped: needs root, to run a client as another user");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let name = format!("k8s-envelope-peer-test-{}", std::process::id());
+    let config = dir.path().join("config.yaml");
+    fs::write(
+        &config,
+        format!(
+            "kind: EncryptionConfiguration\napiVersion: apiserver.config.k8s.io/v1\nresources:\n  - resources: [secrets]\n    providers:\n      - kms:\n          apiVersion: v2\n          name: hsm\n          endpoint: unix:///@{name}\n          timeout: 3s\n"
+        ),
+    )
+    .expect("config");
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).expect("chmod");
+    for (extra, admitted) in [(&[][..], false), (&["--allow-uid", "65534"][..], true)] {
+        let socket = format!("@{name}");
+        let mut args = vec!["--socket", socket.as_str(), "--mock-base64"];
+        args.extend_from_slice(extra);
+        let mut plugin = Reaped(
+            Command::new(PLUGIN)
+                .args(&args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn kms-plugin-local"),
+        );
+        // It says so on stderr once it serves (an abstract socket has no
+        // file to wait for).
+        let mut stderr = std::io::BufReader::new(plugin.stderr.take().expect("stderr"));
+        let mut line = String::new();
+        while !line.contains("serving") {
+            line.clear();
+            let read = std::io::BufRead::read_line(&mut stderr, &mut line).expect("read");
+            assert!(read > 0, "the plugin stopped before serving");
+        }
+        let output = encrypt_as_nobody(&config);
+        assert_eq!(
+            output.status.success(),
+            admitted,
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+fn encrypt_as_nobody(config: &Path) -> std::process::Output {
+    use std::io::Write as _;
+    use std::os::unix::process::CommandExt as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_k8s-envelope"))
+        .args(["encrypt", "--config", config.to_str().expect("UTF-8")])
+        .args(["--storage-key", "/registry/secrets/default/a"])
+        .uid(65534)
+        .gid(65534)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn k8s-envelope as nobody");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"hello")
+        .expect("write");
+    child.wait_with_output().expect("wait")
+}
+
+/// Whether this process runs as root (the owner of a file it creates).
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    file.as_file().metadata().expect("metadata").uid() == 0
+}

@@ -22,6 +22,7 @@
 
 mod local;
 mod mock;
+mod peers;
 mod server;
 mod socket;
 
@@ -35,6 +36,7 @@ use zeroize::Zeroizing;
 
 pub use self::local::LocalKek;
 pub use self::mock::Base64MockKek;
+pub use self::peers::AllowedPeers;
 pub use self::server::{PluginApis, PluginHandle, PluginServer};
 
 /// The future a [`Kek`] returns.

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::UnixListenerStream;
 use tonic::body::Body;
 use tonic::codegen::http;
 
+use super::peers::{self, AllowedPeers};
 use super::socket::{self, SocketFile};
 use super::Kek;
 use crate::kms::generated::v1beta1::key_management_service_server as v1_server;
@@ -61,6 +61,10 @@ impl fmt::Display for PluginApis {
 ///   replaced; a path that is not a socket, or a socket another process still
 ///   serves, is an error). An abstract socket (`unix:///@name`) has no
 ///   permissions: any process in the network namespace can connect.
+/// - Every connection's peer credentials are checked: only the processes
+///   of the users and groups of [`AllowedPeers`] are served (by default the
+///   plugin's own user; see [`allow_peers`](Self::allow_peers)). That is
+///   the only access control of an abstract socket.
 /// - Messages are limited to [`MAX_MESSAGE_SIZE`]; HTTP/2 only, no TLS (the
 ///   socket's permissions are the access control, as for every KMS plugin).
 pub struct PluginServer {
@@ -68,6 +72,7 @@ pub struct PluginServer {
     apis: PluginApis,
     runtime_name: String,
     runtime_version: String,
+    peers: AllowedPeers,
 }
 
 impl PluginServer {
@@ -83,7 +88,15 @@ impl PluginServer {
             apis: PluginApis::Both,
             runtime_name: "k8s-envelope".into(),
             runtime_version: env!("CARGO_PKG_VERSION").into(),
+            peers: AllowedPeers::default(),
         }
+    }
+
+    /// Who may connect (by default the plugin's own user).
+    #[must_use]
+    pub fn allow_peers(mut self, peers: AllowedPeers) -> Self {
+        self.peers = peers;
+        self
     }
 
     /// Which APIs to serve.
@@ -134,7 +147,7 @@ impl PluginServer {
             }),
         };
         let (stop, stopped) = oneshot::channel::<()>();
-        let incoming = UnixListenerStream::new(bound.listener);
+        let incoming = Box::pin(peers::admitted(bound.listener, self.peers.clone()));
         let task = tokio::spawn(
             tonic::transport::Server::builder().serve_with_incoming_shutdown(
                 router,
@@ -160,6 +173,7 @@ impl fmt::Debug for PluginServer {
             .field("apis", &self.apis)
             .field("runtime_name", &self.runtime_name)
             .field("runtime_version", &self.runtime_version)
+            .field("peers", &self.peers)
             .finish_non_exhaustive()
     }
 }
