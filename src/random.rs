@@ -55,8 +55,13 @@ thread_local! {
 /// [`Error::Random`] when the operating system's generator fails (the only
 /// source of entropy; nothing is returned without it).
 pub(crate) fn fill(buf: &mut [u8]) -> Result<(), Error> {
+    fill_seeding_from(buf, os_fill)
+}
+
+/// [`fill`], with the generator seeded (when it must be) from `os`.
+fn fill_seeding_from(buf: &mut [u8], os: fn(&mut [u8]) -> Result<(), Error>) -> Result<(), Error> {
     if buf.len() > DIRECT_ABOVE {
-        return os_fill(buf);
+        return os(buf);
     }
     // The slot is gone only while the thread's locals are being destroyed;
     // a draw from another local's destructor then asks the OS.
@@ -64,7 +69,12 @@ pub(crate) fn fill(buf: &mut [u8]) -> Result<(), Error> {
         .try_with(|slot| {
             let mut slot = slot.try_borrow_mut().map_err(|_| Error::Random)?;
             if !slot.as_mut().is_some_and(|g| g.usable_for(buf.len())) {
-                *slot = Some(Generator::seeded()?);
+                // Dropped (and zeroized) before the reseed: should the
+                // reseed fail, the next draw tries again rather than go on
+                // with a state a fork copied (the fork check reports a fork
+                // only once).
+                *slot = None;
+                *slot = Some(Generator::seeded_from(os)?);
             }
             let Some(generator) = slot.as_mut() else {
                 return Err(Error::Random);
@@ -72,7 +82,7 @@ pub(crate) fn fill(buf: &mut [u8]) -> Result<(), Error> {
             generator.draw(buf);
             Ok(())
         })
-        .unwrap_or_else(|_| os_fill(buf))
+        .unwrap_or_else(|_| os(buf))
 }
 
 fn os_fill(buf: &mut [u8]) -> Result<(), Error> {
@@ -89,11 +99,11 @@ struct Generator {
 }
 
 impl Generator {
-    fn seeded() -> Result<Self, Error> {
+    fn seeded_from(os: fn(&mut [u8]) -> Result<(), Error>) -> Result<Self, Error> {
         // Registered first, so a fork between here and the seed is noticed.
         let fork = ForkCheck::new();
         let mut seed = zeroize::Zeroizing::new([0u8; 32]);
-        os_fill(&mut seed[..])?;
+        os(&mut seed[..])?;
         Ok(Self {
             rng: ChaCha20Rng::from_seed(*seed),
             budget: RESEED_AFTER,
@@ -112,9 +122,11 @@ impl Generator {
     }
 }
 
-/// Tells whether the process forked since the generator was seeded.
+/// Tells whether the process forked since the check was made (a generator
+/// seeded, a DEK's counter started).
 #[cfg(unix)]
-enum ForkCheck {
+#[derive(Clone)]
+pub(crate) enum ForkCheck {
     /// A `pthread_atfork` child handler counts forks.
     Atfork(forkguard::atfork::Guard),
     /// The handler could not be registered: compare process IDs.
@@ -123,32 +135,45 @@ enum ForkCheck {
 
 #[cfg(unix)]
 impl ForkCheck {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         match forkguard::atfork::Guard::try_new() {
             Ok(guard) => Self::Atfork(guard),
             Err(_) => Self::Pid(forkguard::pid::Guard::default()),
         }
     }
 
+    /// Whether a fork happened since the check was made, or since this was
+    /// last called (the check then starts over).
     fn forked(&mut self) -> bool {
         match self {
             Self::Atfork(guard) => guard.detected_fork(),
             Self::Pid(guard) => guard.detected_fork(),
         }
     }
+
+    /// Whether a fork happened since the check was made; it stays true in
+    /// the child for good.
+    pub(crate) fn forked_since_made(&self) -> bool {
+        self.clone().forked()
+    }
 }
 
 /// No `fork` on this platform.
 #[cfg(not(unix))]
-struct ForkCheck;
+#[derive(Clone)]
+pub(crate) struct ForkCheck;
 
 #[cfg(not(unix))]
 impl ForkCheck {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self
     }
 
     fn forked(&mut self) -> bool {
+        false
+    }
+
+    pub(crate) fn forked_since_made(&self) -> bool {
         false
     }
 }
@@ -185,6 +210,26 @@ mod tests {
             let budget = g.as_ref().map(|g| g.budget).expect("seeded");
             assert!(budget < RESEED_AFTER);
         });
+    }
+
+    #[test]
+    fn a_failed_reseed_leaves_no_state_to_draw_from() {
+        fn failing(_: &mut [u8]) -> Result<(), Error> {
+            Err(Error::Random)
+        }
+        std::thread::spawn(|| {
+            let mut buf = [0u8; 16];
+            fill(&mut buf).expect("seeded");
+            // Spend the budget: the next draw must reseed (as after a fork).
+            GENERATOR.with_borrow_mut(|g| g.as_mut().expect("seeded").budget = 0);
+            assert!(fill_seeding_from(&mut buf, failing).is_err());
+            GENERATOR.with_borrow(|g| assert!(g.is_none(), "the old state was kept"));
+            // And the next draw reseeds instead of going on with it.
+            assert!(fill_seeding_from(&mut buf, failing).is_err());
+            fill(&mut buf).expect("reseeded");
+        })
+        .join()
+        .expect("thread");
     }
 
     #[test]

@@ -12,7 +12,13 @@ use k8s_envelope::{AesGcm, BlockingProvider, NamedKey, SecretKey};
 
 const NONCE: std::ops::Range<usize> = 23..35; // after `k8s:enc:aesgcm:v1:k1:`
 
+/// One test, so that no other test thread runs while this one forks.
 #[test]
+fn forked_children_never_repeat_their_parents_nonces() {
+    a_forked_child_draws_other_nonces_than_its_parent();
+    a_forked_child_never_writes_with_its_parents_counter_dek();
+}
+
 fn a_forked_child_draws_other_nonces_than_its_parent() {
     let aesgcm = AesGcm::new(vec![NamedKey::new("k1", SecretKey::new(vec![9; 32]))]).expect("key");
     let write = || {
@@ -44,3 +50,36 @@ fn a_forked_child_draws_other_nonces_than_its_parent() {
         }
     }
 }
+
+/// In `AES_GCM_KEY` mode a DEK's nonces are a counter: a child forked after
+/// the parent made its DEK would count on from the same place with the same
+/// key. The child refuses to write with it; the parent goes on.
+fn a_forked_child_never_writes_with_its_parents_counter_dek() {
+    use k8s_envelope::kms::mock::Base64Kms;
+    use k8s_envelope::kms::{DekSourceType, KmsV2Options, KmsV2Provider};
+    use k8s_envelope::Provider;
+    use std::sync::Arc;
+
+    let options = KmsV2Options::default().with_write_mode(DekSourceType::AesGcmKey);
+    let provider = KmsV2Provider::new("v2", Arc::new(Base64Kms), options).expect("provider");
+    ready(provider.refresh()).expect("refresh");
+    let key = "/registry/secrets/ns/a";
+    let write = || ready(provider.encrypt(b"same plaintext", key.into()));
+    write().expect("the parent's DEK writes");
+
+    match fork::fork().expect("fork") {
+        Fork::Child => {
+            // 0: refused, as it must be; 1: wrote with the parent's DEK.
+            std::process::exit(i32::from(write().is_ok()));
+        }
+        Fork::Parent(child) => {
+            let status = fork::waitpid(child).expect("waitpid");
+            assert_eq!(status, 0, "the child wrote with its parent's DEK");
+            write().expect("the parent still writes");
+        }
+    }
+}
+
+#[path = "support/ready.rs"]
+mod ready;
+use ready::ready;

@@ -48,8 +48,12 @@ pub(crate) enum DataKey {
     /// `AES_GCM_KEY`.
     Key {
         cipher: AesGcmCipher,
-        /// The last nonce counter used for writes.
+        /// The last nonce counter used for writes; at `u64::MAX` it stays
+        /// there and writes are refused for good.
         counter: AtomicU64,
+        /// A child process forked after the key was made would continue the
+        /// parent's counter with the same key: it never writes with it.
+        made_in: random::ForkCheck,
     },
     /// `HKDF_SHA256_XNONCE_AES_GCM_SEED`: the HKDF state keyed by the seed.
     Seed {
@@ -85,6 +89,7 @@ impl DataKey {
                 Ok(Self::Key {
                     cipher,
                     counter: AtomicU64::new(COUNTER_ZERO),
+                    made_in: random::ForkCheck::new(),
                 })
             }
             DekSourceType::HkdfSha256XnonceAesGcmSeed => {
@@ -147,18 +152,32 @@ impl DataKey {
         out: &mut Vec<u8>,
     ) -> Result<(), Error> {
         match self {
-            Self::Key { cipher, counter } => {
-                let mut nonce = [0u8; GCM_NONCE_LEN];
-                random::fill(&mut nonce[..4])?;
-                let next = counter.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
-                if next <= COUNTER_ZERO {
-                    return Err(provider_error(
-                        provider_name,
-                        KmsErrorKind::WriteRefused(
-                            "the DEK's nonce counter is exhausted; wait for a new DEK".into(),
-                        ),
+            Self::Key {
+                cipher,
+                counter,
+                made_in,
+            } => {
+                let refused = |why: &str| {
+                    provider_error(provider_name, KmsErrorKind::WriteRefused(why.into()))
+                };
+                if made_in.forked_since_made() {
+                    return Err(refused(
+                        "this process was forked from the one that made the DEK, whose nonce counter it would repeat; wait for a new DEK",
                     ));
                 }
+                let mut nonce = [0u8; GCM_NONCE_LEN];
+                random::fill(&mut nonce[..4])?;
+                // Never wraps: at the end the counter stays there.
+                let next = counter
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_add(1))
+                    .ok()
+                    .and_then(|c| c.checked_add(1))
+                    .filter(|&next| next > COUNTER_ZERO);
+                let Some(next) = next else {
+                    return Err(refused(
+                        "the DEK's nonce counter is exhausted; wait for a new DEK",
+                    ));
+                };
                 nonce[4..].copy_from_slice(&next.to_le_bytes());
                 aesgcm::seal_append(cipher, &nonce, aad, plaintext, out);
             }
@@ -272,6 +291,31 @@ fn derive(hkdf: &Hkdf<Sha256>, info: &[u8; INFO_LEN]) -> Result<AesGcmCipher, Er
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// At the end of its counter an `AES_GCM_KEY` DEK refuses every write
+    /// from then on; it never wraps to a counter it used.
+    #[test]
+    fn an_exhausted_counter_refuses_writes_for_good() {
+        let (key, _) = DataKey::generate(DekSourceType::AesGcmKey, 1).expect("key");
+        let derived = DerivedKeyCache::new(
+            crate::kms::CacheLimits::disabled(),
+            Arc::new(crate::kms::SystemClock),
+        );
+        let DataKey::Key { counter, .. } = &key else {
+            panic!("an AES_GCM_KEY DEK")
+        };
+        counter.store(u64::MAX - 1, Ordering::Relaxed);
+        let mut out = Vec::new();
+        key.seal_append("kms", b"x", b"aad", &derived, &mut out)
+            .expect("the last counter");
+        for _ in 0..3 {
+            let refused = key.seal_append("kms", b"x", b"aad", &derived, &mut out);
+            assert!(refused.is_err(), "wrote past the end of the counter");
+        }
+        assert_eq!(counter.load(Ordering::Relaxed), u64::MAX);
+    }
+
     /// The state a seed's HKDF keeps (an HMAC-SHA-256 keyed with the seed,
     /// which derives every data key of the seed) and every SHA-256 state are
     /// wiped when dropped: `sha2`'s `zeroize` feature (without it this does
