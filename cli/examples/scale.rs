@@ -28,13 +28,15 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_util::stream::{self, StreamExt as _};
 use k8s_envelope::store::{EtcdOptions, EtcdStore, Store, Swap};
 
 #[path = "../../tests/support/etcd_server.rs"]
 mod etcd_server;
+#[path = "../../tests/support/peak_memory.rs"]
+mod peak_memory;
 
 const PREFIX: &str = "/registry/secrets/";
 
@@ -284,21 +286,7 @@ fn run(
     let mut errors = tempfile::tempfile()?;
     let started = Instant::now();
     let mut child = command.stdout(out).stderr(errors.try_clone()?).spawn()?;
-    let status_file = format!("/proc/{}/status", child.id());
-    let mut peak_kb: Option<u64> = None;
-    let status = loop {
-        if let Some(kb) = fs::read_to_string(&status_file)
-            .ok()
-            .as_deref()
-            .and_then(high_water_kb)
-        {
-            peak_kb = Some(peak_kb.map_or(kb, |p| p.max(kb)));
-        }
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let (status, peak_kb) = peak_memory::wait_measuring(&mut child)?;
     let seconds = started.elapsed().as_secs_f64();
     if !status.success() {
         let mut err = String::new();
@@ -311,11 +299,4 @@ fn run(
         seconds,
         peak_mb: peak_kb.map(|kb| kb as f64 / 1024.0),
     })
-}
-
-fn high_water_kb(status: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

@@ -226,7 +226,11 @@ pub(crate) async fn walk(
         .map(|r| Duration::from_secs_f64(1.0 / r));
     let mut next_start = Instant::now();
     let mut tasks = InFlight::new();
-    let mut window: VecDeque<Slot> = VecDeque::new();
+    let mut done = Completion {
+        window: VecDeque::new(),
+        sink,
+        store: &*store,
+    };
     let mut seq = 0u64;
     let mut listing = store.listing(
         &config.prefix,
@@ -236,7 +240,7 @@ pub(crate) async fn walk(
     let mut failure: Option<WalkError> = None;
 
     'pages: loop {
-        let page = match drive(listing.next_page(), &mut tasks, &mut window, sink).await {
+        let page = match drive(listing.next_page(), &mut tasks, &mut done).await {
             Ok(Ok(Some(page))) => page,
             Ok(Ok(None)) => break,
             Ok(Err(e)) => {
@@ -258,7 +262,7 @@ pub(crate) async fn walk(
                 let now = Instant::now();
                 if next_start > now {
                     let delay = futures_timer::Delay::new(next_start - now);
-                    if let Err(e) = drive(delay, &mut tasks, &mut window, sink).await {
+                    if let Err(e) = drive(delay, &mut tasks, &mut done).await {
                         failure = Some(e);
                         break 'pages;
                     }
@@ -266,12 +270,12 @@ pub(crate) async fn walk(
                 next_start = next_start.max(Instant::now()) + interval;
             }
             while tasks.len() >= concurrency {
-                if let Some(e) = finish_one(&mut tasks, &mut window, sink).await {
+                if let Some(e) = finish_one(&mut tasks, &mut done).await {
                     failure = Some(e);
                     break 'pages;
                 }
             }
-            window.push_back(Slot {
+            done.window.push_back(Slot {
                 seq,
                 key: entry.key.clone(),
                 done: false,
@@ -294,11 +298,11 @@ pub(crate) async fn walk(
         }
     }
     while !tasks.is_empty() {
-        if let Some(e) = finish_one(&mut tasks, &mut window, sink).await {
+        if let Some(e) = finish_one(&mut tasks, &mut done).await {
             failure.get_or_insert(e);
         }
     }
-    sink.listing(listing.report());
+    done.sink.listing(listing.report());
     match failure {
         Some(e) => Err(e),
         None => Ok(()),
@@ -312,15 +316,14 @@ pub(crate) async fn walk(
 async fn drive<F: Future + Unpin>(
     mut future: F,
     tasks: &mut InFlight,
-    window: &mut VecDeque<Slot>,
-    sink: &mut dyn WalkSink,
+    done: &mut Completion<'_>,
 ) -> Result<F::Output, WalkError> {
     futures_util::future::poll_fn(|cx| {
         if let Poll::Ready(output) = future.poll_unpin(cx) {
             return Poll::Ready(Ok(output));
         }
         while let Poll::Ready(Some((seq, result))) = tasks.poll_next_unpin(cx) {
-            if let Some(e) = record(seq, result, window, sink) {
+            if let Some(e) = done.record(seq, result) {
                 return Poll::Ready(Err(e));
             }
         }
@@ -329,45 +332,48 @@ async fn drive<F: Future + Unpin>(
     .await
 }
 
-/// Waits for one task; reports it and advances the checkpoint. Returns the
-/// task's error, if it failed (its key then stays undone).
-async fn finish_one(
-    tasks: &mut InFlight,
-    window: &mut VecDeque<Slot>,
-    sink: &mut dyn WalkSink,
-) -> Option<WalkError> {
+/// Waits for one task and records it. Returns the task's error, if it
+/// failed (its key then stays undone).
+async fn finish_one(tasks: &mut InFlight, done: &mut Completion<'_>) -> Option<WalkError> {
     let (seq, result) = tasks.next().await?;
-    record(seq, result, window, sink)
+    done.record(seq, result)
 }
 
-/// Reports one finished value and advances the checkpoint past every value
-/// done before it.
-fn record(
-    seq: u64,
-    result: Result<ValueReport, WalkError>,
-    window: &mut VecDeque<Slot>,
-    sink: &mut dyn WalkSink,
-) -> Option<WalkError> {
-    let report = match result {
-        Ok(report) => report,
-        Err(e) => return Some(e),
-    };
-    sink.value(report);
-    let front = window.front().map_or(seq, |s| s.seq);
-    if let Some(slot) = usize::try_from(seq - front)
-        .ok()
-        .and_then(|i| window.get_mut(i))
-    {
-        slot.done = true;
+/// The values dispatched and not yet all done, in key order, and who hears
+/// of them: the sink of each value and checkpoint, and the store of what
+/// is settled.
+struct Completion<'a> {
+    window: VecDeque<Slot>,
+    sink: &'a mut dyn WalkSink,
+    store: &'a dyn Store,
+}
+
+impl Completion<'_> {
+    /// Reports one finished value and advances the checkpoint past every
+    /// value done before it.
+    fn record(&mut self, seq: u64, result: Result<ValueReport, WalkError>) -> Option<WalkError> {
+        let report = match result {
+            Ok(report) => report,
+            Err(e) => return Some(e),
+        };
+        self.sink.value(report);
+        let front = self.window.front().map_or(seq, |s| s.seq);
+        if let Some(slot) = usize::try_from(seq - front)
+            .ok()
+            .and_then(|i| self.window.get_mut(i))
+        {
+            slot.done = true;
+        }
+        let mut last_done = None;
+        while self.window.front().is_some_and(|s| s.done) {
+            last_done = self.window.pop_front().map(|s| s.key);
+        }
+        if let Some(key) = last_done {
+            self.sink.checkpoint(&key);
+            self.store.settled(&key);
+        }
+        None
     }
-    let mut last_done = None;
-    while window.front().is_some_and(|s| s.done) {
-        last_done = window.pop_front().map(|s| s.key);
-    }
-    if let Some(key) = last_done {
-        sink.checkpoint(&key);
-    }
-    None
 }
 
 /// What a panic said, if it said it with a string.

@@ -32,7 +32,7 @@ mod dump;
 mod etcd;
 mod listing;
 
-pub use self::dump::DumpStore;
+pub use self::dump::{DumpFile, DumpStore};
 #[cfg(feature = "etcd")]
 pub use self::etcd::{EtcdOptions, EtcdStore, EtcdTls};
 pub use self::listing::{Listing, ListingReport};
@@ -161,6 +161,14 @@ pub trait Store: Send + Sync {
         page_size: usize,
     ) -> Box<dyn Listing + 'a> {
         Box::new(listing::ListPages::new(self, prefix, after, page_size))
+    }
+
+    /// Every entry up to and including `through` is done with: the walk
+    /// that listed it will not write it again. Called by a walk as it goes
+    /// (a store that writes in key order, such as [`DumpFile`], writes out
+    /// what is settled). The default does nothing.
+    fn settled(&self, through: &[u8]) {
+        let _ = through;
     }
 
     /// The number of keys under `prefix`, if the store can tell cheaply

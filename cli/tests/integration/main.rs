@@ -11,6 +11,7 @@ mod support;
 
 mod cli;
 mod cli_bench;
+mod dump_memory;
 mod etcd;
 mod etcd_listing;
 mod fingerprint;

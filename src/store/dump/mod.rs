@@ -12,6 +12,10 @@ use serde_json::{Map, Value};
 
 use super::{Entry, Page, Store, StoreError, StoreFuture, Swap};
 
+mod stream;
+
+pub use self::stream::DumpFile;
+
 /// The output of `etcdctl get --prefix -w json` (etcd v3 API), as a store
 /// in memory.
 ///
@@ -39,7 +43,8 @@ use super::{Entry, Page, Store, StoreError, StoreFuture, Swap};
 /// # Ok::<(), k8s_envelope::store::StoreError>(())
 /// ```
 ///
-/// The whole dump is held in memory.
+/// The whole dump is held in memory; [`DumpFile`] reads and writes a dump
+/// file as it goes, in memory independent of its size.
 pub struct DumpStore {
     what: String,
     state: Mutex<State>,
@@ -52,6 +57,7 @@ struct State {
     kvs: BTreeMap<Vec<u8>, Kv>,
 }
 
+#[derive(Clone)]
 struct Kv {
     create_revision: i64,
     mod_revision: i64,
@@ -64,7 +70,7 @@ struct Kv {
 /// The file's shape, as etcdctl writes it (Go's `encoding/json` of a
 /// `RangeResponse`, with `omitempty` on every field).
 #[derive(Deserialize, Serialize)]
-struct DumpFile {
+struct FileShape {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     header: Option<Header>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -121,6 +127,45 @@ fn check_counter(field: &str, n: i64) -> Result<(), String> {
     }
 }
 
+/// Checks and decodes the `i`-th entry of a dump.
+fn decode_kv(i: usize, kv: DumpKv) -> Result<(Vec<u8>, Kv), String> {
+    for (field, n) in [
+        ("create_revision", kv.create_revision),
+        ("mod_revision", kv.mod_revision),
+        ("version", kv.version),
+    ] {
+        check_counter(&format!("kvs[{i}].{field}"), n)?;
+    }
+    let key = BASE64
+        .decode(&kv.key)
+        .map_err(|_| format!("kvs[{i}].key is not base64"))?;
+    let value = BASE64
+        .decode(&kv.value)
+        .map_err(|_| format!("kvs[{i}].value is not base64"))?;
+    let entry = Kv {
+        create_revision: kv.create_revision,
+        mod_revision: kv.mod_revision,
+        version: kv.version,
+        value,
+        lease: kv.lease,
+        extra: kv.extra,
+    };
+    Ok((key, entry))
+}
+
+/// An entry as the file holds it.
+fn encode_kv(key: &[u8], kv: &Kv) -> DumpKv {
+    DumpKv {
+        key: BASE64.encode(key),
+        create_revision: kv.create_revision,
+        mod_revision: kv.mod_revision,
+        version: kv.version,
+        value: BASE64.encode(&kv.value),
+        lease: kv.lease,
+        extra: kv.extra.clone(),
+    }
+}
+
 fn is_zero(n: &i64) -> bool {
     *n == 0
 }
@@ -164,7 +209,7 @@ impl DumpStore {
         };
         // A type error may quote a string of the input, which may be a
         // plaintext value: strings are taken out of the message.
-        let file: DumpFile = serde_json::from_slice(json).map_err(|e| {
+        let file: FileShape = serde_json::from_slice(json).map_err(|e| {
             bad(format!(
                 "invalid JSON: {}",
                 crate::config::redact_strings(&e.to_string())
@@ -179,28 +224,8 @@ impl DumpStore {
         check_counter("header.revision", revision).map_err(&bad)?;
         let mut kvs = BTreeMap::new();
         for (i, kv) in file.kvs.into_iter().enumerate() {
-            for (field, n) in [
-                ("create_revision", kv.create_revision),
-                ("mod_revision", kv.mod_revision),
-                ("version", kv.version),
-            ] {
-                check_counter(&format!("kvs[{i}].{field}"), n).map_err(&bad)?;
-            }
-            let key = BASE64
-                .decode(&kv.key)
-                .map_err(|_| bad(format!("kvs[{i}].key is not base64")))?;
-            let value = BASE64
-                .decode(&kv.value)
-                .map_err(|_| bad(format!("kvs[{i}].value is not base64")))?;
-            revision = revision.max(kv.mod_revision);
-            let entry = Kv {
-                create_revision: kv.create_revision,
-                mod_revision: kv.mod_revision,
-                version: kv.version,
-                value,
-                lease: kv.lease,
-                extra: kv.extra,
-            };
+            let (key, entry) = decode_kv(i, kv).map_err(&bad)?;
+            revision = revision.max(entry.mod_revision);
             if kvs.insert(key, entry).is_some() {
                 return Err(bad(format!("kvs[{i}].key appears twice")));
             }
@@ -240,17 +265,9 @@ impl DumpStore {
         let kvs: Vec<DumpKv> = state
             .kvs
             .iter()
-            .map(|(key, kv)| DumpKv {
-                key: BASE64.encode(key),
-                create_revision: kv.create_revision,
-                mod_revision: kv.mod_revision,
-                version: kv.version,
-                value: BASE64.encode(&kv.value),
-                lease: kv.lease,
-                extra: kv.extra.clone(),
-            })
+            .map(|(key, kv)| encode_kv(key, kv))
             .collect();
-        let file = DumpFile {
+        let file = FileShape {
             header: Some(header),
             count: kvs.len() as i64,
             kvs,

@@ -181,7 +181,8 @@ pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
     let config = store_args::load_config(&args.config)?;
     let runtime = store_args::runtime()?;
     let transformers = store_args::build(&config, &args.config, &runtime)?;
-    let opened = args.store.open(&runtime)?;
+    let out = args.out.as_deref().filter(|_| !args.dry_run);
+    let opened = args.store.open_writing(&runtime, out)?;
     let store_name = opened.store.describe();
 
     let mut options = ReencryptOptions::new(args.store.prefix().as_bytes());
@@ -273,11 +274,9 @@ pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
     if let Some(file) = &checkpoint {
         file.save(&state, matches!(end, End::Done))?;
     }
-    if let (End::Done, Some(dump), Some(out)) = (&end, &opened.dump, &args.out) {
-        if !args.dry_run {
-            dump.write(out)
-                .map_err(|e| Failure::transform(e.to_string()))?;
-        }
+    if let (End::Done, Some(dump)) = (&end, &opened.dump) {
+        dump.finish()
+            .map_err(|e| Failure::transform(e.to_string()))?;
     }
     print_summary(&state, args.dry_run, elapsed, &store_name, &end);
     print_revision_moves(&listing);

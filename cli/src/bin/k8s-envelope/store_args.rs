@@ -9,7 +9,7 @@ use clap::Args;
 use k8s_envelope::config::GroupResource;
 use k8s_envelope::kms::GrpcKmsFactory;
 use k8s_envelope::rotation::{KeyLayout, DEFAULT_ETCD_PREFIX, SECRETS_PREFIX};
-use k8s_envelope::store::{DumpStore, EtcdOptions, EtcdStore, EtcdTls, Store, StoreError};
+use k8s_envelope::store::{DumpFile, EtcdOptions, EtcdStore, EtcdTls, Store, StoreError};
 use k8s_envelope::{EncryptionConfiguration, ResourceTransformers};
 
 use crate::cli::Failure;
@@ -48,10 +48,10 @@ pub struct StoreArgs {
     pub etcd_prefix: String,
 }
 
-/// An opened store; for a dump, the dump itself too (to write it out).
+/// An opened store; for a dump, the dump itself too (to finish its output).
 pub struct Opened {
     pub store: Arc<dyn Store>,
-    pub dump: Option<Arc<DumpStore>>,
+    pub dump: Option<Arc<DumpFile>>,
 }
 
 impl StoreArgs {
@@ -76,8 +76,24 @@ impl StoreArgs {
 
     /// Opens the store (inside `runtime`).
     pub fn open(&self, runtime: &tokio::runtime::Runtime) -> Result<Opened, Failure> {
+        self.open_writing(runtime, None)
+    }
+
+    /// Opens the store; a dump with its re-encrypted copy written to `out`
+    /// as the walk goes (see [`DumpFile::finish`]).
+    pub fn open_writing(
+        &self,
+        runtime: &tokio::runtime::Runtime,
+        out: Option<&Path>,
+    ) -> Result<Opened, Failure> {
         if let Some(path) = &self.dump {
-            let dump = Arc::new(DumpStore::load(path).map_err(|e| Failure::usage(e.to_string()))?);
+            let mut dump = DumpFile::open(path).map_err(|e| Failure::usage(e.to_string()))?;
+            if let Some(out) = out {
+                dump = dump
+                    .with_output(out)
+                    .map_err(|e| Failure::transform(e.to_string()))?;
+            }
+            let dump = Arc::new(dump);
             return Ok(Opened {
                 store: dump.clone(),
                 dump: Some(dump),

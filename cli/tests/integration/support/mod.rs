@@ -3,6 +3,8 @@
 #[path = "../../../../tests/support/etcd_server.rs"]
 pub mod etcd_server;
 pub mod k8sref;
+#[path = "../../../../tests/support/peak_memory.rs"]
+pub mod peak_memory;
 pub mod process;
 pub mod slow_kek;
 
