@@ -34,7 +34,7 @@ mod listing;
 
 pub use self::dump::{DumpFile, DumpStore};
 #[cfg(feature = "etcd")]
-pub use self::etcd::{EtcdOptions, EtcdStore, EtcdTls};
+pub use self::etcd::{EtcdOptions, EtcdRetries, EtcdStore, EtcdTls};
 pub use self::listing::{Listing, ListingReport};
 
 /// A key (or any string) from a store as it may be printed: lossily

@@ -199,3 +199,174 @@ impl Drop for EtcdServer {
         let _ = self.child.wait();
     }
 }
+
+/// A cluster of etcd members on loopback ports, each with its own data
+/// directory; members can be killed and started again (same data, same
+/// ports). Killed and removed on drop.
+pub struct EtcdCluster {
+    binary: PathBuf,
+    dir: tempfile::TempDir,
+    members: Vec<Member>,
+}
+
+struct Member {
+    name: String,
+    client_url: String,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl EtcdCluster {
+    /// Starts `n` members and waits until the cluster has a leader, or
+    /// returns `None` (after saying so) when there is no etcd binary and
+    /// etcd tests are not required.
+    pub fn start(n: usize) -> Option<Self> {
+        let Some(binary) = etcd_binary() else {
+            assert!(
+                !required(),
+                "K8S_ENVELOPE_REQUIRE_ETCD=1 but there is no etcd binary (apt-get install etcd-server)"
+            );
+            eprintln!("skipped: no etcd binary (apt-get install etcd-server, or set ETCD_BIN)");
+            return None;
+        };
+        let dir = temp_dir();
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let initial: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}"))
+            .collect();
+        let members = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (client, peer))| {
+                let name = format!("m{i}");
+                let client_url = format!("http://127.0.0.1:{client}");
+                let peer_url = format!("http://127.0.0.1:{peer}");
+                let args = vec![
+                    format!("--name={name}"),
+                    format!("--data-dir={}", dir.path().join(&name).display()),
+                    format!("--listen-client-urls={client_url}"),
+                    format!("--advertise-client-urls={client_url}"),
+                    format!("--listen-peer-urls={peer_url}"),
+                    format!("--initial-advertise-peer-urls={peer_url}"),
+                    format!("--initial-cluster={}", initial.join(",")),
+                    "--initial-cluster-state=new".to_owned(),
+                    "--initial-cluster-token=k8s-envelope-test".to_owned(),
+                    "--logger=zap".to_owned(),
+                    "--log-level=error".to_owned(),
+                ];
+                Member {
+                    name,
+                    client_url,
+                    args,
+                    child: None,
+                }
+            })
+            .collect();
+        let mut cluster = Self {
+            binary,
+            dir,
+            members,
+        };
+        for i in 0..n {
+            cluster.start_member(i);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while cluster.leader().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the etcd cluster elected no leader"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(cluster)
+    }
+
+    /// The client URLs, in member order.
+    pub fn urls(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.client_url.clone()).collect()
+    }
+
+    /// Starts member `i` again (after [`kill`](Self::kill)).
+    pub fn start_member(&mut self, i: usize) {
+        let member = &mut self.members[i];
+        assert!(member.child.is_none(), "{} is running", member.name);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{}.log", member.name)))
+            .expect("log file");
+        let child = Command::new(&self.binary)
+            .args(&member.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn etcd");
+        member.child = Some(child);
+    }
+
+    /// Kills member `i` (SIGKILL: no goodbye to the others).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.members[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether member `i` answers its health check.
+    pub fn healthy(&self, i: usize) -> bool {
+        let addr = self.members[i].client_url.trim_start_matches("http://");
+        http_get(addr, "/health").is_ok_and(|body| body.contains("\"health\":\"true\""))
+    }
+
+    /// The member that leads now, if one does and answers: etcd's
+    /// `/v3/maintenance/status` (the gRPC gateway) of each running member
+    /// names the leader's member ID and its own.
+    pub fn leader(&self) -> Option<usize> {
+        for (i, member) in self.members.iter().enumerate() {
+            if member.child.is_none() {
+                continue;
+            }
+            let addr = member.client_url.trim_start_matches("http://");
+            let Ok(body) = http_post(addr, "/v3/maintenance/status", "{}") else {
+                continue;
+            };
+            let Some(json) = body.split("\r\n\r\n").nth(1) else {
+                continue;
+            };
+            let Ok(status) = serde_json::from_str::<serde_json::Value>(json) else {
+                continue;
+            };
+            let leader = status["leader"].as_str().unwrap_or("0");
+            let me = status["header"]["member_id"].as_str().unwrap_or("");
+            if leader != "0" && leader == me {
+                return Some(i);
+            }
+        }
+        None
+    }
+}
+
+fn http_post(addr: &str, path: &str, body: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer)
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+}

@@ -13,7 +13,7 @@ use crate::support::etcd_server::{EtcdServer, ServerTls};
 use k8s_envelope::store::{DumpStore, Entry, EtcdOptions, EtcdStore, EtcdTls, Store, Swap};
 use k8s_envelope::{EncryptionConfiguration, ResourceTransformers};
 
-const CLI: &str = env!("CARGO_BIN_EXE_k8s-envelope");
+pub(super) const CLI: &str = env!("CARGO_BIN_EXE_k8s-envelope");
 
 const OLD_CONFIG: &str = "kind: EncryptionConfiguration
 apiVersion: apiserver.config.k8s.io/v1
@@ -29,7 +29,7 @@ resources:
 
 use crate::support::rt;
 
-fn cli(args: &[&str]) -> Output {
+pub(super) fn cli(args: &[&str]) -> Output {
     Command::new(CLI)
         .args(args)
         .stdin(Stdio::null())
@@ -37,11 +37,11 @@ fn cli(args: &[&str]) -> Output {
         .expect("run the CLI")
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(super) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn ok(output: &Output) -> String {
+pub(super) fn ok(output: &Output) -> String {
     assert!(
         output.status.success(),
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -53,7 +53,7 @@ fn ok(output: &Output) -> String {
 }
 
 /// A number from a summary line such as `  rewritten            2000`.
-fn summary(stdout: &str, label: &str) -> u64 {
+pub(super) fn summary(stdout: &str, label: &str) -> u64 {
     stdout
         .lines()
         .find_map(|line| {
@@ -66,7 +66,7 @@ fn summary(stdout: &str, label: &str) -> u64 {
 
 /// The old configuration, and the promoted one made with the CLI's
 /// `rotate add-key` and `rotate promote` (key2 writes, key1 reads).
-fn rotate(dir: &Path) -> (PathBuf, PathBuf) {
+pub(super) fn rotate(dir: &Path) -> (PathBuf, PathBuf) {
     let old = dir.join("old.yaml");
     std::fs::write(&old, OLD_CONFIG).expect("write config");
     let added = dir.join("added.yaml");
@@ -95,7 +95,7 @@ fn rotate(dir: &Path) -> (PathBuf, PathBuf) {
     (old, new)
 }
 
-fn transformers(path: &Path) -> ResourceTransformers {
+pub(super) fn transformers(path: &Path) -> ResourceTransformers {
     EncryptionConfiguration::load(path)
         .expect("load")
         .build()
@@ -104,7 +104,7 @@ fn transformers(path: &Path) -> ResourceTransformers {
 
 /// Deterministic pseudo-random plaintexts (a JSON-ish Secret of 100 to 1100
 /// bytes).
-fn plaintext(i: usize, round: usize) -> Vec<u8> {
+pub(super) fn plaintext(i: usize, round: usize) -> Vec<u8> {
     let len = 100 + (i * 7919 + round * 104_729) % 1000;
     let mut out =
         format!("{{\"kind\":\"Secret\",\"i\":{i},\"round\":{round},\"data\":\"").into_bytes();
@@ -128,7 +128,7 @@ async fn connect(url: &str) -> Arc<EtcdStore> {
 }
 
 /// Writes `keys` with `transformers`' writer, 32 at a time.
-async fn fill(store: &Arc<EtcdStore>, t: &Arc<ResourceTransformers>, keys: &[String]) {
+pub(super) async fn fill(store: &Arc<EtcdStore>, t: &Arc<ResourceTransformers>, keys: &[String]) {
     let mut tasks = tokio::task::JoinSet::new();
     for (i, key) in keys.iter().enumerate() {
         if tasks.len() >= 32 {
@@ -149,7 +149,7 @@ async fn fill(store: &Arc<EtcdStore>, t: &Arc<ResourceTransformers>, keys: &[Str
     }
 }
 
-async fn all(store: &EtcdStore, prefix: &[u8]) -> BTreeMap<Vec<u8>, Entry> {
+pub(super) async fn all(store: &EtcdStore, prefix: &[u8]) -> BTreeMap<Vec<u8>, Entry> {
     let mut out = BTreeMap::new();
     let mut after: Option<Vec<u8>> = None;
     loop {
@@ -171,7 +171,7 @@ async fn all(store: &EtcdStore, prefix: &[u8]) -> BTreeMap<Vec<u8>, Entry> {
     out
 }
 
-fn secret_keys(n: usize) -> Vec<String> {
+pub(super) fn secret_keys(n: usize) -> Vec<String> {
     (0..n)
         .map(|i| format!("/registry/secrets/ns{}/secret-{i:04}", i % 10))
         .collect()

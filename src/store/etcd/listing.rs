@@ -119,10 +119,11 @@ impl<'a> EtcdListing<'a> {
         self.report.requests += 1;
         let listed = self
             .store
-            .call("Range", |_| {
+            .members
+            .call(None, |channel| {
                 let request = request.clone();
-                let mut grpc = tonic::client::Grpc::new(self.store.channel.clone())
-                    .max_decoding_message_size(MAX_KEY_LISTING);
+                let mut grpc =
+                    tonic::client::Grpc::new(channel).max_decoding_message_size(MAX_KEY_LISTING);
                 async move {
                     grpc.ready()
                         .await
@@ -133,9 +134,11 @@ impl<'a> EtcdListing<'a> {
                         PageStarts { every },
                     )
                     .await
+                    .map(tonic::Response::into_inner)
                 }
             })
-            .await?;
+            .await
+            .map_err(|status| self.store.error("Range", &status))?;
         self.report.keys_visited += listed.count;
         self.report.first_revision.get_or_insert(listed.revision);
         self.report.last_revision = Some(listed.revision);

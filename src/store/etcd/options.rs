@@ -15,14 +15,19 @@ use crate::store::StoreError;
 #[non_exhaustive]
 pub struct EtcdOptions {
     /// Client URLs: `http://127.0.0.1:2379`, or `https://…` with [`tls`](Self::tls).
-    /// Several are balanced, as etcdctl's `--endpoints` are.
+    /// Several are the members of one cluster: calls go to the first until
+    /// it stops answering, then to the next.
     pub endpoints: Vec<String>,
     /// TLS settings; required for `https://` endpoints.
     pub tls: Option<EtcdTls>,
     /// How long to wait for a connection. Default 5 s.
     pub connect_timeout: Duration,
-    /// How long one call may take. Default 30 s.
+    /// How long one attempt of a call may take before it is tried on the
+    /// next member. Default 10 s.
     pub request_timeout: Duration,
+    /// How long a call keeps trying (every member in turn, with a backoff)
+    /// while none answers, before it fails. Default 60 s.
+    pub outage_limit: Duration,
 }
 
 impl Default for EtcdOptions {
@@ -39,7 +44,8 @@ impl EtcdOptions {
             endpoints: endpoints.into_iter().map(Into::into).collect(),
             tls: None,
             connect_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(10),
+            outage_limit: Duration::from_secs(60),
         }
     }
 
@@ -61,9 +67,16 @@ impl EtcdOptions {
         self
     }
 
-    /// These options with another `request_timeout`: how long one call may take.
+    /// These options with another `request_timeout`: how long one attempt of a call may take.
     pub fn with_request_timeout(mut self, request_timeout: Duration) -> Self {
         self.request_timeout = request_timeout;
+        self
+    }
+
+    /// These options with another `outage_limit`: how long a call keeps
+    /// trying while no member answers.
+    pub fn with_outage_limit(mut self, outage_limit: Duration) -> Self {
+        self.outage_limit = outage_limit;
         self
     }
 }

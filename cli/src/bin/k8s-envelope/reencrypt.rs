@@ -280,6 +280,13 @@ pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
     }
     print_summary(&state, args.dry_run, elapsed, &store_name, &end);
     print_revision_moves(&listing);
+    if let Some(etcd) = &opened.etcd {
+        let retries = etcd.retries();
+        println!(
+            "  {:<20} {} ({} moves to another endpoint)",
+            "etcd retries", retries.retries, retries.failovers
+        );
+    }
     let mut all = state.before.clone();
     all.merge(&state.totals);
     match end {

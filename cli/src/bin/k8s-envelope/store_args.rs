@@ -35,6 +35,10 @@ pub struct StoreArgs {
     /// The client certificate's private key (PEM).
     #[arg(long, value_name = "FILE", requires_all = ["cacert", "cert"])]
     pub key: Option<PathBuf>,
+    /// How long to keep trying, every etcd endpoint in turn, while none
+    /// answers (a member down, a leader election), before giving up.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub etcd_outage_limit: u64,
     /// The output of `etcdctl get --prefix -w json`, instead of a live etcd.
     #[arg(long, value_name = "FILE")]
     pub dump: Option<PathBuf>,
@@ -52,6 +56,8 @@ pub struct StoreArgs {
 pub struct Opened {
     pub store: Arc<dyn Store>,
     pub dump: Option<Arc<DumpFile>>,
+    /// The etcd store, for what its failovers cost.
+    pub etcd: Option<Arc<EtcdStore>>,
 }
 
 impl StoreArgs {
@@ -97,6 +103,7 @@ impl StoreArgs {
             return Ok(Opened {
                 store: dump.clone(),
                 dump: Some(dump),
+                etcd: None,
             });
         }
         if self.etcd.is_empty() {
@@ -104,7 +111,8 @@ impl StoreArgs {
                 "no store: give --etcd URL (with --cacert/--cert/--key for TLS) or --dump FILE",
             ));
         }
-        let mut options = EtcdOptions::new(self.etcd.iter().cloned());
+        let mut options = EtcdOptions::new(self.etcd.iter().cloned())
+            .with_outage_limit(std::time::Duration::from_secs(self.etcd_outage_limit));
         if let Some(ca) = &self.cacert {
             let tls = EtcdTls::from_files(ca, self.cert.as_deref(), self.key.as_deref())
                 .map_err(|e| Failure::usage(e.to_string()))?;
@@ -117,9 +125,11 @@ impl StoreArgs {
                 StoreError::Config { .. } => Failure::usage(e.to_string()),
                 e => Failure::transform(e.to_string()),
             })?;
+        let etcd = Arc::new(etcd);
         Ok(Opened {
-            store: Arc::new(etcd),
+            store: etcd.clone(),
             dump: None,
+            etcd: Some(etcd),
         })
     }
 }
