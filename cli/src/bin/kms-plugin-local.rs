@@ -2,9 +2,16 @@
 //! local file, on a unix socket.
 //!
 //! ```text
-//! kms-plugin-local --socket /var/run/kms.sock --kek-file /etc/kms/kek.b64 [--old-kek-file F]...
+//! kms-plugin-local --socket /var/run/kms.sock --kek-file /etc/kms/kek.b64 [--keyring DIR] [--old-kek-file F]...
+//! kms-plugin-local rotate-kek --kek-file /etc/kms/kek.b64 [--keyring DIR]
 //! kms-plugin-local --socket @kms --mock-base64 [--key-id-file F]      # insecure, tests only
 //! ```
+//!
+//! Retired KEKs live in the keyring, `<kek-file>.keyring/` by default:
+//! `rotate-kek` moves the current KEK there and writes a new one, and the
+//! plugin reads every value any of them wrapped. The keyring also records
+//! the key ID that wraps; a plugin whose KEK file was replaced by hand, so
+//! that it could no longer read what it wrote last, refuses to start.
 //!
 //! Stops cleanly on SIGTERM or SIGINT: no new connections, calls in flight
 //! finish (waiting at most 5 s for clients to hang up), the socket file is
@@ -29,7 +36,7 @@ mod unix {
 
     use clap::Parser;
     use k8s_envelope::kms::plugin::{
-        AllowedPeers, Base64MockKek, Kek, LocalKek, PluginApis, PluginServer,
+        AllowedPeers, Base64MockKek, Kek, Keyring, LocalKek, PluginApis, PluginServer,
     };
     use k8s_envelope::kms::KmsEndpoint;
     use tokio::signal::unix::{signal, SignalKind};
@@ -37,12 +44,20 @@ mod unix {
     /// A KMS plugin (v2 and v1 APIs) that wraps DEKs with a key-encryption
     /// key read from a local file.
     #[derive(Parser, Debug)]
-    #[command(name = "kms-plugin-local", version)]
+    #[command(name = "kms-plugin-local", version, subcommand_negates_reqs = true)]
     struct Args {
+        #[command(subcommand)]
+        command: Option<Command>,
+
         /// Where to listen: a socket path, `@name` for an abstract socket, or
         /// a `unix://` endpoint.
-        #[arg(long, value_name = "PATH")]
-        socket: String,
+        #[arg(long, value_name = "PATH", required = true)]
+        socket: Option<String>,
+
+        /// Where retired KEKs are kept (and the key ID that wraps is
+        /// recorded). Default: `<kek-file>.keyring`.
+        #[arg(long, value_name = "DIR", requires = "kek_file")]
+        keyring: Option<PathBuf>,
 
         /// The KEK: 32 bytes, base64 (`k8s-envelope keygen` prints one).
         /// Re-read when the file changes; older KEKs stay usable for
@@ -82,6 +97,21 @@ mod unix {
         allow_gid: Vec<u32>,
     }
 
+    #[derive(clap::Subcommand, Debug)]
+    enum Command {
+        /// Move the current KEK into the keyring and write a new one to the
+        /// KEK file; a running plugin picks it up, and a restarted one still
+        /// reads what the old KEK wrapped.
+        RotateKek {
+            /// The KEK file.
+            #[arg(long, value_name = "FILE")]
+            kek_file: PathBuf,
+            /// The keyring. Default: `<kek-file>.keyring`.
+            #[arg(long, value_name = "DIR")]
+            keyring: Option<PathBuf>,
+        },
+    }
+
     /// How long a stop waits for calls in flight and for clients to hang up.
     const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -113,8 +143,27 @@ mod unix {
         }
     }
 
+    fn keyring(kek_file: &std::path::Path, dir: Option<&PathBuf>) -> Keyring {
+        dir.map_or_else(|| Keyring::beside(kek_file), Keyring::at)
+    }
+
     async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-        let endpoint = endpoint(&args.socket)?;
+        if let Some(Command::RotateKek {
+            kek_file,
+            keyring: dir,
+        }) = &args.command
+        {
+            let keyring = keyring(kek_file, dir.as_ref());
+            let (old, new) = keyring.rotate(kek_file)?;
+            println!(
+                "kms-plugin-local: {old} moved to the keyring {}; {} now holds {new}",
+                keyring.dir().display(),
+                kek_file.display()
+            );
+            return Ok(());
+        }
+        let socket = args.socket.as_deref().ok_or("--socket is required")?;
+        let endpoint = endpoint(socket)?;
         let kek: Box<dyn Kek> = match (&args.kek_file, args.mock_base64) {
             (_, true) => {
                 eprintln!("kms-plugin-local: WARNING: --mock-base64 does not encrypt anything");
@@ -128,6 +177,7 @@ mod unix {
                 for old in &args.old_kek_file {
                     kek = kek.with_retired_key_file(old)?;
                 }
+                kek = kek.with_keyring(keyring(file, args.keyring.as_ref()))?;
                 Box::new(kek)
             }
             (None, false) => return Err("--kek-file or --mock-base64 is required".into()),

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::{Kek, KekError, KekFuture, Wrapped};
+use super::{Kek, KekError, KekFuture, Keyring, Wrapped};
 use crate::primitive::{AesGcmCipher, GCM_NONCE_LEN};
 use crate::providers::aesgcm::{open, seal_append, sealed_len};
 use crate::{random, ProviderKind, SecretKey};
@@ -54,6 +54,8 @@ const WRAP_AAD: &[u8] = b"k8s-envelope local KEK wrap v1";
 pub struct LocalKek {
     path: PathBuf,
     state: Mutex<State>,
+    /// Where retired KEKs are kept and the key ID that wraps is recorded.
+    keyring: Option<Keyring>,
 }
 
 /// What the KEK file held when last read.
@@ -64,6 +66,8 @@ struct State {
     current: Result<String, KekError>,
     /// Every KEK seen, current and retired.
     keys: HashMap<String, Arc<AesGcmCipher>>,
+    /// The key ID the keyring records as the one that wraps.
+    recorded: Option<String>,
 }
 
 /// What decides whether the file must be read again.
@@ -92,7 +96,9 @@ impl LocalKek {
                 stamp: None,
                 current: Err(KekError::failed_precondition("not loaded")),
                 keys: HashMap::new(),
+                recorded: None,
             }),
+            keyring: None,
         };
         kek.reload()?;
         Ok(kek)
@@ -108,6 +114,46 @@ impl LocalKek {
         let key = read_key_file(path.as_ref())?;
         let (key_id, cipher) = expand(&key)?;
         self.lock().keys.entry(key_id).or_insert(cipher);
+        Ok(self)
+    }
+
+    /// Also reads every KEK retired into `keyring` (see [`Keyring`]), and
+    /// records there the key ID that wraps, now and whenever the KEK file
+    /// changes.
+    ///
+    /// # Errors
+    ///
+    /// As for [`open`](Self::open), for the keyring's files too; and
+    /// [`KekErrorKind::FailedPrecondition`](super::KekErrorKind::FailedPrecondition)
+    /// when the KEK the keyring says wrapped last is neither the file's nor
+    /// in the keyring: the KEK file was replaced without
+    /// [`Keyring::rotate`], and values that KEK wrapped would be
+    /// unreadable.
+    pub fn with_keyring(mut self, keyring: Keyring) -> Result<Self, KekError> {
+        {
+            let mut state = self.lock();
+            for key in keyring.retired()? {
+                let (key_id, cipher) = expand(&key)?;
+                state.keys.entry(key_id).or_insert(cipher);
+            }
+            if let Some(last) = keyring.last_writer()? {
+                if !state.keys.contains_key(&last) {
+                    let last =
+                        crate::store::printable(crate::kms::error::clip_message(&last).as_bytes());
+                    return Err(KekError::failed_precondition(format!(
+                        "the KEK that wrapped last (key ID {last}) is neither in {} nor in the \
+                         keyring {}: values it wrapped would be unreadable. Put that KEK back \
+                         in the file (or in the keyring as {last}.kek); to change KEKs, run \
+                         `kms-plugin-local rotate-kek`, which keeps the old one",
+                        self.path.display(),
+                        keyring.dir().display()
+                    )));
+                }
+                state.recorded = Some(last);
+            }
+        }
+        self.keyring = Some(keyring);
+        self.writer()?;
         Ok(self)
     }
 
@@ -185,11 +231,22 @@ impl LocalKek {
         }
     }
 
-    /// The current key ID and its cipher, after checking the file.
+    /// The current key ID and its cipher, after checking the file (and
+    /// recording a new key ID in the keyring).
     fn writer(&self) -> Result<(String, Arc<AesGcmCipher>), KekError> {
         let mut state = self.lock();
         self.refresh(&mut state);
         let key_id = state.current.clone()?;
+        if let Some(keyring) = &self.keyring {
+            if state.recorded.as_deref() != Some(key_id.as_str()) {
+                // Wrapping goes on if the record cannot be written; the
+                // next start then checks an older record.
+                match keyring.record_writer(&key_id) {
+                    Ok(()) => state.recorded = Some(key_id.clone()),
+                    Err(e) => tracing::warn!(error = %e, "cannot record the key ID that wraps"),
+                }
+            }
+        }
         let cipher = state
             .keys
             .get(&key_id)
@@ -268,7 +325,7 @@ impl fmt::Debug for LocalKek {
 
 /// Reads and decodes a key file, refusing one that other users could read
 /// or change (as ssh treats private keys).
-fn read_key_file(path: &Path) -> Result<SecretKey, KekError> {
+pub(super) fn read_key_file(path: &Path) -> Result<SecretKey, KekError> {
     let fail =
         |what: &str| KekError::failed_precondition(format!("KEK file {}: {what}", path.display()));
     let file = fs::File::open(path).map_err(|e| fail(&format!("cannot read: {e}")))?;

@@ -20,6 +20,7 @@
 //!
 //! The `kms-plugin-local` binary does exactly this from the command line.
 
+mod keyring;
 mod local;
 mod mock;
 mod peers;
@@ -34,6 +35,7 @@ use std::pin::Pin;
 
 use zeroize::Zeroizing;
 
+pub use self::keyring::Keyring;
 pub use self::local::LocalKek;
 pub use self::mock::Base64MockKek;
 pub use self::peers::AllowedPeers;

@@ -1,0 +1,139 @@
+//! [`Keyring`]: the retired KEKs of a [`LocalKek`](super::LocalKek), kept
+//! on disk so that a restart still reads what they wrapped, and the key ID
+//! that wrapped last, so that a plugin whose KEK was replaced by hand
+//! refuses to start instead of serving values it cannot read.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::{Path, PathBuf};
+
+use super::KekError;
+use crate::{private_file, SecretKey};
+
+/// Permissions of the keyring directory: its owner only.
+const DIRECTORY_MODE: u32 = 0o700;
+
+/// The file naming the key ID that wrapped last.
+const LAST_WRITER: &str = "last-writer";
+
+/// The extension of a retired KEK file in the keyring.
+const RETIRED_EXTENSION: &str = "kek";
+
+/// A directory of retired KEKs (`<key ID>.kek`, mode 0600, base64 as the
+/// KEK file holds it) and `last-writer` (the key ID that wrapped last).
+///
+/// By default it sits beside the KEK file: `/etc/kms/kek.b64` has its
+/// keyring in `/etc/kms/kek.b64.keyring/` ([`beside`](Self::beside)).
+/// [`rotate`](Self::rotate) moves the current KEK in and writes a new one;
+/// a plugin with the keyring reads every value any of them wrapped. To
+/// retire a KEK for good, delete its file from the keyring once a scan
+/// shows no value is written by it any more (`k8s-envelope scan`: the KMS
+/// v2 key ID is in each value's header); values it wrapped are unreadable
+/// from then on.
+#[derive(Clone, Debug)]
+pub struct Keyring {
+    dir: PathBuf,
+}
+
+impl Keyring {
+    /// The keyring of `kek_file`: `<kek_file>.keyring/`.
+    pub fn beside(kek_file: &Path) -> Self {
+        let mut dir = kek_file.as_os_str().to_owned();
+        dir.push(".keyring");
+        Self { dir: dir.into() }
+    }
+
+    /// A keyring in `dir`.
+    pub fn at(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The keyring's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Moves the KEK in `kek_file` into the keyring and writes a new random
+    /// one to `kek_file` (each through the private atomic writer, the old
+    /// KEK first, so that a crash between the two loses nothing). Returns
+    /// the old and the new key ID.
+    ///
+    /// # Errors
+    ///
+    /// The KEK file cannot be read (or is not private, see
+    /// [`LocalKek::open`](super::LocalKek::open)), or the keyring or the
+    /// KEK file cannot be written.
+    pub fn rotate(&self, kek_file: &Path) -> Result<(String, String), KekError> {
+        let old = super::local::read_key_file(kek_file)?;
+        let old_id = super::LocalKek::key_id_of(&old);
+        self.create()?;
+        self.write_private(&self.retired_path(&old_id), old.to_base64().as_bytes())?;
+        let new = SecretKey::generate(32).map_err(|_| {
+            KekError::internal("the operating system's random number generator failed")
+        })?;
+        let mut text = new.to_base64();
+        text.push('\n');
+        private_file::write(kek_file, text.as_bytes()).map_err(|e| {
+            KekError::failed_precondition(format!("cannot write {}: {e}", kek_file.display()))
+        })?;
+        Ok((old_id, super::LocalKek::key_id_of(&new)))
+    }
+
+    /// The retired KEKs (none when the directory does not exist).
+    pub(super) fn retired(&self) -> Result<Vec<SecretKey>, KekError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.error("cannot read", &e)),
+        };
+        let mut keys = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(|e| self.error("cannot read", &e))?.path();
+            if path.extension().is_some_and(|e| e == RETIRED_EXTENSION) {
+                keys.push(super::local::read_key_file(&path)?);
+            }
+        }
+        Ok(keys)
+    }
+
+    /// The key ID that wrapped last, if one was recorded.
+    pub(super) fn last_writer(&self) -> Result<Option<String>, KekError> {
+        match fs::read_to_string(self.dir.join(LAST_WRITER)) {
+            Ok(id) => Ok(Some(id.trim().to_owned())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.error("cannot read", &e)),
+        }
+    }
+
+    /// Records the key ID that wraps from now on.
+    pub(super) fn record_writer(&self, key_id: &str) -> Result<(), KekError> {
+        self.create()?;
+        self.write_private(
+            &self.dir.join(LAST_WRITER),
+            format!("{key_id}\n").as_bytes(),
+        )
+    }
+
+    fn retired_path(&self, key_id: &str) -> PathBuf {
+        self.dir.join(format!("{key_id}.{RETIRED_EXTENSION}"))
+    }
+
+    fn create(&self) -> Result<(), KekError> {
+        match fs::DirBuilder::new().mode(DIRECTORY_MODE).create(&self.dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(self.error("cannot create", &e)),
+        }
+    }
+
+    fn write_private(&self, path: &Path, contents: &[u8]) -> Result<(), KekError> {
+        private_file::write(path, contents).map_err(|e| {
+            KekError::failed_precondition(format!("cannot write {}: {e}", path.display()))
+        })
+    }
+
+    fn error(&self, what: &str, e: &io::Error) -> KekError {
+        KekError::failed_precondition(format!("keyring {}: {what}: {e}", self.dir.display()))
+    }
+}
