@@ -78,4 +78,4 @@ pub use self::reencrypt::{
 };
 pub use self::scan::{scan, ScanOptions, ScanReport, ScanRow, ValueState};
 pub use self::steps::{add_key, add_provider, promote, retire, writer, RotationError};
-pub use self::walk::{Outcome, ValueReport, WalkError};
+pub use self::walk::{Outcome, Stop, ValueReport, WalkError};

@@ -111,13 +111,22 @@ impl ValueOrigin {
         }
     }
 
-    /// Whether the value was written by `member`: that key, or any key of
-    /// that provider.
+    /// Whether the value may have been written by `member`: that key, or
+    /// any key of that provider.
+    ///
+    /// A key name may hold `:`, and then a stored prefix cannot tell it
+    /// from the key named by its part before the first `:` (the value's
+    /// prefix is read up to its first colon after the version, as a name
+    /// of its own): `a:b` matches values of both `a:b` and `a`. So a
+    /// question "is anything still written by this key?" errs towards yes,
+    /// never towards no.
     pub fn written_by(&self, member: &Member) -> bool {
         match member {
             Member::Provider(id) => self.provider().as_ref() == Some(id),
             Member::Key { provider, name } => {
-                matches!(self, ValueOrigin::Key { provider: p, name: n } if p == provider && n == name)
+                let first = name.split(':').next().unwrap_or(name);
+                matches!(self, ValueOrigin::Key { provider: p, name: n }
+                    if p == provider && (n == name || n == first))
             }
         }
     }
@@ -172,6 +181,23 @@ impl fmt::Display for ValueOrigin {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A value of a key named `a:b` reads as key `a`; asked whether key
+    /// `a:b` wrote it, the answer is yes (a retire of `a:b` is held back,
+    /// never let through while such values remain).
+    #[test]
+    fn a_key_name_with_a_colon_is_never_missed() {
+        let stored = b"k8s:enc:aesgcm:v1:a:b:\x01\x02body";
+        let origin = ValueOrigin::of(stored);
+        let member = |name: &str| Member::Key {
+            provider: ProviderId::AesGcm,
+            name: name.to_owned(),
+        };
+        assert!(origin.written_by(&member("a:b")));
+        assert!(origin.written_by(&member("a")));
+        assert!(!origin.written_by(&member("b")));
+        assert!(!origin.written_by(&member("ab")));
+    }
 
     #[test]
     fn prefixes() {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::layout::KeyLayout;
+use super::walk::Stop;
 use super::walk::{walk, Outcome, ValueReport, WalkConfig, WalkError, WalkSink};
 use crate::config::ResourceTransformers;
 use crate::store::{ListingReport, Store};
@@ -45,6 +46,10 @@ pub struct ReencryptOptions {
     /// How many times a value that keeps changing under us is read again
     /// before it is left to its writers (and counted as failed). Default 10.
     pub max_attempts: u32,
+    /// Stops the run when requested: no value is started after that, the
+    /// ones in flight finish and are counted, and the report says it
+    /// stopped ([`ReencryptReport::stopped`]).
+    pub stop: Option<Stop>,
 }
 
 impl Default for ReencryptOptions {
@@ -65,6 +70,7 @@ impl ReencryptOptions {
             start_after: None,
             rate_limit: None,
             max_attempts: 10,
+            stop: None,
         }
     }
 
@@ -113,6 +119,12 @@ impl ReencryptOptions {
     /// These options with another `max_attempts`: how many times a value that keeps changing under us is read again before it is left to its writers (and counted as failed).
     pub fn with_max_attempts(mut self, max_attempts: u32) -> Self {
         self.max_attempts = max_attempts;
+        self
+    }
+
+    /// These options with a `stop`: a handle that stops the run when requested.
+    pub fn with_stop(mut self, stop: Stop) -> Self {
+        self.stop = Some(stop);
         self
     }
 }
@@ -221,6 +233,9 @@ pub struct ReencryptReport {
     pub last_key: Option<Vec<u8>>,
     /// What listing the prefix cost the store, and which revisions it read.
     pub listing: ListingReport,
+    /// Whether the run stopped early because its [`Stop`] was requested;
+    /// [`last_key`](Self::last_key) is then where to resume.
+    pub stopped: bool,
 }
 
 /// Follows a re-encryption as it goes (a progress bar, a checkpoint file).
@@ -345,8 +360,10 @@ pub async fn reencrypt(
         rate_limit: options.rate_limit,
         write: !options.dry_run,
         max_attempts: options.max_attempts,
+        stop: options.stop.clone(),
     };
     let result = walk(store, transformers, config, &mut sink).await;
+    sink.report.stopped = options.stop.as_ref().is_some_and(Stop::requested);
     let mut report = sink.report;
     report.failures.sort_by(|a, b| a.key.cmp(&b.key));
     match result {

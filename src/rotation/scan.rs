@@ -300,6 +300,7 @@ pub async fn scan(
         rate_limit: None,
         write: false,
         max_attempts: 1,
+        stop: None,
     };
     walk(store, transformers, config, &mut sink).await?;
     sink.report.failures.sort_by(|a, b| a.key.cmp(&b.key));

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -87,6 +88,42 @@ pub enum WalkError {
     Task(String),
 }
 
+/// Asks a running re-encryption to stop: no value is started after the
+/// request, the ones in flight finish (and are reported), and the run
+/// returns what it did. Clones share one request.
+///
+/// ```
+/// use k8s_envelope::rotation::{ReencryptOptions, Stop};
+///
+/// let stop = Stop::new();
+/// let options = ReencryptOptions::new("/registry/secrets/").with_stop(stop.clone());
+/// // ... run `reencrypt` with `options`; on a signal:
+/// stop.request();
+/// assert!(stop.requested());
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Stop(Arc<AtomicBool>);
+
+impl Stop {
+    /// A stop not yet requested.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Requests the stop.
+    pub fn request(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the stop was requested.
+    pub fn requested(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The longest wait between two values of a rate-limited walk.
+const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// How to walk.
 pub(crate) struct WalkConfig {
     pub(crate) prefix: Vec<u8>,
@@ -97,6 +134,7 @@ pub(crate) struct WalkConfig {
     pub(crate) rate_limit: Option<f64>,
     pub(crate) write: bool,
     pub(crate) max_attempts: u32,
+    pub(crate) stop: Option<Stop>,
 }
 
 /// What a walk hands back as it goes.
@@ -223,7 +261,12 @@ pub(crate) async fn walk(
     let interval = config
         .rate_limit
         .filter(|r| r.is_finite() && *r > 0.0)
-        .map(|r| Duration::from_secs_f64(1.0 / r));
+        // A rate so low that its interval overflows waits an hour a value.
+        .map(|r| {
+            Duration::try_from_secs_f64(1.0 / r)
+                .unwrap_or(MAX_INTERVAL)
+                .min(MAX_INTERVAL)
+        });
     let mut next_start = Instant::now();
     let mut tasks = InFlight::new();
     let mut done = Completion {
@@ -253,6 +296,9 @@ pub(crate) async fn walk(
             }
         };
         for entry in page.entries {
+            if config.stop.as_ref().is_some_and(Stop::requested) {
+                break 'pages;
+            }
             // Values outside the prefix are never touched, whatever the store
             // returned.
             if !entry.key.starts_with(&config.prefix) {

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use clap::Args;
 use k8s_envelope::rotation::{
-    self, ReencryptOptions, ReencryptProgress, ReencryptTotals, ValueReport,
+    self, ReencryptOptions, ReencryptProgress, ReencryptTotals, Stop, ValueReport,
 };
 use k8s_envelope::store::{printable, ListingReport};
 use serde::{Deserialize, Serialize};
@@ -255,14 +255,40 @@ pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
         bar: bar.clone(),
     };
     let started = Instant::now();
+    // The first SIGINT or SIGTERM stops the run gracefully: no new value
+    // starts, the ones in flight finish and are counted and checkpointed.
+    // A second one stops at once.
+    let stop = Stop::new();
+    let options = options.with_stop(stop.clone());
     let (end, listing) = runtime.block_on(async {
         let run = rotation::reencrypt(opened.store.clone(), transformers, options, &mut progress);
-        tokio::select! {
-            result = run => match result {
+        tokio::pin!(run);
+        let ended = |result: Result<rotation::ReencryptReport, rotation::ReencryptError>| {
+            match result {
+                Ok(report) if report.stopped => (End::Interrupted, report.listing),
                 Ok(report) => (End::Done, report.listing),
                 Err(e) => (End::Stopped(e.to_string()), e.report.listing.clone()),
-            },
-            () = interrupted() => (End::Interrupted, ListingReport::default()),
+            }
+        };
+        tokio::select! {
+            result = &mut run => ended(result),
+            () = interrupted() => {
+                stop.request();
+                eprintln!(
+                    "k8s-envelope: stopping: finishing the values in flight (signal again to stop at once)"
+                );
+                tokio::select! {
+                    result = &mut run => {
+                        let (end, listing) = ended(result);
+                        // Stopped on request: an interruption, unless it failed.
+                        match end {
+                            End::Stopped(e) => (End::Stopped(e), listing),
+                            _ => (End::Interrupted, listing),
+                        }
+                    }
+                    () = interrupted() => (End::Interrupted, ListingReport::default()),
+                }
+            }
         }
     });
     let elapsed = started.elapsed();
