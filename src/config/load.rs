@@ -261,7 +261,23 @@ const UNKNOWN_FIELD_NOT_SHOWN: &str =
 /// every character value (``character `…` ``) by `a character`, so a parse
 /// error cannot echo a secret that ended up in the wrong place.
 pub(crate) fn redact_strings(message: &str) -> String {
-    redact_values(&redact_unknown_field(message))
+    redact_values(&redact_duplicate_key(&redact_unknown_field(message)))
+}
+
+/// The words that replace a repeated key's name in a parse error.
+const DUPLICATE_KEY_NOT_SHOWN: &str =
+    "duplicate mapping key (its name is not repeated: a secret may have been written where a field name belongs)";
+
+/// Replaces the name in `duplicate mapping key: … at line …` (YAML's
+/// message; the position after it stays, to point at the key).
+fn redact_duplicate_key(message: &str) -> String {
+    const MARK: &str = "duplicate mapping key: ";
+    let Some(at) = message.find(MARK) else {
+        return message.to_owned();
+    };
+    let body = &message[at + MARK.len()..];
+    let rest = body.rfind(" at line ").map_or("", |end| &body[end..]);
+    format!("{}{DUPLICATE_KEY_NOT_SHOWN}{rest}", &message[..at])
 }
 
 /// Replaces the name in ``unknown field `…` `` (the field names serde then
@@ -274,9 +290,11 @@ fn redact_unknown_field(message: &str) -> String {
     let body = &message[at + MARK.len()..];
     // A name may hold a backtick; the list of expected fields follows the
     // name after "`, ", or the message ends with the name.
-    let end = body
-        .find("`, expected")
-        .or_else(|| body.find("`, there are no fields"))
+    // The last of the markers: a name holding one cannot end it early.
+    let end = ["`, expected", "`, there are no fields"]
+        .iter()
+        .filter_map(|marker| body.rfind(marker))
+        .max()
         .or_else(|| body.rfind('`'));
     let rest = end.map_or("", |end| &body[end + 1..]);
     format!("{}{UNKNOWN_FIELD_NOT_SHOWN}{rest}", &message[..at])

@@ -446,7 +446,20 @@ fn a_secret_in_a_field_name_is_never_printed() {
     let json = format!(
         r#"{{"kind":"EncryptionConfiguration","apiVersion":"apiserver.config.k8s.io/v1","resources":[{{"resources":["secrets"],"providers":[{{"aesgcm":{{"keys":[{{"name":"k","{SECRET}":"x"}}]}}}}]}}]}}"#
     );
-    for (name, contents) in [("field-secret-yaml", yaml), ("field-secret-json", json)] {
+    // A repeated key (YAML names it), and a name holding the marker that
+    // ends a name in serde's message.
+    let duplicate = format!(
+        "kind: EncryptionConfiguration\napiVersion: apiserver.config.k8s.io/v1\n{SECRET}: 1\n{SECRET}: 2\nresources: []\n"
+    );
+    let marker = format!(
+        r#"{{"kind":"EncryptionConfiguration","apiVersion":"apiserver.config.k8s.io/v1","x`, expected {SECRET}":1,"resources":[]}}"#
+    );
+    for (name, contents) in [
+        ("field-secret-yaml", yaml),
+        ("field-secret-json", json),
+        ("duplicate-key-yaml", duplicate),
+        ("marker-in-name-json", marker),
+    ] {
         let config = TempConfig::new(name, &contents);
         let path = config.path.to_str().expect("UTF-8 path");
         let out_file = config.dir.join("out.yaml");
