@@ -14,6 +14,11 @@
 //!   rename itself survives a power loss. A temporary file left behind by a
 //!   crash is 0600 and named `.<target>.<random>.tmp`.
 //!
+//! The new file replaces what is at the target's path: a symbolic link
+//! there is replaced by the file (the file it pointed to is left alone),
+//! and the file belongs to the user that writes it, with mode 0600,
+//! whatever the old one's owner, group and mode were.
+//!
 //! ```
 //! # let dir = tempfile::tempdir()?;
 //! # let path = dir.path().join("enc.yaml");
@@ -76,7 +81,7 @@ impl PrivateFile {
             io::Error::other("the operating system's random number generator failed")
         })?;
         let mut temporary_name = std::ffi::OsString::from(".");
-        temporary_name.push(name);
+        temporary_name.push(shortened(name));
         temporary_name.push(".");
         for byte in random {
             temporary_name.push(format!("{byte:02x}"));
@@ -142,6 +147,25 @@ impl Drop for PrivateFile {
         if self.file.take().is_some() {
             let _ = fs::remove_file(&self.temporary);
         }
+    }
+}
+
+/// The longest part of the target's name a temporary name repeats: with
+/// the dot, the random part and `.tmp` it stays under the 255 bytes a file
+/// name may have, however long the target's name.
+const KEPT_NAME_BYTES: usize = 200;
+
+/// The target's name, cut to [`KEPT_NAME_BYTES`].
+fn shortened(name: &std::ffi::OsStr) -> std::ffi::OsString {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt as _;
+        let bytes = name.as_bytes();
+        std::ffi::OsStr::from_bytes(&bytes[..bytes.len().min(KEPT_NAME_BYTES)]).to_owned()
+    }
+    #[cfg(not(unix))]
+    {
+        name.to_owned()
     }
 }
 
@@ -211,6 +235,14 @@ mod tests {
         }
         assert_eq!(fs::read(&target).expect("read"), b"old");
         assert_eq!(fs::read_dir(dir.path()).expect("dir").count(), 1);
+    }
+
+    #[test]
+    fn a_target_with_a_name_of_250_bytes_is_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("n".repeat(250));
+        write(&path, b"long").expect("write");
+        assert_eq!(fs::read(&path).expect("read"), b"long");
     }
 
     #[test]

@@ -40,13 +40,16 @@ pub use self::listing::{Listing, ListingReport};
 /// A key (or any string) from a store as it may be printed: lossily
 /// decoded, with control characters and backslashes escaped (`\u{1b}`,
 /// `\\`), so that a key holding an escape sequence cannot drive the
-/// terminal it is shown on.
+/// terminal it is shown on; and with the invisible characters that reorder
+/// or hide text (bidirectional overrides and isolates, zero-width
+/// characters) escaped too, so that a key cannot show as another.
 ///
 /// ```
 /// use k8s_envelope::store::printable;
 ///
 /// assert_eq!(printable(b"/registry/secrets/ns/a"), "/registry/secrets/ns/a");
 /// assert_eq!(printable(b"/registry/\x1b[2Jx"), "/registry/\\u{1b}[2Jx");
+/// assert_eq!(printable("/registry/a\u{202e}b".as_bytes()), "/registry/a\\u{202e}b");
 /// ```
 pub fn printable(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
@@ -54,11 +57,23 @@ pub fn printable(bytes: &[u8]) -> String {
     for c in text.chars() {
         if c.is_control() || c == '\\' {
             out.extend(c.escape_debug());
+        } else if reorders_or_hides(c) {
+            out.extend(c.escape_unicode());
         } else {
             out.push(c);
         }
     }
     out
+}
+
+/// The format characters that change how text around them shows: marks and
+/// overrides of direction, isolates, zero-width characters, the byte-order
+/// mark.
+fn reorders_or_hides(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}'
+    )
 }
 
 /// The future a [`Store`] method returns.

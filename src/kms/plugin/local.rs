@@ -328,12 +328,21 @@ impl fmt::Debug for LocalKek {
 pub(super) fn read_key_file(path: &Path) -> Result<SecretKey, KekError> {
     let fail =
         |what: &str| KekError::failed_precondition(format!("KEK file {}: {what}", path.display()));
+    // Not opened unless it is a regular file: opening a FIFO would wait
+    // for a writer (checked again on the open file below).
+    let kind = fs::metadata(path).map_err(|e| fail(&format!("cannot read: {e}")))?;
+    if !kind.is_file() {
+        return Err(fail("not a regular file"));
+    }
     let file = fs::File::open(path).map_err(|e| fail(&format!("cannot read: {e}")))?;
     // Checked on the open file, so a swap of the path after the check
     // cannot slip another file in.
     let meta = file
         .metadata()
         .map_err(|e| fail(&format!("cannot read: {e}")))?;
+    if !meta.is_file() {
+        return Err(fail("not a regular file"));
+    }
     check_private(&meta).map_err(|why| fail(&why))?;
     // Sized up front: a buffer that grew while reading would leave copies
     // of the key in freed memory.
@@ -539,5 +548,28 @@ mod tests {
             let err = LocalKek::open(&path).expect_err("not ours");
             assert!(err.message().contains("owned by user 65534"), "{err}");
         }
+    }
+
+    /// A FIFO at the KEK path is refused at once: opening it would wait for
+    /// a writer that never comes.
+    #[test]
+    fn a_fifo_at_the_key_path_is_refused_without_waiting() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("kek");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        let (done, result) = std::sync::mpsc::channel();
+        let opening = path.clone();
+        std::thread::spawn(move || {
+            let _ = done.send(LocalKek::open(&opening).map(|_| ()));
+        });
+        let result = result
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("LocalKek::open waited on the FIFO");
+        let err = result.expect_err("a FIFO is no key file");
+        assert!(err.message().contains("not a regular file"), "{err}");
     }
 }
