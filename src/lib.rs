@@ -167,12 +167,6 @@ pub use crate::providers::{
     SECRETBOX_PREFIX,
 };
 
-/// The README's Rust examples, compiled and run as doctests so that they
-/// cannot drift from the API (they use the `observe` and `reload` features).
-#[cfg(all(doctest, feature = "observe", feature = "reload"))]
-#[doc = include_str!("../README.md")]
-struct ReadmeDoctests;
-
 /// Hooks for the fuzz targets in `fuzz/` and their regression tests, as
 /// rustls keeps its own: **not part of the API**, hidden from the
 /// documentation and free to change in any release.

@@ -275,3 +275,14 @@
 //! fingerprints and probe in `src/fingerprint.rs`. Kubernetes documents key
 //! rotation as a procedure for operators (or does it with `kubectl replace`); none
 //! of it is Go code in these repositories.
+
+/// The README, as the repository shows it: the commands, the library's
+/// entry points and the measured figures. Its Rust examples are compiled
+/// and run as this module's doctests, so that they cannot drift from the
+/// API; they use the `observe` and `reload` features, and the README is
+/// rendered here when those are on (as for the workspace's own docs).
+#[cfg_attr(
+    all(feature = "observe", feature = "reload"),
+    doc = include_str!("../README.md")
+)]
+pub mod readme {}

@@ -46,9 +46,7 @@ fn no_tracing_event_at_any_level_holds_key_material_or_plaintext() {
             .build()
             .expect("runtime");
         runtime.block_on(async {
-            let service = Arc::new(Base64Kms {
-                key_id: Mutex::new("1".into()),
-            });
+            let service = Arc::new(Base64KmsWithKeyId::new("1"));
             let provider = KmsV2Provider::new("vault", service.clone(), KmsV2Options::default())
                 .expect("provider");
             provider.refresh().await.expect("refresh");

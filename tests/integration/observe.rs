@@ -2,7 +2,7 @@
 //! JSON Lines audit events, and none of them ever holds key material or
 //! plaintext.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use k8s_envelope::kms::{KmsV1Options, KmsV1Provider, KmsV2Options, KmsV2Provider};
 use k8s_envelope::observe::metrics as names;
@@ -140,9 +140,7 @@ fn transforms_are_counted_and_timed_by_operation_prefix_and_outcome() {
 #[test]
 fn kms_calls_caches_and_key_id_hashes_are_recorded() {
     let snap = recorded_async(async {
-        let service = Arc::new(Base64Kms {
-            key_id: Mutex::new("distinctive-key-id-77".into()),
-        });
+        let service = Arc::new(Base64KmsWithKeyId::new("distinctive-key-id-77"));
         let writer = KmsV2Provider::new("vault", service.clone(), KmsV2Options::default())
             .expect("provider");
         writer.refresh().await.expect("refresh");

@@ -7,9 +7,10 @@ use std::sync::Mutex;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
+use k8s_envelope::kms::mock::Base64Kms;
 use k8s_envelope::kms::{EncryptResponse, KmsFuture, KmsServiceV2, StatusResponse};
 use k8s_envelope::observe::Observer;
-use k8s_envelope::{EncryptionConfiguration, Error, ResourceTransformers};
+use k8s_envelope::{EncryptionConfiguration, ResourceTransformers};
 use zeroize::Zeroizing;
 
 pub const KEY_A: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -88,46 +89,50 @@ pub fn exercise(observer: &Observer, transformers: &ResourceTransformers) {
         .is_err());
 }
 
-/// The base64 mock plugin, in process, counting nothing.
-pub struct Base64Kms {
+/// The crate's base64 mock plugin ([`k8s_envelope::kms::mock::Base64Kms`])
+/// with a key ID the test sets and changes.
+pub struct Base64KmsWithKeyId {
     pub key_id: Mutex<String>,
 }
 
-impl KmsServiceV2 for Base64Kms {
+impl Base64KmsWithKeyId {
+    pub fn new(key_id: &str) -> Self {
+        Self {
+            key_id: Mutex::new(key_id.to_owned()),
+        }
+    }
+
+    fn key_id(&self) -> String {
+        self.key_id.lock().expect("lock").clone()
+    }
+}
+
+impl KmsServiceV2 for Base64KmsWithKeyId {
     fn status(&self) -> KmsFuture<'_, StatusResponse> {
-        let key_id = self.key_id.lock().expect("lock").clone();
+        let key_id = self.key_id();
         Box::pin(async move {
-            Ok(StatusResponse {
-                version: "v2".into(),
-                healthz: "ok".into(),
-                key_id,
-            })
+            let mut status = Base64Kms.status().await?;
+            status.key_id = key_id;
+            Ok(status)
         })
     }
 
-    fn encrypt<'a>(&'a self, _: &'a str, plaintext: &'a [u8]) -> KmsFuture<'a, EncryptResponse> {
-        let key_id = self.key_id.lock().expect("lock").clone();
+    fn encrypt<'a>(&'a self, uid: &'a str, plaintext: &'a [u8]) -> KmsFuture<'a, EncryptResponse> {
+        let key_id = self.key_id();
         Box::pin(async move {
-            Ok(EncryptResponse {
-                ciphertext: BASE64.encode(plaintext).into_bytes(),
-                key_id,
-                annotations: BTreeMap::new(),
-            })
+            let mut answer = Base64Kms.encrypt(uid, plaintext).await?;
+            answer.key_id = key_id;
+            Ok(answer)
         })
     }
 
     fn decrypt<'a>(
         &'a self,
-        _: &'a str,
-        _: &'a str,
+        uid: &'a str,
+        key_id: &'a str,
         ciphertext: &'a [u8],
-        _: &'a BTreeMap<String, Vec<u8>>,
+        annotations: &'a BTreeMap<String, Vec<u8>>,
     ) -> KmsFuture<'a, Zeroizing<Vec<u8>>> {
-        Box::pin(async move {
-            BASE64
-                .decode(ciphertext)
-                .map(Zeroizing::new)
-                .map_err(|_| Error::NoMatchingPrefix)
-        })
+        Base64Kms.decrypt(uid, key_id, ciphertext, annotations)
     }
 }

@@ -51,6 +51,9 @@ pub const HEALTHY_POLL_INTERVAL: Duration = Duration::from_secs(60);
 /// Status poll interval after a failure.
 pub const UNHEALTHY_POLL_INTERVAL: Duration = Duration::from_secs(10);
 
+/// The shortest status poll interval: a zero one would spin.
+const SHORTEST_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
 /// The longest TTL or poll interval honoured; longer ones are cut to it.
 const LONGEST_INTERVAL: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
 
@@ -257,6 +260,14 @@ impl KmsV2Provider {
         ] {
             *duration = (*duration).min(LONGEST_INTERVAL);
         }
+        // A zero poll interval would have the status loop spin on the
+        // plugin; a tenth of a second is the floor.
+        for poll in [
+            &mut options.healthy_poll_interval,
+            &mut options.unhealthy_poll_interval,
+        ] {
+            *poll = (*poll).max(SHORTEST_POLL_INTERVAL);
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 name: name.to_owned(),
@@ -428,6 +439,16 @@ impl Inner {
             Ok(()) => {
                 observe_metrics::record_status_key_id(&self.name, &key_id_hash(&status.key_id));
                 if let Err(e) = self.rotate_on_key_id_change(&status.key_id).await {
+                    // Alone, the rotation's own error keeps its kind (an
+                    // invalid answer is not a transient ill health).
+                    if problems.is_empty() {
+                        return Err(match e {
+                            Error::Kms(kms) if kms.provider().is_none() => {
+                                Error::Kms(kms.for_provider(&self.name))
+                            }
+                            other => other,
+                        });
+                    }
                     problems.push(e.to_string());
                 }
             }
