@@ -81,6 +81,29 @@ const CAS_ROUNDS: u32 = 16;
 /// Not supported: etcd's user/password authentication (use client
 /// certificates, as kube-apiserver does), and `unix://` endpoints.
 ///
+/// # A cluster
+///
+/// Several endpoints are the members of one cluster, one connection each.
+/// Calls go to one member until it stops answering (a refused or broken
+/// connection, `Unavailable` such as "no leader", or no answer within
+/// [`EtcdOptions::request_timeout`]); the call then moves to the next
+/// member and is tried again, with a backoff from 50 ms to 2 s, until a
+/// member answers or none has for [`EtcdOptions::outage_limit`] (60 s). A
+/// read is simply tried again. A compare-and-swap whose answer was lost may
+/// or may not have been applied, so the key is read first: still at the
+/// expected `mod_revision`, the transaction is sent again; holding the value
+/// this call wrote (a fresh nonce makes it unique), it was applied;
+/// anything else is a change by someone else. [`EtcdStore::retries`]
+/// counts the retries and the moves.
+///
+/// Why not the `etcd-client` crate, which balances endpoints itself: it
+/// needs `protoc` at build time and brings its own copy of the gRPC stack
+/// for the whole of etcd's API, where this store uses three calls of the
+/// KV service, generated once into the repository (`cargo run -p
+/// codegen`); its balancer retries nothing, so the failover and the
+/// resolution of a lost compare-and-swap would have to be written here
+/// anyway.
+///
 /// # Walking a prefix
 ///
 /// etcd answers a `Range` with a limit by visiting every key to the end of
