@@ -363,11 +363,13 @@ pub async fn reencrypt(
         stop: options.stop.clone(),
     };
     let result = walk(store, transformers, config, &mut sink).await;
-    sink.report.stopped = options.stop.as_ref().is_some_and(Stop::requested);
+    if let Ok(walked) = &result {
+        sink.report.stopped = walked.stopped;
+    }
     let mut report = sink.report;
     report.failures.sort_by(|a, b| a.key.cmp(&b.key));
     match result {
-        Ok(()) => Ok(report),
+        Ok(_) => Ok(report),
         Err(error) => Err(ReencryptError {
             error,
             report: Box::new(report),

@@ -249,7 +249,7 @@ pub(crate) async fn walk(
     transformers: Arc<ResourceTransformers>,
     config: WalkConfig,
     sink: &mut dyn WalkSink,
-) -> Result<(), WalkError> {
+) -> Result<Walked, WalkError> {
     let engine = Arc::new(Engine {
         store: store.clone(),
         transformers,
@@ -281,6 +281,7 @@ pub(crate) async fn walk(
         config.page_size.max(1),
     );
     let mut failure: Option<WalkError> = None;
+    let mut stopped = false;
 
     'pages: loop {
         let page = match drive(listing.next_page(), &mut tasks, &mut done).await {
@@ -297,6 +298,7 @@ pub(crate) async fn walk(
         };
         for entry in page.entries {
             if config.stop.as_ref().is_some_and(Stop::requested) {
+                stopped = true;
                 break 'pages;
             }
             // Values outside the prefix are never touched, whatever the store
@@ -314,6 +316,11 @@ pub(crate) async fn walk(
                     }
                 }
                 next_start = next_start.max(Instant::now()) + interval;
+                // A stop requested during the wait starts no more values.
+                if config.stop.as_ref().is_some_and(Stop::requested) {
+                    stopped = true;
+                    break 'pages;
+                }
             }
             while tasks.len() >= concurrency {
                 if let Some(e) = finish_one(&mut tasks, &mut done).await {
@@ -351,8 +358,14 @@ pub(crate) async fn walk(
     done.sink.listing(listing.report());
     match failure {
         Some(e) => Err(e),
-        None => Ok(()),
+        None => Ok(Walked { stopped }),
     }
+}
+
+/// How a walk that did not fail ended.
+pub(crate) struct Walked {
+    /// Its [`Stop`] was requested before every value was started.
+    pub(crate) stopped: bool,
 }
 
 /// Awaits `future` while the values in flight go on: a store's listing or

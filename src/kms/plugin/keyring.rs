@@ -57,7 +57,9 @@ impl Keyring {
     /// Moves the KEK in `kek_file` into the keyring and writes a new random
     /// one to `kek_file` (each through the private atomic writer, the old
     /// KEK first, so that a crash between the two loses nothing). Returns
-    /// the old and the new key ID.
+    /// the old and the new key ID. Run one rotation at a time: two at once
+    /// would both retire the same KEK, and the first one's new KEK could be
+    /// replaced before it was retired.
     ///
     /// # Errors
     ///
@@ -66,9 +68,7 @@ impl Keyring {
     /// KEK file cannot be written.
     pub fn rotate(&self, kek_file: &Path) -> Result<(String, String), KekError> {
         let old = super::local::read_key_file(kek_file)?;
-        let old_id = super::LocalKek::key_id_of(&old);
-        self.create()?;
-        self.write_private(&self.retired_path(&old_id), old.to_base64().as_bytes())?;
+        let old_id = self.retire(&old)?;
         let new = SecretKey::generate(32).map_err(|_| {
             KekError::internal("the operating system's random number generator failed")
         })?;
@@ -78,6 +78,20 @@ impl Keyring {
             KekError::failed_precondition(format!("cannot write {}: {e}", kek_file.display()))
         })?;
         Ok((old_id, super::LocalKek::key_id_of(&new)))
+    }
+
+    /// Keeps `kek` in the keyring (as `<key ID>.kek`); returns its key ID.
+    ///
+    /// # Errors
+    ///
+    /// The keyring cannot be created or written.
+    pub fn retire(&self, kek: &SecretKey) -> Result<String, KekError> {
+        let key_id = super::LocalKek::key_id_of(kek);
+        self.create()?;
+        let mut text = kek.to_base64();
+        text.push('\n');
+        self.write_private(&self.retired_path(&key_id), text.as_bytes())?;
+        Ok(key_id)
     }
 
     /// The retired KEKs (none when the directory does not exist).

@@ -38,12 +38,16 @@ const WRAP_AAD: &[u8] = b"k8s-envelope local KEK wrap v1";
 /// - The key ID is `local-` and 32 hex digits: the first 128 bits of
 ///   SHA-256 over a domain-separation string and the KEK. It identifies the
 ///   KEK without revealing it.
-/// - Rotation: write a new key to the file (or point a symlink at a new
-///   file). The file is checked on every `Status` and `Encrypt` (one `stat`;
-///   it is read again only when its inode, size or modification time
-///   changed), and [`reload`](Self::reload) forces a read. Every KEK seen
-///   since start stays in memory, keyed by key ID, so older ciphertexts stay
-///   readable; KEKs retired before a restart are loaded with
+/// - Rotation: [`Keyring::rotate`] (`kms-plugin-local rotate-kek`) moves
+///   the KEK into the keyring and writes a new one; or write a new key to
+///   the file (or point a symlink at a new file). The file is checked on
+///   every `Status` and `Encrypt` (one `stat`; it is read again only when
+///   its inode, size or modification time changed), and
+///   [`reload`](Self::reload) forces a read. Every KEK seen since start
+///   stays in memory, keyed by key ID, so older ciphertexts stay readable;
+///   with a keyring ([`with_keyring`](Self::with_keyring)) a KEK replaced
+///   under the running plugin is also written into the keyring, so a
+///   restart still reads them. KEKs retired elsewhere are loaded with
 ///   [`with_retired_key_file`](Self::with_retired_key_file).
 /// - While the file is missing or invalid, `Status` reports the problem as
 ///   `healthz` and `Encrypt` fails with `FAILED_PRECONDITION`; `Decrypt`
@@ -68,6 +72,9 @@ struct State {
     keys: HashMap<String, Arc<AesGcmCipher>>,
     /// The key ID the keyring records as the one that wraps.
     recorded: Option<String>,
+    /// The current KEK itself, to keep in the keyring when the file is
+    /// replaced under a running plugin.
+    current_key: Option<SecretKey>,
 }
 
 /// What decides whether the file must be read again.
@@ -97,6 +104,7 @@ impl LocalKek {
                 current: Err(KekError::failed_precondition("not loaded")),
                 keys: HashMap::new(),
                 recorded: None,
+                current_key: None,
             }),
             keyring: None,
         };
@@ -218,15 +226,33 @@ impl LocalKek {
         if state.stamp == Some(stamp) {
             return;
         }
-        match read_key_file(&self.path).and_then(|key| expand(&key)) {
-            Ok((key_id, cipher)) => {
+        match read_key_file(&self.path).and_then(|key| expand(&key).map(|e| (key, e))) {
+            Ok((key, (key_id, cipher))) => {
+                self.keep_replaced(state, &key_id);
                 state.keys.entry(key_id.clone()).or_insert(cipher);
                 state.current = Ok(key_id);
+                state.current_key = Some(key);
                 state.stamp = Some(stamp);
             }
             Err(e) => {
                 state.stamp = None;
                 state.current = Err(e);
+            }
+        }
+    }
+
+    /// A KEK file replaced by hand under a running plugin with a keyring:
+    /// the KEK it held goes into the keyring, so that a restart still reads
+    /// what it wrapped.
+    fn keep_replaced(&self, state: &State, new_id: &str) {
+        let (Some(keyring), Ok(old_id), Some(old)) =
+            (&self.keyring, &state.current, &state.current_key)
+        else {
+            return;
+        };
+        if old_id != new_id {
+            if let Err(e) = keyring.retire(old) {
+                tracing::warn!(error = %e, "cannot keep the replaced KEK in the keyring");
             }
         }
     }
@@ -459,6 +485,39 @@ mod tests {
         assert!(block_on(kek.unwrap(&id2, &flipped, &empty)).is_err());
         let err = block_on(kek.unwrap("local-nope", &w2.ciphertext, &empty)).expect_err("unknown");
         assert!(err.message().contains("unknown key ID"), "{err}");
+    }
+
+    /// With a keyring, a KEK file replaced by hand under the running plugin
+    /// loses nothing: the replaced KEK goes into the keyring, and a restart
+    /// reads what it wrapped.
+    #[test]
+    fn a_kek_replaced_while_running_is_kept_in_the_keyring() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("kek");
+        write_key(&path, 5);
+        let keyring = Keyring::beside(&path);
+        let kek = LocalKek::open(&path)
+            .expect("open")
+            .with_keyring(keyring.clone())
+            .expect("keyring");
+        let before = block_on(kek.wrap(b"seed-1")).expect("wrap");
+        let next = dir.path().join("kek.new");
+        write_key(&next, 6);
+        fs::rename(&next, &path).expect("rename");
+        let after = block_on(kek.wrap(b"seed-2")).expect("wrap");
+        assert_ne!(before.key_id, after.key_id);
+        drop(kek);
+
+        let restarted = LocalKek::open(&path)
+            .expect("open")
+            .with_keyring(keyring)
+            .expect("the last writer is the file's KEK");
+        let empty = BTreeMap::new();
+        for (wrapped, seed) in [(&before, &b"seed-1"[..]), (&after, b"seed-2")] {
+            let plain = block_on(restarted.unwrap(&wrapped.key_id, &wrapped.ciphertext, &empty))
+                .expect("unwrap after the restart");
+            assert_eq!(&plain[..], seed);
+        }
     }
 
     #[test]

@@ -93,22 +93,34 @@ pub(super) fn admitted(
     listener: UnixListener,
     allowed: AllowedPeers,
 ) -> impl Stream<Item = io::Result<UnixStream>> {
-    stream::unfold((listener, allowed), |(listener, allowed)| async move {
-        loop {
-            match listener.accept().await {
-                Ok((connection, _)) if allowed.admits_stream(&connection) => {
-                    return Some((Ok(connection), (listener, allowed)));
+    stream::unfold(
+        (listener, allowed, 0u64),
+        |(listener, allowed, mut refusals)| async move {
+            loop {
+                match listener.accept().await {
+                    Ok((connection, _)) if allowed.admits_stream(&connection) => {
+                        return Some((Ok(connection), (listener, allowed, refusals)));
+                    }
+                    Ok((refused, _)) => {
+                        refusals += 1;
+                        // Logged on the 1st, 2nd, 4th, 8th... refusal: a peer
+                        // connecting in a loop cannot flood the log.
+                        if refusals.is_power_of_two() {
+                            let who = refused
+                                .peer_cred()
+                                .map(|c| format!("uid {} gid {}", c.uid(), c.gid()))
+                                .unwrap_or_else(|_| "unknown credentials".to_owned());
+                            tracing::warn!(
+                                peer = %who,
+                                refusals,
+                                "refused a connection from a peer not allowed"
+                            );
+                        }
+                        drop(refused);
+                    }
+                    Err(e) => return Some((Err(e), (listener, allowed, refusals))),
                 }
-                Ok((refused, _)) => {
-                    let who = refused
-                        .peer_cred()
-                        .map(|c| format!("uid {} gid {}", c.uid(), c.gid()))
-                        .unwrap_or_else(|_| "unknown credentials".to_owned());
-                    tracing::warn!(peer = %who, "refused a connection from a peer not allowed");
-                    drop(refused);
-                }
-                Err(e) => return Some((Err(e), (listener, allowed))),
             }
-        }
-    })
+        },
+    )
 }

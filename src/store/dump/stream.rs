@@ -221,6 +221,7 @@ impl DumpFile {
         prefix: &[u8],
         after: Option<&[u8]>,
         limit: usize,
+        walked: bool,
     ) -> Result<Page, StoreError> {
         let mut entries = Vec::new();
         loop {
@@ -244,7 +245,11 @@ impl DumpFile {
                 value: kv.value.clone(),
                 key: key.clone(),
             });
-            self.lock().walking.insert(key, kv);
+            // Only a walk's entries can be written (and must be kept until
+            // settled); a lookup leaves what a walk holds alone.
+            if walked {
+                self.lock().walking.insert(key, kv);
+            }
             if entries.len() >= limit {
                 return Ok(Page {
                     entries,
@@ -302,13 +307,7 @@ impl Store for DumpFile {
     ) -> StoreFuture<'a, Page> {
         Box::pin(async move {
             let mut input = self.entries()?;
-            let page = self.read_page(&mut input, prefix, after, limit.max(1))?;
-            // A lookup, not a walk: nothing is left to settle.
-            let mut state = self.lock();
-            for entry in &page.entries {
-                state.walking.remove(&entry.key);
-            }
-            Ok(page)
+            self.read_page(&mut input, prefix, after, limit.max(1), false)
         })
     }
 
@@ -431,9 +430,13 @@ impl Listing for FileListing<'_> {
                 None => self.input.insert(self.dump.entries()?),
             };
             self.pages += 1;
-            let page =
-                self.dump
-                    .read_page(input, self.prefix, self.after.as_deref(), self.page_size)?;
+            let page = self.dump.read_page(
+                input,
+                self.prefix,
+                self.after.as_deref(),
+                self.page_size,
+                true,
+            )?;
             // Only the first page skips to `after`; the cursor is past it.
             self.after = None;
             self.done = !page.more;

@@ -36,14 +36,29 @@ pub struct EtcdRetries {
     pub failovers: u64,
 }
 
+/// `future`'s output, or `None` when it takes longer than `limit` (a timer
+/// of its own, so that any executor can poll the store's futures).
+async fn within<F: std::future::Future>(limit: Duration, future: F) -> Option<F::Output> {
+    let future = std::pin::pin!(future);
+    match futures_util::future::select(future, futures_timer::Delay::new(limit)).await {
+        futures_util::future::Either::Left((output, _)) => Some(output),
+        futures_util::future::Either::Right(((), _)) => None,
+    }
+}
+
 /// Whether a failed attempt may be tried again, on another member: the
 /// member is unreachable, or could not serve (no leader, a timeout inside
-/// etcd), or did not answer in time.
+/// etcd), or did not answer in time; or the connection broke under the call
+/// (the transport's own errors, told from etcd's answers by the error they
+/// carry: a status etcd sent has none).
 pub(super) fn is_retryable(status: &tonic::Status) -> bool {
-    matches!(
-        status.code(),
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
-    ) || (status.code() == tonic::Code::Unknown && status.message().contains("transport error"))
+    match status.code() {
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => true,
+        tonic::Code::Unknown | tonic::Code::Internal | tonic::Code::Cancelled => {
+            std::error::Error::source(status).is_some()
+        }
+        _ => false,
+    }
 }
 
 impl Members {
@@ -76,6 +91,20 @@ impl Members {
     pub(super) async fn call<T, F, Fut>(
         &self,
         limit: Option<Duration>,
+        f: F,
+    ) -> Result<T, tonic::Status>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+    {
+        self.call_within(limit, self.attempt_timeout, f).await
+    }
+
+    /// [`call`](Self::call), each attempt with `attempt_timeout`.
+    pub(super) async fn call_within<T, F, Fut>(
+        &self,
+        limit: Option<Duration>,
+        attempt_timeout: Duration,
         mut f: F,
     ) -> Result<T, tonic::Status>
     where
@@ -86,10 +115,11 @@ impl Members {
         let started = Instant::now();
         let mut backoff = FIRST_BACKOFF;
         loop {
-            match self.once(&mut f).await {
+            match self.once_within(attempt_timeout, &mut f).await {
                 Err(status) if is_retryable(&status) && started.elapsed() < limit => {
                     self.retries.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(backoff.min(limit.saturating_sub(started.elapsed()))).await;
+                    futures_timer::Delay::new(backoff.min(limit.saturating_sub(started.elapsed())))
+                        .await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
                 result => return result,
@@ -104,22 +134,44 @@ impl Members {
         F: FnMut(Channel) -> Fut,
         Fut: std::future::Future<Output = Result<T, tonic::Status>>,
     {
-        let member = self.current.load(Ordering::Relaxed) % self.channels.len();
-        let attempt = tokio::time::timeout(self.attempt_timeout, f(self.channels[member].clone()));
-        let status = match attempt.await {
-            Ok(result) => match result {
+        self.once_within(self.attempt_timeout, f).await
+    }
+
+    /// [`once`](Self::once), with an attempt timeout of its own (a call
+    /// whose answer grows with the store, such as a keys-only listing).
+    pub(super) async fn once_within<T, F, Fut>(
+        &self,
+        attempt_timeout: Duration,
+        f: &mut F,
+    ) -> Result<T, tonic::Status>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+    {
+        // The counter only grows; the member is its remainder, and moving
+        // on is a compare-and-swap of the counter itself, so that calls
+        // failing at once move on once.
+        let turn = self.current.load(Ordering::Relaxed);
+        let member = turn % self.channels.len();
+        let attempt = f(self.channels[member].clone());
+        let status = match within(attempt_timeout, attempt).await {
+            Some(result) => match result {
                 Err(status) if is_retryable(&status) => status,
                 result => return result,
             },
-            Err(_) => tonic::Status::deadline_exceeded(format!(
-                "no answer within {:?}",
-                self.attempt_timeout
-            )),
+            None => {
+                tonic::Status::deadline_exceeded(format!("no answer within {attempt_timeout:?}"))
+            }
         };
         if self.channels.len() > 1
             && self
                 .current
-                .compare_exchange(member, member + 1, Ordering::Relaxed, Ordering::Relaxed)
+                .compare_exchange(
+                    turn,
+                    turn.wrapping_add(1),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
                 .is_ok()
         {
             self.failovers.fetch_add(1, Ordering::Relaxed);
@@ -130,5 +182,31 @@ impl Members {
     /// Counts a retry made by a caller of [`once`](Self::once).
     pub(super) fn count_retry(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the transport makes of a broken connection is tried again;
+    /// what etcd answers (a status without an error inside) is not, but for
+    /// the codes that say the member could not serve.
+    #[test]
+    fn transport_failures_and_unavailable_members_are_retried() {
+        let broken = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert!(is_retryable(&tonic::Status::from_error(Box::new(broken))));
+        assert!(is_retryable(&tonic::Status::unavailable(
+            "etcdserver: no leader"
+        )));
+        assert!(is_retryable(&tonic::Status::deadline_exceeded("slow")));
+        assert!(!is_retryable(&tonic::Status::unknown("etcd said so")));
+        assert!(!is_retryable(&tonic::Status::internal("etcd said so")));
+        assert!(!is_retryable(&tonic::Status::invalid_argument(
+            "bad request"
+        )));
+        assert!(!is_retryable(&tonic::Status::out_of_range(
+            "mvcc: required revision has been compacted"
+        )));
     }
 }

@@ -35,6 +35,11 @@ use crate::store::{prefix_end, Listing, ListingReport, Page, StoreError, StoreFu
 /// of 60 bytes under one prefix. It is held while it is read, once.
 const MAX_KEY_LISTING: usize = 256 * 1024 * 1024;
 
+/// How long one attempt of the keys-only listing may take: its answer grows
+/// with the prefix (a few seconds for millions of keys), so the per-call
+/// request timeout, meant for pages, would cut it short.
+const KEY_LISTING_ATTEMPT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// The keys of the rest of the prefix at one revision, cut into pages.
 struct Plan {
     revision: i64,
@@ -120,7 +125,7 @@ impl<'a> EtcdListing<'a> {
         let listed = self
             .store
             .members
-            .call(None, |channel| {
+            .call_within(None, KEY_LISTING_ATTEMPT, |channel| {
                 let request = request.clone();
                 let mut grpc =
                     tonic::client::Grpc::new(channel).max_decoding_message_size(MAX_KEY_LISTING);

@@ -460,6 +460,9 @@ impl Store for EtcdStore {
                         .to_owned(),
                 })?;
             Ok(match current.kvs.into_iter().next() {
+                // An attempt whose answer was lost, applied after it was
+                // read back: the value is ours.
+                Some(kv) if rounds > 0 && kv.value == value => Swap::Written(kv.mod_revision),
                 Some(kv) => Swap::Changed(entry(kv)),
                 None => Swap::Deleted,
             })

@@ -208,7 +208,6 @@ pub(super) fn endpoint(url: &str, options: &EtcdOptions) -> Result<Endpoint, Sto
     let mut endpoint = Endpoint::from_shared(url.to_owned())
         .map_err(|e| bad(format!("invalid URL: {e}")))?
         .connect_timeout(options.connect_timeout)
-        .timeout(options.request_timeout)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true);

@@ -170,6 +170,12 @@ pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
             "--dump needs --out FILE for the re-encrypted dump (or --dry-run)",
         ));
     }
+    if args.store.dump.is_some() && args.checkpoint.is_some() {
+        return Err(Failure::usage(
+            "--checkpoint is for etcd: a dump is re-encrypted into a new file in one run \
+             (an interrupted run writes nothing; run it again)",
+        ));
+    }
     if let (Some(input), Some(out)) = (&args.store.dump, &args.out) {
         if same_file(input, out) {
             return Err(Failure::usage(format!(
@@ -278,14 +284,9 @@ pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
                     "k8s-envelope: stopping: finishing the values in flight (signal again to stop at once)"
                 );
                 tokio::select! {
-                    result = &mut run => {
-                        let (end, listing) = ended(result);
-                        // Stopped on request: an interruption, unless it failed.
-                        match end {
-                            End::Stopped(e) => (End::Stopped(e), listing),
-                            _ => (End::Interrupted, listing),
-                        }
-                    }
+                    // Stopped on request, or done anyway if the signal came
+                    // after the last value started.
+                    result = &mut run => ended(result),
                     () = interrupted() => (End::Interrupted, ListingReport::default()),
                 }
             }
