@@ -772,6 +772,34 @@ mod tests {
         assert!(text.contains(r#""count":4"#), "{text}");
     }
 
+    /// A lookup in the middle of a walk does not undo what the walk wrote.
+    #[test]
+    fn a_lookup_during_a_walk_keeps_its_writes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = file(&dir, ETCDCTL);
+        let out = dir.path().join("out.json");
+        let dump = DumpFile::open(&input)
+            .expect("open")
+            .with_output(&out)
+            .expect("output");
+        let mut listing = dump.listing(b"/registry/secrets/", None, 10);
+        let page = block(listing.next_page()).expect("a page");
+        let first = &page.entries[0];
+        let swap = block(dump.compare_and_swap(&first.key, first.revision, b"new"));
+        assert!(matches!(swap, Swap::Written(_)), "{swap:?}");
+        let looked_up = block(dump.list(b"/registry/secrets/", None, 10));
+        assert_eq!(looked_up.entries.len(), 3);
+        dump.settled(b"/registry/secrets/empty");
+        dump.finish().expect("finish");
+        let written = DumpStore::load(&out).expect("a dump");
+        let entry = written
+            .entries()
+            .into_iter()
+            .find(|e| e.key == first.key)
+            .expect("the key");
+        assert_eq!(entry.value, b"new");
+    }
+
     #[test]
     fn an_unfinished_output_leaves_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");

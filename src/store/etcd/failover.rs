@@ -209,4 +209,31 @@ mod tests {
             "mvcc: required revision has been compacted"
         )));
     }
+
+    /// Every failed attempt moves calls to the next member, round and
+    /// round, however many times the counter passes the number of members.
+    #[test]
+    fn failing_attempts_move_round_the_members() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let channels = (0..2)
+                .map(|_| {
+                    tonic::transport::Endpoint::from_static("http://127.0.0.1:1").connect_lazy()
+                })
+                .collect();
+            let members = Members::new(channels, Duration::ZERO, Duration::from_secs(1));
+            let mut seen = Vec::new();
+            for _ in 0..7 {
+                seen.push(members.current.load(Ordering::Relaxed) % 2);
+                let mut fail =
+                    |_channel| async { Err::<(), _>(tonic::Status::unavailable("down")) };
+                assert!(members.once(&mut fail).await.is_err());
+            }
+            assert_eq!(seen, [0, 1, 0, 1, 0, 1, 0]);
+            assert_eq!(members.retries().failovers, 7);
+        });
+    }
 }
