@@ -68,7 +68,7 @@ impl SecretKey {
     /// [`crate::Error::Random`] when the operating system's generator fails.
     pub fn generate(len: usize) -> Result<Self, crate::Error> {
         let mut bytes = Zeroizing::new(vec![0u8; len]);
-        crate::random::fill(&mut bytes)?;
+        crate::random::fill_key(&mut bytes)?;
         Ok(Self(bytes))
     }
 

@@ -39,9 +39,13 @@
 //!
 //! # Randomness
 //!
-//! Nonces (aesgcm, secretbox, KMS), IVs (aescbc), DEKs and seeds (KMS) and
-//! generated keys come from a ChaCha20 generator per thread, seeded with 32
-//! bytes from the operating system (`getrandom`):
+//! Key material comes straight from the operating system (`getrandom`):
+//! generated keys, KMS v1 DEKs (one system call per KMS v1 write, about
+//! 250 ns), and KMS v2 DEKs and seeds (one per key rotation), so that no
+//! state of this process's generators ever held a key. Nonces (aesgcm,
+//! secretbox, KMS), IVs (aescbc) and the other values that are public once
+//! written come from a ChaCha20 generator per thread, seeded with 32 bytes
+//! from the operating system:
 //!
 //! - Why not the OS for every value: a `getrandom` system call costs about
 //!   250 ns on the 2-core CI machine, more than a whole AES-256-GCM seal of 1
@@ -240,7 +244,7 @@
 //! | apiserver `pkg/storage/value/encrypt/aes/aes.go`: `gcm`, `NewGCMTransformer` | aesgcm, random 96-bit nonce, storage key as AAD | `src/providers/aesgcm.rs`, `src/primitive/gcm.rs` (`gcm_aws_lc.rs` with `aws-lc`) | |
 //! | `aes.go`: `cbc`, `NewCBCTransformer` | aescbc, PKCS#7 | `src/providers/aescbc.rs`, `src/primitive/cbc.rs` (`cbc_aws_lc.rs`) | an IV-only body is an error (apiserver panics); constant-time padding check, one error for every failure (manual) |
 //! | `aes.go`: `NewGCMTransformerWithUniqueKeyUnsafe`, `nonceGenerator` | KMS v2 `AES_GCM_KEY` writes: nonce of 4 random bytes and an 8-byte counter | `src/kms/v2/data_key.rs` | when the counter runs out the write is refused; the apiserver exits (`klog.Fatal`) |
-//! | `aes.go`: `GenerateKey` | random keys | `src/random.rs` | a ChaCha20 generator per thread, seeded from the OS (see the manual's Randomness section) |
+//! | `aes.go`: `GenerateKey` | random keys | `src/random.rs` | keys straight from the OS; nonces from a ChaCha20 generator per thread, seeded from the OS (see the manual's Randomness section) |
 //! | apiserver `pkg/storage/value/encrypt/aes/aes_extended_nonce.go` | KMS v2 seed mode: HKDF-SHA256 expand with a 32-byte info per value | `src/kms/v2/data_key.rs` | opt-in `writes_per_derived_key` (manual) |
 //! | apiserver `pkg/storage/value/encrypt/aes/cache.go` | cache of derived keys (10 min), keyed by storage key | `src/kms/cache.rs`, `src/kms/v2/data_key.rs` | bounded (4096 entries); keyed by seed and info, so an empty storage key does not panic |
 //! | apiserver `pkg/storage/value/encrypt/secretbox/secretbox.go` | secretbox (XSalsa20-Poly1305) | `src/providers/secretbox.rs`, `src/primitive/secretbox.rs` | |

@@ -28,8 +28,10 @@
 //! detected; neither Rust's standard library nor any common runtime forks that
 //! way.
 //!
-//! Requests larger than [`DIRECT_ABOVE`] bytes (generated keys, which are
-//! rare) go straight to the operating system.
+//! Requests larger than [`DIRECT_ABOVE`] bytes go straight to the operating
+//! system, and so does key material of any size ([`fill_key`]: generated
+//! keys, KMS DEKs and seeds): the generator serves nonces, IVs and other
+//! values that are public once written.
 
 use std::cell::RefCell;
 
@@ -83,6 +85,17 @@ fn fill_seeding_from(buf: &mut [u8], os: fn(&mut [u8]) -> Result<(), Error>) -> 
             Ok(())
         })
         .unwrap_or_else(|_| os(buf))
+}
+
+/// Fills `buf` with key material (a generated key, a DEK, a seed) straight
+/// from the operating system: no state of this process's generators ever
+/// held it, so no snapshot of one (a core dump, a fork) predicts a key.
+///
+/// # Errors
+///
+/// [`Error::Random`] when the operating system's generator fails.
+pub(crate) fn fill_key(buf: &mut [u8]) -> Result<(), Error> {
+    os_fill(buf)
 }
 
 fn os_fill(buf: &mut [u8]) -> Result<(), Error> {
@@ -227,6 +240,28 @@ mod tests {
             // And the next draw reseeds instead of going on with it.
             assert!(fill_seeding_from(&mut buf, failing).is_err());
             fill(&mut buf).expect("reseeded");
+        })
+        .join()
+        .expect("thread");
+    }
+
+    /// Keys come from the OS: generating one draws nothing from the
+    /// thread's generator.
+    #[test]
+    fn keys_do_not_come_from_the_thread_generator() {
+        std::thread::spawn(|| {
+            let mut nonce = [0u8; 12];
+            fill(&mut nonce).expect("seeded");
+            let budget = || GENERATOR.with_borrow(|g| g.as_ref().map(|g| g.budget));
+            let before = budget();
+            crate::SecretKey::generate(32).expect("key");
+            let mut dek = [0u8; 32];
+            fill_key(&mut dek).expect("dek");
+            assert_eq!(
+                budget(),
+                before,
+                "key material was drawn from the thread's stream"
+            );
         })
         .join()
         .expect("thread");

@@ -323,7 +323,7 @@ impl KmsV1Provider {
 
     async fn seal(&self, plaintext: &[u8], storage_key: StorageKey<'_>) -> Result<Vec<u8>, Error> {
         let mut dek = Zeroizing::new([0u8; DEK_LEN]);
-        random::fill(&mut dek[..])?;
+        random::fill_key(&mut dek[..])?;
         let mut nonce = [0u8; GCM_NONCE_LEN];
         random::fill(&mut nonce)?;
 

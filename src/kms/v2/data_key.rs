@@ -121,7 +121,7 @@ impl DataKey {
         writes_per_key: u32,
     ) -> Result<(Self, Zeroizing<Vec<u8>>), Error> {
         let mut plaintext = Zeroizing::new(vec![0u8; DEK_LEN.max(SEED_LEN)]);
-        random::fill(&mut plaintext)?;
+        random::fill_key(&mut plaintext)?;
         let mut key = Self::new(source_type, &plaintext)?;
         if let Self::Seed {
             writes_per_key: n, ..
