@@ -18,7 +18,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize as _;
 use serde_json::{Map, Value};
 
-use super::{check_counter, decode_kv, encode_kv, DumpKv, Header, Kv};
+use super::{check_counter, decode_kv, encode_kv, entry, DumpKv, Header, Kv};
 use crate::private_file::PrivateFile;
 use crate::store::{Entry, Listing, ListingReport, Page, Store, StoreError, StoreFuture, Swap};
 
@@ -240,11 +240,7 @@ impl DumpFile {
                     more: false,
                 });
             }
-            entries.push(Entry {
-                revision: kv.mod_revision,
-                value: kv.value.clone(),
-                key: key.clone(),
-            });
+            entries.push(entry(&key, &kv));
             // Only a walk's entries can be written (and must be kept until
             // settled); a lookup leaves what a walk holds alone.
             if walked {
@@ -397,14 +393,6 @@ impl Store for DumpFile {
 
     fn describe(&self) -> String {
         format!("dump {}", self.what)
-    }
-}
-
-fn entry(key: &[u8], kv: &Kv) -> Entry {
-    Entry {
-        key: key.to_vec(),
-        value: kv.value.clone(),
-        revision: kv.mod_revision,
     }
 }
 

@@ -27,7 +27,7 @@ use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 
 use super::generated::RangeRequest;
-use super::{entry, EtcdStore};
+use super::{entry, first_key, EtcdStore};
 use crate::protowire::{Reader, Value};
 use crate::store::{prefix_end, Listing, ListingReport, Page, StoreError, StoreFuture};
 
@@ -67,14 +67,7 @@ impl<'a> EtcdListing<'a> {
         after: Option<&[u8]>,
         page_size: usize,
     ) -> Self {
-        let from = match after {
-            Some(after) if after >= prefix => {
-                let mut key = after.to_vec();
-                key.push(0);
-                key
-            }
-            _ => prefix.to_vec(),
-        };
+        let from = first_key(prefix, after);
         Self {
             store,
             end: prefix_end(prefix),

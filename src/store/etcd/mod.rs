@@ -276,14 +276,7 @@ impl EtcdStore {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Page, StoreError> {
-        let key = match after {
-            Some(after) if after >= prefix => {
-                let mut key = after.to_vec();
-                key.push(0);
-                key
-            }
-            _ => prefix.to_vec(),
-        };
+        let key = first_key(prefix, after);
         let range_end = prefix_end(prefix);
         let mut limit = limit.max(1);
         loop {
@@ -321,6 +314,19 @@ impl EtcdStore {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+/// The first key of a range of `prefix` that starts after `after`: the
+/// least key greater than it (`after` and a zero byte), or the prefix.
+fn first_key(prefix: &[u8], after: Option<&[u8]>) -> Vec<u8> {
+    match after {
+        Some(after) if after >= prefix => {
+            let mut key = after.to_vec();
+            key.push(0);
+            key
+        }
+        _ => prefix.to_vec(),
     }
 }
 
