@@ -154,6 +154,8 @@ pub mod private_file;
 #[cfg(feature = "reload")]
 pub mod reload;
 pub mod rotation;
+#[cfg(feature = "snapshot")]
+pub mod snapshot;
 pub mod store;
 
 pub use crate::config::{EncryptionConfiguration, ResourceTransformers};

@@ -31,11 +31,15 @@ mod dump;
 #[cfg(feature = "etcd")]
 mod etcd;
 mod listing;
+#[cfg(feature = "snapshot")]
+mod snapshot;
 
 pub use self::dump::{DumpFile, DumpStore};
 #[cfg(feature = "etcd")]
 pub use self::etcd::{EtcdOptions, EtcdRetries, EtcdStore, EtcdTls};
 pub use self::listing::{Listing, ListingReport};
+#[cfg(feature = "snapshot")]
+pub use self::snapshot::SnapshotStore;
 
 /// A key (or any string) from a store as it may be printed: lossily
 /// decoded, with control characters and backslashes escaped (`\u{1b}`,
@@ -233,6 +237,16 @@ pub enum StoreError {
         what: String,
         /// What is wrong.
         reason: String,
+    },
+    /// An etcd snapshot file cannot be read.
+    #[cfg(feature = "snapshot")]
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
+    /// The store is open for reading only.
+    #[error("{what}: opened for reading only")]
+    ReadOnly {
+        /// The store.
+        what: String,
     },
     /// An etcd endpoint or TLS setting is unusable.
     #[error("etcd {endpoint}: {reason}")]

@@ -53,7 +53,7 @@ pub struct ReencryptArgs {
     rate_limit: Option<f64>,
     /// Save progress here, and resume from it when it holds an unfinished
     /// run over the same store and prefix (etcd only).
-    #[arg(long, value_name = "FILE", conflicts_with = "dump")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["dump", "snapshot"])]
     checkpoint: Option<PathBuf>,
 }
 
@@ -168,6 +168,11 @@ pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
     if args.store.dump.is_some() && args.out.is_none() && !args.dry_run {
         return Err(Failure::usage(
             "--dump needs --out FILE for the re-encrypted dump (or --dry-run)",
+        ));
+    }
+    if args.store.snapshot.is_some() && !args.dry_run {
+        return Err(Failure::usage(
+            "--snapshot is read-only for now: use --dry-run to see what would change",
         ));
     }
     if args.store.dump.is_some() && args.checkpoint.is_some() {

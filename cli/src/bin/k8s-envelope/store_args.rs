@@ -1,4 +1,5 @@
-//! What the store commands share: which store (`--etcd` or `--dump`), which
+//! What the store commands share: which store (`--etcd`, `--dump` or
+//! `--snapshot`), which
 //! keys (`--prefix`, `--etcd-prefix`, `--resource`), and a configuration
 //! built on a multi-threaded runtime with its KMS plugins connected.
 
@@ -9,7 +10,10 @@ use clap::Args;
 use k8s_envelope::config::GroupResource;
 use k8s_envelope::kms::GrpcKmsFactory;
 use k8s_envelope::rotation::{KeyLayout, DEFAULT_ETCD_PREFIX, SECRETS_PREFIX};
-use k8s_envelope::store::{DumpFile, EtcdOptions, EtcdStore, EtcdTls, Store, StoreError};
+use k8s_envelope::snapshot::HashCheck;
+use k8s_envelope::store::{
+    DumpFile, EtcdOptions, EtcdStore, EtcdTls, SnapshotStore, Store, StoreError,
+};
 use k8s_envelope::{EncryptionConfiguration, ResourceTransformers};
 
 use crate::cli::Failure;
@@ -23,7 +27,7 @@ pub struct StoreArgs {
         long,
         value_name = "URL",
         value_delimiter = ',',
-        conflicts_with = "dump"
+        conflicts_with_all = ["dump", "snapshot"]
     )]
     pub etcd: Vec<String>,
     /// CA certificate (PEM) that signed etcd's server certificates (https:// URLs).
@@ -40,8 +44,16 @@ pub struct StoreArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub etcd_outage_limit: u64,
     /// The output of `etcdctl get --prefix -w json`, instead of a live etcd.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "snapshot")]
     pub dump: Option<PathBuf>,
+    /// An etcd snapshot file (`etcdctl snapshot save`, or a member's
+    /// member/snap/db), read with no etcd running.
+    #[arg(long, value_name = "FILE")]
+    pub snapshot: Option<PathBuf>,
+    /// Read a snapshot whose appended SHA-256 does not match (as etcdctl's
+    /// flag of the same name).
+    #[arg(long, requires = "snapshot")]
+    pub skip_hash_check: bool,
     /// Only keys that start with this are read (and written). Default
     /// /registry/secrets/; for `rotate retire`, the prefixes of every
     /// resource of the rule.
@@ -68,7 +80,7 @@ impl StoreArgs {
 
     /// Whether a store was named at all.
     pub fn given(&self) -> bool {
-        !self.etcd.is_empty() || self.dump.is_some()
+        !self.etcd.is_empty() || self.dump.is_some() || self.snapshot.is_some()
     }
 
     /// How keys map to resources: from the key, or every key `resource`.
@@ -106,9 +118,27 @@ impl StoreArgs {
                 etcd: None,
             });
         }
+        if let Some(path) = &self.snapshot {
+            let check = if self.skip_hash_check {
+                HashCheck::Skip
+            } else {
+                HashCheck::Verify
+            };
+            let snapshot = SnapshotStore::open(path, check).map_err(|e| match e {
+                StoreError::Snapshot(k8s_envelope::snapshot::SnapshotError::Io { .. }) => {
+                    Failure::usage(e.to_string())
+                }
+                e => Failure::transform(e.to_string()),
+            })?;
+            return Ok(Opened {
+                store: Arc::new(snapshot),
+                dump: None,
+                etcd: None,
+            });
+        }
         if self.etcd.is_empty() {
             return Err(Failure::usage(
-                "no store: give --etcd URL (with --cacert/--cert/--key for TLS) or --dump FILE",
+                "no store: give --etcd URL (with --cacert/--cert/--key for TLS), --dump FILE or --snapshot FILE",
             ));
         }
         let mut options = EtcdOptions::new(self.etcd.iter().cloned())

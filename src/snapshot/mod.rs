@@ -1,0 +1,425 @@
+//! etcd snapshot files (`etcdctl snapshot save`, or a member's `db` file),
+//! read offline with no etcd running: [`Snapshot`].
+//!
+//! A snapshot is etcd's bbolt database as a file, with the SHA-256 of the
+//! database appended by `snapshot save`. Opening one checks that hash when
+//! it is there (as `etcdctl snapshot restore` does), reads both meta pages
+//! and keeps the valid one with the higher transaction ID, and walks the
+//! `key` bucket once to index every key's latest revision: a key deleted
+//! since is absent, a key written several times shows its last value. The
+//! index holds each live key's name and where its value is in the file, not
+//! the value; values are read from the file when asked for.
+//!
+//! ```no_run
+//! use k8s_envelope::snapshot::{HashCheck, Snapshot};
+//!
+//! let snapshot = Snapshot::open("backup.db", HashCheck::Verify)?;
+//! println!("revision {}, {} keys", snapshot.info().revision, snapshot.info().keys);
+//! if let Some(entry) = snapshot.get(b"/registry/secrets/default/db-password")? {
+//!     println!("{} bytes at revision {}", entry.value.len(), entry.revision);
+//! }
+//! # Ok::<(), k8s_envelope::snapshot::SnapshotError>(())
+//! ```
+//!
+//! # Why a reader of our own
+//!
+//! The bbolt crates for Rust (bbolt-rs, a port of the Go library) map the
+//! file into memory with `unsafe` code and trust what they find in it: a
+//! damaged page can make them panic or read out of bounds. The part of the
+//! format a reader needs is small and has not changed since bbolt's version
+//! 2 (meta, branch, leaf and overflow pages, inline buckets, about 300
+//! lines here), so it is read here, with safe code, every offset checked
+//! against the bytes read, and each page visited once: a hostile file costs
+//! time and memory in proportion to its size, and gets a clear error.
+//!
+//! # Trust
+//!
+//! The file is opened read-only and never written. Errors name the file
+//! and what is wrong with it, never a value or a key from it.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::store::Entry;
+
+mod bolt;
+mod mvcc;
+
+use self::bolt::{BoltFile, BucketRoot, Corrupt};
+use self::mvcc::{KeyValue, Revision};
+
+/// Bytes of the SHA-256 that `etcdctl snapshot save` appends.
+const HASH_LEN: u64 = 32;
+
+/// Whether to check the SHA-256 that `etcdctl snapshot save` appends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HashCheck {
+    /// Check it when the file has one (its size is 32 bytes past a multiple
+    /// of 512, as etcdctl tells); a file without one is read as a bare
+    /// database (a member's `db` file).
+    Verify,
+    /// Do not check it (etcdctl's `--skip-hash-check`); a hash that is
+    /// there is still not read as part of the database.
+    Skip,
+}
+
+/// What was found about the hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HashStatus {
+    /// The appended SHA-256 matches the database.
+    Verified,
+    /// There is an appended hash and it was not checked.
+    Skipped,
+    /// The file has no appended hash (a bare bbolt database).
+    Absent,
+}
+
+/// What a snapshot holds, as read when it was opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SnapshotInfo {
+    /// The highest revision in the `key` bucket: the store's revision when
+    /// the snapshot was taken (or the last one still recorded).
+    pub revision: i64,
+    /// The revision of the last finished compaction, if any.
+    pub compacted: Option<i64>,
+    /// The raft index applied last (the `meta` bucket's consistent index).
+    pub consistent_index: Option<u64>,
+    /// Live keys (each key's latest revision is not a deletion).
+    pub keys: usize,
+    /// Entries of the `key` bucket: every revision still recorded.
+    pub revisions: u64,
+    /// The bbolt page size.
+    pub page_size: u32,
+    /// Bytes of the database (the file without its hash).
+    pub size: u64,
+    /// The appended hash.
+    pub hash: HashStatus,
+}
+
+/// A snapshot file could not be read.
+///
+/// Messages name the file and what is wrong; never a key or a value.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The file could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: io::Error,
+    },
+    /// The appended SHA-256 does not match the database.
+    #[error(
+        "{}: the snapshot's SHA-256 does not match its contents (a damaged or \
+         partial copy); skip the hash check to read it anyway",
+        path.display()
+    )]
+    HashMismatch {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file is not a usable etcd snapshot.
+    #[error("{}: not a usable etcd snapshot: {reason}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, in words that hold nothing from the file.
+        reason: String,
+    },
+}
+
+/// Where the latest revision of a live key is.
+#[derive(Debug, Clone, Copy)]
+struct Latest {
+    revision: Revision,
+    /// The `KeyValue` message's place in the file.
+    offset: u64,
+    len: u32,
+}
+
+/// An etcd snapshot, open for reading (see the module docs).
+pub struct Snapshot {
+    path: PathBuf,
+    bolt: BoltFile,
+    index: BTreeMap<Vec<u8>, Latest>,
+    info: SnapshotInfo,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("path", &self.path)
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Snapshot {
+    /// Opens a snapshot: checks its hash (as `check` says), reads its meta
+    /// pages and indexes its keys.
+    ///
+    /// # Errors
+    ///
+    /// [`SnapshotError::Io`] when it cannot be read,
+    /// [`SnapshotError::HashMismatch`], and [`SnapshotError::Invalid`] with
+    /// what is wrong (truncated, not bbolt, a damaged page, no `key` bucket,
+    /// an entry that is not a revision or not a `KeyValue`).
+    pub fn open(path: impl AsRef<Path>, check: HashCheck) -> Result<Self, SnapshotError> {
+        let path = path.as_ref().to_path_buf();
+        let io = |source| SnapshotError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = File::open(&path).map_err(io)?;
+        let size = file.metadata().map_err(io)?.len();
+        let has_hash = size % 512 == HASH_LEN;
+        let db_len = if has_hash { size - HASH_LEN } else { size };
+        let hash = match (has_hash, check) {
+            (false, _) => HashStatus::Absent,
+            (true, HashCheck::Skip) => HashStatus::Skipped,
+            (true, HashCheck::Verify) => {
+                if !hash_matches(&mut file, db_len).map_err(io)? {
+                    return Err(SnapshotError::HashMismatch { path });
+                }
+                HashStatus::Verified
+            }
+        };
+        let invalid = |c: Corrupt| SnapshotError::Invalid {
+            path: path.clone(),
+            reason: c.0,
+        };
+        let bolt = BoltFile::open(file, db_len).map_err(invalid)?;
+        let buckets = Buckets::read(&bolt).map_err(invalid)?;
+        let (index, revisions, revision) = index_keys(&bolt, &buckets.key).map_err(invalid)?;
+        let marks = buckets
+            .meta
+            .as_ref()
+            .map(|meta| read_marks(&bolt, meta))
+            .transpose()
+            .map_err(invalid)?
+            .unwrap_or_default();
+        let info = SnapshotInfo {
+            revision,
+            compacted: marks.compacted,
+            consistent_index: marks.consistent_index,
+            keys: index.len(),
+            revisions,
+            page_size: bolt.meta().page_size,
+            size: db_len,
+            hash,
+        };
+        Ok(Self {
+            path,
+            bolt,
+            index,
+            info,
+        })
+    }
+
+    /// What the snapshot holds.
+    pub fn info(&self) -> &SnapshotInfo {
+        &self.info
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// One key as it was when the snapshot was taken; `None` when it did not
+    /// exist (or was deleted).
+    ///
+    /// # Errors
+    ///
+    /// [`SnapshotError::Invalid`] when its entry cannot be read back.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Entry>, SnapshotError> {
+        match self.index.get(key) {
+            Some(latest) => self.entry(key, latest).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Up to `limit` entries whose keys start with `prefix`, after `after`
+    /// (from the start when `None`), in key order; and whether more follow.
+    ///
+    /// # Errors
+    ///
+    /// [`SnapshotError::Invalid`] when an entry cannot be read back.
+    pub fn range(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<(Vec<Entry>, bool), SnapshotError> {
+        let mut entries = Vec::new();
+        for (key, latest) in self.keys(prefix, after) {
+            if entries.len() == limit {
+                return Ok((entries, true));
+            }
+            entries.push(self.entry(key, latest)?);
+        }
+        Ok((entries, false))
+    }
+
+    /// The number of live keys under `prefix`.
+    pub fn count(&self, prefix: &[u8]) -> usize {
+        self.keys(prefix, None).count()
+    }
+
+    fn keys<'a>(
+        &'a self,
+        prefix: &'a [u8],
+        after: Option<&'a [u8]>,
+    ) -> impl Iterator<Item = (&'a Vec<u8>, &'a Latest)> + 'a {
+        let start = match after {
+            Some(after) if after >= prefix => Bound::Excluded(after.to_vec()),
+            _ => Bound::Included(prefix.to_vec()),
+        };
+        self.index
+            .range((start, Bound::Unbounded))
+            .take_while(move |(key, _)| key.starts_with(prefix))
+    }
+
+    fn entry(&self, key: &[u8], latest: &Latest) -> Result<Entry, SnapshotError> {
+        let bytes = self
+            .bolt
+            .read_at(latest.offset, latest.len as usize)
+            .map_err(|c| self.invalid(c.0))?;
+        let kv = KeyValue::decode(&bytes)
+            .map_err(|reason| self.invalid(format!("an entry changed while open: {reason}")))?;
+        if kv.key != key {
+            return Err(self.invalid("an entry changed while the file was open".to_owned()));
+        }
+        Ok(Entry {
+            key: key.to_vec(),
+            value: kv.value.to_vec(),
+            revision: kv.mod_revision,
+        })
+    }
+
+    fn invalid(&self, reason: String) -> SnapshotError {
+        SnapshotError::Invalid {
+            path: self.path.clone(),
+            reason,
+        }
+    }
+}
+
+/// Whether the last 32 bytes of the file are the SHA-256 of the `db_len`
+/// bytes before them.
+fn hash_matches(file: &mut File, db_len: u64) -> io::Result<bool> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut hasher = Sha256::new();
+    let mut left = db_len;
+    let mut buf = vec![0u8; 1 << 16];
+    while left > 0 {
+        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        file.read_exact(&mut buf[..n])?;
+        hasher.update(&buf[..n]);
+        left -= n as u64;
+    }
+    let mut stored = [0u8; HASH_LEN as usize];
+    file.read_exact(&mut stored)?;
+    Ok(hasher.finalize().as_slice() == stored)
+}
+
+/// The buckets etcd keeps, found in the root bucket.
+struct Buckets {
+    key: BucketRoot,
+    meta: Option<BucketRoot>,
+}
+
+impl Buckets {
+    fn read(bolt: &BoltFile) -> Result<Self, Corrupt> {
+        let mut key = None;
+        let mut meta = None;
+        bolt.walk(&bolt.root(), &mut |item| {
+            if !item.is_bucket {
+                return Err(Corrupt("the root bucket holds a value, not a bucket".into()));
+            }
+            if item.key == mvcc::KEY_BUCKET {
+                key = Some(BucketRoot::from_value(item.value, item.value_offset)?);
+            } else if item.key == mvcc::META_BUCKET {
+                meta = Some(BucketRoot::from_value(item.value, item.value_offset)?);
+            }
+            Ok(())
+        })?;
+        let key = key.ok_or_else(|| {
+            Corrupt("no `key` bucket: this bbolt file is not an etcd v3 store".into())
+        })?;
+        Ok(Self { key, meta })
+    }
+}
+
+/// Walks the `key` bucket: every live key's latest revision, the number of
+/// entries, and the highest revision.
+fn index_keys(
+    bolt: &BoltFile,
+    bucket: &BucketRoot,
+) -> Result<(BTreeMap<Vec<u8>, Latest>, u64, i64), Corrupt> {
+    let mut index: BTreeMap<Vec<u8>, Latest> = BTreeMap::new();
+    let mut entries = 0u64;
+    let mut highest = 0i64;
+    bolt.walk(bucket, &mut |item| {
+        entries += 1;
+        if item.is_bucket {
+            return Err(Corrupt("the `key` bucket holds a bucket inside a value".into()));
+        }
+        let revision = Revision::parse(item.key).ok_or_else(|| {
+            Corrupt(format!("`key` bucket entry {entries} is not a revision"))
+        })?;
+        let kv = KeyValue::decode(item.value).map_err(|reason| {
+            Corrupt(format!("`key` bucket entry {entries} is not a KeyValue: {reason}"))
+        })?;
+        highest = highest.max(revision.main);
+        let len = u32::try_from(item.value.len())
+            .map_err(|_| Corrupt("a value larger than 4 GiB".into()))?;
+        let latest = Latest {
+            revision,
+            offset: item.value_offset,
+            len,
+        };
+        // Entries come in revision order; a deletion ends the key's life
+        // until it is written again.
+        if revision.tombstone {
+            index.remove(kv.key);
+        } else if let Some(known) = index.get_mut(kv.key) {
+            *known = latest;
+        } else {
+            index.insert(kv.key.to_vec(), latest);
+        }
+        Ok(())
+    })?;
+    Ok((index, entries, highest))
+}
+
+#[derive(Default)]
+struct Marks {
+    compacted: Option<i64>,
+    consistent_index: Option<u64>,
+}
+
+fn read_marks(bolt: &BoltFile, meta: &BucketRoot) -> Result<Marks, Corrupt> {
+    let mut marks = Marks::default();
+    bolt.walk(meta, &mut |item| {
+        if item.key == mvcc::CONSISTENT_INDEX {
+            if let Ok(bytes) = <[u8; 8]>::try_from(item.value) {
+                marks.consistent_index = Some(u64::from_be_bytes(bytes));
+            }
+        } else if item.key == mvcc::FINISHED_COMPACT {
+            marks.compacted = Revision::parse(item.value).map(|r| r.main);
+        }
+        Ok(())
+    })?;
+    Ok(marks)
+}
