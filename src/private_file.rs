@@ -125,6 +125,20 @@ impl PrivateFile {
         sync_directory(&self.target)
     }
 
+    /// The temporary file itself, with everything written so far flushed
+    /// to it: for formats that go back over what they wrote (an etcd
+    /// snapshot's meta pages come first and its hash covers the whole
+    /// file). Writes through [`Write`] go on at the file's position.
+    ///
+    /// # Errors
+    ///
+    /// Flushing failed, or the file was already closed.
+    pub fn file_mut(&mut self) -> io::Result<&mut File> {
+        let writer = self.writer()?;
+        writer.flush()?;
+        Ok(writer.get_mut())
+    }
+
     fn writer(&mut self) -> io::Result<&mut BufWriter<File>> {
         self.file
             .as_mut()
@@ -174,7 +188,7 @@ fn shortened(name: &std::ffi::OsStr) -> std::ffi::OsString {
 /// from the start.
 fn private_options() -> OpenOptions {
     let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
+    options.read(true).write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt as _;

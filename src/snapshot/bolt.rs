@@ -249,23 +249,25 @@ pub(crate) enum BucketRoot {
 
 impl BucketRoot {
     /// The bucket whose header (and inline page) is `value`, found at
-    /// `offset` in the file.
-    pub(crate) fn from_value(value: &[u8], offset: u64) -> Result<Self, Corrupt> {
+    /// `offset` in the file; and its sequence number.
+    pub(crate) fn from_value(value: &[u8], offset: u64) -> Result<(Self, u64), Corrupt> {
         if value.len() < BUCKET_HEADER {
             return Err(Corrupt::new("a bucket header is shorter than 16 bytes"));
         }
         let root = u64::from_le_bytes(value[..8].try_into().unwrap_or([0; 8]));
+        let sequence = u64::from_le_bytes(value[8..16].try_into().unwrap_or([0; 8]));
         if root != 0 {
-            return Ok(Self::Page(root));
+            return Ok((Self::Page(root), sequence));
         }
         let page = &value[BUCKET_HEADER..];
         if page.len() < PAGE_HEADER {
             return Err(Corrupt::new("an inline bucket is shorter than a page header"));
         }
-        Ok(Self::Inline {
+        let inline = Self::Inline {
             bytes: page.to_vec(),
             offset: offset + BUCKET_HEADER as u64,
-        })
+        };
+        Ok((inline, sequence))
     }
 }
 

@@ -49,6 +49,10 @@ use crate::store::Entry;
 
 mod bolt;
 mod mvcc;
+mod rewrite;
+mod write;
+
+pub(crate) use self::rewrite::Rewrites;
 
 use self::bolt::{BoltFile, BucketRoot, Corrupt};
 use self::mvcc::{KeyValue, Revision};
@@ -151,6 +155,8 @@ struct Latest {
 pub struct Snapshot {
     path: PathBuf,
     bolt: BoltFile,
+    /// The root bucket's buckets, in name order.
+    buckets: Vec<Bucket>,
     index: BTreeMap<Vec<u8>, Latest>,
     info: SnapshotInfo,
 }
@@ -199,12 +205,15 @@ impl Snapshot {
             reason: c.0,
         };
         let bolt = BoltFile::open(file, db_len).map_err(invalid)?;
-        let buckets = Buckets::read(&bolt).map_err(invalid)?;
-        let (index, revisions, revision) = index_keys(&bolt, &buckets.key).map_err(invalid)?;
-        let marks = buckets
-            .meta
-            .as_ref()
-            .map(|meta| read_marks(&bolt, meta))
+        let buckets = read_buckets(&bolt).map_err(invalid)?;
+        let key = find(&buckets, mvcc::KEY_BUCKET).ok_or_else(|| {
+            invalid(Corrupt(
+                "no `key` bucket: this bbolt file is not an etcd v3 store".into(),
+            ))
+        })?;
+        let (index, revisions, revision) = index_keys(&bolt, &key.root).map_err(invalid)?;
+        let marks = find(&buckets, mvcc::META_BUCKET)
+            .map(|meta| read_marks(&bolt, &meta.root))
             .transpose()
             .map_err(invalid)?
             .unwrap_or_default();
@@ -221,6 +230,7 @@ impl Snapshot {
         Ok(Self {
             path,
             bolt,
+            buckets,
             index,
             info,
         })
@@ -290,11 +300,15 @@ impl Snapshot {
             .take_while(move |(key, _)| key.starts_with(prefix))
     }
 
-    fn entry(&self, key: &[u8], latest: &Latest) -> Result<Entry, SnapshotError> {
-        let bytes = self
-            .bolt
+    /// The `KeyValue` bytes of a key's latest revision.
+    fn read(&self, latest: &Latest) -> Result<Vec<u8>, SnapshotError> {
+        self.bolt
             .read_at(latest.offset, latest.len as usize)
-            .map_err(|c| self.invalid(c.0))?;
+            .map_err(|c| self.invalid(c.0))
+    }
+
+    fn entry(&self, key: &[u8], latest: &Latest) -> Result<Entry, SnapshotError> {
+        let bytes = self.read(latest)?;
         let kv = KeyValue::decode(&bytes)
             .map_err(|reason| self.invalid(format!("an entry changed while open: {reason}")))?;
         if kv.key != key {
@@ -305,6 +319,14 @@ impl Snapshot {
             value: kv.value.to_vec(),
             revision: kv.mod_revision,
         })
+    }
+
+    /// An error of the spill file of a rewrite (next to the output).
+    fn io(&self, e: io::Error) -> SnapshotError {
+        SnapshotError::Io {
+            path: self.path.clone(),
+            source: io::Error::new(e.kind(), format!("the spill file of the output: {e}")),
+        }
     }
 
     fn invalid(&self, reason: String) -> SnapshotError {
@@ -333,32 +355,35 @@ fn hash_matches(file: &mut File, db_len: u64) -> io::Result<bool> {
     Ok(hasher.finalize().as_slice() == stored)
 }
 
-/// The buckets etcd keeps, found in the root bucket.
-struct Buckets {
-    key: BucketRoot,
-    meta: Option<BucketRoot>,
+/// A bucket of the root bucket.
+#[derive(Clone)]
+struct Bucket {
+    name: Vec<u8>,
+    root: BucketRoot,
+    sequence: u64,
 }
 
-impl Buckets {
-    fn read(bolt: &BoltFile) -> Result<Self, Corrupt> {
-        let mut key = None;
-        let mut meta = None;
-        bolt.walk(&bolt.root(), &mut |item| {
-            if !item.is_bucket {
-                return Err(Corrupt("the root bucket holds a value, not a bucket".into()));
-            }
-            if item.key == mvcc::KEY_BUCKET {
-                key = Some(BucketRoot::from_value(item.value, item.value_offset)?);
-            } else if item.key == mvcc::META_BUCKET {
-                meta = Some(BucketRoot::from_value(item.value, item.value_offset)?);
-            }
-            Ok(())
-        })?;
-        let key = key.ok_or_else(|| {
-            Corrupt("no `key` bucket: this bbolt file is not an etcd v3 store".into())
-        })?;
-        Ok(Self { key, meta })
-    }
+/// The root bucket's buckets (etcd keeps every one there: `key`, `meta`,
+/// `lease`, `members`, ...).
+fn read_buckets(bolt: &BoltFile) -> Result<Vec<Bucket>, Corrupt> {
+    let mut buckets = Vec::new();
+    bolt.walk(&bolt.root(), &mut |item| {
+        if !item.is_bucket {
+            return Err(Corrupt("the root bucket holds a value, not a bucket".into()));
+        }
+        let (root, sequence) = BucketRoot::from_value(item.value, item.value_offset)?;
+        buckets.push(Bucket {
+            name: item.key.to_vec(),
+            root,
+            sequence,
+        });
+        Ok(())
+    })?;
+    Ok(buckets)
+}
+
+fn find<'a>(buckets: &'a [Bucket], name: &[u8]) -> Option<&'a Bucket> {
+    buckets.iter().find(|b| b.name == name)
 }
 
 /// Walks the `key` bucket: every live key's latest revision, the number of

@@ -39,7 +39,7 @@ pub use self::dump::{DumpFile, DumpStore};
 pub use self::etcd::{EtcdOptions, EtcdRetries, EtcdStore, EtcdTls};
 pub use self::listing::{Listing, ListingReport};
 #[cfg(feature = "snapshot")]
-pub use self::snapshot::SnapshotStore;
+pub use self::snapshot::{SnapshotStore, SnapshotWritten};
 
 /// A key (or any string) from a store as it may be printed: lossily
 /// decoded, with control characters and backslashes escaped (`\u{1b}`,

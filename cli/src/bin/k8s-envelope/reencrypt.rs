@@ -36,8 +36,9 @@ pub struct ReencryptArgs {
     /// `widgets.example.com`) instead of telling it from its key.
     #[arg(long)]
     resource: Option<String>,
-    /// With --dump: where to write the re-encrypted dump.
-    #[arg(long, value_name = "FILE", requires = "dump")]
+    /// With --dump: where to write the re-encrypted dump; with --snapshot:
+    /// where to write the re-keyed snapshot (a new file, 0600).
+    #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
     /// Read and decrypt everything; write nothing.
     #[arg(long)]
@@ -170,9 +171,15 @@ pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
             "--dump needs --out FILE for the re-encrypted dump (or --dry-run)",
         ));
     }
-    if args.store.snapshot.is_some() && !args.dry_run {
+    let offline = args.store.dump.as_ref().or(args.store.snapshot.as_ref());
+    if args.out.is_some() && offline.is_none() {
         return Err(Failure::usage(
-            "--snapshot is read-only for now: use --dry-run to see what would change",
+            "--out is for --dump or --snapshot: etcd is re-encrypted in place",
+        ));
+    }
+    if args.store.snapshot.is_some() && args.out.is_none() && !args.dry_run {
+        return Err(Failure::usage(
+            "--snapshot needs --out FILE for the re-keyed snapshot (or --dry-run)",
         ));
     }
     if args.store.dump.is_some() && args.checkpoint.is_some() {
@@ -181,10 +188,10 @@ pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
              (an interrupted run writes nothing; run it again)",
         ));
     }
-    if let (Some(input), Some(out)) = (&args.store.dump, &args.out) {
+    if let (Some(input), Some(out)) = (offline, &args.out) {
         if same_file(input, out) {
             return Err(Failure::usage(format!(
-                "--out {} is the input dump: write the re-encrypted dump to a new file",
+                "--out {} is the input: write the re-encrypted copy to a new file",
                 out.display()
             )));
         }
@@ -310,8 +317,26 @@ pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
         dump.finish()
             .map_err(|e| Failure::transform(e.to_string()))?;
     }
+    let snapshot_written = match (&end, &opened.snapshot) {
+        (End::Done, Some(snapshot)) if !args.dry_run => Some(
+            snapshot
+                .finish()
+                .map_err(|e| Failure::transform(e.to_string()))?,
+        ),
+        _ => None,
+    };
     print_summary(&state, args.dry_run, elapsed, &store_name, &end);
     print_revision_moves(&listing);
+    if let Some(written) = &snapshot_written {
+        println!(
+            "  {:<20} {} ({} keys kept as they were, {} rewritten; revision and compaction {})",
+            "snapshot written",
+            written.path.display(),
+            written.kept,
+            written.rewritten,
+            written.revision
+        );
+    }
     if let Some(etcd) = &opened.etcd {
         let retries = etcd.retries();
         println!(
@@ -328,6 +353,8 @@ pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
                 "interrupted; run again with the same --checkpoint to resume".to_owned()
             } else if opened.dump.is_some() {
                 "interrupted; the output dump was not written".to_owned()
+            } else if opened.snapshot.is_some() {
+                "interrupted; the output snapshot was not written".to_owned()
             } else {
                 "interrupted; values rewritten so far stay rewritten, a new run skips them as current"
                     .to_owned()

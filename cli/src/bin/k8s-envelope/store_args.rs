@@ -68,6 +68,8 @@ pub struct StoreArgs {
 pub struct Opened {
     pub store: Arc<dyn Store>,
     pub dump: Option<Arc<DumpFile>>,
+    /// For a snapshot, the snapshot store (to write its re-keyed copy).
+    pub snapshot: Option<Arc<SnapshotStore>>,
     /// The etcd store, for what its failovers cost.
     pub etcd: Option<Arc<EtcdStore>>,
 }
@@ -98,7 +100,8 @@ impl StoreArgs {
     }
 
     /// Opens the store; a dump with its re-encrypted copy written to `out`
-    /// as the walk goes (see [`DumpFile::finish`]).
+    /// as the walk goes (see [`DumpFile::finish`]), a snapshot with its
+    /// re-keyed copy written to `out` at the end ([`SnapshotStore::finish`]).
     pub fn open_writing(
         &self,
         runtime: &tokio::runtime::Runtime,
@@ -115,6 +118,7 @@ impl StoreArgs {
             return Ok(Opened {
                 store: dump.clone(),
                 dump: Some(dump),
+                snapshot: None,
                 etcd: None,
             });
         }
@@ -124,15 +128,22 @@ impl StoreArgs {
             } else {
                 HashCheck::Verify
             };
-            let snapshot = SnapshotStore::open(path, check).map_err(|e| match e {
+            let mut snapshot = SnapshotStore::open(path, check).map_err(|e| match e {
                 StoreError::Snapshot(k8s_envelope::snapshot::SnapshotError::Io { .. }) => {
                     Failure::usage(e.to_string())
                 }
                 e => Failure::transform(e.to_string()),
             })?;
+            if let Some(out) = out {
+                snapshot = snapshot
+                    .with_output(out)
+                    .map_err(|e| Failure::transform(e.to_string()))?;
+            }
+            let snapshot = Arc::new(snapshot);
             return Ok(Opened {
-                store: Arc::new(snapshot),
+                store: snapshot.clone(),
                 dump: None,
+                snapshot: Some(snapshot),
                 etcd: None,
             });
         }
@@ -159,6 +170,7 @@ impl StoreArgs {
         Ok(Opened {
             store: etcd.clone(),
             dump: None,
+            snapshot: None,
             etcd: Some(etcd),
         })
     }
