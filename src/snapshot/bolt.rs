@@ -230,7 +230,8 @@ impl Page {
             let at = self.element(index)?;
             let pos = self.u32_at(at) as usize;
             self.range(at + pos, self.u32_at(at + 4))?;
-            let child = u64::from_le_bytes(self.bytes[at + 8..at + 16].try_into().unwrap_or([0; 8]));
+            let child =
+                u64::from_le_bytes(self.bytes[at + 8..at + 16].try_into().unwrap_or([0; 8]));
             out.push(BranchElement { child });
         }
         Ok(out)
@@ -261,7 +262,9 @@ impl BucketRoot {
         }
         let page = &value[BUCKET_HEADER..];
         if page.len() < PAGE_HEADER {
-            return Err(Corrupt::new("an inline bucket is shorter than a page header"));
+            return Err(Corrupt::new(
+                "an inline bucket is shorter than a page header",
+            ));
         }
         let inline = Self::Inline {
             bytes: page.to_vec(),
@@ -368,7 +371,10 @@ impl BoltFile {
 
     /// Reads `len` bytes at `offset` (inside the database).
     pub(crate) fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>, Corrupt> {
-        if offset.checked_add(len as u64).is_none_or(|end| end > self.len) {
+        if offset
+            .checked_add(len as u64)
+            .is_none_or(|end| end > self.len)
+        {
             return Err(Corrupt::new("a read past the end of the database"));
         }
         let mut buf = vec![0u8; len];
@@ -404,7 +410,10 @@ impl BoltFile {
                 self.meta.pages
             )));
         }
-        let bytes = self.read_at(offset, usize::try_from(span * size).map_err(|_| Corrupt::new("a page too large"))?)?;
+        let bytes = self.read_at(
+            offset,
+            usize::try_from(span * size).map_err(|_| Corrupt::new("a page too large"))?,
+        )?;
         Ok(Page {
             id,
             flags,
@@ -461,7 +470,9 @@ struct Walk<'w, 'v> {
 impl Walk<'_, '_> {
     fn page(&mut self, id: u64, depth: usize) -> Result<(), Corrupt> {
         if depth > MAX_DEPTH {
-            return Err(Corrupt::new("a bucket's tree is deeper than any real one (a cycle?)"));
+            return Err(Corrupt::new(
+                "a bucket's tree is deeper than any real one (a cycle?)",
+            ));
         }
         if !self.seen.insert(id) {
             return Err(Corrupt(format!("page {id} is reached twice (a cycle)")));
@@ -475,7 +486,9 @@ impl Walk<'_, '_> {
         } else if page.flags & LEAF_PAGE != 0 {
             self.leaf(&page)
         } else {
-            Err(Corrupt(format!("page {id} is in a bucket's tree but is neither a branch nor a leaf")))
+            Err(Corrupt(format!(
+                "page {id} is in a bucket's tree but is neither a branch nor a leaf"
+            )))
         }
     }
 

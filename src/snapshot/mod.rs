@@ -369,7 +369,9 @@ fn read_buckets(bolt: &BoltFile) -> Result<Vec<Bucket>, Corrupt> {
     let mut buckets = Vec::new();
     bolt.walk(&bolt.root(), &mut |item| {
         if !item.is_bucket {
-            return Err(Corrupt("the root bucket holds a value, not a bucket".into()));
+            return Err(Corrupt(
+                "the root bucket holds a value, not a bucket".into(),
+            ));
         }
         let (root, sequence) = BucketRoot::from_value(item.value, item.value_offset)?;
         buckets.push(Bucket {
@@ -398,13 +400,16 @@ fn index_keys(
     bolt.walk(bucket, &mut |item| {
         entries += 1;
         if item.is_bucket {
-            return Err(Corrupt("the `key` bucket holds a bucket inside a value".into()));
+            return Err(Corrupt(
+                "the `key` bucket holds a bucket inside a value".into(),
+            ));
         }
-        let revision = Revision::parse(item.key).ok_or_else(|| {
-            Corrupt(format!("`key` bucket entry {entries} is not a revision"))
-        })?;
+        let revision = Revision::parse(item.key)
+            .ok_or_else(|| Corrupt(format!("`key` bucket entry {entries} is not a revision")))?;
         let kv = KeyValue::decode(item.value).map_err(|reason| {
-            Corrupt(format!("`key` bucket entry {entries} is not a KeyValue: {reason}"))
+            Corrupt(format!(
+                "`key` bucket entry {entries} is not a KeyValue: {reason}"
+            ))
         })?;
         highest = highest.max(revision.main);
         let len = u32::try_from(item.value.len())

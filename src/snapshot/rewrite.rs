@@ -79,7 +79,11 @@ impl Rewrites {
     }
 
     /// The key as it now is (rewritten, or as in the snapshot).
-    pub(crate) fn get(&mut self, snapshot: &Snapshot, key: &[u8]) -> Result<Option<Entry>, SnapshotError> {
+    pub(crate) fn get(
+        &mut self,
+        snapshot: &Snapshot,
+        key: &[u8],
+    ) -> Result<Option<Entry>, SnapshotError> {
         match self.by_key.get(key).copied() {
             Some(rewrite) => {
                 let bytes = self.read(rewrite).map_err(|e| snapshot.io(e))?;
@@ -104,7 +108,10 @@ impl Rewrites {
         value: &[u8],
     ) -> Result<Swap, SnapshotError> {
         let (old, revision) = match self.by_key.get(key).copied() {
-            Some(rewrite) => (self.read(rewrite).map_err(|e| snapshot.io(e))?, rewrite.revision),
+            Some(rewrite) => (
+                self.read(rewrite).map_err(|e| snapshot.io(e))?,
+                rewrite.revision,
+            ),
             None => match snapshot.index.get(key) {
                 Some(latest) => (snapshot.read(latest)?, latest.revision.main),
                 None => return Ok(Swap::Deleted),
@@ -129,7 +136,8 @@ impl Rewrites {
             lease: old.lease,
         }
         .encode();
-        let len = u32::try_from(new.len()).map_err(|_| snapshot.invalid("a value too large".to_owned()))?;
+        let len = u32::try_from(new.len())
+            .map_err(|_| snapshot.invalid("a value too large".to_owned()))?;
         let offset = self.spilled;
         self.spill.write_all(&new).map_err(|e| snapshot.io(e))?;
         self.spilled += u64::from(len);

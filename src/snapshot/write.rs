@@ -168,28 +168,37 @@ impl BoltWriter {
     }
 
     /// Writes one level of branch pages over `children`; the level's pages.
+    /// A branch page holds at least two children (bbolt's rule: a branch
+    /// with one child breaks its later deletes).
     fn branch_level(&mut self, children: Vec<(Vec<u8>, u64)>) -> io::Result<Vec<(Vec<u8>, u64)>> {
-        let mut level = Vec::new();
-        let mut page: Vec<Element> = Vec::new();
+        let mut pages: Vec<Vec<Element>> = vec![Vec::new()];
         let mut bytes = 0usize;
         for (key, child) in children {
             let size = ELEMENT + key.len();
-            if !page.is_empty() && PAGE_HEADER + bytes + size > self.page_size {
-                let first = page[0].key.clone();
-                level.push((first, self.write_page(BRANCH_PAGE, &page)?));
-                page.clear();
+            let current = pages.last().map_or(0, Vec::len);
+            if current > 0 && PAGE_HEADER + bytes + size > self.page_size {
+                pages.push(Vec::new());
                 bytes = 0;
             }
-            page.push(Element {
-                flags: 0,
-                key,
-                value: Vec::new(),
-                child,
-            });
             bytes += size;
+            if let Some(page) = pages.last_mut() {
+                page.push(Element {
+                    flags: 0,
+                    key,
+                    value: Vec::new(),
+                    child,
+                });
+            }
         }
-        if !page.is_empty() {
-            let first = page[0].key.clone();
+        let n = pages.len();
+        if n > 1 && pages[n - 1].len() < 2 {
+            if let Some(moved) = pages[n - 2].pop() {
+                pages[n - 1].insert(0, moved);
+            }
+        }
+        let mut level = Vec::with_capacity(n);
+        for page in pages {
+            let first = page.first().map(|e| e.key.clone()).unwrap_or_default();
             level.push((first, self.write_page(BRANCH_PAGE, &page)?));
         }
         Ok(level)

@@ -86,7 +86,22 @@ impl EtcdServer {
         Self::start_with(None, flags)
     }
 
+    /// Starts etcd on a data directory that `etcdctl snapshot restore`
+    /// made from `snapshot` (panics if the restore fails).
+    #[allow(dead_code, reason = "the snapshot tests use it; other binaries do not")]
+    pub fn start_restored(snapshot: &Path) -> Option<Self> {
+        Self::start_from(None, &[], Some(snapshot))
+    }
+
     fn start_with(tls: Option<&ServerTls>, flags: &[&str]) -> Option<Self> {
+        Self::start_from(tls, flags, None)
+    }
+
+    fn start_from(
+        tls: Option<&ServerTls>,
+        flags: &[&str],
+        snapshot: Option<&Path>,
+    ) -> Option<Self> {
         let Some(binary) = etcd_binary() else {
             assert!(
                 !required(),
@@ -96,19 +111,43 @@ impl EtcdServer {
             return None;
         };
         for _attempt in 0..3 {
-            if let Some(server) = Self::try_start(&binary, tls, flags) {
+            if let Some(server) = Self::try_start(&binary, tls, flags, snapshot) {
                 return Some(server);
             }
         }
         panic!("etcd did not start (three attempts)");
     }
 
-    fn try_start(binary: &Path, tls: Option<&ServerTls>, flags: &[&str]) -> Option<Self> {
+    fn try_start(
+        binary: &Path,
+        tls: Option<&ServerTls>,
+        flags: &[&str],
+        snapshot: Option<&Path>,
+    ) -> Option<Self> {
         let dir = temp_dir();
         let (client, peer) = (free_port(), free_port());
         let scheme = if tls.is_some() { "https" } else { "http" };
         let url = format!("{scheme}://127.0.0.1:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");
+        if let Some(snapshot) = snapshot {
+            let etcdctl = binary.with_file_name("etcdctl");
+            let restored = Command::new(&etcdctl)
+                .env("ETCDCTL_API", "3")
+                .arg("snapshot")
+                .arg("restore")
+                .arg(snapshot)
+                .arg("--name=test")
+                .arg(format!("--data-dir={}", dir.path().join("data").display()))
+                .arg(format!("--initial-cluster=test={peer_url}"))
+                .arg(format!("--initial-advertise-peer-urls={peer_url}"))
+                .output()
+                .expect("run etcdctl snapshot restore");
+            assert!(
+                restored.status.success(),
+                "etcdctl snapshot restore failed: {}",
+                String::from_utf8_lossy(&restored.stderr)
+            );
+        }
         let mut command = Command::new(binary);
         command
             .arg("--name=test")

@@ -24,3 +24,4 @@ mod outputs;
 mod plugin_keyring;
 mod plugin_socket;
 mod rotate_cli;
+mod snapshot;
