@@ -180,6 +180,14 @@ impl Page {
         (id, flags, count, overflow)
     }
 
+    /// Checks that the page's element count fits in it.
+    fn check_count(&self) -> Result<(), Corrupt> {
+        match usize::from(self.count).checked_sub(1) {
+            Some(last) => self.element(last).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
     fn element(&self, index: usize) -> Result<usize, Corrupt> {
         let at = PAGE_HEADER + index * ELEMENT;
         if at + ELEMENT > self.bytes.len() {
@@ -211,6 +219,7 @@ impl Page {
 
     /// The leaf elements, bounds-checked.
     pub(crate) fn leaf_elements(&self) -> Result<Vec<LeafElement>, Corrupt> {
+        self.check_count()?;
         let mut out = Vec::with_capacity(usize::from(self.count));
         for index in 0..usize::from(self.count) {
             let at = self.element(index)?;
@@ -225,6 +234,7 @@ impl Page {
 
     /// The branch elements, bounds-checked.
     pub(crate) fn branch_elements(&self) -> Result<Vec<BranchElement>, Corrupt> {
+        self.check_count()?;
         let mut out = Vec::with_capacity(usize::from(self.count));
         for index in 0..usize::from(self.count) {
             let at = self.element(index)?;

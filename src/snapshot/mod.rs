@@ -50,6 +50,8 @@ use crate::store::Entry;
 mod bolt;
 mod mvcc;
 mod rewrite;
+#[cfg(test)]
+mod tests;
 mod write;
 
 pub(crate) use self::rewrite::Rewrites;
