@@ -269,3 +269,29 @@ fn a_dump_revision_cannot_overflow() {
     assert!(err.to_string().contains("out of range"), "{err}");
     checks::check_etcd_dump(&input).expect("holds");
 }
+
+/// The snapshot check on the seeds, which are snapshots written by a real
+/// etcd 3.4 (`etcdctl snapshot save` after a few puts, overwrites and
+/// deletes; see `fuzz/README.md`), and on every input kept for it.
+#[cfg(feature = "snapshot")]
+#[test]
+fn the_snapshot_check_holds_on_real_snapshots() {
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/snapshot");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(seeds).expect("seeds") {
+        let path = entry.expect("entry").path();
+        let snapshot = k8s_envelope::snapshot::Snapshot::open(
+            &path,
+            k8s_envelope::snapshot::HashCheck::Verify,
+        )
+        .expect("a seed opens");
+        assert!(snapshot.info().keys >= 2);
+        let data = std::fs::read(&path).expect("read");
+        checks::check_snapshot(&data).unwrap_or_else(|e| panic!("snapshot: {e}"));
+        checked += 1;
+    }
+    assert!(checked >= 2, "{checked}");
+    for (name, data) in kept("snapshot") {
+        checks::check_snapshot(&data).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
