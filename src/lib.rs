@@ -148,6 +148,8 @@ pub mod jsonl;
 pub mod kms;
 pub mod lint;
 pub mod manual;
+#[cfg(feature = "objects")]
+pub mod object;
 #[cfg(feature = "observe")]
 pub mod observe;
 pub mod private_file;

@@ -413,6 +413,11 @@ fn index_keys(
                 "`key` bucket entry {entries} is not a KeyValue: {reason}"
             ))
         })?;
+        if !revision.tombstone && kv.mod_revision != revision.main {
+            return Err(Corrupt(format!(
+                "`key` bucket entry {entries}: its KeyValue's mod_revision is not its revision"
+            )));
+        }
         highest = highest.max(revision.main);
         let len = u32::try_from(item.value.len())
             .map_err(|_| Corrupt("a value larger than 4 GiB".into()))?;
