@@ -237,7 +237,9 @@ fn managed_fields(bytes: &[u8]) -> Result<Tree, DecodeError> {
     let mut fields_v1 = None;
     for (field, v) in fields(bytes)? {
         match field {
-            1..=3 | 6 | 8 => strings[field as usize] = Some(text(bytes_of(&v, "a managed fields string")?)),
+            1..=3 | 6 | 8 => {
+                strings[field as usize] = Some(text(bytes_of(&v, "a managed fields string")?))
+            }
             4 => at = Some(time(bytes_of(&v, "a managed fields time")?)?),
             7 => fields_v1 = Some(raw_fields(bytes_of(&v, "fieldsV1")?)?),
             _ => {}
@@ -289,7 +291,10 @@ pub(crate) fn list_meta(bytes: &[u8]) -> Result<Tree, DecodeError> {
                         selector = text(bytes_of(&v, "a shard selector")?);
                     }
                 }
-                shard = Some(Tree::Object(vec![("selector".into(), Tree::String(selector))]));
+                shard = Some(Tree::Object(vec![(
+                    "selector".into(),
+                    Tree::String(selector),
+                )]));
             }
             _ => {}
         }

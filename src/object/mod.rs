@@ -246,7 +246,9 @@ fn decode_json(value: &[u8]) -> Result<Object, DecodeError> {
 /// `runtime.Unknown`: typeMeta (1: apiVersion 1, kind 2), raw (2).
 fn decode_protobuf(body: &[u8], options: &DecodeOptions) -> Result<Object, DecodeError> {
     if body.is_empty() {
-        return Err(DecodeError("the protobuf magic with nothing after it".to_owned()));
+        return Err(DecodeError(
+            "the protobuf magic with nothing after it".to_owned(),
+        ));
     }
     let mut api_version = String::new();
     let mut kind = String::new();
@@ -320,7 +322,10 @@ fn metadata_and_rest(
         }
     }
     if !rest.is_empty() {
-        members.push((UNDECODED_FIELD.to_owned(), Tree::String(BASE64.encode(rest))));
+        members.push((
+            UNDECODED_FIELD.to_owned(),
+            Tree::String(BASE64.encode(rest)),
+        ));
     }
     Ok(())
 }

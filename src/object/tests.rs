@@ -5,14 +5,17 @@
 
 use std::path::PathBuf;
 
-use super::{decode, Decoded, DecodeOptions, Encoding, UNDECODED_FIELD};
+use super::{decode, DecodeOptions, Decoded, Encoding, UNDECODED_FIELD};
 
 fn testdata() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/k8s-api-testdata/HEAD");
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("SKIPPED: no {} (the shared fixtures beside the repository)", dir.display());
+        eprintln!(
+            "SKIPPED: no {} (the shared fixtures beside the repository)",
+            dir.display()
+        );
         None
     }
 }
@@ -45,9 +48,15 @@ fn secrets_and_config_maps_decode_to_exactly_the_served_json() {
 fn every_kind_decodes_to_its_type_and_full_metadata() {
     let Some(dir) = testdata() else { return };
     let mut checked = 0;
-    let mut entries: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     entries.sort();
-    for pb in entries.iter().filter(|p| p.extension().is_some_and(|e| e == "pb")) {
+    for pb in entries
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "pb"))
+    {
         let name = pb.file_name().unwrap().to_string_lossy().into_owned();
         let served: serde_json::Value =
             serde_json::from_slice(&std::fs::read(pb.with_extension("json")).unwrap()).unwrap();
@@ -61,7 +70,10 @@ fn every_kind_decodes_to_its_type_and_full_metadata() {
             assert_eq!(decoded.get(field), served.get(field), "{name}: {field}");
         }
         if !object.is_complete() && served.as_object().is_some_and(|o| o.len() > 3) {
-            assert!(decoded.get(UNDECODED_FIELD).is_some(), "{name}: the rest is kept");
+            assert!(
+                decoded.get(UNDECODED_FIELD).is_some(),
+                "{name}: the rest is kept"
+            );
         }
         checked += 1;
     }
@@ -70,18 +82,30 @@ fn every_kind_decodes_to_its_type_and_full_metadata() {
 
 #[test]
 fn json_passes_through_cbor_is_recognised_and_other_bytes_are_not_objects() {
-    let json = br#"{"kind":"Widget","apiVersion":"example.com/v1","metadata":{"name":"w"},"z":1,"a":2}"#;
+    let json =
+        br#"{"kind":"Widget","apiVersion":"example.com/v1","metadata":{"name":"w"},"z":1,"a":2}"#;
     let object = object(json);
     assert_eq!(object.encoding(), Encoding::Json);
     assert_eq!(object.to_json_compact(), String::from_utf8_lossy(json));
     let cbor = [0xd9, 0xd9, 0xf7, 0xa1, 0x61, 0x61, 0x01];
     assert_eq!(decode(&cbor, &DecodeOptions::default()), Ok(Decoded::Cbor));
-    for bytes in [&b"k8s:enc:aescbc:v1:key1:xxxx"[..], b"plain text", b"", b"\x00\x01"] {
-        assert_eq!(decode(bytes, &DecodeOptions::default()), Ok(Decoded::NotAnObject));
+    for bytes in [
+        &b"k8s:enc:aescbc:v1:key1:xxxx"[..],
+        b"plain text",
+        b"",
+        b"\x00\x01",
+    ] {
+        assert_eq!(
+            decode(bytes, &DecodeOptions::default()),
+            Ok(Decoded::NotAnObject)
+        );
     }
     for bad in [&b"k8s\0"[..], b"k8s\0\x0a\xff", b"{not json", b"{\"a\":"] {
         let e = decode(bad, &DecodeOptions::default()).unwrap_err();
-        assert!(e.to_string().starts_with("not a valid Kubernetes object"), "{e}");
+        assert!(
+            e.to_string().starts_with("not a valid Kubernetes object"),
+            "{e}"
+        );
     }
 }
 
@@ -89,9 +113,14 @@ fn json_passes_through_cbor_is_recognised_and_other_bytes_are_not_objects() {
 fn secret_data_shows_as_text_when_asked_and_it_is_utf8() {
     let Some(dir) = testdata() else { return };
     let pb = std::fs::read(dir.join("core.v1.Secret.pb")).unwrap();
-    let Ok(Decoded::Object(object)) = decode(&pb, &DecodeOptions::default().with_decoded_data()) else {
+    let Ok(Decoded::Object(object)) = decode(&pb, &DecodeOptions::default().with_decoded_data())
+    else {
         panic!("decoded");
     };
     // The fixture's value is the byte 0x02: UTF-8, so shown as text.
-    assert!(object.to_json().contains("\"dataKey\": \"\\u0002\""), "{}", object.to_json());
+    assert!(
+        object.to_json().contains("\"dataKey\": \"\\u0002\""),
+        "{}",
+        object.to_json()
+    );
 }

@@ -23,10 +23,6 @@ impl Tree {
         Self::Number(value.to_string())
     }
 
-    pub(crate) fn string(value: impl Into<String>) -> Self {
-        Self::String(value.into())
-    }
-
     /// Go's JSON of the tree: two-space indentation (`MarshalIndent`) or
     /// compact (`Marshal`), no trailing newline.
     pub(crate) fn to_json(&self, pretty: bool) -> String {
@@ -273,7 +269,9 @@ impl<'de> serde::de::Visitor<'de> for TreeVisitor {
     }
 
     fn visit_f64<E>(self, v: f64) -> Result<Tree, E> {
-        Ok(Tree::Number(serde_json::Number::from_f64(v).map_or_else(|| "null".to_owned(), |n| n.to_string())))
+        Ok(Tree::Number(
+            serde_json::Number::from_f64(v).map_or_else(|| "null".to_owned(), |n| n.to_string()),
+        ))
     }
 
     fn visit_str<E>(self, v: &str) -> Result<Tree, E> {
@@ -313,19 +311,25 @@ mod tests {
         let tree = Tree::Object(vec![
             ("a".into(), Tree::int(1)),
             ("b".into(), Tree::Object(vec![])),
-            ("c".into(), Tree::Array(vec![Tree::string("x")])),
+            ("c".into(), Tree::Array(vec![Tree::String("x".into())])),
         ]);
-        assert_eq!(tree.to_json(true), "{\n  \"a\": 1,\n  \"b\": {},\n  \"c\": [\n    \"x\"\n  ]\n}");
+        assert_eq!(
+            tree.to_json(true),
+            "{\n  \"a\": 1,\n  \"b\": {},\n  \"c\": [\n    \"x\"\n  ]\n}"
+        );
         assert_eq!(tree.to_json(false), r#"{"a":1,"b":{},"c":["x"]}"#);
     }
 
     #[test]
     fn yaml_quotes_what_would_read_as_something_else() {
         let tree = Tree::Object(vec![
-            ("time".into(), Tree::string("2008-01-01T01:01:01Z")),
-            ("b".into(), Tree::string("true")),
-            ("a".into(), Tree::string("Ag==")),
+            ("time".into(), Tree::String("2008-01-01T01:01:01Z".into())),
+            ("b".into(), Tree::String("true".into())),
+            ("a".into(), Tree::String("Ag==".into())),
         ]);
-        assert_eq!(tree.to_yaml(), "a: Ag==\nb: \"true\"\ntime: \"2008-01-01T01:01:01Z\"\n");
+        assert_eq!(
+            tree.to_yaml(),
+            "a: Ag==\nb: \"true\"\ntime: \"2008-01-01T01:01:01Z\"\n"
+        );
     }
 }

@@ -36,7 +36,9 @@ fn build(dir: &Path, n: usize) -> PathBuf {
             sub: 0,
             tombstone,
         };
-        writer.push(&mut keys, &rev.encode(), &kv.encode(), false).unwrap();
+        writer
+            .push(&mut keys, &rev.encode(), &kv.encode(), false)
+            .unwrap();
     };
     for i in 0..n {
         put(&mut writer, &name(i), b"first", false);
@@ -54,7 +56,10 @@ fn build(dir: &Path, n: usize) -> PathBuf {
         .unwrap();
     let meta = writer.finish_bucket(meta).unwrap();
     writer
-        .finish(&[(b"key".to_vec(), keys, 0), (b"meta".to_vec(), meta, 0)], 1)
+        .finish(
+            &[(b"key".to_vec(), keys, 0), (b"meta".to_vec(), meta, 0)],
+            1,
+        )
         .unwrap();
     path
 }
@@ -148,7 +153,11 @@ fn a_wrong_page_size_is_refused() {
         let sum = fnv64a(&bytes[at..at + META_SUMMED]);
         bytes[at + META_SUMMED..at + META_SUMMED + 8].copy_from_slice(&sum.to_le_bytes());
     }
-    refused(&dir.path().join("snap-pagesize.db"), &bytes, "pages of 8192 bytes");
+    refused(
+        &dir.path().join("snap-pagesize.db"),
+        &bytes,
+        "pages of 8192 bytes",
+    );
 }
 
 #[test]

@@ -306,8 +306,12 @@ fn the_snapshot_check_holds_on_real_snapshots() {
 #[test]
 fn a_snapshot_entry_must_be_stored_under_its_own_revision() {
     let path = data_dir().join("fuzz/snapshot/mod-revision-not-the-key-revision.db");
-    let err = k8s_envelope::snapshot::Snapshot::open(&path, k8s_envelope::snapshot::HashCheck::Skip)
-        .expect_err("refused");
-    assert!(err.to_string().contains("mod_revision is not its revision"), "{err}");
+    let err =
+        k8s_envelope::snapshot::Snapshot::open(&path, k8s_envelope::snapshot::HashCheck::Skip)
+            .expect_err("refused");
+    assert!(
+        err.to_string().contains("mod_revision is not its revision"),
+        "{err}"
+    );
     checks::check_snapshot(&std::fs::read(&path).expect("read")).expect("holds");
 }

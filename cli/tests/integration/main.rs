@@ -20,6 +20,7 @@ mod kms_faults;
 mod kms_grpc;
 mod kms_vectors;
 mod lint;
+mod objects;
 mod outputs;
 mod plugin_keyring;
 mod plugin_socket;

@@ -53,9 +53,13 @@ enum Command {
     /// Rotate keys: plan, add-key, promote, retire (each writes a new config).
     #[command(subcommand)]
     Rotate(crate::rotate::RotateCommand),
-    /// Inventory a store (etcd or a dump): values by resource, provider/key and state.
+    /// Inventory a store (etcd, a dump or a snapshot): values by resource, provider/key and state.
     Scan(crate::scan::ScanArgs),
-    /// Re-encrypt every stale value of a store (etcd or a dump) with the first provider.
+    /// Print one value of a store (etcd, a dump or a snapshot), decrypted and decoded.
+    Get(crate::get::GetArgs),
+    /// Export every value under a prefix, decrypted and decoded (a List, JSON Lines or files).
+    Export(crate::export::ExportArgs),
+    /// Re-encrypt every stale value of a store (etcd, a dump, or a snapshot into a new file) with the first provider.
     Reencrypt(crate::reencrypt::ReencryptArgs),
     /// Measure every provider's write and read in process (ns/op, MB/s, allocations).
     Bench(crate::bench::BenchArgs),
@@ -118,6 +122,8 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Decrypt(args) => transform(&args, Direction::Decrypt),
         Command::Rotate(command) => crate::rotate::run(&command),
         Command::Scan(args) => crate::scan::run(&args),
+        Command::Get(args) => crate::get::run(&args),
+        Command::Export(args) => crate::export::run(&args),
         Command::Reencrypt(args) => crate::reencrypt::run(&args),
         Command::Bench(args) => crate::bench::run(&args),
     }

@@ -8,12 +8,15 @@
 
 mod bench;
 mod cli;
+mod export;
 mod fingerprint;
+mod get;
 mod jsonl;
 mod reencrypt;
 mod rotate;
 mod scan;
 mod session;
+mod shown;
 mod store_args;
 
 use std::process::ExitCode;

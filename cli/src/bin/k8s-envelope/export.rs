@@ -1,0 +1,370 @@
+//! `k8s-envelope export`: every value under a prefix, decrypted and
+//! decoded: as one List, one object a line, or one file per object.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use k8s_envelope::object::{DecodeOptions, Decoded, Object};
+use k8s_envelope::store::printable;
+
+use crate::cli::Failure;
+use crate::shown;
+use crate::store_args::{self, StoreArgs};
+
+/// Keys per listing call.
+const PAGE: usize = 100;
+/// How many failures are listed on stderr.
+const LISTED: usize = 20;
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The EncryptionConfiguration the kube-apiservers use (YAML or JSON).
+    #[arg(long)]
+    config: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Take every value to be of this group-resource instead of telling it
+    /// from its key.
+    #[arg(long)]
+    resource: Option<String>,
+    /// Output format: a List (json), YAML documents (yaml), or one compact
+    /// object a line (jsonl).
+    #[arg(long, value_enum, default_value_t = Format::Yaml)]
+    output: Format,
+    /// Write one file per object under this directory instead of stdout
+    /// (namespaces/NS/RESOURCE/NAME.yaml, cluster/RESOURCE/NAME.yaml; files
+    /// 0600). Symbolic links in it are refused, not followed.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Show Secrets' data as text where it is UTF-8 (instead of base64).
+    #[arg(long)]
+    decode_data: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// YAML documents separated by `---` (with --dir, one per file).
+    Yaml,
+    /// A List, as `kubectl get -o json` prints one (with --dir, one
+    /// object per file).
+    Json,
+    /// One compact JSON object a line.
+    Jsonl,
+}
+
+/// Where the objects go.
+enum Sink {
+    Stdout { format: Format, written: usize },
+    Dir { root: PathBuf, format: Format },
+}
+
+/// Exports; exit status 1 when any value could not be read or written.
+pub fn run(args: &ExportArgs) -> Result<(), Failure> {
+    if args.dir.is_some() && args.output == Format::Jsonl {
+        return Err(Failure::usage(
+            "--dir writes one object per file: use --output yaml or json",
+        ));
+    }
+    let config = store_args::load_config(&args.config)?;
+    let runtime = store_args::runtime()?;
+    let transformers = store_args::build(&config, &args.config, &runtime)?;
+    let opened = args.store.open(&runtime)?;
+    let mut options = DecodeOptions::default();
+    if args.decode_data {
+        options = options.with_decoded_data();
+    }
+    let layout = args.store.layout(args.resource.as_deref());
+    let mut sink = match &args.dir {
+        Some(root) => Sink::Dir {
+            root: prepare_root(root)?,
+            format: args.output,
+        },
+        None => Sink::Stdout {
+            format: args.output,
+            written: 0,
+        },
+    };
+    let mut origins: BTreeMap<String, u64> = BTreeMap::new();
+    let mut failures: Vec<String> = Vec::new();
+    let prefix = args.store.prefix().as_bytes();
+    runtime.block_on(async {
+        let mut listing = opened.store.listing(prefix, None, PAGE);
+        loop {
+            let page = match listing.next_page().await {
+                Ok(Some(page)) => page,
+                Ok(None) => break,
+                Err(e) => {
+                    failures.push(e.to_string());
+                    break;
+                }
+            };
+            for entry in page.entries {
+                let result = shown::show(&transformers, &layout, &entry, &options)
+                    .await
+                    .and_then(|shown| {
+                        *origins.entry(shown.how_written()).or_default() += 1;
+                        match shown.decoded {
+                            Decoded::Object(object) => sink.write(&entry.key, &object),
+                            Decoded::Cbor => Err(format!(
+                                "{}: a CBOR object: not decoded (get --output raw prints it)",
+                                printable(&entry.key)
+                            )),
+                            _ => Err(format!(
+                                "{}: not a Kubernetes object (get --output raw prints it)",
+                                printable(&entry.key)
+                            )),
+                        }
+                    });
+                if let Err(e) = result {
+                    failures.push(e);
+                }
+            }
+        }
+    });
+    sink.finish().map_err(Failure::transform)?;
+    let total: u64 = origins.values().sum();
+    let summary: Vec<String> = origins.iter().map(|(o, n)| format!("{o} {n}")).collect();
+    eprintln!(
+        "k8s-envelope: exported {} of {total} values from {} ({})",
+        total as usize - failures.len().min(total as usize),
+        opened.store.describe(),
+        summary.join(", ")
+    );
+    if failures.is_empty() {
+        return Ok(());
+    }
+    for failure in failures.iter().take(LISTED) {
+        eprintln!("k8s-envelope: {failure}");
+    }
+    Err(Failure::transform(format!(
+        "{} value(s) not exported",
+        failures.len()
+    )))
+}
+
+impl shown::Shown {
+    /// The origin and state, for the summary: `aescbc:key1 (stale)`.
+    fn how_written(&self) -> String {
+        format!(
+            "{} ({})",
+            self.origin,
+            if self.stale { "stale" } else { "current" }
+        )
+    }
+}
+
+impl Sink {
+    fn write(&mut self, key: &[u8], object: &Object) -> Result<(), String> {
+        match self {
+            Sink::Stdout { format, written } => {
+                let text = match format {
+                    Format::Yaml => format!("---\n{}", object.to_yaml()),
+                    Format::Jsonl => format!("{}\n", object.to_json_compact()),
+                    Format::Json => {
+                        let head = if *written == 0 {
+                            "{\n  \"apiVersion\": \"v1\",\n  \"items\": [\n"
+                        } else {
+                            ",\n"
+                        };
+                        format!("{head}{}", indented(&object.to_json(), "    "))
+                    }
+                };
+                *written += 1;
+                print(&text)
+            }
+            Sink::Dir { root, format } => {
+                let relative = object_path(key, *format).ok_or_else(|| {
+                    format!(
+                        "{}: a key this command cannot name a file after",
+                        printable(key)
+                    )
+                })?;
+                let path = make_parents(root, &relative)?;
+                let text = match format {
+                    Format::Json => format!("{}\n", object.to_json()),
+                    _ => object.to_yaml(),
+                };
+                k8s_envelope::private_file::write(&path, text.as_bytes())
+                    .map_err(|e| format!("writing {}: {e}", path.display()))
+            }
+        }
+    }
+
+    fn finish(&mut self) -> Result<(), String> {
+        if let Sink::Stdout {
+            format: Format::Json,
+            written,
+        } = self
+        {
+            let head = if *written == 0 {
+                "{\n  \"apiVersion\": \"v1\",\n  \"items\": []"
+            } else {
+                "\n  ]"
+            };
+            print(&format!(
+                "{head},\n  \"kind\": \"List\",\n  \"metadata\": {{\n    \"resourceVersion\": \"\"\n  }}\n}}\n"
+            ))?;
+        }
+        Ok(())
+    }
+}
+
+fn print(text: &str) -> Result<(), String> {
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .map_err(|e| format!("writing stdout: {e}"))
+}
+
+fn indented(text: &str, by: &str) -> String {
+    text.lines()
+        .map(|line| format!("{by}{line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The export directory, created 0700 if missing; refused when it is a
+/// symbolic link or not a directory.
+fn prepare_root(root: &Path) -> Result<PathBuf, Failure> {
+    match std::fs::symlink_metadata(root) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(Failure::usage(format!(
+            "--dir {}: a symbolic link (give the directory itself)",
+            root.display()
+        ))),
+        Ok(meta) if !meta.is_dir() => Err(Failure::usage(format!(
+            "--dir {}: not a directory",
+            root.display()
+        ))),
+        Ok(_) => Ok(root.to_path_buf()),
+        Err(_) => {
+            create_private_dir(root)
+                .map_err(|e| Failure::usage(format!("--dir {}: {e}", root.display())))?;
+            Ok(root.to_path_buf())
+        }
+    }
+}
+
+fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder.create(path)
+}
+
+/// Creates the directories of `relative` under `root`, refusing any that is
+/// a symbolic link; the file's full path.
+fn make_parents(root: &Path, relative: &[String]) -> Result<PathBuf, String> {
+    let mut path = root.to_path_buf();
+    let (file, dirs) = relative.split_last().ok_or("an empty path")?;
+    for dir in dirs {
+        path.push(dir);
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() || !meta.is_dir() => {
+                return Err(format!(
+                    "{}: a symbolic link or a file where a directory belongs; not followed",
+                    path.display()
+                ))
+            }
+            Ok(_) => {}
+            Err(_) => create_private_dir(&path).map_err(|e| format!("{}: {e}", path.display()))?,
+        }
+    }
+    path.push(file);
+    Ok(path)
+}
+
+/// The file of the object at `key`, as path segments under the export
+/// directory: `namespaces/NS/RESOURCE/NAME.EXT` for a key
+/// `/<root>/RESOURCE/NS/NAME`, `cluster/RESOURCE/NAME.EXT` for
+/// `/<root>/RESOURCE/NAME` (a group's resources are `RESOURCE.GROUP`).
+/// `None` for a key of another shape, or with a segment that is empty, `.`,
+/// `..`, not UTF-8, or holds a control character or a backslash.
+fn object_path(key: &[u8], format: Format) -> Option<Vec<String>> {
+    let key = std::str::from_utf8(key).ok()?;
+    let mut segments: Vec<&str> = key.strip_prefix('/')?.split('/').collect();
+    if segments.len() < 3 {
+        return None;
+    }
+    segments.remove(0); // the etcd prefix's root (`registry`)
+    let safe = |s: &&str| {
+        !s.is_empty()
+            && *s != "."
+            && *s != ".."
+            && s.len() <= 200
+            && !s.chars().any(|c| c.is_control() || c == '\\')
+    };
+    if !segments.iter().all(safe) {
+        return None;
+    }
+    // A group's resources are stored under the group: /registry/GROUP/RESOURCE/...
+    if segments[0].contains('.') && segments.len() >= 3 {
+        let resource = format!("{}.{}", segments[1], segments[0]);
+        segments.splice(0..2, [resource.as_str()]);
+        return name_segments(&segments, format);
+    }
+    name_segments(&segments, format)
+}
+
+fn name_segments(segments: &[&str], format: Format) -> Option<Vec<String>> {
+    let ext = if format == Format::Json {
+        "json"
+    } else {
+        "yaml"
+    };
+    match segments {
+        [resource, name] => Some(vec![
+            "cluster".into(),
+            (*resource).into(),
+            format!("{name}.{ext}"),
+        ]),
+        [resource, namespace, name] => Some(vec![
+            "namespaces".into(),
+            (*namespace).into(),
+            (*resource).into(),
+            format!("{name}.{ext}"),
+        ]),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_name_files_inside_the_directory_only() {
+        let path = |k: &str| object_path(k.as_bytes(), Format::Yaml);
+        assert_eq!(
+            path("/registry/secrets/default/db").unwrap(),
+            ["namespaces", "default", "secrets", "db.yaml"]
+        );
+        assert_eq!(
+            path("/registry/namespaces/kube-system").unwrap(),
+            ["cluster", "namespaces", "kube-system.yaml"]
+        );
+        assert_eq!(
+            path("/registry/example.com/widgets/ns/w").unwrap(),
+            ["namespaces", "ns", "widgets.example.com", "w.yaml"]
+        );
+        for bad in [
+            "/registry/secrets/../x",
+            "/registry/secrets/ns/..",
+            "/registry/secrets//x",
+            "/registry/secrets/ns/a\u{1b}b",
+            "/registry/secrets/ns/a\\b",
+            "/registry/secrets/a/b/c/d",
+            "/registry/x",
+            "registry/secrets/ns/a",
+        ] {
+            assert_eq!(path(bad), None, "{bad}");
+        }
+        assert_eq!(
+            object_path(b"/registry/secrets/ns/\xff", Format::Yaml),
+            None
+        );
+    }
+}
