@@ -27,7 +27,7 @@ ROOT = os.path.dirname(FUZZ)
 DATA = os.path.join(ROOT, "tests", "data")
 MAX_SEED = 4096
 
-TARGETS = ["config", "config_scaled", "read", "static_round_trip", "kms_v2_object", "kms_v1_envelope", "jsonl", "etcd_dump", "snapshot"]
+TARGETS = ["config", "config_scaled", "read", "static_round_trip", "kms_v2_object", "kms_v1_envelope", "jsonl", "etcd_dump", "snapshot", "object"]
 
 
 def with_storage_key(storage_key: bytes, value: bytes) -> bytes:
@@ -96,6 +96,14 @@ def main() -> int:
             seeds["config"].add(f.read())
     with open(os.path.join(DATA, "fuzz", "every-provider.yaml"), "rb") as f:
         seeds["config"].add(f.read())
+
+    # Every built-in kind as the apiserver stores it, and as it serves it
+    # (JSON, which is how custom resources are stored), from the shared
+    # fixtures beside the repository.
+    fixtures = os.path.join(ROOT, "..", "shared", "k8s-api-testdata", "HEAD")
+    for path in sorted(glob.glob(os.path.join(fixtures, "*.pb")) + glob.glob(os.path.join(fixtures, "*.json"))):
+        with open(path, "rb") as f:
+            seeds["object"].add(f.read())
 
     # Hand-picked seeds and every input that ever crashed a target.
     for target in TARGETS:

@@ -1051,3 +1051,45 @@ fn check_snapshot_file(input: &std::path::Path, output: &std::path::Path) -> Res
     }
     Ok(())
 }
+
+// ---------------------------------------------------------------------------
+// The object decoder
+
+/// Target `object`: decodes `data` as a stored (decrypted) value.
+///
+/// Invariants: decoding never panics; an object's JSON, pretty and
+/// compact, parses as JSON and as the same document; its YAML is written;
+/// and the compact JSON decoded again is an object of the same kind and
+/// apiVersion whose JSON is the same.
+///
+/// # Errors
+///
+/// An invariant broke.
+#[cfg(feature = "objects")]
+pub fn check_object(data: &[u8]) -> Result<(), String> {
+    use k8s_envelope::object::{decode, DecodeOptions, Decoded};
+
+    for options in [DecodeOptions::default(), DecodeOptions::default().with_decoded_data()] {
+        let Ok(Decoded::Object(object)) = decode(data, &options) else {
+            continue;
+        };
+        let pretty: serde_json::Value = serde_json::from_str(&object.to_json())
+            .map_err(|e| format!("the pretty JSON does not parse: {e}"))?;
+        let compact = object.to_json_compact();
+        let parsed: serde_json::Value = serde_json::from_str(&compact)
+            .map_err(|e| format!("the compact JSON does not parse: {e}"))?;
+        if pretty != parsed {
+            return Err("the pretty and compact JSON differ".to_owned());
+        }
+        let _ = object.to_yaml();
+        match decode(compact.as_bytes(), &DecodeOptions::default()) {
+            Ok(Decoded::Object(again))
+                if again.to_json_compact() == compact
+                    && (object.kind().is_empty() || again.kind() == object.kind())
+                    && (object.api_version().is_empty()
+                        || again.api_version() == object.api_version()) => {}
+            other => return Err(format!("the JSON decodes again as {other:?}")),
+        }
+    }
+    Ok(())
+}

@@ -315,3 +315,26 @@ fn a_snapshot_entry_must_be_stored_under_its_own_revision() {
     );
     checks::check_snapshot(&std::fs::read(&path).expect("read")).expect("holds");
 }
+
+/// The object check on Kubernetes' fixtures of every built-in kind (which
+/// seed the fuzzer), and on every input kept for it.
+#[cfg(feature = "objects")]
+#[test]
+fn the_object_check_holds_on_every_kind() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/k8s-api-testdata/HEAD");
+    let Ok(dir) = std::fs::read_dir(&fixtures) else {
+        eprintln!("SKIPPED: no {}", fixtures.display());
+        return;
+    };
+    let mut checked = 0;
+    for entry in dir {
+        let path = entry.expect("entry").path();
+        let data = std::fs::read(&path).expect("read");
+        checks::check_object(&data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        checked += 1;
+    }
+    assert!(checked >= 386, "{checked}");
+    for (name, data) in kept("object") {
+        checks::check_object(&data).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
