@@ -49,8 +49,13 @@
 //! - [`rotation`] rotates keys safely (add, promote, re-encrypt, retire, as
 //!   pure functions on a configuration), scans a store for stale values, and
 //!   re-encrypts them without losing a concurrent write; [`store`] reaches
-//!   etcd v3 (plain, TLS or mTLS; feature `etcd`) or an `etcdctl -w json`
-//!   dump.
+//!   etcd v3 (plain, TLS or mTLS; feature `etcd`), an `etcdctl -w json`
+//!   dump, or an etcd snapshot file read offline (`snapshot`, feature
+//!   `snapshot`; also re-keyed into a new snapshot).
+//! - `object` (feature `objects`) decodes what the apiserver stores (the
+//!   `k8s\0` protobuf envelope, JSON, CBOR recognised): Secrets and
+//!   ConfigMaps to exactly the JSON the API serves, the metadata of every
+//!   other built-in kind.
 //! - The provider trait is async (KMS needs network I/O). Static-key providers
 //!   also implement [`BlockingProvider`], and [`Transformer::encrypt_blocking`]
 //!   / [`Transformer::decrypt_blocking`] work without any async runtime.
@@ -78,7 +83,8 @@
 //!   (and its validation blown up to thousands of resources, so that work
 //!   growing faster than the input shows), the read path over every
 //!   provider, write-then-read through the static-key providers, the KMS v1
-//!   and v2 envelope parsers and the CLI's JSON Lines parser. CI runs each
+//!   and v2 envelope parsers, the CLI's JSON Lines parser, the etcd dump and
+//!   snapshot readers and the object decoder. CI runs each
 //!   of them with AddressSanitizer, and every input that ever broke one is
 //!   replayed by `tests/fuzz_regressions.rs`.
 //!
@@ -98,7 +104,9 @@
 //! |---|---|---|---|
 //! | `grpc` | yes | `kms::GrpcClient` and `kms::GrpcKmsFactory`: the KMS plugin protocol on a unix socket, what a tool reading a production cluster needs | tonic, prost, tokio, hyper, tower |
 //! | `etcd` | no | `store::EtcdStore`: etcd v3, plain, TLS or mTLS | tonic with rustls and ring, prost, tokio |
-//! | `plugin` | no | `kms::plugin`: a kit for KMS plugins (a gRPC server on a unix socket), as `kms-plugin-local` uses | `grpc`, tonic's server, tokio-stream |
+//! | `plugin` | no | `kms::plugin`: a kit for KMS plugins (a gRPC server on a unix socket), as `kms-plugin-local` uses | `grpc`, tonic's server, rustix |
+//! | `snapshot` | no | `snapshot` and `store::SnapshotStore`: etcd snapshot files (bbolt) read offline and re-keyed into new ones | nothing |
+//! | `objects` | no | `object`: stored Kubernetes objects decoded to the API's JSON and kubectl's YAML | nothing |
 //! | `observe` | no | `observe`: metrics, `tracing` spans and audit events per transform, and the KMS providers' cache and call metrics | `metrics` |
 //! | `reload` | no | `reload`: hot reload of the configuration file | `grpc` |
 //! | `aws-lc` | no | AES-GCM and AES-CBC from AWS-LC instead of RustCrypto: same bytes, about 2.5x the AES-GCM speed at 1 KiB; needs a C compiler (see the [`manual`]) | aws-lc-rs |

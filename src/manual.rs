@@ -186,6 +186,41 @@
 //!   in another etcd through `--etcd-servers-overrides` need a run against
 //!   that etcd.
 //!
+//! # etcd snapshots
+//!
+//! - Reader and writer: written here ([`crate::snapshot`], about 700 lines
+//!   with the etcd layer), not taken from a crate. `bbolt-rs` (a port of
+//!   the Go library, reads and writes) maps the file with `unsafe` code,
+//!   trusts what it finds, and refuses a file with no stored freelist,
+//!   which is what etcd writes on Linux (`NoFreelistSync`); `bolt-lite`
+//!   reads only, holds the whole file in memory and does not handle every
+//!   page kind; `nut` reads the freelist on open too; `jammdb` is another
+//!   format. The part of bbolt a reader and a fresh-file writer need has
+//!   not changed since its format version 2, so it is read with safe,
+//!   bounds-checked code, each page once, with the file never written, and
+//!   written as a new file only, through the private atomic writer.
+//! - What the writer guarantees bbolt (and etcd after a restore, which
+//!   writes to the file): page IDs equal to their position, keys strictly
+//!   ascending, each branch key equal to its child's first key, at least
+//!   two children per branch page, every page below the high-water mark in
+//!   use, an empty freelist page, both meta pages valid (the second with
+//!   the higher transaction ID), the file exactly the pages plus the
+//!   SHA-256 `snapshot save` appends.
+//! - Revisions of a re-keyed snapshot: see [`crate::snapshot`] (each
+//!   rewritten value a new revision above the input's, history compacted
+//!   away at the new revision, both compaction marks there).
+//! - Versions: tested against Debian's etcd 3.4 (the one CI installs):
+//!   snapshots it saves are read, and the re-keyed output is restored by
+//!   its `etcdctl snapshot restore` and served. etcd 3.5 and 3.6 keep the
+//!   same bbolt and MVCC layout and add keys to the `meta` bucket (`term`,
+//!   `confState`; 3.6 `storageVersion`), which a re-keying carries over
+//!   untouched; their restore moved to `etcdutl snapshot restore`, which,
+//!   unlike 3.4's, needs the `meta` bucket (always written). They could not
+//!   be tested here: Debian 12 ships only 3.4 and nothing else is reachable
+//!   from CI. Since 3.4.31 etcd refuses a `storageVersion` other than 3.4
+//!   or 3.5, so a re-keyed 3.6 snapshot restores on 3.6 only, as the input
+//!   would.
+//!
 //! # Threat model
 //!
 //! The library protects values at rest in etcd against someone who can read

@@ -21,6 +21,10 @@
 //! - `reencrypt c=8`: `--concurrency 8`, to secretbox;
 //! - `dump scan` and `dump reencrypt`: `etcdctl get -w json` saved to a
 //!   file, scanned and re-encrypted (to aescbc) into a new file;
+//! - `snapshot scan` and `snapshot reencrypt`: after a compaction and a
+//!   defragmentation (so the snapshot holds what the dump holds),
+//!   `etcdctl snapshot save`, scanned and re-keyed (to aescbc) into a new
+//!   snapshot file;
 //! - `resume`: a re-encryption to aescbc with `--checkpoint`, stopped with
 //!   SIGTERM once half the values are done and run again to the end; the
 //!   two runs together rewrite every value exactly once (checked), and a
@@ -216,6 +220,45 @@ fn measure(
         ]),
         None,
     )?);
+    // The same values as a snapshot, compacted first (as the apiserver
+    // compacts every 5 minutes) so that it holds what the dump holds.
+    let status: serde_json::Value = serde_json::from_slice(
+        &etcdctl(&["endpoint", "status", "-w", "json"])
+            .output()?
+            .stdout,
+    )?;
+    let revision = status[0]["Status"]["header"]["revision"]
+        .as_i64()
+        .ok_or("no revision in etcdctl endpoint status")?;
+    etcdctl(&["compact", "--physical", &revision.to_string()])
+        .stdout(Stdio::null())
+        .status()?;
+    etcdctl(&["defrag"]).stdout(Stdio::null()).status()?;
+    let snapshot = dir.join("backup.db");
+    let rekeyed = dir.join("rekeyed.db");
+    phases.push(run(
+        "snapshot save",
+        etcdctl(&["snapshot", "save", &s(&snapshot)]),
+        None,
+    )?);
+    phases.push(run(
+        "snapshot scan",
+        tool(&["scan", "--config", &s(&sbox), "--snapshot", &s(&snapshot)]),
+        None,
+    )?);
+    phases.push(run(
+        "snapshot reencrypt",
+        tool(&[
+            "reencrypt",
+            "--config",
+            &s(&cbc),
+            "--snapshot",
+            &s(&snapshot),
+            "--out",
+            &s(&rekeyed),
+        ]),
+        None,
+    )?);
     phases.push(resume(&tool, &s(&cbc), url, &dir, n)?);
     drop(etcd);
 
@@ -226,6 +269,7 @@ fn measure(
             let against = match p.name {
                 "scan" => floor("read floor"),
                 "reencrypt c=8" => floor("CAS floor c=8"),
+                "snapshot scan" => floor("dump scan"),
                 _ => None,
             };
             format!(

@@ -1069,7 +1069,10 @@ fn check_snapshot_file(input: &std::path::Path, output: &std::path::Path) -> Res
 pub fn check_object(data: &[u8]) -> Result<(), String> {
     use k8s_envelope::object::{decode, DecodeOptions, Decoded};
 
-    for options in [DecodeOptions::default(), DecodeOptions::default().with_decoded_data()] {
+    for options in [
+        DecodeOptions::default(),
+        DecodeOptions::default().with_decoded_data(),
+    ] {
         let Ok(Decoded::Object(object)) = decode(data, &options) else {
             continue;
         };

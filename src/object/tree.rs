@@ -269,9 +269,17 @@ impl<'de> serde::de::Visitor<'de> for TreeVisitor {
     }
 
     fn visit_f64<E>(self, v: f64) -> Result<Tree, E> {
-        Ok(Tree::Number(
-            serde_json::Number::from_f64(v).map_or_else(|| "null".to_owned(), |n| n.to_string()),
-        ))
+        // Rust's `Display` of an `f64` is the shortest text that reads back
+        // as the same number, with no exponent: read again, it prints the
+        // same (JSON has no NaN or infinity).
+        Ok(Tree::Number(if v == 0.0 {
+            // `-0` would read back as the integer 0.
+            "0".to_owned()
+        } else if v.is_finite() {
+            format!("{v}")
+        } else {
+            "null".to_owned()
+        }))
     }
 
     fn visit_str<E>(self, v: &str) -> Result<Tree, E> {

@@ -338,3 +338,17 @@ fn the_object_check_holds_on_every_kind() {
         checks::check_object(&data).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
+
+/// `object`, `large-number-reprinted.json` (found by the fuzzer in its
+/// first minutes): a JSON object with a number too large for an integer
+/// was passed through as `9.9999999999999e51`, which read again printed
+/// as `9.9999999999999e+51`: the JSON of an object was not a fixed point.
+/// Such numbers are now printed as Rust prints an `f64` (the shortest
+/// digits that read back the same, no exponent).
+#[cfg(feature = "objects")]
+#[test]
+fn a_large_json_number_prints_the_same_when_read_again() {
+    let input = std::fs::read(data_dir().join("fuzz/object/large-number-reprinted.json"))
+        .expect("kept input");
+    checks::check_object(&input).expect("holds");
+}
