@@ -221,13 +221,20 @@ fn plain_yaml(s: &str) -> bool {
     let Some(first) = chars.next() else {
         return false;
     };
-    if !first.is_ascii_alphabetic() && first != '_' && first != '/' {
-        return false;
-    }
     if !s
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | '=' | '+'))
     {
+        return false;
+    }
+    if first.is_ascii_digit() {
+        // A UID (`3c1a77e0-5d1f-…`) is plain; what YAML 1.1 reads as a
+        // number (`123`, `1e3`, `0x1f`, `1_000`) or a date is not.
+        let date = s.len() >= 8 && s.as_bytes()[4] == b'-' && s[..4].bytes().all(|b| b.is_ascii_digit());
+        let prefixed = ["0x", "0o", "0b"].iter().any(|p| s.starts_with(p));
+        return s.parse::<f64>().is_err() && !date && !prefixed && !s.contains('_');
+    }
+    if !first.is_ascii_alphabetic() && first != '_' && first != '/' {
         return false;
     }
     !matches!(
@@ -339,5 +346,15 @@ mod tests {
             tree.to_yaml(),
             "a: Ag==\nb: \"true\"\ntime: \"2008-01-01T01:01:01Z\"\n"
         );
+        for (text, plain) in [
+            ("3c1a77e0-5d1f", true),
+            ("123", false),
+            ("1e3", false),
+            ("0x1f", false),
+            ("1_000", false),
+            ("2024-01-02", false),
+        ] {
+            assert_eq!(plain_yaml(text), plain, "{text}");
+        }
     }
 }
