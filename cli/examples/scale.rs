@@ -230,10 +230,22 @@ fn measure(
     let revision = status[0]["Status"]["header"]["revision"]
         .as_i64()
         .ok_or("no revision in etcdctl endpoint status")?;
-    etcdctl(&["compact", "--physical", &revision.to_string()])
-        .stdout(Stdio::null())
-        .status()?;
-    etcdctl(&["defrag"]).stdout(Stdio::null()).status()?;
+    let revision_text = revision.to_string();
+    // etcdctl's 5 s default is too short for a physical compaction and a
+    // defragmentation of a few hundred MB.
+    for args in [
+        vec![
+            "compact",
+            "--physical",
+            "--command-timeout=600s",
+            &revision_text,
+        ],
+        vec!["defrag", "--command-timeout=600s"],
+    ] {
+        if !etcdctl(&args).stdout(Stdio::null()).status()?.success() {
+            return Err(format!("etcdctl {args:?} failed").into());
+        }
+    }
     let snapshot = dir.join("backup.db");
     let rekeyed = dir.join("rekeyed.db");
     phases.push(run(

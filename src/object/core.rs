@@ -76,10 +76,8 @@ fn data_entry(bytes: &[u8], options: &DecodeOptions) -> Result<(String, Tree), D
     let (key, value) = map_entry(bytes, true)?;
     if options.decode_data {
         if let Tree::String(encoded) = &value {
-            if let Ok(text) = BASE64.decode(encoded).map(String::from_utf8) {
-                if let Ok(text) = text {
-                    return Ok((key, Tree::String(text)));
-                }
+            if let Ok(Ok(text)) = BASE64.decode(encoded).map(String::from_utf8) {
+                return Ok((key, Tree::String(text)));
             }
         }
     }

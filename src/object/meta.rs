@@ -26,9 +26,12 @@ pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// A field, its value, and its bytes on the wire.
+pub(crate) type Span<'a> = (u64, Value<'a>, &'a [u8]);
+
 /// Each field with its bytes on the wire (tag included), to keep fields
 /// that are not decoded as they were.
-pub(crate) fn spans(bytes: &[u8]) -> Result<Vec<(u64, Value<'_>, &[u8])>, DecodeError> {
+pub(crate) fn spans(bytes: &[u8]) -> Result<Vec<Span<'_>>, DecodeError> {
     let mut reader = Reader::new(bytes);
     let mut out = Vec::new();
     loop {

@@ -315,7 +315,11 @@ fn metadata_and_rest(
             _ => None,
         };
         match metadata {
-            Some(metadata) => members.push(("metadata".into(), metadata)),
+            // The last of a repeated field wins, as in Go.
+            Some(metadata) => {
+                members.retain(|(name, _)| name != "metadata");
+                members.push(("metadata".into(), metadata));
+            }
             // Not metadata after all (a kind this table does not know):
             // kept with the rest, not guessed at.
             None => rest.extend_from_slice(bytes),

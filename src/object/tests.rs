@@ -3,6 +3,11 @@
 //! it, `.pb`, and as it serves it, `.json`): Secret and ConfigMap exactly,
 //! the metadata of every other kind.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test's panic, with the line it names, is its failure report"
+)]
+
 use std::path::PathBuf;
 
 use super::{decode, DecodeOptions, Decoded, Encoding, UNDECODED_FIELD};

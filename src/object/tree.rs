@@ -99,6 +99,16 @@ impl Tree {
 /// Appends `s` as a JSON string the way Go's `encoding/json` escapes it
 /// (HTML characters too, as the apiserver leaves that on).
 pub(crate) fn go_string(out: &mut String, s: &str) {
+    quoted(out, s, false);
+}
+
+/// Appends `s` as a YAML double-quoted string: JSON's escapes, and DEL and
+/// the C1 controls escaped too (YAML does not allow them raw).
+fn yaml_string(out: &mut String, s: &str) {
+    quoted(out, s, true);
+}
+
+fn quoted(out: &mut String, s: &str, yaml: bool) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -112,7 +122,7 @@ pub(crate) fn go_string(out: &mut String, s: &str) {
             '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
-            c if (c as u32) < 0x20 => {
+            c if (c as u32) < 0x20 || (yaml && ('\u{7f}'..='\u{9f}').contains(&c)) => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
             c => out.push(c),
@@ -196,7 +206,7 @@ fn yaml_key(out: &mut String, key: &str) {
     if plain_yaml(key) {
         out.push_str(key);
     } else {
-        go_string(out, key);
+        yaml_string(out, key);
     }
     out.push(':');
 }
@@ -207,7 +217,7 @@ fn yaml_scalar(out: &mut String, value: &Tree) {
         Tree::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Tree::Number(n) => out.push_str(n),
         Tree::String(s) if plain_yaml(s) => out.push_str(s),
-        Tree::String(s) => go_string(out, s),
+        Tree::String(s) => yaml_string(out, s),
         Tree::Array(_) => out.push_str("[]"),
         Tree::Object(_) => out.push_str("{}"),
     }
@@ -230,7 +240,8 @@ fn plain_yaml(s: &str) -> bool {
     if first.is_ascii_digit() {
         // A UID (`3c1a77e0-5d1f-…`) is plain; what YAML 1.1 reads as a
         // number (`123`, `1e3`, `0x1f`, `1_000`) or a date is not.
-        let date = s.len() >= 8 && s.as_bytes()[4] == b'-' && s[..4].bytes().all(|b| b.is_ascii_digit());
+        let date =
+            s.len() >= 8 && s.as_bytes()[4] == b'-' && s[..4].bytes().all(|b| b.is_ascii_digit());
         let prefixed = ["0x", "0o", "0b"].iter().any(|p| s.starts_with(p));
         return s.parse::<f64>().is_err() && !date && !prefixed && !s.contains('_');
     }

@@ -18,7 +18,6 @@
 //! ends with an error), and nothing is allocated beyond the page being read.
 //! The file is never written: it is opened read-only.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
@@ -398,8 +397,8 @@ impl BoltFile {
         Ok(buf)
     }
 
-    /// Reads page `id` with its overflow pages.
-    pub(crate) fn page(&self, id: u64) -> Result<Page, Corrupt> {
+    /// Reads page `id` with its overflow pages, claiming them in `claims`.
+    fn page(&self, id: u64, claims: &mut Claims) -> Result<Page, Corrupt> {
         let size = u64::from(self.meta.page_size);
         if id < 2 || id >= self.meta.pages {
             return Err(Corrupt(format!(
@@ -420,6 +419,7 @@ impl BoltFile {
                 self.meta.pages
             )));
         }
+        claims.claim(id, span)?;
         let bytes = self.read_at(
             offset,
             usize::try_from(span * size).map_err(|_| Corrupt::new("a page too large"))?,
@@ -433,16 +433,25 @@ impl BoltFile {
         })
     }
 
+    /// A fresh record of the pages a pass over the file has read.
+    pub(crate) fn claims(&self) -> Claims {
+        Claims::new(self.meta.pages)
+    }
+
     /// Calls `visit` with every key and value of the bucket at `root`, in
-    /// key order.
+    /// key order. Every page read is claimed in `claims`: a page (or one of
+    /// its overflow pages) met again, in this walk or in an earlier one of
+    /// the same pass, is an error, so that one pass reads each byte of the
+    /// file at most once, however the file's pages point at each other.
     pub(crate) fn walk(
         &self,
         root: &BucketRoot,
+        claims: &mut Claims,
         visit: &mut dyn FnMut(&Item<'_>) -> Result<(), Corrupt>,
     ) -> Result<(), Corrupt> {
         let mut walk = Walk {
             file: self,
-            seen: HashSet::new(),
+            claims,
             last_key: None,
             visit,
         };
@@ -450,6 +459,37 @@ impl BoltFile {
             BucketRoot::Page(id) => walk.page(*id, 0),
             BucketRoot::Inline { bytes, offset } => walk.inline(bytes, *offset),
         }
+    }
+}
+
+/// The pages a pass over a file has read, with their overflow pages: one
+/// bit a page.
+pub(crate) struct Claims {
+    bits: Vec<u64>,
+}
+
+impl Claims {
+    fn new(pages: u64) -> Self {
+        Self {
+            bits: vec![0; usize::try_from(pages.div_ceil(64)).unwrap_or(0)],
+        }
+    }
+
+    /// Claims pages `id..id + span` (checked to be inside the file).
+    fn claim(&mut self, id: u64, span: u64) -> Result<(), Corrupt> {
+        for page in id..id + span {
+            let (word, bit) = ((page / 64) as usize, page % 64);
+            let Some(slot) = self.bits.get_mut(word) else {
+                return Err(Corrupt(format!("page {page} is outside the file")));
+            };
+            if *slot & (1 << bit) != 0 {
+                return Err(Corrupt(format!(
+                    "page {page} is reached twice (a cycle, or pages that overlap)"
+                )));
+            }
+            *slot |= 1 << bit;
+        }
+        Ok(())
     }
 }
 
@@ -472,7 +512,7 @@ fn read_meta(file: &mut File, offset: u64, len: u64) -> Result<Meta, &'static st
 /// One walk of a bucket: the pages met so far (each is visited once).
 struct Walk<'w, 'v> {
     file: &'w BoltFile,
-    seen: HashSet<u64>,
+    claims: &'w mut Claims,
     last_key: Option<Vec<u8>>,
     visit: &'v mut dyn FnMut(&Item<'_>) -> Result<(), Corrupt>,
 }
@@ -484,12 +524,12 @@ impl Walk<'_, '_> {
                 "a bucket's tree is deeper than any real one (a cycle?)",
             ));
         }
-        if !self.seen.insert(id) {
-            return Err(Corrupt(format!("page {id} is reached twice (a cycle)")));
-        }
-        let page = self.file.page(id)?;
+        let page = self.file.page(id, self.claims)?;
         if page.flags & BRANCH_PAGE != 0 {
-            for element in page.branch_elements()? {
+            let children = page.branch_elements()?;
+            // The branch's bytes are not needed below it.
+            drop(page);
+            for element in children {
                 self.page(element.child, depth + 1)?;
             }
             Ok(())

@@ -37,10 +37,8 @@
 //! The file is opened read-only and never written. Errors name the file
 //! and what is wrong with it, never a value or a key from it.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -48,6 +46,7 @@ use sha2::{Digest, Sha256};
 use crate::store::Entry;
 
 mod bolt;
+mod index;
 mod mvcc;
 mod rewrite;
 #[cfg(test)]
@@ -56,8 +55,13 @@ mod write;
 
 pub(crate) use self::rewrite::Rewrites;
 
-use self::bolt::{BoltFile, BucketRoot, Corrupt};
+use self::bolt::{BoltFile, BucketRoot, Claims, Corrupt};
+use self::index::{Index, IndexBuilder, Latest};
 use self::mvcc::{KeyValue, Revision};
+
+/// The highest revision (and version) a snapshot may hold: far above any
+/// real store's, and low enough that counting on from it cannot overflow.
+const MAX_REVISION: i64 = 1 << 62;
 
 /// Bytes of the SHA-256 that `etcdctl snapshot save` appends.
 const HASH_LEN: u64 = 32;
@@ -144,22 +148,13 @@ pub enum SnapshotError {
     },
 }
 
-/// Where the latest revision of a live key is.
-#[derive(Debug, Clone, Copy)]
-struct Latest {
-    revision: Revision,
-    /// The `KeyValue` message's place in the file.
-    offset: u64,
-    len: u32,
-}
-
 /// An etcd snapshot, open for reading (see the module docs).
 pub struct Snapshot {
     path: PathBuf,
     bolt: BoltFile,
     /// The root bucket's buckets, in name order.
     buckets: Vec<Bucket>,
-    index: BTreeMap<Vec<u8>, Latest>,
+    index: Index,
     info: SnapshotInfo,
 }
 
@@ -207,18 +202,30 @@ impl Snapshot {
             reason: c.0,
         };
         let bolt = BoltFile::open(file, db_len).map_err(invalid)?;
-        let buckets = read_buckets(&bolt).map_err(invalid)?;
+        // One pass: every page is read once at most, whichever bucket
+        // points at it.
+        let mut claims = bolt.claims();
+        let buckets = read_buckets(&bolt, &mut claims).map_err(invalid)?;
         let key = find(&buckets, mvcc::KEY_BUCKET).ok_or_else(|| {
             invalid(Corrupt(
                 "no `key` bucket: this bbolt file is not an etcd v3 store".into(),
             ))
         })?;
-        let (index, revisions, revision) = index_keys(&bolt, &key.root).map_err(invalid)?;
+        let (index, revisions, revision) =
+            index_keys(&bolt, &key.root, &mut claims).map_err(invalid)?;
         let marks = find(&buckets, mvcc::META_BUCKET)
-            .map(|meta| read_marks(&bolt, &meta.root))
+            .map(|meta| read_marks(&bolt, &meta.root, &mut claims))
             .transpose()
             .map_err(invalid)?
             .unwrap_or_default();
+        // The other buckets are carried over by a re-keying: each must be
+        // a tree of its own, sharing no page with another (nor holding one).
+        for bucket in &buckets {
+            if bucket.name != mvcc::KEY_BUCKET && bucket.name != mvcc::META_BUCKET {
+                bolt.walk(&bucket.root, &mut claims, &mut |_| Ok(()))
+                    .map_err(invalid)?;
+            }
+        }
         let info = SnapshotInfo {
             revision,
             compacted: marks.compacted,
@@ -255,8 +262,8 @@ impl Snapshot {
     ///
     /// [`SnapshotError::Invalid`] when its entry cannot be read back.
     pub fn get(&self, key: &[u8]) -> Result<Option<Entry>, SnapshotError> {
-        match self.index.get(key) {
-            Some(latest) => self.entry(key, latest).map(Some),
+        match self.index.find(key) {
+            Some(at) => self.entry(key, self.index.latest(at)).map(Some),
             None => Ok(None),
         }
     }
@@ -273,33 +280,18 @@ impl Snapshot {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<(Vec<Entry>, bool), SnapshotError> {
-        let mut entries = Vec::new();
-        for (key, latest) in self.keys(prefix, after) {
-            if entries.len() == limit {
-                return Ok((entries, true));
-            }
-            entries.push(self.entry(key, latest)?);
+        let positions = self.index.range(prefix, after);
+        let more = positions.len() > limit;
+        let mut entries = Vec::with_capacity(positions.len().min(limit));
+        for at in positions.take(limit) {
+            entries.push(self.entry(self.index.name(at), self.index.latest(at))?);
         }
-        Ok((entries, false))
+        Ok((entries, more))
     }
 
     /// The number of live keys under `prefix`.
     pub fn count(&self, prefix: &[u8]) -> usize {
-        self.keys(prefix, None).count()
-    }
-
-    fn keys<'a>(
-        &'a self,
-        prefix: &'a [u8],
-        after: Option<&'a [u8]>,
-    ) -> impl Iterator<Item = (&'a Vec<u8>, &'a Latest)> + 'a {
-        let start = match after {
-            Some(after) if after >= prefix => Bound::Excluded(after.to_vec()),
-            _ => Bound::Included(prefix.to_vec()),
-        };
-        self.index
-            .range((start, Bound::Unbounded))
-            .take_while(move |(key, _)| key.starts_with(prefix))
+        self.index.range(prefix, None).len()
     }
 
     /// The `KeyValue` bytes of a key's latest revision.
@@ -367,9 +359,9 @@ struct Bucket {
 
 /// The root bucket's buckets (etcd keeps every one there: `key`, `meta`,
 /// `lease`, `members`, ...).
-fn read_buckets(bolt: &BoltFile) -> Result<Vec<Bucket>, Corrupt> {
+fn read_buckets(bolt: &BoltFile, claims: &mut Claims) -> Result<Vec<Bucket>, Corrupt> {
     let mut buckets = Vec::new();
-    bolt.walk(&bolt.root(), &mut |item| {
+    bolt.walk(&bolt.root(), claims, &mut |item| {
         if !item.is_bucket {
             return Err(Corrupt(
                 "the root bucket holds a value, not a bucket".into(),
@@ -395,11 +387,12 @@ fn find<'a>(buckets: &'a [Bucket], name: &[u8]) -> Option<&'a Bucket> {
 fn index_keys(
     bolt: &BoltFile,
     bucket: &BucketRoot,
-) -> Result<(BTreeMap<Vec<u8>, Latest>, u64, i64), Corrupt> {
-    let mut index: BTreeMap<Vec<u8>, Latest> = BTreeMap::new();
+    claims: &mut Claims,
+) -> Result<(Index, u64, i64), Corrupt> {
+    let mut builder = IndexBuilder::default();
     let mut entries = 0u64;
     let mut highest = 0i64;
-    bolt.walk(bucket, &mut |item| {
+    bolt.walk(bucket, claims, &mut |item| {
         entries += 1;
         if item.is_bucket {
             return Err(Corrupt(
@@ -418,26 +411,19 @@ fn index_keys(
                 "`key` bucket entry {entries}: its KeyValue's mod_revision is not its revision"
             )));
         }
+        if revision.main > MAX_REVISION || kv.version > MAX_REVISION || kv.version < 0 {
+            return Err(Corrupt(format!(
+                "`key` bucket entry {entries}: a revision or version out of range"
+            )));
+        }
         highest = highest.max(revision.main);
         let len = u32::try_from(item.value.len())
             .map_err(|_| Corrupt("a value larger than 4 GiB".into()))?;
-        let latest = Latest {
-            revision,
-            offset: item.value_offset,
-            len,
-        };
-        // Entries come in revision order; a deletion ends the key's life
-        // until it is written again.
-        if revision.tombstone {
-            index.remove(kv.key);
-        } else if let Some(known) = index.get_mut(kv.key) {
-            *known = latest;
-        } else {
-            index.insert(kv.key.to_vec(), latest);
-        }
-        Ok(())
+        builder
+            .push(kv.key, revision, item.value_offset, len)
+            .map_err(|reason| Corrupt(reason.into()))
     })?;
-    Ok((index, entries, highest))
+    Ok((builder.build(), entries, highest))
 }
 
 #[derive(Default)]
@@ -446,15 +432,18 @@ struct Marks {
     consistent_index: Option<u64>,
 }
 
-fn read_marks(bolt: &BoltFile, meta: &BucketRoot) -> Result<Marks, Corrupt> {
+fn read_marks(bolt: &BoltFile, meta: &BucketRoot, claims: &mut Claims) -> Result<Marks, Corrupt> {
     let mut marks = Marks::default();
-    bolt.walk(meta, &mut |item| {
+    bolt.walk(meta, claims, &mut |item| {
         if item.key == mvcc::CONSISTENT_INDEX {
             if let Ok(bytes) = <[u8; 8]>::try_from(item.value) {
                 marks.consistent_index = Some(u64::from_be_bytes(bytes));
             }
         } else if item.key == mvcc::FINISHED_COMPACT {
             marks.compacted = Revision::parse(item.value).map(|r| r.main);
+            if marks.compacted.is_some_and(|r| r > MAX_REVISION) {
+                return Err(Corrupt("the compaction mark is out of range".into()));
+            }
         }
         Ok(())
     })?;

@@ -56,7 +56,9 @@ struct Rewrite {
 pub(crate) struct Rewrites {
     spill: PrivateFile,
     spilled: u64,
-    by_key: BTreeMap<Vec<u8>, Rewrite>,
+    /// By the key's position in the snapshot's index.
+    by_key: Vec<Option<Rewrite>>,
+    rewritten: usize,
     next_revision: i64,
 }
 
@@ -73,7 +75,8 @@ impl Rewrites {
         Ok(Self {
             spill,
             spilled: 0,
-            by_key: BTreeMap::new(),
+            by_key: vec![None; snapshot.index.len()],
+            rewritten: 0,
             next_revision: info.revision.max(info.compacted.unwrap_or(0)) + 1,
         })
     }
@@ -84,7 +87,7 @@ impl Rewrites {
         snapshot: &Snapshot,
         key: &[u8],
     ) -> Result<Option<Entry>, SnapshotError> {
-        match self.by_key.get(key).copied() {
+        match self.find(snapshot, key) {
             Some(rewrite) => {
                 let bytes = self.read(rewrite).map_err(|e| snapshot.io(e))?;
                 let kv = KeyValue::decode(&bytes)
@@ -107,15 +110,18 @@ impl Rewrites {
         expected: i64,
         value: &[u8],
     ) -> Result<Swap, SnapshotError> {
-        let (old, revision) = match self.by_key.get(key).copied() {
+        let Some(at) = snapshot.index.find(key) else {
+            return Ok(Swap::Deleted);
+        };
+        let (old, revision) = match self.by_key[at] {
             Some(rewrite) => (
                 self.read(rewrite).map_err(|e| snapshot.io(e))?,
                 rewrite.revision,
             ),
-            None => match snapshot.index.get(key) {
-                Some(latest) => (snapshot.read(latest)?, latest.revision.main),
-                None => return Ok(Swap::Deleted),
-            },
+            None => {
+                let latest = snapshot.index.latest(at);
+                (snapshot.read(latest)?, latest.revision.main)
+            }
         };
         let old = KeyValue::decode(&old)
             .map_err(|_| snapshot.invalid("an entry changed while the file was open".to_owned()))?;
@@ -131,7 +137,7 @@ impl Rewrites {
             key,
             create_revision: old.create_revision,
             mod_revision: revision,
-            version: old.version + 1,
+            version: old.version.saturating_add(1),
             value,
             lease: old.lease,
         }
@@ -142,25 +148,30 @@ impl Rewrites {
         self.spill.write_all(&new).map_err(|e| snapshot.io(e))?;
         self.spilled += u64::from(len);
         self.next_revision += 1;
-        self.by_key.insert(
-            key.to_vec(),
-            Rewrite {
-                revision,
-                offset,
-                len,
-            },
-        );
+        if self.by_key[at].is_none() {
+            self.rewritten += 1;
+        }
+        self.by_key[at] = Some(Rewrite {
+            revision,
+            offset,
+            len,
+        });
         Ok(Swap::Written(revision))
     }
 
+    /// The rewrite of `key`, if it has one.
+    fn find(&self, snapshot: &Snapshot, key: &[u8]) -> Option<Rewrite> {
+        snapshot.index.find(key).and_then(|at| self.by_key[at])
+    }
+
     /// Whether `key` has been rewritten.
-    pub(crate) fn contains(&self, key: &[u8]) -> bool {
-        self.by_key.contains_key(key)
+    pub(crate) fn contains(&self, snapshot: &Snapshot, key: &[u8]) -> bool {
+        self.find(snapshot, key).is_some()
     }
 
     /// How many keys have been rewritten.
     pub(crate) fn len(&self) -> usize {
-        self.by_key.len()
+        self.rewritten
     }
 
     fn read(&mut self, rewrite: Rewrite) -> io::Result<Vec<u8>> {
@@ -209,7 +220,13 @@ impl Snapshot {
             let root = writer.finish_bucket(tree).map_err(io)?;
             roots.push((bucket.name.clone(), root, bucket.sequence));
         }
-        let txid = self.bolt.meta().txid + 1;
+        let txid = self
+            .bolt
+            .meta()
+            .txid
+            .checked_add(1)
+            .filter(|t| *t < u64::MAX)
+            .ok_or_else(|| self.invalid("its transaction ID is at its maximum".to_owned()))?;
         writer.finish(&roots, txid).map_err(io)?;
         Ok(written)
     }
@@ -222,20 +239,24 @@ impl Snapshot {
         tree: &mut super::write::BucketWriter,
         rewrites: &mut Rewrites,
     ) -> Result<u64, SnapshotError> {
-        let mut kept: Vec<&super::Latest> = self
-            .index
-            .iter()
-            .filter(|(key, _)| !rewrites.by_key.contains_key(key.as_slice()))
-            .map(|(_, latest)| latest)
+        let mut kept: Vec<&super::Latest> = (0..self.index.len())
+            .filter(|&at| rewrites.by_key[at].is_none())
+            .map(|at| self.index.latest(at))
             .collect();
         kept.sort_by_key(|latest| latest.revision);
         for latest in &kept {
             let bytes = self.read(latest)?;
+            // Read again at the end of a long run: the file must not have
+            // changed under it.
+            match KeyValue::decode(&bytes) {
+                Ok(kv) if kv.mod_revision == latest.revision.main => {}
+                _ => return Err(self.invalid("the input changed while it was open".to_owned())),
+            }
             writer
                 .push(tree, &latest.revision.encode(), &bytes, false)
                 .map_err(|e| self.output_error(e))?;
         }
-        let mut rewritten: Vec<Rewrite> = rewrites.by_key.values().copied().collect();
+        let mut rewritten: Vec<Rewrite> = rewrites.by_key.iter().flatten().copied().collect();
         rewritten.sort_by_key(|r| r.revision);
         for rewrite in rewritten {
             let bytes = rewrites.read(rewrite).map_err(|e| self.io(e))?;
@@ -261,8 +282,9 @@ impl Snapshot {
         revision: i64,
     ) -> Result<(), SnapshotError> {
         let mut entries: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut claims = self.bolt.claims();
         self.bolt
-            .walk(root, &mut |item| {
+            .walk(root, &mut claims, &mut |item| {
                 if item.is_bucket {
                     return Err(Corrupt("the `meta` bucket holds a bucket".into()));
                 }
@@ -294,7 +316,10 @@ impl Snapshot {
         root: &super::BucketRoot,
     ) -> Result<(), SnapshotError> {
         let mut failed = None;
-        let walked = self.bolt.walk(root, &mut |item| {
+        // Opening walked every bucket in one pass: no two share a page, so
+        // each is copied once.
+        let mut claims = self.bolt.claims();
+        let walked = self.bolt.walk(root, &mut claims, &mut |item| {
             if item.is_bucket {
                 return Err(Corrupt(
                     "a bucket inside a bucket (etcd writes none)".into(),

@@ -1,6 +1,11 @@
 //! Snapshots built here (by the writer) and then damaged: every kind of
 //! damage gets its error, quickly, and no error repeats a key or a value.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test's panic, with the line it names, is its failure report"
+)]
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -178,6 +183,16 @@ fn references_past_the_end_cycles_buckets_in_values_and_absurd_overflows_are_ref
     past[value..value + 8].copy_from_slice(&1_000_000u64.to_le_bytes());
     refused(&damaged, &past, "page 1000000, outside");
 
+    // The `meta` bucket pointing at the `key` bucket's tree: each page is
+    // read once in a pass, so two buckets cannot share one.
+    let key_root = &good[value..value + 8];
+    let second = element + crate::snapshot::bolt::ELEMENT;
+    let pos2 = u32::from_le_bytes(good[second + 4..second + 8].try_into().unwrap()) as usize;
+    let meta_value = second + pos2 + 4; // past the name "meta"
+    let mut shared = good.clone();
+    shared[meta_value..meta_value + 8].copy_from_slice(key_root);
+    refused(&damaged, &shared, "reached twice");
+
     // A branch page whose first child is itself.
     let branch = (0..n)
         .find(|&id| page_flags(&good, id) == BRANCH_PAGE)
@@ -208,4 +223,74 @@ fn references_past_the_end_cycles_buckets_in_values_and_absurd_overflows_are_ref
     let mut moved = good;
     moved[leaf * PAGE..leaf * PAGE + 8].copy_from_slice(&7u64.to_le_bytes());
     refused(&damaged, &moved, "says it is page 7");
+}
+
+/// Keys longer than half a page: every branch page still has two children
+/// at least, each branch key is its child's first key, and the tree reads
+/// back (bbolt's rules for a file it will write to).
+#[test]
+fn long_keys_make_branch_pages_of_two_children_at_least() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long.db");
+    let mut writer = BoltWriter::new(PrivateFile::create(&path).unwrap(), PAGE as u32).unwrap();
+    let mut keys = writer.bucket();
+    let n = 41;
+    for i in 0..n {
+        let name = format!("/registry/secrets/ns/{i:03}-{}", "x".repeat(2100)).into_bytes();
+        let kv = KeyValue {
+            key: &name,
+            create_revision: 2 + i,
+            mod_revision: 2 + i,
+            version: 1,
+            value: b"v",
+            lease: 0,
+        };
+        let rev = Revision {
+            main: 2 + i,
+            sub: 0,
+            tombstone: false,
+        };
+        writer
+            .push(&mut keys, &rev.encode(), &kv.encode(), false)
+            .unwrap();
+    }
+    let keys = writer.finish_bucket(keys).unwrap();
+    let mut meta = writer.bucket();
+    writer
+        .push(&mut meta, b"consistent_index", &[0; 8], false)
+        .unwrap();
+    let meta = writer.finish_bucket(meta).unwrap();
+    // A bucket carried over as it is, with keys of more than half a page.
+    let mut members = writer.bucket();
+    for i in 0..n {
+        let name = format!("{i:03}-{}", "m".repeat(2100)).into_bytes();
+        writer.push(&mut members, &name, b"{}", false).unwrap();
+    }
+    let members = writer.finish_bucket(members).unwrap();
+    writer
+        .finish(
+            &[
+                (b"key".to_vec(), keys, 0),
+                (b"members".to_vec(), members, 0),
+                (b"meta".to_vec(), meta, 0),
+            ],
+            1,
+        )
+        .unwrap();
+    let snapshot = Snapshot::open(&path, HashCheck::Verify).unwrap();
+    assert_eq!(snapshot.info().keys, n as usize);
+    let bytes = std::fs::read(&path).unwrap();
+    let mut branches = 0;
+    let mut id = 2;
+    while id < pages(&bytes) {
+        let at = id * PAGE;
+        let count = u16::from_le_bytes([bytes[at + 10], bytes[at + 11]]) as usize;
+        let overflow = u32::from_le_bytes(bytes[at + 12..at + 16].try_into().unwrap()) as usize;
+        if page_flags(&bytes, id) == BRANCH_PAGE {
+            branches += 1;
+            assert!(count >= 2, "branch page {id} has {count} children");
+        }
+        id += 1 + overflow;
+    }
+    assert!(branches >= 2, "{branches}");
 }

@@ -175,8 +175,10 @@ impl BoltWriter {
         let mut bytes = 0usize;
         for (key, child) in children {
             let size = ELEMENT + key.len();
+            // A page is closed once full, and never with fewer than two
+            // children (a page of long keys then spans overflow pages).
             let current = pages.last().map_or(0, Vec::len);
-            if current > 0 && PAGE_HEADER + bytes + size > self.page_size {
+            if current >= 2 && PAGE_HEADER + bytes + size > self.page_size {
                 pages.push(Vec::new());
                 bytes = 0;
             }
@@ -190,13 +192,15 @@ impl BoltWriter {
                 });
             }
         }
-        let n = pages.len();
-        if n > 1 && pages[n - 1].len() < 2 {
-            if let Some(moved) = pages[n - 2].pop() {
-                pages[n - 1].insert(0, moved);
+        // A last page of one child joins the page before it.
+        if pages.len() > 1 && pages.last().is_some_and(|p| p.len() < 2) {
+            if let Some(last) = pages.pop() {
+                if let Some(before) = pages.last_mut() {
+                    before.extend(last);
+                }
             }
         }
-        let mut level = Vec::with_capacity(n);
+        let mut level = Vec::with_capacity(pages.len());
         for page in pages {
             let first = page.first().map(|e| e.key.clone()).unwrap_or_default();
             level.push((first, self.write_page(BRANCH_PAGE, &page)?));

@@ -166,7 +166,7 @@ impl Store for SnapshotStore {
                 // Keys rewritten since show as they now are.
                 if let Some(result) = self.with_rewrites(|rewrites| {
                     for entry in &mut entries {
-                        if rewrites.contains(&entry.key) {
+                        if rewrites.contains(&self.snapshot, &entry.key) {
                             if let Some(now) = rewrites.get(&self.snapshot, &entry.key)? {
                                 *entry = now;
                             }

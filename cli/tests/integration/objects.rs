@@ -4,6 +4,11 @@
 //! no object), encrypted; decrypted and decoded to exactly the JSON and
 //! YAML the API serves.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test's panic, with the line it names, is its failure report"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 

@@ -5,6 +5,11 @@
 //! `etcdctl snapshot restore`, served by etcd and read back by the Go
 //! reference.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test's panic, with the line it names, is its failure report"
+)]
+
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -341,6 +346,18 @@ fn a_real_snapshot_reads_as_its_dump_and_rekeys_into_a_restorable_backup() {
         out.to_str().unwrap(),
     ]));
     assert_eq!(summary(&run, "rewritten"), expected.len() as u64, "{run}");
+    assert_eq!(sha(&snap), before, "the input snapshot was written");
+    let onto_input = cli(&[
+        "reencrypt",
+        "--config",
+        new.to_str().unwrap(),
+        "--snapshot",
+        snap.to_str().unwrap(),
+        "--out",
+        snap.to_str().unwrap(),
+    ]);
+    assert_eq!(onto_input.status.code(), Some(2));
+    assert!(text(&onto_input.stderr).contains("is the input snapshot"));
     assert_eq!(sha(&snap), before, "the input snapshot was written");
     #[cfg(unix)]
     {

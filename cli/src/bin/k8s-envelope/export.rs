@@ -56,8 +56,17 @@ enum Format {
 
 /// Where the objects go.
 enum Sink {
-    Stdout { format: Format, written: usize },
-    Dir { root: PathBuf, format: Format },
+    Stdout {
+        format: Format,
+        written: usize,
+    },
+    Dir {
+        root: PathBuf,
+        format: Format,
+        /// Files written, so that two keys naming the same file fail
+        /// instead of the second overwriting the first.
+        written: std::collections::HashSet<PathBuf>,
+    },
 }
 
 /// Exports; exit status 1 when any value could not be read or written.
@@ -80,6 +89,7 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
         Some(root) => Sink::Dir {
             root: prepare_root(root)?,
             format: args.output,
+            written: std::collections::HashSet::new(),
         },
         None => Sink::Stdout {
             format: args.output,
@@ -87,6 +97,7 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
         },
     };
     let mut origins: BTreeMap<String, u64> = BTreeMap::new();
+    let mut values = 0usize;
     let mut failures: Vec<String> = Vec::new();
     let prefix = args.store.prefix().as_bytes();
     runtime.block_on(async {
@@ -101,6 +112,7 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
                 }
             };
             for entry in page.entries {
+                values += 1;
                 let result = shown::show(&transformers, &layout, &entry, &options)
                     .await
                     .and_then(|shown| {
@@ -124,11 +136,10 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
         }
     });
     sink.finish().map_err(Failure::transform)?;
-    let total: u64 = origins.values().sum();
     let summary: Vec<String> = origins.iter().map(|(o, n)| format!("{o} {n}")).collect();
+    let exported = values.saturating_sub(failures.len());
     eprintln!(
-        "k8s-envelope: exported {} of {total} values from {} ({})",
-        total as usize - failures.len().min(total as usize),
+        "k8s-envelope: exported {exported} of {values} values from {} ({})",
         opened.store.describe(),
         summary.join(", ")
     );
@@ -174,7 +185,11 @@ impl Sink {
                 *written += 1;
                 print(&text)
             }
-            Sink::Dir { root, format } => {
+            Sink::Dir {
+                root,
+                format,
+                written,
+            } => {
                 let relative = object_path(key, *format).ok_or_else(|| {
                     format!(
                         "{}: a key this command cannot name a file after",
@@ -182,6 +197,13 @@ impl Sink {
                     )
                 })?;
                 let path = make_parents(root, &relative)?;
+                if !written.insert(path.clone()) {
+                    return Err(format!(
+                        "{}: names the same file as another key ({}); not overwritten",
+                        printable(key),
+                        path.display()
+                    ));
+                }
                 let text = match format {
                     Format::Json => format!("{}\n", object.to_json()),
                     _ => object.to_yaml(),
@@ -236,12 +258,30 @@ fn prepare_root(root: &Path) -> Result<PathBuf, Failure> {
             "--dir {}: not a directory",
             root.display()
         ))),
+        Ok(meta) if writable_by_others(&meta) => Err(Failure::usage(format!(
+            "--dir {}: others can write to it (its directories could be swapped for links while the export runs); use a directory of your own",
+            root.display()
+        ))),
         Ok(_) => Ok(root.to_path_buf()),
         Err(_) => {
             create_private_dir(root)
                 .map_err(|e| Failure::usage(format!("--dir {}: {e}", root.display())))?;
             Ok(root.to_path_buf())
         }
+    }
+}
+
+/// Whether a directory is writable by its group or by everyone.
+fn writable_by_others(meta: &std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        meta.mode() & 0o022 != 0
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        false
     }
 }
 
@@ -295,10 +335,20 @@ fn object_path(key: &[u8], format: Format) -> Option<Vec<String>> {
             && *s != "."
             && *s != ".."
             && s.len() <= 200
-            && !s.chars().any(|c| c.is_control() || c == '\\')
+            && !s.chars().any(|c| c.is_control() || c == '\\' || c == ':')
     };
     if !segments.iter().all(safe) {
         return None;
+    }
+    // Services and their endpoints: /registry/services/specs|endpoints/NS/NAME.
+    if segments[0] == "services" && matches!(segments.get(1), Some(&"specs" | &"endpoints")) {
+        let resource = if segments[1] == "specs" {
+            "services"
+        } else {
+            "endpoints"
+        };
+        segments.splice(0..2, [resource]);
+        return name_segments(&segments, format);
     }
     // A group's resources are stored under the group: /registry/GROUP/RESOURCE/...
     if segments[0].contains('.') && segments.len() >= 3 {
@@ -332,6 +382,7 @@ fn name_segments(segments: &[&str], format: Format) -> Option<Vec<String>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a test's panic is its failure report")]
 mod tests {
     use super::*;
 
@@ -347,6 +398,10 @@ mod tests {
             ["cluster", "namespaces", "kube-system.yaml"]
         );
         assert_eq!(
+            path("/registry/services/specs/default/kubernetes").unwrap(),
+            ["namespaces", "default", "services", "kubernetes.yaml"]
+        );
+        assert_eq!(
             path("/registry/example.com/widgets/ns/w").unwrap(),
             ["namespaces", "ns", "widgets.example.com", "w.yaml"]
         );
@@ -356,6 +411,7 @@ mod tests {
             "/registry/secrets//x",
             "/registry/secrets/ns/a\u{1b}b",
             "/registry/secrets/ns/a\\b",
+            "/registry/secrets/ns/C:",
             "/registry/secrets/a/b/c/d",
             "/registry/x",
             "registry/secrets/ns/a",

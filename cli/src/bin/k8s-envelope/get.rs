@@ -73,8 +73,12 @@ pub fn run(args: &GetArgs) -> Result<(), Failure> {
         printable(key),
         shown.how(entry.revision)
     );
+    if args.output == Format::Raw {
+        return std::io::stdout()
+            .write_all(&shown.plaintext)
+            .map_err(|e| Failure::transform(format!("writing stdout: {e}")));
+    }
     let out = match (args.output, &shown.decoded) {
-        (Format::Raw, _) => shown.plaintext.to_vec(),
         (Format::Json, Decoded::Object(object)) => format!("{}\n", object.to_json()).into_bytes(),
         (Format::Yaml, Decoded::Object(object)) => object.to_yaml().into_bytes(),
         (_, Decoded::Cbor) => {

@@ -190,8 +190,13 @@ pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
     }
     if let (Some(input), Some(out)) = (offline, &args.out) {
         if same_file(input, out) {
+            let what = if args.store.dump.is_some() {
+                "dump"
+            } else {
+                "snapshot"
+            };
             return Err(Failure::usage(format!(
-                "--out {} is the input: write the re-encrypted copy to a new file",
+                "--out {} is the input {what}: write the re-encrypted {what} to a new file",
                 out.display()
             )));
         }
