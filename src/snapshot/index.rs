@@ -34,14 +34,22 @@ pub(crate) struct Index {
 }
 
 /// Every revision met in a walk of the `key` bucket, in the order met
-/// (revision order), to be made into an [`Index`].
-#[derive(Default)]
+/// (revision order), to be made into an [`Index`] in place.
 pub(crate) struct IndexBuilder {
     names: Vec<u8>,
     entries: Vec<Latest>,
 }
 
 impl IndexBuilder {
+    /// A builder for `revisions` entries whose keys take `name_bytes` in
+    /// all (counted by a first walk, so that nothing is allocated twice).
+    pub(crate) fn with_capacity(revisions: usize, name_bytes: usize) -> Self {
+        Self {
+            names: Vec::with_capacity(name_bytes),
+            entries: Vec::with_capacity(revisions),
+        }
+    }
+
     /// Records a revision of `key` (a deletion when its revision says so).
     pub(crate) fn push(
         &mut self,
@@ -64,36 +72,34 @@ impl IndexBuilder {
     }
 
     /// Each key as of its highest revision; keys whose highest revision is
-    /// a deletion left out.
-    pub(crate) fn build(mut self) -> Index {
-        let names = std::mem::take(&mut self.names);
-        // Stable: a key's revisions stay in the order they were met.
-        self.entries.sort_by(|a, b| {
+    /// a deletion left out. Sorted and thinned in place: the memory is the
+    /// builder's (the bytes of keys' older revisions stay in the buffer).
+    pub(crate) fn build(self) -> Index {
+        let Self { names, mut entries } = self;
+        // Unstable is enough (the order is total) and allocates nothing.
+        entries.sort_unstable_by(|a, b| {
             names[a.name()]
                 .cmp(&names[b.name()])
                 .then(a.revision.cmp(&b.revision))
         });
-        let mut index = Index::default();
+        let mut kept = 0;
         let mut i = 0;
-        while i < self.entries.len() {
-            let name = &names[self.entries[i].name()];
+        while i < entries.len() {
             let mut last = i;
-            while last + 1 < self.entries.len() && &names[self.entries[last + 1].name()] == name {
+            while last + 1 < entries.len()
+                && names[entries[last + 1].name()] == names[entries[i].name()]
+            {
                 last += 1;
             }
-            let latest = self.entries[last];
-            if !latest.revision.tombstone {
-                index.entries.push(Latest {
-                    name_at: index.names.len() as u64,
-                    ..latest
-                });
-                index.names.extend_from_slice(name);
+            if !entries[last].revision.tombstone {
+                entries[kept] = entries[last];
+                kept += 1;
             }
             i = last + 1;
         }
-        index.names.shrink_to_fit();
-        index.entries.shrink_to_fit();
-        index
+        entries.truncate(kept);
+        entries.shrink_to_fit();
+        Index { names, entries }
     }
 }
 
@@ -151,7 +157,7 @@ mod tests {
 
     #[test]
     fn the_latest_revision_wins_and_deleted_keys_are_left_out() {
-        let mut builder = IndexBuilder::default();
+        let mut builder = IndexBuilder::with_capacity(0, 0);
         for (key, main, dead) in [
             ("b", 2, false),
             ("a", 3, false),

@@ -389,8 +389,36 @@ fn index_keys(
     bucket: &BucketRoot,
     claims: &mut Claims,
 ) -> Result<(Index, u64, i64), Corrupt> {
-    let mut builder = IndexBuilder::default();
+    // A first walk checks every entry and counts what the index needs, so
+    // that the second one fills buffers of exactly that size.
+    let (revisions, name_bytes, highest) = check_keys(bolt, bucket, claims)?;
+    let mut builder = IndexBuilder::with_capacity(
+        usize::try_from(revisions).map_err(|_| Corrupt("too many revisions".into()))?,
+        name_bytes,
+    );
+    bolt.walk(bucket, &mut bolt.claims(), &mut |item| {
+        let revision = Revision::parse(item.key)
+            .ok_or_else(|| Corrupt("the `key` bucket changed while read".into()))?;
+        let kv = KeyValue::decode(item.value)
+            .map_err(|_| Corrupt("the `key` bucket changed while read".into()))?;
+        let len = u32::try_from(item.value.len())
+            .map_err(|_| Corrupt("a value larger than 4 GiB".into()))?;
+        builder
+            .push(kv.key, revision, item.value_offset, len)
+            .map_err(|reason| Corrupt(reason.into()))
+    })?;
+    Ok((builder.build(), revisions, highest))
+}
+
+/// Checks every entry of the `key` bucket; the number of entries, the
+/// bytes of their keys, and the highest revision.
+fn check_keys(
+    bolt: &BoltFile,
+    bucket: &BucketRoot,
+    claims: &mut Claims,
+) -> Result<(u64, usize, i64), Corrupt> {
     let mut entries = 0u64;
+    let mut name_bytes = 0usize;
     let mut highest = 0i64;
     bolt.walk(bucket, claims, &mut |item| {
         entries += 1;
@@ -417,13 +445,10 @@ fn index_keys(
             )));
         }
         highest = highest.max(revision.main);
-        let len = u32::try_from(item.value.len())
-            .map_err(|_| Corrupt("a value larger than 4 GiB".into()))?;
-        builder
-            .push(kv.key, revision, item.value_offset, len)
-            .map_err(|reason| Corrupt(reason.into()))
+        name_bytes += kv.key.len();
+        Ok(())
     })?;
-    Ok((builder.build(), entries, highest))
+    Ok((entries, name_bytes, highest))
 }
 
 #[derive(Default)]
