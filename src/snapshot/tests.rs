@@ -294,3 +294,67 @@ fn long_keys_make_branch_pages_of_two_children_at_least() {
     }
     assert!(branches >= 2, "{branches}");
 }
+
+/// The store over a snapshot: read-only without an output; with one, a
+/// swap at a stale revision is refused with the current entry, a swap of a
+/// key that is not there says so, the output cannot be the input, and a
+/// store writes its output once.
+#[test]
+fn the_snapshot_store_refuses_what_a_store_must_refuse() {
+    use futures_util::FutureExt as _;
+
+    use crate::store::{SnapshotStore, Store, StoreError, Swap};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = build(dir.path(), 20);
+    let key = b"/registry/secrets/ns/s-00003";
+    let ready = |f: crate::store::StoreFuture<'_, Swap>| f.now_or_never().expect("ready");
+
+    let read_only = SnapshotStore::open(&path, HashCheck::Verify).unwrap();
+    let current = read_only.get(key).now_or_never().unwrap().unwrap().unwrap();
+    assert!(matches!(
+        ready(read_only.compare_and_swap(key, current.revision, b"x")),
+        Err(StoreError::ReadOnly { .. })
+    ));
+    assert!(matches!(
+        read_only.finish(),
+        Err(StoreError::ReadOnly { .. })
+    ));
+
+    let onto_input = SnapshotStore::open(&path, HashCheck::Verify)
+        .unwrap()
+        .with_output(&path);
+    assert!(onto_input.is_err_and(|e| e.to_string().contains("is the input")));
+
+    let out = dir.path().join("out.db");
+    let store = SnapshotStore::open(&path, HashCheck::Verify)
+        .unwrap()
+        .with_output(&out)
+        .unwrap();
+    match ready(store.compare_and_swap(key, current.revision - 1, b"x")) {
+        Ok(Swap::Changed(now)) => assert_eq!(now, current),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        ready(store.compare_and_swap(b"/registry/secrets/ns/s-00000", 1, b"x")),
+        Ok(Swap::Deleted)
+    ));
+    let Ok(Swap::Written(revision)) = ready(store.compare_and_swap(key, current.revision, b"new"))
+    else {
+        panic!("not written");
+    };
+    // Rewritten again, from its new revision only.
+    assert!(matches!(
+        ready(store.compare_and_swap(key, current.revision, b"newer")),
+        Ok(Swap::Changed(_))
+    ));
+    let written = store.finish().unwrap();
+    assert_eq!(
+        (written.kept, written.rewritten, written.revision),
+        (18, 1, revision)
+    );
+    assert!(matches!(store.finish(), Err(StoreError::ReadOnly { .. })));
+    let copy = Snapshot::open(&out, HashCheck::Verify).unwrap();
+    assert_eq!(copy.get(key).unwrap().unwrap().value, b"new");
+    assert_eq!(copy.info().compacted, Some(revision));
+}
