@@ -43,6 +43,8 @@
 //! sends back are cut to 512 bytes before they are put in an error.
 
 mod cache;
+#[cfg(all(unix, feature = "grpc"))]
+pub mod check;
 mod clock;
 pub(crate) mod encrypted_object;
 mod endpoint;

@@ -11,9 +11,9 @@
 #![cfg(unix)]
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -22,6 +22,7 @@ use k8s_envelope::EncryptionConfiguration;
 use serde::Deserialize;
 
 use crate::support::k8sref::k8sref;
+use crate::support::plugin_process::PluginProcess;
 
 #[derive(Deserialize)]
 struct Vector {
@@ -34,54 +35,6 @@ struct Vector {
     expect: String,
     #[serde(default)]
     stale: bool,
-}
-
-/// A plugin process, killed on drop, with its socket in a private directory.
-struct Plugin {
-    child: Child,
-    dir: PathBuf,
-    socket: PathBuf,
-}
-
-impl Plugin {
-    fn start(program: &Path, args: &[&str], label: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "k8s-envelope-kms-vectors-{}-{label}",
-            std::process::id()
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("temp dir");
-        let socket = dir.join("kms.sock");
-        let child = Command::new(program)
-            .args(args)
-            .arg("--socket")
-            .arg(&socket)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the plugin");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !socket.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "{label} plugin did not create its socket"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { child, dir, socket }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("unix://{}", self.socket.display())
-    }
-}
-
-impl Drop for Plugin {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = fs::remove_dir_all(&self.dir);
-    }
 }
 
 fn kms_vectors() -> Vec<(String, Vector)> {
@@ -123,7 +76,7 @@ fn config_for(vector: &Vector, endpoint: &str) -> EncryptionConfiguration {
     EncryptionConfiguration::from_json(&json).expect("vector config parses")
 }
 
-async fn check_all(plugin: &Plugin) {
+async fn check_all(plugin: &PluginProcess) {
     let vectors = kms_vectors();
     // 68 of the 187 lines in each seed file use a KMS provider.
     assert_eq!(vectors.len(), 3 * 68, "unexpected number of KMS vectors");
@@ -177,7 +130,7 @@ async fn check_all(plugin: &Plugin) {
 
 #[tokio::test]
 async fn kms_vectors_through_our_plugin_process() {
-    let plugin = Plugin::start(
+    let plugin = PluginProcess::start(
         Path::new(env!("CARGO_BIN_EXE_kms-plugin-local")),
         &["--mock-base64", "--api", "both"],
         "local",
@@ -188,7 +141,7 @@ async fn kms_vectors_through_our_plugin_process() {
 #[tokio::test]
 async fn kms_vectors_through_the_go_reference_plugin() {
     let Some(k8sref) = k8sref() else { return };
-    let plugin = Plugin::start(&k8sref, &["kms-plugin", "--api", "both"], "k8sref");
+    let plugin = PluginProcess::start(&k8sref, &["kms-plugin", "--api", "both"], "k8sref");
     check_all(&plugin).await;
 }
 
@@ -205,7 +158,7 @@ async fn values_sharing_a_derived_key_read_back_in_the_go_reference() {
     use k8s_envelope::Transformer;
 
     let Some(k8sref) = k8sref() else { return };
-    let plugin = Plugin::start(&k8sref, &["kms-plugin", "--api", "v2"], "k8sref-shared");
+    let plugin = PluginProcess::start(&k8sref, &["kms-plugin", "--api", "v2"], "k8sref-shared");
     let endpoint = KmsEndpoint::parse(&plugin.endpoint()).expect("endpoint");
     let client = Arc::new(GrpcClient::new(endpoint, Duration::from_secs(5)));
     let provider = KmsV2Provider::new(
@@ -233,7 +186,7 @@ async fn values_sharing_a_derived_key_read_back_in_the_go_reference() {
         requests.push('\n');
         plaintexts.push(plaintext);
     }
-    let config = plugin.dir.join("enc.yaml");
+    let config = plugin.dir().join("enc.yaml");
     fs::write(
         &config,
         format!(

@@ -16,6 +16,7 @@ mod etcd;
 mod etcd_failover;
 mod etcd_listing;
 mod fingerprint;
+mod kms_check;
 mod kms_faults;
 mod kms_grpc;
 mod kms_vectors;

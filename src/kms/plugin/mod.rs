@@ -20,6 +20,8 @@
 //!
 //! The `kms-plugin-local` binary does exactly this from the command line.
 
+#[cfg(test)]
+mod conformance;
 mod keyring;
 mod local;
 mod mock;

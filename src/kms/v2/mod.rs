@@ -677,7 +677,7 @@ pub fn key_id_hash(key_id: &str) -> String {
 }
 
 /// A random version 4 UUID, identifying one plugin request in its logs.
-fn request_uid() -> Result<String, Error> {
+pub(crate) fn request_uid() -> Result<String, Error> {
     let mut b = [0u8; 16];
     random::fill(&mut b)?;
     b[6] = (b[6] & 0x0f) | 0x40;

@@ -63,6 +63,8 @@ enum Command {
     Reencrypt(crate::reencrypt::ReencryptArgs),
     /// Measure every provider's write and read in process (ns/op, MB/s, allocations).
     Bench(crate::bench::BenchArgs),
+    /// Check a running KMS plugin against what kube-apiserver requires (exit 1 if it falls short).
+    KmsCheck(crate::kms_check::KmsCheckArgs),
 }
 
 #[derive(Args, Debug)]
@@ -126,6 +128,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Export(args) => crate::export::run(&args),
         Command::Reencrypt(args) => crate::reencrypt::run(&args),
         Command::Bench(args) => crate::bench::run(&args),
+        Command::KmsCheck(args) => crate::kms_check::run(&args),
     }
 }
 

@@ -12,6 +12,7 @@ mod export;
 mod fingerprint;
 mod get;
 mod jsonl;
+mod kms_check;
 mod reencrypt;
 mod rotate;
 mod scan;

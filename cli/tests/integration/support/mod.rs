@@ -5,6 +5,7 @@ pub mod etcd_server;
 pub mod k8sref;
 #[path = "../../../../tests/support/peak_memory.rs"]
 pub mod peak_memory;
+pub mod plugin_process;
 pub mod process;
 pub mod slow_kek;
 
