@@ -36,10 +36,9 @@ mod unix {
 
     use clap::Parser;
     use k8s_envelope::kms::plugin::{
-        AllowedPeers, Base64MockKek, Kek, Keyring, LocalKek, PluginApis, PluginServer,
+        AllowedPeers, Base64MockKek, Kek, Keyring, LocalKek, PluginApis, PluginServer, Termination,
     };
     use k8s_envelope::kms::KmsEndpoint;
-    use tokio::signal::unix::{signal, SignalKind};
 
     /// A KMS plugin (v2 and v1 APIs) that wraps DEKs with a key-encryption
     /// key read from a local file.
@@ -163,7 +162,7 @@ mod unix {
             return Ok(());
         }
         let socket = args.socket.as_deref().ok_or("--socket is required")?;
-        let endpoint = endpoint(socket)?;
+        let endpoint = KmsEndpoint::from_socket_arg(socket)?;
         let kek: Box<dyn Kek> = match (&args.kek_file, args.mock_base64) {
             (_, true) => {
                 eprintln!("kms-plugin-local: WARNING: --mock-base64 does not encrypt anything");
@@ -187,10 +186,9 @@ mod unix {
             Api::V1 => PluginApis::V1,
             Api::Both => PluginApis::Both,
         };
-        // Install the handlers before serving, so that a signal sent as soon
-        // as the socket exists is not lost.
-        let mut terminate = signal(SignalKind::terminate())?;
-        let mut interrupt = signal(SignalKind::interrupt())?;
+        // Installed before serving, so that a signal sent as soon as the
+        // socket exists is not lost.
+        let mut termination = Termination::install()?;
         let mut peers = AllowedPeers::default();
         for uid in &args.allow_uid {
             peers = peers.with_user(*uid);
@@ -207,28 +205,9 @@ mod unix {
             "kms-plugin-local: serving {apis} on {endpoint} (pid {})",
             std::process::id()
         );
-        let name = tokio::select! {
-            _ = terminate.recv() => "SIGTERM",
-            _ = interrupt.recv() => "SIGINT",
-        };
+        let name = termination.recv().await;
         handle.shutdown_within(SHUTDOWN_GRACE).await?;
         eprintln!("kms-plugin-local: {name}, stopped");
         Ok(())
-    }
-
-    /// `unix:///...`, `@name` or a plain path.
-    fn endpoint(socket: &str) -> Result<KmsEndpoint, k8s_envelope::Error> {
-        if socket.starts_with("unix:") {
-            KmsEndpoint::parse(socket)
-        } else if let Some(name) = socket.strip_prefix('@') {
-            KmsEndpoint::abstract_socket(name)
-        } else {
-            let path = PathBuf::from(socket);
-            let path = match std::env::current_dir() {
-                Ok(cwd) if path.is_relative() => cwd.join(path),
-                _ => path,
-            };
-            KmsEndpoint::socket_file(path)
-        }
     }
 }

@@ -3,7 +3,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -11,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::{Kek, KekError, KekFuture, Keyring, Wrapped};
+use super::{read_private_file, Kek, KekError, KekFuture, Keyring, Wrapped};
 use crate::primitive::{AesGcmCipher, GCM_NONCE_LEN};
 use crate::providers::aesgcm::{open, seal_append, sealed_len};
 use crate::{random, ProviderKind, SecretKey};
@@ -350,35 +349,11 @@ impl fmt::Debug for LocalKek {
 }
 
 /// Reads and decodes a key file, refusing one that other users could read
-/// or change (as ssh treats private keys).
+/// or change (see [`read_private_file`]).
 pub(super) fn read_key_file(path: &Path) -> Result<SecretKey, KekError> {
+    let contents = read_private_file(path, "KEK file", MAX_KEY_FILE)?;
     let fail =
         |what: &str| KekError::failed_precondition(format!("KEK file {}: {what}", path.display()));
-    // Not opened unless it is a regular file: opening a FIFO would wait
-    // for a writer (checked again on the open file below).
-    let kind = fs::metadata(path).map_err(|e| fail(&format!("cannot read: {e}")))?;
-    if !kind.is_file() {
-        return Err(fail("not a regular file"));
-    }
-    let file = fs::File::open(path).map_err(|e| fail(&format!("cannot read: {e}")))?;
-    // Checked on the open file, so a swap of the path after the check
-    // cannot slip another file in.
-    let meta = file
-        .metadata()
-        .map_err(|e| fail(&format!("cannot read: {e}")))?;
-    if !meta.is_file() {
-        return Err(fail("not a regular file"));
-    }
-    check_private(&meta).map_err(|why| fail(&why))?;
-    // Sized up front: a buffer that grew while reading would leave copies
-    // of the key in freed memory.
-    let mut contents = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE as usize + 64));
-    file.take(MAX_KEY_FILE + 1)
-        .read_to_end(&mut contents)
-        .map_err(|e| fail(&format!("cannot read: {e}")))?;
-    if contents.len() as u64 > MAX_KEY_FILE {
-        return Err(fail("larger than 4 KiB; expected 32 bytes in base64"));
-    }
     let text = std::str::from_utf8(contents.trim_ascii())
         .map_err(|_| fail("not base64; expected 32 bytes in base64"))?;
     let key = SecretKey::from_base64(text)
@@ -390,28 +365,6 @@ pub(super) fn read_key_file(path: &Path) -> Result<SecretKey, KekError> {
         )));
     }
     Ok(key)
-}
-
-/// Refuses a key file that group or others can read or write, or that
-/// another user owns, with how to fix it.
-fn check_private(meta: &fs::Metadata) -> Result<(), String> {
-    let mode = meta.mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "readable or writable by group or others (mode {mode:04o}); a KEK file must be \
-             private to its owner: chmod 600 it (and create new ones with \
-             `k8s-envelope keygen --out FILE`)"
-        ));
-    }
-    let user = rustix::process::geteuid().as_raw();
-    if meta.uid() != user {
-        return Err(format!(
-            "owned by user {}, not by the user the plugin runs as ({user}): chown it to that \
-             user, or run the plugin as its owner",
-            meta.uid()
-        ));
-    }
-    Ok(())
 }
 
 /// The key ID and cipher of a KEK.

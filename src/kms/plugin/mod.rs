@@ -26,8 +26,10 @@ mod keyring;
 mod local;
 mod mock;
 mod peers;
+mod secret_file;
 mod server;
 mod socket;
+mod termination;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -41,7 +43,9 @@ pub use self::keyring::Keyring;
 pub use self::local::LocalKek;
 pub use self::mock::Base64MockKek;
 pub use self::peers::AllowedPeers;
+pub use self::secret_file::read_private_file;
 pub use self::server::{PluginApis, PluginHandle, PluginServer};
+pub use self::termination::Termination;
 
 /// The future a [`Kek`] returns.
 pub type KekFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, KekError>> + Send + 'a>>;
