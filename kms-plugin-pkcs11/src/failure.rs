@@ -143,7 +143,10 @@ mod tests {
         );
         assert_eq!(function_name(&Function::Encrypt), "C_Encrypt");
         assert_eq!(
-            describe(&Error::Pkcs11(RvError::ObjectHandleInvalid, Function::EncryptInit)),
+            describe(&Error::Pkcs11(
+                RvError::ObjectHandleInvalid,
+                Function::EncryptInit
+            )),
             "C_EncryptInit: CKR_OBJECT_HANDLE_INVALID"
         );
     }
@@ -157,7 +160,10 @@ mod tests {
         assert_eq!(e.kind(), KekErrorKind::FailedPrecondition);
         assert_eq!(e.message(), "log in: C_Login: CKR_PIN_INCORRECT");
         let tag = Error::Pkcs11(RvError::GeneralError, Function::Decrypt);
-        assert_eq!(kek_error("unwrap", &tag).kind(), KekErrorKind::InvalidArgument);
+        assert_eq!(
+            kek_error("unwrap", &tag).kind(),
+            KekErrorKind::InvalidArgument
+        );
         let init = Error::Pkcs11(RvError::GeneralError, Function::DecryptInit);
         assert_eq!(meaning(&init), Meaning::TokenLost);
     }

@@ -247,7 +247,14 @@ mod tests {
     fn key_ids_carry_the_cka_id_in_hex() {
         assert_eq!(key_id_of(&[0x01]), "pkcs11-01");
         assert_eq!(cka_id_of("pkcs11-01ab"), Some(vec![0x01, 0xab]));
-        for foreign in ["", "pkcs11-", "pkcs11-1", "pkcs11-zz", "local-01", "pkcs11-+1"] {
+        for foreign in [
+            "",
+            "pkcs11-",
+            "pkcs11-1",
+            "pkcs11-zz",
+            "local-01",
+            "pkcs11-+1",
+        ] {
             assert_eq!(cka_id_of(foreign), None, "{foreign}");
         }
         let longest = key_id_of(&[7; MAX_CKA_ID]);

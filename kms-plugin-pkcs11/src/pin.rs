@@ -44,7 +44,9 @@ pub fn read_pin(file: Option<&Path>) -> Result<AuthPin, KekError> {
         .map(|p| p.strip_suffix(b"\r").unwrap_or(p))
         .unwrap_or(&raw);
     if pin.is_empty() {
-        return Err(KekError::failed_precondition(format!("{source}: the PIN is empty")));
+        return Err(KekError::failed_precondition(format!(
+            "{source}: the PIN is empty"
+        )));
     }
     let pin = std::str::from_utf8(pin)
         .map_err(|_| KekError::failed_precondition(format!("{source}: the PIN is not UTF-8")))?;

@@ -122,7 +122,7 @@ impl Token {
         &self,
         which: Which<'_>,
         what: &str,
-        operation: impl FnOnce(&Session, &TokenKey) -> Result<T, Error>,
+        operation: impl Fn(&Session, &TokenKey) -> Result<T, Error>,
     ) -> Result<T, KekError> {
         let state = self.connected()?;
         let Some(connection) = state.connection.as_ref() else {
@@ -265,7 +265,7 @@ impl Connection {
         which: Which<'_>,
         policy: KeyPolicy,
         what: &str,
-        operation: impl FnOnce(&Session, &TokenKey) -> Result<T, Error>,
+        operation: impl Fn(&Session, &TokenKey) -> Result<T, Error>,
     ) -> Result<T, KekError> {
         let session = match lock(&self.idle).pop() {
             Some(session) => session,
@@ -273,18 +273,35 @@ impl Connection {
                 .open_rw_session(self.slot)
                 .map_err(|e| kek_error("opening a session", &e))?,
         };
-        let key = match which {
-            Which::Write => Ok(self.write.clone()),
-            Which::CkaId(id) => self.key_by_cka_id(pkcs11, &session, id, policy),
-        };
-        let outcome = key.and_then(|key| {
-            operation(&session, &key).map_err(|e| kek_error(what, &e))
-        });
+        let mut outcome = self.once(pkcs11, &session, which, policy, what, &operation);
+        if let (Which::CkaId(id), Err(e)) = (which, &outcome) {
+            // A cached handle of a key deleted since (a retired key) is
+            // invalid while the token is fine: look the key up once more.
+            if e.kind() == KekErrorKind::Unavailable && lock(&self.keys).remove(id).is_some() {
+                outcome = self.once(pkcs11, &session, which, policy, what, &operation);
+            }
+        }
         let lost = matches!(&outcome, Err(e) if e.kind() == KekErrorKind::Unavailable);
         if !lost {
             lock(&self.idle).push(session);
         }
         outcome
+    }
+
+    fn once<T>(
+        &self,
+        pkcs11: &Pkcs11,
+        session: &Session,
+        which: Which<'_>,
+        policy: KeyPolicy,
+        what: &str,
+        operation: &impl Fn(&Session, &TokenKey) -> Result<T, Error>,
+    ) -> Result<T, KekError> {
+        let key = match which {
+            Which::Write => self.write.clone(),
+            Which::CkaId(id) => self.key_by_cka_id(pkcs11, session, id, policy)?,
+        };
+        operation(session, &key).map_err(|e| kek_error(what, &e))
     }
 
     /// The key with `cka_id`, from the cache or the token. A key ID the
@@ -321,7 +338,10 @@ impl Connection {
 
     /// Closes every idle session (errors ignored: the token may be gone).
     fn close(self) {
-        let idle = self.idle.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let idle = self
+            .idle
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
         for session in idle {
             let _ = session.close();
         }

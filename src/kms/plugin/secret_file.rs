@@ -53,7 +53,9 @@ pub fn read_private_file(
         return Err(fail("not a regular file"));
     }
     check_private(&meta).map_err(|why| fail(&why))?;
-    let capacity = usize::try_from(max_len).unwrap_or(usize::MAX).saturating_add(1);
+    let capacity = usize::try_from(max_len)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
     let mut contents = Zeroizing::new(Vec::with_capacity(capacity));
     file.take(max_len.saturating_add(1))
         .read_to_end(&mut contents)
@@ -66,7 +68,7 @@ pub fn read_private_file(
 
 /// `4 KiB`, `256 bytes`.
 fn size(len: u64) -> String {
-    if len >= 1024 && len % 1024 == 0 {
+    if len >= 1024 && len.is_multiple_of(1024) {
         format!("{} KiB", len / 1024)
     } else {
         format!("{len} bytes")
