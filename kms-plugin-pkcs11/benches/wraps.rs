@@ -1,0 +1,128 @@
+//! DEK wraps per second (KMS v2 `Encrypt` of a 32-byte DEK or seed over the
+//! plugin's unix socket) through kms-plugin-pkcs11 on SoftHSM2, beside the
+//! KEK-in-a-file plugin, kms-plugin-local, in the same run.
+//!
+//! Benchmark IDs: `dek_wrap/<clients>/<plugin>`, where clients is `1` (one
+//! call at a time) or `8` (eight clients on their own connections, one call
+//! each at once; the throughput is per call) and plugin is
+//! `kms-plugin-pkcs11` (the binary, as a process, on a fresh SoftHSM2 token)
+//! or `kms-plugin-local` (its KEK and server, `LocalKek` on the plugin kit's
+//! `PluginServer`, in a runtime of its own in this process).
+//!
+//! Skipped, with a message, when SoftHSM2 is missing.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use k8s_envelope::kms::plugin::{LocalKek, PluginHandle, PluginServer};
+use k8s_envelope::kms::{GrpcClient, KmsEndpoint};
+
+#[path = "../tests/softhsm/plugin.rs"]
+#[allow(dead_code, reason = "shared with the tests, which use all of it")]
+mod plugin;
+#[path = "../tests/softhsm/token.rs"]
+#[allow(dead_code, reason = "shared with the tests, which use all of it")]
+mod token;
+
+const DEK: [u8; 32] = [7; 32];
+
+/// kms-plugin-local's KEK and server, on a runtime of its own.
+struct LocalPlugin {
+    _dir: tempfile::TempDir,
+    endpoint: KmsEndpoint,
+    runtime: tokio::runtime::Runtime,
+    handle: Option<PluginHandle>,
+}
+
+impl LocalPlugin {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kek = dir.path().join("kek.b64");
+        let key = k8s_envelope::SecretKey::generate(32).expect("key");
+        let mut file = std::fs::OpenOptions::new();
+        std::os::unix::fs::OpenOptionsExt::mode(file.write(true).create_new(true), 0o600);
+        std::io::Write::write_all(
+            &mut file.open(&kek).expect("kek"),
+            key.to_base64().as_bytes(),
+        )
+        .expect("write");
+        let endpoint = KmsEndpoint::socket_file(dir.path().join("local.sock")).expect("endpoint");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let handle = runtime.block_on(async {
+            PluginServer::new(LocalKek::open(&kek).expect("open"))
+                .serve(&endpoint)
+                .await
+                .expect("serve")
+        });
+        Self {
+            _dir: dir,
+            endpoint,
+            runtime,
+            handle: Some(handle),
+        }
+    }
+}
+
+impl Drop for LocalPlugin {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            let _ = self.runtime.block_on(handle.shutdown());
+        }
+    }
+}
+
+fn clients(endpoint: &KmsEndpoint, n: usize) -> Vec<Arc<GrpcClient>> {
+    (0..n)
+        .map(|_| Arc::new(GrpcClient::new(endpoint.clone(), Duration::from_secs(10))))
+        .collect()
+}
+
+fn bench_wraps(c: &mut Criterion) {
+    let Some(hsm) = token::SoftHsm::new() else {
+        return;
+    };
+    let pkcs11 = plugin::Plugin::start(&hsm, "bench", &["--create-key"]);
+    let local = LocalPlugin::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let plugins = [
+        ("kms-plugin-local", local.endpoint.clone()),
+        ("kms-plugin-pkcs11", pkcs11.endpoint()),
+    ];
+    for n in [1usize, 8] {
+        let mut group = c.benchmark_group(format!("dek_wrap/{n}"));
+        group.throughput(Throughput::Elements(n as u64));
+        group.sample_size(20);
+        group.measurement_time(Duration::from_secs(4));
+        for (name, endpoint) in &plugins {
+            let clients = clients(endpoint, n);
+            // Connect, and check the plugin wraps, before measuring.
+            runtime.block_on(async {
+                for client in &clients {
+                    client.as_v2().encrypt("warm-up", &DEK).await.expect("encrypt");
+                }
+            });
+            group.bench_function(*name, |b| {
+                b.iter(|| {
+                    runtime.block_on(futures_util::future::join_all(clients.iter().map(
+                        |client| async move {
+                            black_box(client.as_v2().encrypt("bench", &DEK).await.expect("wrap"))
+                        },
+                    )))
+                });
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench_wraps);
+criterion_main!(benches);
