@@ -107,7 +107,11 @@ fn bench_wraps(c: &mut Criterion) {
             // Connect, and check the plugin wraps, before measuring.
             runtime.block_on(async {
                 for client in &clients {
-                    client.as_v2().encrypt("warm-up", &DEK).await.expect("encrypt");
+                    client
+                        .as_v2()
+                        .encrypt("warm-up", &DEK)
+                        .await
+                        .expect("encrypt");
                 }
             });
             group.bench_function(*name, |b| {
