@@ -56,19 +56,25 @@ impl HsmKek {
     }
 
     /// Runs `call` on a blocking thread, holding one of the session permits.
+    ///
+    /// The permit moves into the blocking task: a call the client gave up
+    /// on (its future dropped) still holds its session until the token
+    /// answers, so no more than `max_sessions` calls ever use the token.
     async fn blocking<T: Send + 'static>(
         &self,
         call: impl FnOnce(&Token) -> Result<T, KekError> + Send + 'static,
     ) -> Result<T, KekError> {
-        let _permit = self
-            .sessions
-            .acquire()
+        let permit = Arc::clone(&self.sessions)
+            .acquire_owned()
             .await
             .map_err(|_| KekError::internal("the plugin is stopping"))?;
         let token = Arc::clone(&self.token);
-        tokio::task::spawn_blocking(move || call(&token))
-            .await
-            .map_err(|_| KekError::internal("a PKCS#11 call panicked"))?
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            call(&token)
+        })
+        .await
+        .map_err(|_| KekError::internal("a PKCS#11 call panicked"))?
     }
 }
 
@@ -87,8 +93,10 @@ fn wrap(token: &Token, plaintext: &[u8]) -> Result<Wrapped, KekError> {
         let mut iv_param = iv;
         let params = GcmParams::new(&mut iv_param, &aad, (TAG_LEN as u64 * 8).into())?;
         let sealed = session.encrypt(&Mechanism::AesGcm(params), key.handle, plaintext)?;
+        // The IV as the token left it: a token that makes its own IVs (some
+        // do, in a FIPS mode) writes it back into the parameters.
         let mut ciphertext = Vec::with_capacity(IV_LEN + sealed.len());
-        ciphertext.extend_from_slice(&iv);
+        ciphertext.extend_from_slice(&iv_param);
         ciphertext.extend_from_slice(&sealed);
         Ok(Wrapped {
             ciphertext,

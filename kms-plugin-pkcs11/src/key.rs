@@ -31,8 +31,10 @@ pub struct TokenKey {
 /// Which keys are acceptable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyPolicy {
-    /// Accept a key whose value could leave the token (CKA_EXTRACTABLE
-    /// true or CKA_SENSITIVE false).
+    /// Accept a key whose value can leave the token or could once
+    /// (CKA_EXTRACTABLE true, CKA_SENSITIVE false, CKA_ALWAYS_SENSITIVE
+    /// false, CKA_NEVER_EXTRACTABLE false), or that is usable without the
+    /// PIN (CKA_PRIVATE false).
     pub allow_extractable: bool,
 }
 
@@ -52,7 +54,9 @@ pub fn cka_id_of(key_id: &str) -> Option<Vec<u8>> {
     let valid = !hex.is_empty()
         && hex.len() % 2 == 0
         && hex.len() <= 2 * MAX_CKA_ID
-        && hex.bytes().all(|b| b.is_ascii_hexdigit());
+        // Lower case only, as key_id_of writes it: one spelling per key, so
+        // that the key ID a value carries compares equal to the current one.
+        && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     if !valid {
         return None;
     }
@@ -154,7 +158,10 @@ pub fn checked(
         AttributeType::Id,
         AttributeType::ValueLen,
         AttributeType::Sensitive,
+        AttributeType::AlwaysSensitive,
         AttributeType::Extractable,
+        AttributeType::NeverExtractable,
+        AttributeType::Private,
         AttributeType::Encrypt,
         AttributeType::Decrypt,
     ];
@@ -163,6 +170,7 @@ pub fn checked(
         .map_err(|e| Refusal::Token(kek_error("reading the key's attributes", &e)))?;
     let mut id = None;
     let (mut len, mut sensitive, mut extractable) = (None, None, None);
+    let (mut always_sensitive, mut never_extractable, mut private) = (None, None, None);
     let (mut encrypt, mut decrypt) = (false, false);
     for attribute in attributes {
         match attribute {
@@ -170,6 +178,9 @@ pub fn checked(
             Attribute::ValueLen(value) => len = Some(u64::from(value)),
             Attribute::Sensitive(value) => sensitive = Some(value),
             Attribute::Extractable(value) => extractable = Some(value),
+            Attribute::AlwaysSensitive(value) => always_sensitive = Some(value),
+            Attribute::NeverExtractable(value) => never_extractable = Some(value),
+            Attribute::Private(value) => private = Some(value),
             Attribute::Encrypt(value) => encrypt = value,
             Attribute::Decrypt(value) => decrypt = value,
             _ => {}
@@ -182,11 +193,23 @@ pub fn checked(
     if !(encrypt && decrypt) {
         return bad("it must allow CKA_ENCRYPT and CKA_DECRYPT");
     }
+    // A key that is sensitive now but was not always (or extractable once)
+    // may have been copied out before: the token's own record says so.
     let leaves = sensitive != Some(true) || extractable != Some(false);
-    if leaves && !policy.allow_extractable {
+    let left = always_sensitive != Some(true) || never_extractable != Some(true);
+    if (leaves || left) && !policy.allow_extractable {
         return bad(
-            "its value can leave the token (CKA_SENSITIVE false or CKA_EXTRACTABLE true); \
-             create a sensitive, non-extractable key (--create-key does), or pass \
+            "its value can leave the token, or could once (CKA_SENSITIVE false, \
+             CKA_EXTRACTABLE true, CKA_ALWAYS_SENSITIVE false or CKA_NEVER_EXTRACTABLE \
+             false); create a sensitive, never extractable key (--create-key does), or \
+             pass --allow-extractable-key to use it anyway",
+        );
+    }
+    // A public object is usable by any session, logged in or not.
+    if private != Some(true) && !policy.allow_extractable {
+        return bad(
+            "it is not a private object (CKA_PRIVATE false): anyone with access to the token \
+             can use it without the PIN; create a private key (--create-key does), or pass \
              --allow-extractable-key to use it anyway",
         );
     }
@@ -254,6 +277,7 @@ mod tests {
             "pkcs11-zz",
             "local-01",
             "pkcs11-+1",
+            "pkcs11-01AB",
         ] {
             assert_eq!(cka_id_of(foreign), None, "{foreign}");
         }

@@ -10,8 +10,10 @@
 //!   With `--create-key` (and only when the token has none with the label)
 //!   it is created inside the token: a token object, private, sensitive,
 //!   never extractable, not copyable, for encryption and decryption only,
-//!   with a random 16-byte CKA_ID. A key found with CKA_EXTRACTABLE true or
-//!   CKA_SENSITIVE false is refused unless `--allow-extractable-key`.
+//!   with a random 16-byte CKA_ID. A key found with CKA_EXTRACTABLE true,
+//!   CKA_SENSITIVE false, CKA_ALWAYS_SENSITIVE or CKA_NEVER_EXTRACTABLE
+//!   false (it may have left the token once) or CKA_PRIVATE false is
+//!   refused unless `--allow-extractable-key`.
 //! - Encrypt wraps the DEK or seed with CKM_AES_GCM inside the token: a
 //!   fresh 96-bit IV from the OS, stored before the ciphertext, and the key
 //!   ID as additional data. The value of the key is never read.
@@ -97,8 +99,10 @@ struct Args {
     #[arg(long)]
     create_key: bool,
 
-    /// Use a key whose value can leave the token (CKA_EXTRACTABLE true or
-    /// CKA_SENSITIVE false). Refused without this.
+    /// Use a key whose value can leave the token or could once
+    /// (CKA_EXTRACTABLE true, CKA_SENSITIVE false, CKA_ALWAYS_SENSITIVE
+    /// false or CKA_NEVER_EXTRACTABLE false), or that is not private
+    /// (CKA_PRIVATE false). Refused without this.
     #[arg(long)]
     allow_extractable_key: bool,
 

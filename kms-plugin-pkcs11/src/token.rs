@@ -51,6 +51,10 @@ pub struct Token {
     pkcs11: Pkcs11,
     state: RwLock<State>,
     last_attempt: Mutex<Option<Instant>>,
+    /// The key ID of the write key, as last seen. Apart from `state`, whose
+    /// write lock a reconnection holds for as long as the module takes:
+    /// Status reads this on the server's own threads.
+    write_key_id: Mutex<String>,
 }
 
 struct State {
@@ -58,13 +62,19 @@ struct State {
     connection: Option<Connection>,
     /// Why it was lost.
     lost: Option<KekError>,
-    /// The key ID of the write key, as last seen.
-    write_key_id: String,
+    /// Set when connecting again failed on something only an operator can
+    /// fix (a PIN changed on the token, the write key deleted): not tried
+    /// again, since every wrong PIN counts towards locking the token's.
+    refused: Option<KekError>,
+    /// How many connections were opened before this state's.
+    generation: u64,
 }
 
 /// One login to the token: everything here is valid until the token goes
 /// away (then it is dropped whole, before the module is reset).
 struct Connection {
+    /// Which connection this is ([`State::generation`] when it opened).
+    generation: u64,
     slot: Slot,
     write: TokenKey,
     /// Idle sessions. One stays open from the login on: closing the last
@@ -91,12 +101,14 @@ impl Token {
             ))
         })?;
         initialize(&pkcs11)?;
-        let connection = Connection::open(&pkcs11, &config, &pin, config.create_key)?;
+        let connection = Connection::open(&pkcs11, &config, &pin, config.create_key, 0)?;
         Ok(Self {
+            write_key_id: Mutex::new(connection.write.key_id.clone()),
             state: RwLock::new(State {
-                write_key_id: connection.write.key_id.clone(),
                 connection: Some(connection),
                 lost: None,
+                refused: None,
+                generation: 0,
             }),
             config,
             pin,
@@ -108,7 +120,7 @@ impl Token {
     /// The key ID of the write key (as last seen, also while the token is
     /// away: Status still names it, with healthz saying what is wrong).
     pub fn write_key_id(&self) -> String {
-        self.read().write_key_id.clone()
+        lock(&self.write_key_id).clone()
     }
 
     /// Runs `operation` (named `what` in errors) on a pooled session with
@@ -129,10 +141,11 @@ impl Token {
             return Err(unavailable(&self.config.token_label, state.lost.as_ref()));
         };
         let outcome = connection.run(&self.pkcs11, which, self.config.policy, what, operation);
+        let generation = connection.generation;
         drop(state);
         if let Err(e) = &outcome {
             if e.kind() == KekErrorKind::Unavailable {
-                self.lose(e.clone());
+                self.lose(generation, e.clone());
             }
         }
         outcome
@@ -144,11 +157,21 @@ impl Token {
     ///
     /// What is wrong, as for [`with_key`](Self::with_key).
     pub fn check(&self) -> Result<(), KekError> {
-        self.with_key(Which::Write, "checking the key", |session, key| {
-            session
-                .get_attributes(key.handle, &[cryptoki::object::AttributeType::Id])
-                .map(drop)
-        })
+        let same = self.with_key(Which::Write, "checking the key", |session, key| {
+            let attributes =
+                session.get_attributes(key.handle, &[cryptoki::object::AttributeType::Id])?;
+            // A token may give the handle of a deleted key to a new object.
+            Ok(attributes.iter().any(
+                |a| matches!(a, cryptoki::object::Attribute::Id(id) if key::key_id_of(id) == key.key_id),
+            ))
+        })?;
+        if same {
+            return Ok(());
+        }
+        Err(KekError::failed_precondition(format!(
+            "the key labelled {:?} is no longer on token {:?} (deleted?)",
+            self.config.key_label, self.config.token_label
+        )))
     }
 
     /// A read guard on a connected state, connecting again first if the
@@ -164,19 +187,33 @@ impl Token {
         Ok(self.read())
     }
 
-    /// Drops the connection after `why` (its sessions are closed now,
-    /// before the module is reset, so that no stale session handle outlives
-    /// it).
-    fn lose(&self, why: KekError) {
+    /// Drops connection `generation` after `why` (its sessions are closed
+    /// now, before the module is reset, so that no stale session handle
+    /// outlives it). A newer connection, opened since by another call, is
+    /// kept.
+    fn lose(&self, generation: u64, why: KekError) {
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        if state.connection.as_ref().map(|c| c.generation) != Some(generation) {
+            return;
+        }
         if let Some(connection) = state.connection.take() {
             connection.close();
         }
         state.lost = Some(why);
     }
 
-    /// Resets the module and connects again; at most once a second.
+    /// Resets the module and connects again; at most once a second, and
+    /// never again after a refusal only an operator can fix.
     fn reconnect(&self) -> Result<(), KekError> {
+        {
+            let state = self.read();
+            if state.connection.is_some() {
+                return Ok(());
+            }
+            if let Some(refused) = &state.refused {
+                return Err(refused.clone());
+            }
+        }
         {
             let mut last = lock(&self.last_attempt);
             if last.is_some_and(|at| at.elapsed() < RECONNECT_INTERVAL) {
@@ -192,14 +229,27 @@ impl Token {
         // A token that went away is seen again only by a fresh C_Initialize
         // (SoftHSM2 reads its slots then; so do many HSM modules).
         let _ = self.pkcs11.clone().finalize();
-        let opened = initialize(&self.pkcs11)
-            .and_then(|()| Connection::open(&self.pkcs11, &self.config, &self.pin, false));
+        let generation = state.generation + 1;
+        let opened = initialize(&self.pkcs11).and_then(|()| {
+            Connection::open(&self.pkcs11, &self.config, &self.pin, false, generation)
+        });
         match opened {
             Ok(connection) => {
-                state.write_key_id = connection.write.key_id.clone();
+                *lock(&self.write_key_id) = connection.write.key_id.clone();
+                state.generation = generation;
                 state.connection = Some(connection);
                 state.lost = None;
                 Ok(())
+            }
+            Err(e) if e.kind() == KekErrorKind::FailedPrecondition => {
+                let refused = KekError::failed_precondition(format!(
+                    "connecting to PKCS#11 token {:?} again failed: {}; not tried again \
+                     (every wrong PIN counts towards locking it): fix it, then restart the plugin",
+                    self.config.token_label,
+                    e.message()
+                ));
+                state.refused = Some(refused.clone());
+                Err(refused)
             }
             Err(e) => {
                 let error = unavailable(&self.config.token_label, Some(&e));
@@ -231,6 +281,7 @@ impl Connection {
         config: &TokenConfig,
         pin: &AuthPin,
         create_key: bool,
+        generation: u64,
     ) -> Result<Self, KekError> {
         let slot = find_slot(pkcs11, &config.token_label)?;
         let session = pkcs11
@@ -252,6 +303,7 @@ impl Connection {
             }
         };
         Ok(Self {
+            generation,
             slot,
             write,
             idle: Mutex::new(vec![session]),
@@ -267,7 +319,9 @@ impl Connection {
         what: &str,
         operation: impl Fn(&Session, &TokenKey) -> Result<T, Error>,
     ) -> Result<T, KekError> {
-        let session = match lock(&self.idle).pop() {
+        // Popped first, so that the pool is not locked while a session opens.
+        let pooled = lock(&self.idle).pop();
+        let session = match pooled {
             Some(session) => session,
             None => pkcs11
                 .open_rw_session(self.slot)

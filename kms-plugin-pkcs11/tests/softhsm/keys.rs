@@ -97,6 +97,38 @@ fn a_key_that_can_leave_the_token_is_refused_unless_allowed() {
 }
 
 #[test]
+fn a_key_usable_without_the_pin_is_refused_and_a_private_sensitive_one_is_used() {
+    let Some(hsm) = SoftHsm::new() else { return };
+    let keygen = |label: &str, id: &str, flags: &[&str]| {
+        let mut args = vec![
+            "--keygen",
+            "--key-type",
+            "AES:32",
+            "--label",
+            label,
+            "--id",
+            id,
+        ];
+        args.extend_from_slice(flags);
+        let made = hsm.pkcs11_tool(&args);
+        assert!(made.status.success(), "{made:?}");
+    };
+    // Sensitive and never extractable, but not CKA_PRIVATE.
+    keygen("public", "0303", &["--sensitive"]);
+    let mut refused = command(&hsm, "public", &[]);
+    refused.arg("--pin-file").arg(hsm.pin_file());
+    let (code, stderr) = run_to_exit(refused);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not a private object"), "{stderr}");
+
+    // Made by another tool the right way: used as it is.
+    keygen("made-elsewhere", "0404", &["--sensitive", "--private"]);
+    let plugin = Plugin::start(&hsm, "made-elsewhere", &[]);
+    assert!(plugin.log().contains("pkcs11-0404"), "{}", plugin.log());
+    assert!(plugin.terminate().success());
+}
+
+#[test]
 fn the_pin_comes_from_a_private_file_or_the_environment_and_is_never_shown() {
     use std::os::unix::fs::PermissionsExt as _;
 

@@ -30,8 +30,8 @@ pub fn command(hsm: &SoftHsm, key_label: &str, extra: &[&str]) -> Command {
 }
 
 impl Plugin {
-    /// Starts the plugin with the PIN file and waits (10 s at most) for
-    /// its socket.
+    /// Starts the plugin with the PIN file and waits (10 s at most) until
+    /// it serves.
     pub fn start(hsm: &SoftHsm, key_label: &str, extra: &[&str]) -> Self {
         let mut command = command(hsm, key_label, extra);
         command.arg("--pin-file").arg(hsm.pin_file());
@@ -39,7 +39,8 @@ impl Plugin {
     }
 
     /// Starts `command` (a [`command`] with the PIN given some way) with
-    /// its socket in `hsm`'s directory.
+    /// its socket in `hsm`'s directory, and waits until it says it serves
+    /// (the line comes just after the socket).
     pub fn spawn(hsm: &SoftHsm, mut command: Command) -> Self {
         let socket = hsm.dir().join("kms.sock");
         let log = hsm.dir().join("plugin.log");
@@ -57,7 +58,7 @@ impl Plugin {
             log,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !plugin.socket.exists() {
+        while !(plugin.socket.exists() && plugin.log().contains("serving")) {
             if let Some(status) = plugin.child_mut().try_wait().expect("wait") {
                 panic!("the plugin exited ({status}): {}", plugin.log());
             }
