@@ -46,7 +46,10 @@ pub(super) fn shown_key_id(key_id: &str) -> String {
 
 /// Copies of `ciphertext` with one bit flipped at its start, middle and end
 /// (low and second-lowest bit, so that a text encoding such as base64 still
-/// decodes for some of them), and one byte shorter.
+/// decodes for some of them), with two different bytes in its middle
+/// swapped (which keeps any text encoding's alphabet, so that a plugin
+/// without authentication is always caught, whatever the random DEK), and
+/// one byte shorter.
 pub(super) fn corruptions(ciphertext: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     if ciphertext.is_empty() {
@@ -63,6 +66,11 @@ pub(super) fn corruptions(ciphertext: &[u8]) -> Vec<Vec<u8>> {
                 out.push(changed);
             }
         }
+    }
+    if let Some(at) = (last / 2..last).find(|&i| ciphertext[i] != ciphertext[i + 1]) {
+        let mut swapped = ciphertext.to_vec();
+        swapped.swap(at, at + 1);
+        out.push(swapped);
     }
     out.push(ciphertext[..last].to_vec());
     out
@@ -140,10 +148,12 @@ mod tests {
     fn corruptions_differ_from_the_original() {
         let original = b"abcdefgh".to_vec();
         let changed = corruptions(&original);
-        assert_eq!(changed.len(), 7);
+        assert_eq!(changed.len(), 8);
         assert!(changed.iter().all(|c| *c != original));
+        assert!(changed.contains(&b"abcedfgh".to_vec()), "{changed:?}");
         assert!(corruptions(&[]).is_empty());
         assert_eq!(corruptions(&[7]).len(), 3);
+        assert_eq!(corruptions(&[7, 7]).len(), 5, "nothing to swap");
     }
 
     #[test]
