@@ -153,15 +153,26 @@ pub(crate) fn check(kek: impl Kek + 'static, api: CheckedApi, timeout: Duration)
     })
 }
 
+/// A check of a plugin with `fault`, with the apiserver's default timeout
+/// (a test build under the load of the other tests can take a good part of
+/// a second for the 1 MiB round trip).
 fn faulty(fault: Fault) -> CheckReport {
+    faulty_within(fault, Duration::from_secs(3))
+}
+
+/// A check of a plugin with `fault`, with calls timing out after `timeout`.
+fn faulty_within(fault: Fault, timeout: Duration) -> CheckReport {
     let dir = tempfile::tempdir().expect("tempdir");
     let kek = Faulty {
         inner: kek(dir.path()),
         fault,
         statuses: 0.into(),
     };
-    check(kek, CheckedApi::V2, Duration::from_millis(400))
+    check(kek, CheckedApi::V2, timeout)
 }
+
+/// The timeout of the delay tests: short, so that they run quickly.
+const SHORT_TIMEOUT: Duration = Duration::from_millis(400);
 
 fn outcome(report: &CheckReport, id: &str) -> Outcome {
     report
@@ -238,7 +249,7 @@ fn each_broken_rule_fails_its_check() {
 #[test]
 fn a_call_past_the_timeout_fails_latency_and_skips_what_follows() {
     let started = std::time::Instant::now();
-    let report = faulty(Fault::Delay(Duration::from_millis(1500)));
+    let report = faulty_within(Fault::Delay(Duration::from_millis(1500)), SHORT_TIMEOUT);
     assert_eq!(outcome(&report, "status.answers"), Outcome::Fail);
     assert_eq!(outcome(&report, "latency"), Outcome::Fail);
     assert_eq!(outcome(&report, "concurrency"), Outcome::Skip);
@@ -258,7 +269,11 @@ fn a_call_past_the_timeout_fails_latency_and_skips_what_follows() {
 
 #[test]
 fn a_slow_plugin_warns_on_latency() {
-    let report = faulty(Fault::Delay(Duration::from_millis(250)));
+    // Half the timeout exactly, and 300 ms of room before it runs out.
+    let report = faulty_within(
+        Fault::Delay(Duration::from_millis(300)),
+        Duration::from_millis(600),
+    );
     assert_eq!(outcome(&report, "latency"), Outcome::Warn);
     assert!(report.passed(false));
     assert!(!report.passed(true), "strict makes warnings failures");
