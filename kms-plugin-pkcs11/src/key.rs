@@ -146,80 +146,108 @@ fn refused(which: &str, why: &Refusal) -> KekError {
     }
 }
 
-/// The key at `handle`, if it is AES-256 (32 bytes), allowed to encrypt and
-/// decrypt, has a CKA_ID of 1 to 508 bytes, and (unless `policy` allows
-/// otherwise) is sensitive and not extractable. Its value is never read.
+/// The key at `handle`, if [`KeyAttributes::key_id`] accepts it. Its value
+/// is never read.
 pub fn checked(
     session: &Session,
     handle: ObjectHandle,
     policy: KeyPolicy,
 ) -> Result<TokenKey, Refusal> {
-    let wanted = [
+    let attributes = session
+        .get_attributes(handle, &KeyAttributes::WANTED)
+        .map_err(|e| Refusal::Token(kek_error("reading the key's attributes", &e)))?;
+    let key_id = KeyAttributes::from(attributes)
+        .key_id(policy)
+        .map_err(|what| Refusal::Attributes(what.to_owned()))?;
+    Ok(TokenKey { handle, key_id })
+}
+
+/// What the plugin asks of a key, as the token reports it (`None`: not
+/// reported).
+#[derive(Debug, Default, Clone)]
+struct KeyAttributes {
+    id: Option<Vec<u8>>,
+    len: Option<u64>,
+    encrypt: bool,
+    decrypt: bool,
+    sensitive: Option<bool>,
+    always_sensitive: Option<bool>,
+    extractable: Option<bool>,
+    never_extractable: Option<bool>,
+    private: Option<bool>,
+}
+
+impl KeyAttributes {
+    const WANTED: [AttributeType; 9] = [
         AttributeType::Id,
         AttributeType::ValueLen,
+        AttributeType::Encrypt,
+        AttributeType::Decrypt,
         AttributeType::Sensitive,
         AttributeType::AlwaysSensitive,
         AttributeType::Extractable,
         AttributeType::NeverExtractable,
         AttributeType::Private,
-        AttributeType::Encrypt,
-        AttributeType::Decrypt,
     ];
-    let attributes = session
-        .get_attributes(handle, &wanted)
-        .map_err(|e| Refusal::Token(kek_error("reading the key's attributes", &e)))?;
-    let mut id = None;
-    let (mut len, mut sensitive, mut extractable) = (None, None, None);
-    let (mut always_sensitive, mut never_extractable, mut private) = (None, None, None);
-    let (mut encrypt, mut decrypt) = (false, false);
-    for attribute in attributes {
-        match attribute {
-            Attribute::Id(value) => id = Some(value),
-            Attribute::ValueLen(value) => len = Some(u64::from(value)),
-            Attribute::Sensitive(value) => sensitive = Some(value),
-            Attribute::Extractable(value) => extractable = Some(value),
-            Attribute::AlwaysSensitive(value) => always_sensitive = Some(value),
-            Attribute::NeverExtractable(value) => never_extractable = Some(value),
-            Attribute::Private(value) => private = Some(value),
-            Attribute::Encrypt(value) => encrypt = value,
-            Attribute::Decrypt(value) => decrypt = value,
-            _ => {}
+
+    /// The key ID of an AES-256 key (32 bytes) allowed to encrypt and
+    /// decrypt, with a CKA_ID of 1 to 508 bytes, that (unless `policy`
+    /// allows otherwise) is private, sensitive and never was extractable;
+    /// or why not.
+    fn key_id(&self, policy: KeyPolicy) -> Result<String, &'static str> {
+        if self.len != Some(32) {
+            return Err("it is not an AES-256 key (CKA_VALUE_LEN is not 32)");
+        }
+        if !(self.encrypt && self.decrypt) {
+            return Err("it must allow CKA_ENCRYPT and CKA_DECRYPT");
+        }
+        // A key that is sensitive now but was not always (or extractable
+        // once) may have been copied out before: the token's own record
+        // says so.
+        let leaves = self.sensitive != Some(true) || self.extractable != Some(false);
+        let left = self.always_sensitive != Some(true) || self.never_extractable != Some(true);
+        if (leaves || left) && !policy.allow_extractable {
+            return Err(
+                "its value can leave the token, or could once (CKA_SENSITIVE false, \
+                 CKA_EXTRACTABLE true, CKA_ALWAYS_SENSITIVE false or CKA_NEVER_EXTRACTABLE \
+                 false); create a sensitive, never extractable key (--create-key does), or \
+                 pass --allow-extractable-key to use it anyway",
+            );
+        }
+        // A public object is usable by any session, logged in or not.
+        if self.private != Some(true) && !policy.allow_extractable {
+            return Err(
+                "it is not a private object (CKA_PRIVATE false): anyone with access to the \
+                 token can use it without the PIN; create a private key (--create-key does), \
+                 or pass --allow-extractable-key to use it anyway",
+            );
+        }
+        match &self.id {
+            Some(id) if !id.is_empty() && id.len() <= MAX_CKA_ID => Ok(key_id_of(id)),
+            Some(id) if id.len() > MAX_CKA_ID => Err("its CKA_ID is longer than 508 bytes"),
+            _ => Err("it has no CKA_ID, which its key ID is made of (pkcs11-tool --id sets one)"),
         }
     }
-    let bad = |what: &str| Err(Refusal::Attributes(what.to_owned()));
-    if len != Some(32) {
-        return bad("it is not an AES-256 key (CKA_VALUE_LEN is not 32)");
-    }
-    if !(encrypt && decrypt) {
-        return bad("it must allow CKA_ENCRYPT and CKA_DECRYPT");
-    }
-    // A key that is sensitive now but was not always (or extractable once)
-    // may have been copied out before: the token's own record says so.
-    let leaves = sensitive != Some(true) || extractable != Some(false);
-    let left = always_sensitive != Some(true) || never_extractable != Some(true);
-    if (leaves || left) && !policy.allow_extractable {
-        return bad(
-            "its value can leave the token, or could once (CKA_SENSITIVE false, \
-             CKA_EXTRACTABLE true, CKA_ALWAYS_SENSITIVE false or CKA_NEVER_EXTRACTABLE \
-             false); create a sensitive, never extractable key (--create-key does), or \
-             pass --allow-extractable-key to use it anyway",
-        );
-    }
-    // A public object is usable by any session, logged in or not.
-    if private != Some(true) && !policy.allow_extractable {
-        return bad(
-            "it is not a private object (CKA_PRIVATE false): anyone with access to the token \
-             can use it without the PIN; create a private key (--create-key does), or pass \
-             --allow-extractable-key to use it anyway",
-        );
-    }
-    match id {
-        Some(id) if !id.is_empty() && id.len() <= MAX_CKA_ID => Ok(TokenKey {
-            handle,
-            key_id: key_id_of(&id),
-        }),
-        Some(id) if id.len() > MAX_CKA_ID => bad("its CKA_ID is longer than 508 bytes"),
-        _ => bad("it has no CKA_ID, which its key ID is made of (pkcs11-tool --id sets one)"),
+}
+
+impl From<Vec<Attribute>> for KeyAttributes {
+    fn from(attributes: Vec<Attribute>) -> Self {
+        let mut out = Self::default();
+        for attribute in attributes {
+            match attribute {
+                Attribute::Id(value) => out.id = Some(value),
+                Attribute::ValueLen(value) => out.len = Some(u64::from(value)),
+                Attribute::Encrypt(value) => out.encrypt = value,
+                Attribute::Decrypt(value) => out.decrypt = value,
+                Attribute::Sensitive(value) => out.sensitive = Some(value),
+                Attribute::AlwaysSensitive(value) => out.always_sensitive = Some(value),
+                Attribute::Extractable(value) => out.extractable = Some(value),
+                Attribute::NeverExtractable(value) => out.never_extractable = Some(value),
+                Attribute::Private(value) => out.private = Some(value),
+                _ => {}
+            }
+        }
+        out
     }
 }
 
@@ -285,5 +313,73 @@ mod tests {
         assert!(longest.len() <= 1024);
         assert_eq!(cka_id_of(&longest).map(|id| id.len()), Some(MAX_CKA_ID));
         assert_eq!(cka_id_of(&format!("{longest}07")), None);
+    }
+
+    /// A key as --create-key makes it.
+    fn sound() -> KeyAttributes {
+        KeyAttributes::from(vec![
+            Attribute::Id(vec![0xab, 0x01]),
+            Attribute::ValueLen(32.into()),
+            Attribute::Encrypt(true),
+            Attribute::Decrypt(true),
+            Attribute::Sensitive(true),
+            Attribute::AlwaysSensitive(true),
+            Attribute::Extractable(false),
+            Attribute::NeverExtractable(true),
+            Attribute::Private(true),
+        ])
+    }
+
+    /// What a test case changes in a [`sound`] key, and its name.
+    type Change = (&'static str, fn(&mut KeyAttributes));
+
+    const STRICT: KeyPolicy = KeyPolicy {
+        allow_extractable: false,
+    };
+    const LOOSE: KeyPolicy = KeyPolicy {
+        allow_extractable: true,
+    };
+
+    #[test]
+    fn a_sound_key_is_used_by_its_cka_id() {
+        assert_eq!(sound().key_id(STRICT).as_deref(), Ok("pkcs11-ab01"));
+    }
+
+    #[test]
+    fn a_key_that_can_or_could_leave_the_token_or_is_public_needs_the_flag() {
+        let weakened: [Change; 6] = [
+            ("not sensitive", |k| k.sensitive = Some(false)),
+            ("once not sensitive", |k| k.always_sensitive = Some(false)),
+            ("extractable", |k| k.extractable = Some(true)),
+            ("once extractable", |k| k.never_extractable = Some(false)),
+            ("public", |k| k.private = Some(false)),
+            ("sensitivity not reported", |k| k.sensitive = None),
+        ];
+        for (what, weaken) in weakened {
+            let mut key = sound();
+            weaken(&mut key);
+            let refused = key.key_id(STRICT).expect_err(what);
+            assert!(
+                refused.contains("--allow-extractable-key"),
+                "{what}: {refused}"
+            );
+            assert_eq!(key.key_id(LOOSE).as_deref(), Ok("pkcs11-ab01"), "{what}");
+        }
+    }
+
+    #[test]
+    fn a_key_that_is_not_an_aes_256_encryption_key_with_a_cka_id_is_refused() {
+        let wrong: [Change; 5] = [
+            ("AES-128", |k| k.len = Some(16)),
+            ("no decryption", |k| k.decrypt = false),
+            ("no CKA_ID", |k| k.id = None),
+            ("an empty CKA_ID", |k| k.id = Some(Vec::new())),
+            ("a long CKA_ID", |k| k.id = Some(vec![1; MAX_CKA_ID + 1])),
+        ];
+        for (what, spoil) in wrong {
+            let mut key = sound();
+            spoil(&mut key);
+            assert!(key.key_id(LOOSE).is_err(), "{what}");
+        }
     }
 }
