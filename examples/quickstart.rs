@@ -14,9 +14,9 @@ use std::fmt::Write as _;
 
 use std::path::Path;
 
-use k8s_envelope::kms::plugin::{LocalKek, PluginServer};
 use k8s_envelope::kms::{GrpcKmsFactory, KmsEndpoint, KmsHealth};
 use k8s_envelope::{EncryptionConfiguration, SecretKey};
+use k8s_envelope_kms_plugin::{LocalKek, PluginServer};
 use zeroize::Zeroizing;
 
 const STORAGE_KEY: &str = "/registry/secrets/default/db-creds";

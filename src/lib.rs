@@ -44,8 +44,9 @@
 //!   [`kms`] the KMS v1 and v2 envelope providers, which talk to a KMS plugin
 //!   over gRPC on a unix socket (`kms::GrpcKmsFactory` builds them from a
 //!   config, feature `grpc`); implement [`Provider`] for your own.
-//! - `kms::plugin` (feature `plugin`) turns a key-encryption key into a KMS
-//!   plugin; the `kms-plugin-local` binary serves a KEK kept in a local file.
+//! - The plugin side is the `k8s-envelope-kms-plugin` crate: a kit that
+//!   turns a key-encryption key into a KMS plugin, and `kms-check`; the
+//!   `kms-plugin-local` binary serves a KEK kept in a local file.
 //! - [`rotation`] rotates keys safely (add, promote, re-encrypt, retire, as
 //!   pure functions on a configuration), scans a store for stale values, and
 //!   re-encrypts them without losing a concurrent write; [`store`] reaches
@@ -86,7 +87,7 @@
 //!   and v2 envelope parsers, the CLI's JSON Lines parser, the etcd dump and
 //!   snapshot readers and the object decoder. CI runs each
 //!   of them with AddressSanitizer, and every input that ever broke one is
-//!   replayed by `tests/fuzz_regressions.rs`.
+//!   replayed by `tests/integration/fuzz_regressions.rs`.
 //!
 //! # Feature flags
 //!
@@ -104,7 +105,6 @@
 //! |---|---|---|---|
 //! | `grpc` | yes | `kms::GrpcClient` and `kms::GrpcKmsFactory`: the KMS plugin protocol on a unix socket, what a tool reading a production cluster needs | tonic, prost, tokio, hyper, tower |
 //! | `etcd` | no | `store::EtcdStore`: etcd v3, plain, TLS or mTLS | tonic with rustls and ring, prost, tokio |
-//! | `plugin` | no | `kms::plugin`: a kit for KMS plugins (a gRPC server on a unix socket), as `kms-plugin-local` uses | `grpc`, tonic's server, rustix |
 //! | `snapshot` | no | `snapshot` and `store::SnapshotStore`: etcd snapshot files (bbolt) read offline and re-keyed into new ones | nothing |
 //! | `objects` | no | `object`: stored Kubernetes objects decoded to the API's JSON and kubectl's YAML | nothing |
 //! | `observe` | no | `observe`: metrics, `tracing` spans and audit events per transform, and the KMS providers' cache and call metrics | `metrics` |
@@ -118,9 +118,10 @@
 //! k8s-envelope = { version = "0.1", features = ["etcd"] }
 //! ```
 //!
-//! The `k8s-envelope` and `kms-plugin-local` binaries are in the
-//! `k8s-envelope-cli` package; a library consumer never builds clap or the
-//! progress bars.
+//! The `k8s-envelope` binary is the `k8s-envelope-cli` package, and the
+//! plugins (`kms-plugin-local`, `kms-plugin-pkcs11`) and their kit are
+//! packages of their own: a library consumer never builds clap, the
+//! progress bars or a gRPC server.
 //!
 //! # Performance
 //!
@@ -178,6 +179,37 @@ pub use crate::providers::{
     AesCbc, AesGcm, Identity, Secretbox, AESCBC_PREFIX, AESGCM_PREFIX, ENCRYPTED_PREFIX,
     SECRETBOX_PREFIX,
 };
+
+/// The Rust snippets of the README and the guides in docs/, compiled and run
+/// as doctests so that they cannot drift from the API. `cfg(doctest)`: they
+/// are never rendered into the API documentation.
+#[cfg(doctest)]
+mod documentation_snippets {
+    #[doc = include_str!("../README.md")]
+    struct Readme;
+    #[doc = include_str!("../CONTRIBUTING.md")]
+    struct Contributing;
+    #[doc = include_str!("../docs/checking-a-plugin.md")]
+    struct CheckingAPlugin;
+    #[doc = include_str!("../docs/cli.md")]
+    struct Cli;
+    #[doc = include_str!("../docs/kms-plugins.md")]
+    struct KmsPlugins;
+    #[doc = include_str!("../docs/performance.md")]
+    struct Performance;
+    /// Its snippet uses hot reload and metrics.
+    #[cfg(all(feature = "observe", feature = "reload"))]
+    #[doc = include_str!("../docs/production.md")]
+    struct Production;
+    #[doc = include_str!("../docs/recovering-from-a-backup.md")]
+    struct RecoveringFromABackup;
+    #[doc = include_str!("../docs/rotating-a-key.md")]
+    struct RotatingAKey;
+    #[doc = include_str!("../kms-plugin-pkcs11/README.md")]
+    struct HsmPlugin;
+    #[doc = include_str!("../kms-plugin/README.md")]
+    struct PluginKit;
+}
 
 /// Hooks for the fuzz targets in `fuzz/` and their regression tests, as
 /// rustls keeps its own: **not part of the API**, hidden from the

@@ -290,17 +290,17 @@
 //! | apiserver `pkg/storage/value/encrypt/envelope/kmsv2/cache.go` | cache of decrypted DEKs and seeds (24 h), keyed by SHA-256 | `src/kms/cache.rs`, `src/kms/v2/mod.rs` | bounded (4096 entries): the apiserver's grows without limit (kubernetes/kubernetes#131853, #134774) |
 //! | apiserver `pkg/storage/value/encrypt/envelope/kmsv2/v2/api.proto` (`api.pb.go`, `v2.go`) | `EncryptedObject`, the stored v2 envelope | `proto/encryptedobject/api.proto`, `src/kms/encrypted_object.rs` (`EncryptedObjectRef`) | codec written by hand, zero-copy; the prost code in `src/kms/generated/encrypted_object.rs` is only for tests |
 //! | apiserver `pkg/storage/value/encrypt/envelope/metrics/metrics.go` | KMS metrics: call latency, key-ID hashes, DEK cache | `src/observe/metrics.rs` | a subset; `status` is `ok`/`error`, not the gRPC code; no `apiserver_id_hash` |
-//! | apiserver `pkg/storage/value/encrypt/envelope/testing/v1beta1/kms_plugin_mock.go`, `testing/v2/kms_plugin_mock.go` | base64 mock plugins for tests | `src/kms/mock.rs` (`Base64Kms`, in process), `src/kms/plugin/mock.rs` (`Base64MockKek`, over gRPC) | v2 `Status` answers `v2` (the Go mock answers `v2beta1`) |
+//! | apiserver `pkg/storage/value/encrypt/envelope/testing/v1beta1/kms_plugin_mock.go`, `testing/v2/kms_plugin_mock.go` | base64 mock plugins for tests | `src/kms/mock.rs` (`Base64Kms`, in process), `kms-plugin/src/mock.rs` (`Base64MockKek`, over gRPC) | v2 `Status` answers `v2` (the Go mock answers `v2beta1`) |
 //! | apiserver `pkg/storage/etcd3/store.go` | transforms on every read and write; an update compares `mod_revision` | `src/store/etcd/mod.rs` (`EtcdStore`), `src/rotation/reencrypt.rs` | re-encryption is a tool that runs on its own; the apiserver rewrites a stale value only when the object is updated |
 //! | apiserver `pkg/registry/generic/registry/store.go` (`NamespaceKeyFunc`); kubernetes `test/integration/etcd/data.go` | etcd key layout | `src/rotation/layout.rs` (`KeyLayout`) | a table of built-in resources taken from `data.go` |
 //! | apiserver `pkg/server/options/encryptionconfig/testdata/` | valid and invalid configs | `tests/integration/config.rs` (conformance corpus) | |
 //! | kms `apis/v2/api.proto` (`api.pb.go`, `api_grpc.pb.go`) | KMS v2 plugin API | `proto/kmsv2/api.proto`, `src/kms/generated/v2.rs` | |
 //! | kms `apis/v1beta1/api.proto` (`api.pb.go`, `api_grpc.pb.go`) | KMS v1 plugin API | `proto/kmsv1beta1/api.proto`, `src/kms/generated/v1beta1.rs` | |
-//! | kms `pkg/service/interface.go` | `Service` a plugin implements: Status, Encrypt, Decrypt | `src/kms/plugin/mod.rs` (`Kek`) | `Kek` has key_id, wrap, unwrap and healthy; the server builds Status from them |
-//! | kms `pkg/service/grpc_service.go` | the plugin's gRPC server | `src/kms/plugin/server.rs` (`PluginServer`), `src/kms/plugin/socket.rs` | serves v1beta1 as well as v2; socket mode 0600, a stale socket is replaced, and the socket is removed on shutdown |
+//! | kms `pkg/service/interface.go` | `Service` a plugin implements: Status, Encrypt, Decrypt | `kms-plugin/src/lib.rs` (`Kek`) | `Kek` has key_id, wrap, unwrap and healthy; the server builds Status from them |
+//! | kms `pkg/service/grpc_service.go` | the plugin's gRPC server | `kms-plugin/src/server.rs` (`PluginServer`), `kms-plugin/src/socket.rs` | serves v1beta1 as well as v2; socket mode 0600, a stale socket is replaced, and the socket is removed on shutdown |
 //! | kms `pkg/util/util.go` (`ParseEndpoint`) | `unix://` endpoint to a socket path or `@abstract` name | `src/kms/endpoint.rs` (`KmsEndpoint`) | rejects a host, a relative or empty path, a query or a fragment (manual) |
-//! | kms `internal/plugins/_mock/` (`plugin.go`, `pkcs11/pkcs11.go`) | mock plugin on SoftHSM through PKCS#11 | no counterpart; `src/kms/plugin/local.rs` (`LocalKek`) is the local plugin here | `LocalKek` keeps the KEK in a file |
-//! | go `src/net/url/url.go` (`url.Parse`) | parsing the endpoint during validation | `src/config/endpoint.rs` | only as much as gives the same verdict, scheme and message |
+//! | kms `internal/plugins/_mock/` (`plugin.go`, `pkcs11/pkcs11.go`) | mock plugin on SoftHSM through PKCS#11 | no counterpart; `kms-plugin/src/local.rs` (`LocalKek`) is the local plugin here | `LocalKek` keeps the KEK in a file |
+//! | go `src/net/url/url.go` (`url.Parse`) | parsing the endpoint during validation | `src/config/go_url.rs` | only as much as gives the same verdict, scheme and message |
 //! | go `src/time/format.go` (`ParseDuration`), `src/time/time.go` (`Duration.String`) | the `timeout` field | `src/config/duration.rs` (`GoDuration`) | |
 //! | go `src/strconv/quote.go` (`Quote`) | values quoted in error messages | `src/config/gofmt.rs` | |
 //! | apimachinery `pkg/util/validation/field/errors.go` | `field.Error` text | `src/config/validate.rs` (`FieldError`) | |
@@ -310,18 +310,7 @@
 //!
 //! The apiserver has no counterpart for these modules: `src/rotation/` (rotation
 //! steps, plans, scans, the re-encryption driver), `src/lint.rs`, `src/jsonl.rs`,
-//! `src/store/dump.rs`, `src/observe/audit.rs` and `describe.rs`, and the key
+//! `src/store/dump/`, `src/observe/audit.rs` and `describe.rs`, and the key
 //! fingerprints and probe in `src/fingerprint.rs`. Kubernetes documents key
 //! rotation as a procedure for operators (or does it with `kubectl replace`); none
 //! of it is Go code in these repositories.
-
-/// The README, as the repository shows it: the commands, the library's
-/// entry points and the measured figures. Its Rust examples are compiled
-/// and run as this module's doctests, so that they cannot drift from the
-/// API; they use the `observe` and `reload` features, and the README is
-/// rendered here when those are on (as for the workspace's own docs).
-#[cfg_attr(
-    all(feature = "observe", feature = "reload"),
-    doc = include_str!("../README.md")
-)]
-pub mod readme {}

@@ -1,6 +1,7 @@
-//! Regenerates the protobuf messages and gRPC code that `k8s-envelope`
-//! commits in `src/kms/generated/` and `src/store/etcd/generated/`, so that
-//! users need neither `protoc` nor a build script.
+//! Regenerates the protobuf messages and gRPC code that the workspace
+//! commits, so that users need neither `protoc` nor a build script: the
+//! clients of the library (`src/kms/generated/`, `src/store/etcd/generated/`)
+//! and the servers of the plugin kit (`kms-plugin/src/generated/`).
 //!
 //! ```text
 //! cargo run -p codegen            # rewrite the generated files
@@ -27,13 +28,20 @@ struct Unit {
     dir: &'static str,
     /// The file written into `dir`.
     output: &'static str,
-    /// Whether to generate the gRPC server too (the KMS plugin kit serves the
-    /// KMS APIs; etcd is only ever a client here).
-    server: bool,
+    /// Which end of the gRPC service to generate: the library is a client
+    /// of the KMS plugins and of etcd, the plugin kit a KMS server.
+    side: Side,
     /// Messages that carry plaintext DEKs or seeds: no derived `Debug` (the
     /// hand-written one in `generated/mod.rs` prints lengths only), and
     /// zeroized on drop.
     secret_messages: &'static [&'static str],
+}
+
+/// The end of a gRPC service a package speaks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Client,
+    Server,
 }
 
 /// Every generated file. The KMS v2 API and the EncryptedObject envelope
@@ -43,24 +51,24 @@ const UNITS: &[Unit] = &[
     Unit {
         proto: "kmsv2/api.proto",
         package: "v2",
-        dir: KMS_DIR,
-        server: true,
+        dir: KMS_CLIENT_DIR,
+        side: Side::Client,
         output: "v2.rs",
-        secret_messages: &[".v2.EncryptRequest", ".v2.DecryptResponse"],
+        secret_messages: KMS_V2_SECRETS,
     },
     Unit {
         proto: "kmsv1beta1/api.proto",
         package: "v1beta1",
-        dir: KMS_DIR,
-        server: true,
+        dir: KMS_CLIENT_DIR,
+        side: Side::Client,
         output: "v1beta1.rs",
-        secret_messages: &[".v1beta1.EncryptRequest", ".v1beta1.DecryptResponse"],
+        secret_messages: KMS_V1_SECRETS,
     },
     Unit {
         proto: "encryptedobject/api.proto",
         package: "v2",
-        dir: KMS_DIR,
-        server: true,
+        dir: KMS_CLIENT_DIR,
+        side: Side::Client,
         output: "encrypted_object.rs",
         secret_messages: &[],
     },
@@ -68,14 +76,39 @@ const UNITS: &[Unit] = &[
         proto: "etcd/kv.proto",
         package: "etcdserverpb",
         dir: "src/store/etcd/generated",
-        server: false,
+        side: Side::Client,
         output: "etcdserverpb.rs",
         secret_messages: &[],
     },
+    Unit {
+        proto: "kmsv2/api.proto",
+        package: "v2",
+        dir: KMS_SERVER_DIR,
+        side: Side::Server,
+        output: "v2.rs",
+        secret_messages: KMS_V2_SECRETS,
+    },
+    Unit {
+        proto: "kmsv1beta1/api.proto",
+        package: "v1beta1",
+        dir: KMS_SERVER_DIR,
+        side: Side::Server,
+        output: "v1beta1.rs",
+        secret_messages: KMS_V1_SECRETS,
+    },
 ];
 
-/// Where the KMS files live, relative to the repository root.
-const KMS_DIR: &str = "src/kms/generated";
+/// The KMS v2 messages that carry a plaintext DEK or seed.
+const KMS_V2_SECRETS: &[&str] = &[".v2.EncryptRequest", ".v2.DecryptResponse"];
+
+/// The KMS v1 messages that carry a plaintext DEK.
+const KMS_V1_SECRETS: &[&str] = &[".v1beta1.EncryptRequest", ".v1beta1.DecryptResponse"];
+
+/// Where the library's KMS client files live, relative to the repository root.
+const KMS_CLIENT_DIR: &str = "src/kms/generated";
+
+/// Where the plugin kit's KMS server files live.
+const KMS_SERVER_DIR: &str = "kms-plugin/src/generated";
 
 fn main() -> ExitCode {
     let mut check = false;
@@ -148,8 +181,8 @@ fn generate(root: &Path) -> Result<Vec<(&'static str, &'static str, String)>, Co
         let tmp = tempfile::tempdir()
             .map_err(|e| CodegenError::Io("creating a temporary directory".into(), e))?;
         let mut builder = tonic_prost_build::configure()
-            .build_client(true)
-            .build_server(unit.server)
+            .build_client(unit.side == Side::Client)
+            .build_server(unit.side == Side::Server)
             // No `connect(addr)` constructor: the crate dials unix sockets
             // itself (src/kms/grpc.rs).
             .build_transport(false)
@@ -174,30 +207,9 @@ fn generate(root: &Path) -> Result<Vec<(&'static str, &'static str, String)>, Co
             "// @generated from proto/{} by `cargo run -p codegen`; do not edit.\n",
             unit.proto
         );
-        out.push((unit.dir, unit.output, header + &gate_servers(&body)));
+        out.push((unit.dir, unit.output, header + &body));
     }
     Ok(out)
-}
-
-/// The attribute that puts a generated gRPC server behind the library's
-/// `plugin` feature: clients come with `grpc`, servers only with the
-/// plugin kit (and tonic's `server` feature).
-const SERVER_GATE: &str = "#[cfg(feature = \"plugin\")]";
-
-/// Puts every generated server module (`pub mod <service>_server {`) behind
-/// [`SERVER_GATE`].
-fn gate_servers(body: &str) -> String {
-    let mut out = String::with_capacity(body.len());
-    for line in body.split_inclusive('\n') {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with("pub mod ") && trimmed.trim_end().ends_with("_server {") {
-            out.push_str(&line[..line.len() - trimmed.len()]);
-            out.push_str(SERVER_GATE);
-            out.push('\n');
-        }
-        out.push_str(line);
-    }
-    out
 }
 
 /// Regenerates and overwrites the committed files.
@@ -239,15 +251,6 @@ fn check_committed(root: &Path) -> Result<(), CodegenError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn servers_are_gated_and_clients_are_not() {
-        let body = "pub mod a_client {\n}\n    pub mod a_server {\n}\n";
-        assert_eq!(
-            gate_servers(body),
-            "pub mod a_client {\n}\n    #[cfg(feature = \"plugin\")]\n    pub mod a_server {\n}\n"
-        );
-    }
 
     /// The committed generated code matches what the `.proto` files produce.
     #[test]

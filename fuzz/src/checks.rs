@@ -1,6 +1,6 @@
 //! The invariants the fuzz targets check, one `check_*` function per target:
 //! the fuzz crate's library (`k8s_envelope_fuzz::checks`), and mounted by
-//! the library's regression tests (`tests/fuzz_regressions.rs`), so a crash
+//! the library's regression tests (`tests/integration/fuzz_regressions.rs`), so a crash
 //! found here is replayed by `cargo test`. Uses only the public API and the
 //! few re-exports of `k8s_envelope::internal`.
 //!

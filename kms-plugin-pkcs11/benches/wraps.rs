@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use k8s_envelope::kms::plugin::{LocalKek, PluginHandle, PluginServer};
 use k8s_envelope::kms::{GrpcClient, KmsEndpoint};
+use k8s_envelope_kms_plugin::{LocalKek, PluginHandle, PluginServer};
 
 #[path = "../tests/softhsm/plugin.rs"]
 #[allow(dead_code, reason = "shared with the tests, which use all of it")]

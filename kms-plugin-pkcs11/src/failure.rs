@@ -4,7 +4,7 @@
 
 use cryptoki::context::Function;
 use cryptoki::error::{Error, RvError};
-use k8s_envelope::kms::plugin::{KekError, KekErrorKind};
+use k8s_envelope_kms_plugin::{KekError, KekErrorKind};
 
 /// What a failed PKCS#11 call means for the plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

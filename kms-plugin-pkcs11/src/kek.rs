@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::Mechanism;
-use k8s_envelope::kms::plugin::{Kek, KekError, KekFuture, Wrapped};
+use k8s_envelope_kms_plugin::{Kek, KekError, KekFuture, Wrapped};
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 

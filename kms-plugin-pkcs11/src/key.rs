@@ -5,7 +5,7 @@
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
-use k8s_envelope::kms::plugin::KekError;
+use k8s_envelope_kms_plugin::KekError;
 
 use crate::failure::kek_error;
 

@@ -57,8 +57,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use k8s_envelope::kms::plugin::{AllowedPeers, PluginApis, PluginServer, Termination};
 use k8s_envelope::kms::KmsEndpoint;
+use k8s_envelope_kms_plugin::{AllowedPeers, PluginApis, PluginServer, Termination};
 
 use crate::kek::HsmKek;
 use crate::key::KeyPolicy;

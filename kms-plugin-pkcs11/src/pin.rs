@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use cryptoki::types::AuthPin;
-use k8s_envelope::kms::plugin::{read_private_file, KekError};
+use k8s_envelope_kms_plugin::{read_private_file, KekError};
 use zeroize::Zeroizing;
 
 /// The environment variable the PIN can come from when no `--pin-file` is

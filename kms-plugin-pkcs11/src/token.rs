@@ -12,7 +12,7 @@ use cryptoki::error::{Error, RvError};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
-use k8s_envelope::kms::plugin::{KekError, KekErrorKind};
+use k8s_envelope_kms_plugin::{KekError, KekErrorKind};
 
 use crate::failure::{describe, kek_error};
 use crate::key::{self, KeyPolicy, TokenKey};

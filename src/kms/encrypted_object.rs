@@ -346,7 +346,7 @@ pub(crate) fn split_encrypted_data(body: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 /// Checks an encrypted DEK source: non-empty, at most 1 KiB.
-pub(crate) fn validate_encrypted_dek_source(source: &[u8]) -> Result<(), &'static str> {
+pub fn validate_encrypted_dek_source(source: &[u8]) -> Result<(), &'static str> {
     if source.is_empty() {
         return Err("encrypted DEK source is empty");
     }
@@ -357,7 +357,7 @@ pub(crate) fn validate_encrypted_dek_source(source: &[u8]) -> Result<(), &'stati
 }
 
 /// Checks a key ID: non-empty, at most 1 KiB.
-pub(crate) fn validate_key_id(key_id: &str) -> Result<(), &'static str> {
+pub fn validate_key_id(key_id: &str) -> Result<(), &'static str> {
     if key_id.is_empty() {
         return Err("keyID is empty");
     }
@@ -369,7 +369,7 @@ pub(crate) fn validate_key_id(key_id: &str) -> Result<(), &'static str> {
 
 /// Checks annotations: every key a fully qualified domain name, keys and
 /// values together at most 32 KiB.
-pub(crate) fn validate_annotations<'a>(
+pub fn validate_annotations<'a>(
     annotations: impl IntoIterator<Item = (&'a str, &'a [u8])>,
 ) -> Result<(), &'static str> {
     let mut total = 0usize;
@@ -389,7 +389,7 @@ pub(crate) fn validate_annotations<'a>(
 /// DNS-1123 subdomain (at most 253 characters) of at least two labels, each
 /// label at most 63 characters of `[a-z0-9-]` starting and ending with an
 /// alphanumeric.
-pub(crate) fn is_fully_qualified_domain_name(name: &str) -> bool {
+pub fn is_fully_qualified_domain_name(name: &str) -> bool {
     let name = name.strip_suffix('.').unwrap_or(name);
     if name.is_empty() || name.len() > 253 {
         return false;

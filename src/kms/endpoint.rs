@@ -139,6 +139,21 @@ impl KmsEndpoint {
         }
     }
 
+    /// The endpoint as a `std` unix socket address, to bind a plugin's
+    /// listener to or to dial (a socket file or, on Linux, an abstract name).
+    ///
+    /// # Errors
+    ///
+    /// The path is too long for a socket address, or the endpoint is
+    /// abstract on a system without abstract sockets.
+    #[cfg(all(unix, feature = "grpc"))]
+    pub fn socket_addr(&self) -> std::io::Result<std::os::unix::net::SocketAddr> {
+        match &self.0 {
+            Addr::Path(path) => std::os::unix::net::SocketAddr::from_pathname(path),
+            Addr::Abstract(name) => crate::kms::grpc::abstract_addr(name),
+        }
+    }
+
     /// The address to dial or bind.
     #[cfg(all(unix, feature = "grpc"))]
     pub(crate) fn addr(&self) -> &Addr {

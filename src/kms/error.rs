@@ -178,8 +178,10 @@ impl KmsError {
         self
     }
 
-    /// Attaches the endpoint the error is about.
-    pub(crate) fn at(mut self, endpoint: impl fmt::Display) -> Self {
+    /// Attaches the endpoint the error is about (a plugin server names the
+    /// socket it could not serve on).
+    #[must_use]
+    pub fn at(mut self, endpoint: impl fmt::Display) -> Self {
         self.endpoint = Some(endpoint.to_string());
         self
     }
@@ -297,9 +299,14 @@ pub(crate) fn provider_error(name: &str, kind: KmsErrorKind) -> crate::Error {
     crate::Error::Kms(KmsError::new(kind).for_provider(name))
 }
 
-/// Cuts a message from a plugin to at most [`MAX_MESSAGE`] bytes, on a
-/// character boundary, and replaces control characters.
-pub(crate) fn clip_message(message: &str) -> String {
+/// Text a plugin sent (a message, a key ID, `healthz`) as this crate shows
+/// it: cut to at most 512 bytes on a character boundary (with `...` when
+/// cut), control characters replaced by spaces.
+///
+/// ```
+/// assert_eq!(k8s_envelope::kms::clip_message("bad\nkey"), "bad key");
+/// ```
+pub fn clip_message(message: &str) -> String {
     let mut end = message.len().min(MAX_MESSAGE);
     while !message.is_char_boundary(end) {
         end -= 1;

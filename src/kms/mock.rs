@@ -27,8 +27,8 @@ use crate::Error;
 /// Every call answers at once (its future is ready on the first poll), so a
 /// provider over it needs no runtime. Values written through it read with
 /// the reference implementation's mock plugin, and the other way round.
-/// [`plugin::Base64MockKek`](crate::kms::plugin) serves the same mock over
-/// gRPC.
+/// `Base64MockKek` of the `k8s-envelope-kms-plugin` crate serves the same
+/// mock over gRPC.
 ///
 /// ```
 /// use std::sync::Arc;

@@ -1,5 +1,5 @@
-//! KMS plugins: the service traits, the gRPC client, and a kit for writing
-//! plugins.
+//! KMS: the v1 and v2 envelope providers, the service traits they call a
+//! plugin through, and the gRPC client of the plugin protocol.
 //!
 //! kube-apiserver's KMS providers never see a key-encryption key (KEK): they
 //! send data-encryption keys (DEKs, or KMS v2 seeds) to a *plugin* over gRPC
@@ -7,7 +7,7 @@
 //!
 //! ```text
 //!  KMS v2 provider ──KmsServiceV2──▶ GrpcClient ══ gRPC, unix socket ══▶ plugin server ──▶ Kek
-//!  (envelope, DEK cache)             (this module)                      (plugin::PluginServer)   (LocalKek, your KMS)
+//!  (envelope, DEK cache)             (this module)                      (the k8s-envelope-kms-plugin crate)
 //! ```
 //!
 //! - [`KmsServiceV2`] / [`KmsServiceV1`]: what a provider needs from a plugin
@@ -17,9 +17,12 @@
 //!   upstream protocol (`v2.KeyManagementService`,
 //!   `v1beta1.KeyManagementService`) on `unix:///path` or `unix:///@name`
 //!   ([`KmsEndpoint`]).
-//! - [`plugin`]: serve a [`plugin::Kek`] as a KMS v2 and v1 plugin, with a
-//!   file-backed [`plugin::LocalKek`] and the insecure test
-//!   [`plugin::Base64MockKek`]. The `kms-plugin-local` binary runs them.
+//! - The plugin side is a crate of its own, `k8s-envelope-kms-plugin`
+//!   (`kms-plugin/` in the repository): a kit that serves a key-encryption
+//!   key as a KMS v2 and v1 plugin, a file-backed KEK, Kubernetes' base64
+//!   mock, and `kms-check`, a conformance check of a running plugin. This
+//!   crate never builds a gRPC server.
+//! - [`rules`]: what kube-apiserver accepts from a plugin's answers.
 //! - [`generated`]: the protobuf messages, including the KMS v2 storage
 //!   envelope `EncryptedObject`.
 //!
@@ -43,8 +46,6 @@
 //! sends back are cut to 512 bytes before they are put in an error.
 
 mod cache;
-#[cfg(all(unix, feature = "grpc"))]
-pub mod check;
 mod clock;
 pub(crate) mod encrypted_object;
 mod endpoint;
@@ -56,8 +57,6 @@ pub mod generated;
 #[cfg(all(unix, feature = "grpc"))]
 mod grpc;
 pub mod mock;
-#[cfg(all(unix, feature = "plugin"))]
-pub mod plugin;
 mod service;
 pub(crate) mod v1;
 mod v2;
@@ -69,7 +68,7 @@ pub use self::encrypted_object::{
     DekSourceType, ANNOTATIONS_MAX_LEN, ENCRYPTED_DEK_SOURCE_MAX_LEN, KEY_ID_MAX_LEN,
 };
 pub use self::endpoint::KmsEndpoint;
-pub use self::error::{KmsError, KmsErrorKind, StatusCode};
+pub use self::error::{clip_message, KmsError, KmsErrorKind, StatusCode};
 #[cfg(all(unix, feature = "grpc"))]
 pub use self::factory::GrpcKmsFactory;
 #[cfg(all(unix, feature = "grpc"))]
@@ -79,6 +78,26 @@ pub use self::service::{
 };
 pub use self::v1::{KmsV1Options, KmsV1Provider};
 pub use self::v2::{
-    key_id_hash, KmsHealth, KmsV2Options, KmsV2Provider, HEALTHY_POLL_INTERVAL,
+    key_id_hash, request_uid, KmsHealth, KmsV2Options, KmsV2Provider, HEALTHY_POLL_INTERVAL,
     MAX_WRITES_PER_DERIVED_KEY, UNHEALTHY_POLL_INTERVAL, WRITE_KEY_TTL,
 };
+
+/// What kube-apiserver accepts from a KMS v2 plugin's `Encrypt` and `Status`
+/// answers, with the apiserver's own messages: the providers here refuse
+/// what these refuse, and a plugin (or a check of one) can hold its answers
+/// to the same rules.
+///
+/// ```
+/// use k8s_envelope::kms::rules;
+///
+/// assert!(rules::validate_key_id("key-1").is_ok());
+/// assert_eq!(rules::validate_key_id(""), Err("keyID is empty"));
+/// assert!(rules::validate_annotations([("kms.example.com", &b"v"[..])]).is_ok());
+/// assert!(rules::validate_annotations([("no-dots", &b"v"[..])]).is_err());
+/// ```
+pub mod rules {
+    pub use super::encrypted_object::{
+        is_fully_qualified_domain_name, validate_annotations, validate_encrypted_dek_source,
+        validate_key_id,
+    };
+}

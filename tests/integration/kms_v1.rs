@@ -808,8 +808,8 @@ async fn apiserver_vectors_decrypt() {
 #[cfg(unix)]
 mod real_plugin {
     use super::*;
-    use k8s_envelope::kms::plugin::{Base64MockKek, PluginApis, PluginHandle, PluginServer};
     use k8s_envelope::kms::{GrpcClient, KmsEndpoint};
+    use k8s_envelope_kms_plugin::{Base64MockKek, PluginApis, PluginHandle, PluginServer};
 
     /// Serves the base64 mock as a KMS v1 plugin in a fresh directory and
     /// waits until its v1 `Version` answers.
@@ -835,7 +835,7 @@ mod real_plugin {
     /// default admits the plugin's own user.
     #[tokio::test]
     async fn peers_not_allowed_are_refused() {
-        use k8s_envelope::kms::plugin::AllowedPeers;
+        use k8s_envelope_kms_plugin::AllowedPeers;
         let dir = tempfile::tempdir().expect("tempdir");
         let file = format!("unix://{}", dir.path().join("kms.sock").display());
         let name = format!("unix:///@k8s-envelope-peers-{}", std::process::id());

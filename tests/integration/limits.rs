@@ -5,13 +5,13 @@
 //!
 //! Limits tested elsewhere, not repeated here:
 //! - configuration size, YAML alias bombs and deep nesting (YAML and JSON):
-//!   `tests/config.rs` (`oversized_input_is_rejected_before_parsing`,
+//!   `tests/integration/config.rs` (`oversized_input_is_rejected_before_parsing`,
 //!   `alias_bomb_fails_fast`, `deep_nesting_is_an_error_not_a_stack_overflow`);
-//! - a plugin answer larger than `MAX_MESSAGE_SIZE`: `tests/kms_grpc.rs`
+//! - a plugin answer larger than `MAX_MESSAGE_SIZE`: `cli/tests/integration/kms_grpc.rs`
 //!   (`oversized_answers_are_refused`);
-//! - plugins slower than the timeout: `tests/kms_grpc.rs`
+//! - plugins slower than the timeout: `cli/tests/integration/kms_grpc.rs`
 //!   (`k8sref_plugin_slower_than_the_timeout_gives_timeout`) and
-//!   `tests/kms_faults.rs` (`slow_plugin_*`);
+//!   `cli/tests/integration/kms_faults.rs` (`slow_plugin_*`);
 //! - that hostile lengths allocate nothing like what they claim:
 //!   `tests/hostile_lengths.rs`.
 

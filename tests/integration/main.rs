@@ -23,7 +23,7 @@ mod checks;
 mod config;
 #[cfg(feature = "grpc")]
 mod fuzz_regressions;
-#[cfg(feature = "plugin")]
+#[cfg(all(unix, feature = "grpc"))]
 mod kms_v1;
 #[cfg(feature = "grpc")]
 mod kms_v2;
@@ -36,6 +36,6 @@ mod providers;
 #[cfg(feature = "reload")]
 mod reload;
 mod render;
-#[cfg(feature = "plugin")]
+#[cfg(all(unix, feature = "grpc"))]
 mod rotation;
 mod vectors;

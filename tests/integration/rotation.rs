@@ -1,6 +1,6 @@
 //! Rotation as pure functions on a configuration, the scan and the
 //! re-encryption driver over the in-memory dump store (the etcd tests are in
-//! tests/etcd.rs).
+//! cli/tests/integration/etcd.rs).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -650,9 +650,9 @@ fn dump_files_round_trip_through_disk() {
 #[cfg(unix)]
 #[test]
 fn kms_v2_values_move_to_the_new_key_id() {
-    use k8s_envelope::kms::plugin::{LocalKek, PluginServer};
     use k8s_envelope::kms::{GrpcKmsFactory, KmsEndpoint};
     use k8s_envelope::SecretKey;
+    use k8s_envelope_kms_plugin::{LocalKek, PluginServer};
 
     /// A fresh KEK over the old one (a new inode), private to its owner.
     fn write_kek(path: &std::path::Path) {

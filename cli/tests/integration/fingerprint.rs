@@ -149,7 +149,7 @@ fn kms_v2_writers_show_the_plugins_key_id_hash_and_pass_the_probe() {
     let dir = Dir::new("kms");
     let socket = dir.0.join("kms.sock");
     let _plugin = Plugin(
-        Command::new(env!("CARGO_BIN_EXE_kms-plugin-local"))
+        Command::new(crate::support::kms_plugin_local())
             .args(["--mock-base64", "--socket"])
             .arg(&socket)
             .stdout(Stdio::null())

@@ -14,7 +14,6 @@ use crate::support::k8sref::k8sref;
 use crate::support::plugin_process::PluginProcess;
 
 const CLI: &str = env!("CARGO_BIN_EXE_k8s-envelope");
-const LOCAL_PLUGIN: &str = env!("CARGO_BIN_EXE_kms-plugin-local");
 
 /// Runs `kms-check --output json` on `endpoint`: the exit status and the report.
 fn kms_check(endpoint: &str, extra: &[&str]) -> (i32, Value) {
@@ -56,7 +55,7 @@ fn local_plugin(api: &str) -> PluginProcess {
     assert!(status.success());
     let kek = kek.to_str().expect("utf-8 path");
     let plugin = PluginProcess::start(
-        Path::new(LOCAL_PLUGIN),
+        Path::new(crate::support::kms_plugin_local()),
         &["--kek-file", kek, "--api", api],
         "kms-plugin-local",
     );
@@ -82,7 +81,7 @@ fn kms_plugin_local_passes_every_check_v2_and_v1() {
 #[test]
 fn the_mock_plugins_pass_with_warnings_and_fail_strict() {
     let ours = PluginProcess::start(
-        Path::new(LOCAL_PLUGIN),
+        Path::new(crate::support::kms_plugin_local()),
         &["--mock-base64"],
         "kms-plugin-local --mock-base64",
     );

@@ -20,16 +20,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_envelope::kms::generated::encrypted_object::{EncryptedDekSourceType, EncryptedObject};
-use k8s_envelope::kms::generated::v2;
-use k8s_envelope::kms::generated::v2::key_management_service_server::{
-    KeyManagementService, KeyManagementServiceServer,
-};
-use k8s_envelope::kms::plugin::{Base64MockKek, PluginHandle, PluginServer};
 use k8s_envelope::kms::{
     key_id_hash, GrpcClient, KmsEndpoint, KmsError, KmsErrorKind, KmsServiceV2, KmsV2Options,
     KmsV2Provider, ManualClock,
 };
 use k8s_envelope::{Decrypted, Error, Provider, StorageKey, Transformer};
+use k8s_envelope_kms_plugin::generated::v2;
+use k8s_envelope_kms_plugin::generated::v2::key_management_service_server::{
+    KeyManagementService, KeyManagementServiceServer,
+};
+use k8s_envelope_kms_plugin::{Base64MockKek, PluginHandle, PluginServer};
 use prost::Message as _;
 
 /// The apiserver's default call timeout.
@@ -141,7 +141,7 @@ struct PluginProcess {
 
 impl PluginProcess {
     async fn start(socket: &Path) -> PluginProcess {
-        let child = Command::new(env!("CARGO_BIN_EXE_kms-plugin-local"))
+        let child = Command::new(crate::support::kms_plugin_local())
             .args(["--mock-base64", "--api", "both", "--socket"])
             .arg(socket)
             .stdin(Stdio::null())

@@ -19,12 +19,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use k8s_envelope::kms::generated::v2;
-use k8s_envelope::kms::plugin::{LocalKek, PluginServer};
 use k8s_envelope::kms::{
     GrpcClient, KmsEndpoint, KmsError, KmsErrorKind, KmsServiceV1, KmsServiceV2, StatusCode,
 };
 use k8s_envelope::{Error, SecretKey};
+use k8s_envelope_kms_plugin::generated::v2;
+use k8s_envelope_kms_plugin::{LocalKek, PluginServer};
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 const NO_ANNOTATIONS: &BTreeMap<String, Vec<u8>> = &BTreeMap::new();
@@ -79,7 +79,7 @@ impl Proc {
 }
 
 fn local_plugin() -> &'static str {
-    env!("CARGO_BIN_EXE_kms-plugin-local")
+    crate::support::kms_plugin_local()
 }
 
 /// Starts `kms-plugin-local` with a KEK file and waits until it answers.

@@ -131,7 +131,7 @@ async fn check_all(plugin: &PluginProcess) {
 #[tokio::test]
 async fn kms_vectors_through_our_plugin_process() {
     let plugin = PluginProcess::start(
-        Path::new(env!("CARGO_BIN_EXE_kms-plugin-local")),
+        Path::new(crate::support::kms_plugin_local()),
         &["--mock-base64", "--api", "both"],
         "local",
     );

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use crate::support::process::Reaped;
 
-const PLUGIN: &str = env!("CARGO_BIN_EXE_kms-plugin-local");
 const CLI: &str = env!("CARGO_BIN_EXE_k8s-envelope");
 const KEK: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n";
 const STORAGE_KEY: &str = "/registry/secrets/default/a";
@@ -50,7 +49,7 @@ fn setup() -> Setup {
 fn serve(setup: &Setup) -> Reaped {
     let _ = fs::remove_file(&setup.socket);
     let plugin = Reaped(
-        Command::new(PLUGIN)
+        Command::new(crate::support::kms_plugin_local())
             .args(["--socket", setup.socket.to_str().expect("UTF-8")])
             .args(["--kek-file", setup.kek.to_str().expect("UTF-8")])
             .stdin(Stdio::null())
@@ -105,7 +104,7 @@ fn rotate_kek_keeps_the_old_kek_and_a_replaced_kek_is_refused() {
     let before = ok(transform(&setup, "encrypt", b"hello"));
     drop(plugin);
 
-    let rotated = Command::new(PLUGIN)
+    let rotated = Command::new(crate::support::kms_plugin_local())
         .args([
             "rotate-kek",
             "--kek-file",
@@ -146,7 +145,7 @@ fn rotate_kek_keeps_the_old_kek_and_a_replaced_kek_is_refused() {
     )
     .expect("kek");
     let _ = fs::remove_file(&setup.socket); // the killed plugin's
-    let refused = Command::new(PLUGIN)
+    let refused = Command::new(crate::support::kms_plugin_local())
         .args(["--socket", setup.socket.to_str().expect("UTF-8")])
         .args(["--kek-file", setup.kek.to_str().expect("UTF-8")])
         .stdin(Stdio::null())

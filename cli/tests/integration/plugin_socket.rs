@@ -11,14 +11,12 @@ use std::time::{Duration, Instant};
 
 use crate::support::process::Reaped;
 
-const PLUGIN: &str = env!("CARGO_BIN_EXE_kms-plugin-local");
-
 fn plugin_with_umask_000(args: &[&str]) -> Command {
     let mut command = Command::new("sh");
     command
         .arg("-c")
         .arg("umask 000 && exec \"$0\" \"$@\"")
-        .arg(PLUGIN)
+        .arg(crate::support::kms_plugin_local())
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -140,7 +138,7 @@ fn another_user_is_refused_on_an_abstract_socket() {
         let mut args = vec!["--socket", socket.as_str(), "--mock-base64"];
         args.extend_from_slice(extra);
         let mut plugin = Reaped(
-            Command::new(PLUGIN)
+            Command::new(crate::support::kms_plugin_local())
                 .args(&args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())

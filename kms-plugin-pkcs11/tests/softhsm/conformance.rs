@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use k8s_envelope::kms::check::{CheckedApi, PluginCheck};
 use k8s_envelope::kms::{GrpcClient, KmsServiceV2};
+use k8s_envelope_kms_plugin::check::{CheckedApi, PluginCheck};
 
 use crate::plugin::{rt, Plugin};
 use crate::token::SoftHsm;

@@ -676,8 +676,13 @@ pub fn key_id_hash(key_id: &str) -> String {
     out
 }
 
-/// A random version 4 UUID, identifying one plugin request in its logs.
-pub(crate) fn request_uid() -> Result<String, Error> {
+/// A random version 4 UUID, identifying one plugin request in its logs, as
+/// kube-apiserver sends in every KMS v2 call.
+///
+/// # Errors
+///
+/// The system's random source failed.
+pub fn request_uid() -> Result<String, Error> {
     let mut b = [0u8; 16];
     random::fill(&mut b)?;
     b[6] = (b[6] & 0x0f) | 0x40;

@@ -1,6 +1,6 @@
 //! `k8s-envelope kms-check`: does a running KMS plugin answer as
 //! kube-apiserver requires? (The checks are the library's
-//! `kms::check::PluginCheck`; this prints them.)
+//! `k8s_envelope_kms_plugin::check::PluginCheck`; this prints them.)
 //!
 //! Exit status: 0 when no check failed (warnings are printed), 1 when one
 //! did (with `--strict`, also when one warned), 2 for bad usage or when
@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use k8s_envelope::config::GoDuration;
-use k8s_envelope::kms::check::{CheckReport, CheckedApi, Outcome, PluginCheck};
 use k8s_envelope::kms::KmsEndpoint;
+use k8s_envelope_kms_plugin::check::{CheckReport, CheckedApi, Outcome, PluginCheck};
 
 use crate::cli::Failure;
 

@@ -27,3 +27,25 @@ pub fn repository_root() -> PathBuf {
         .expect("the CLI package is inside the workspace")
         .to_path_buf()
 }
+
+/// The `kms-plugin-local` binary (its own package), built beside this test
+/// binary: `cargo test` at the top builds it, as its package's own tests
+/// need it.
+pub fn kms_plugin_local() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let exe = std::env::current_exe().expect("the test binary's path");
+        // target/<profile>/deps/<test binary> -> target/<profile>/
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("the test binary is in target/<profile>/deps");
+        let bin = profile_dir.join("kms-plugin-local");
+        assert!(
+            bin.is_file(),
+            "{} is missing: build it first (`cargo build -p kms-plugin-local`; `cargo test` at the top of the workspace builds it)",
+            bin.display()
+        );
+        bin.to_string_lossy().into_owned()
+    })
+}

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_envelope::kms::plugin::{Kek, KekFuture, Wrapped};
+use k8s_envelope_kms_plugin::{Kek, KekFuture, Wrapped};
 use zeroize::Zeroizing;
 
 /// A KEK whose calls take a while: `status` for `key_id` (and so for the

@@ -18,7 +18,7 @@ use tokio::net::{UnixListener, UnixStream};
 /// the groups (the kernel reports no supplementary groups of a peer).
 ///
 /// ```
-/// use k8s_envelope::kms::plugin::AllowedPeers;
+/// use k8s_envelope_kms_plugin::AllowedPeers;
 ///
 /// // The plugin's user, and root (a kube-apiserver running as root).
 /// let peers = AllowedPeers::default().with_user(0);

@@ -2,8 +2,6 @@
 //! broken in one way (the CLI's tests run them against real processes:
 //! kms-plugin-local, kms-plugin-pkcs11 and the Go reference's mock).
 
-#![cfg(feature = "plugin")]
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -11,8 +9,8 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 use super::*;
-use crate::kms::plugin::{Kek, KekError, KekFuture, LocalKek, PluginServer, Wrapped};
-use crate::{private_file, SecretKey};
+use crate::{Kek, KekError, KekFuture, LocalKek, PluginServer, Wrapped};
+use k8s_envelope::{private_file, SecretKey};
 
 /// One way a plugin can be broken.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -282,7 +280,7 @@ fn a_slow_plugin_warns_on_latency() {
 #[test]
 fn the_base64_mock_passes_with_warnings() {
     let report = check(
-        crate::kms::plugin::Base64MockKek::new(),
+        crate::Base64MockKek::new(),
         CheckedApi::V2,
         Duration::from_secs(3),
     );

@@ -35,10 +35,10 @@ mod unix {
     use std::time::Duration;
 
     use clap::Parser;
-    use k8s_envelope::kms::plugin::{
+    use k8s_envelope::kms::KmsEndpoint;
+    use k8s_envelope_kms_plugin::{
         AllowedPeers, Base64MockKek, Kek, Keyring, LocalKek, PluginApis, PluginServer, Termination,
     };
-    use k8s_envelope::kms::KmsEndpoint;
 
     /// A KMS plugin (v2 and v1 APIs) that wraps DEKs with a key-encryption
     /// key read from a local file.

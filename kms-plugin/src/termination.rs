@@ -12,7 +12,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use k8s_envelope::kms::plugin::{Base64MockKek, PluginServer, Termination};
+/// use k8s_envelope_kms_plugin::{Base64MockKek, PluginServer, Termination};
 /// use k8s_envelope::kms::KmsEndpoint;
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {

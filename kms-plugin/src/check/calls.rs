@@ -4,8 +4,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::CheckResult;
-use crate::kms::{KmsErrorKind, KmsFuture};
-use crate::Error;
+use k8s_envelope::kms::{KmsErrorKind, KmsFuture};
+use k8s_envelope::Error;
 
 /// How many round trips the `concurrency` check runs at once (an apiserver
 /// under load has many writes in flight; 16 is a modest number of them).

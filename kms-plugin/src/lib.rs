@@ -1,12 +1,18 @@
-//! A kit for KMS plugins: serve a key-encryption key as a KMS v2 and v1
-//! plugin on a unix socket.
+//! A kit for Kubernetes KMS plugins: serve a key-encryption key as a KMS v2
+//! and v1 plugin on a unix socket, and check that a running plugin answers
+//! as kube-apiserver requires.
+//!
+//! The plugin side of [`k8s_envelope`], which holds the client side (the
+//! envelope formats, the providers and the gRPC client). This crate adds
+//! tonic's gRPC server; a library consumer that only reads and writes
+//! values never builds it.
 //!
 //! Implement [`Kek`] (four methods: current key ID, wrap, unwrap, health), or
 //! use [`LocalKek`] (a KEK in a file) or [`Base64MockKek`] (tests only), and
 //! hand it to [`PluginServer`]:
 //!
 //! ```no_run
-//! use k8s_envelope::kms::plugin::{LocalKek, PluginServer};
+//! use k8s_envelope_kms_plugin::{LocalKek, PluginServer};
 //! use k8s_envelope::kms::KmsEndpoint;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -18,10 +24,22 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The `kms-plugin-local` binary does exactly this from the command line.
+//! The `kms-plugin-local` binary does exactly this from the command line;
+//! `kms-plugin-pkcs11` implements [`Kek`] over an HSM.
+//!
+//! - [`check`]: `kms-check`, a conformance check of a running plugin
+//!   against kube-apiserver's rules, for a plugin's own tests (the kit's
+//!   and the plugins' tests run it) and the `k8s-envelope kms-check`
+//!   command.
+//! - [`generated`]: the gRPC server stubs of both plugin APIs, for tests
+//!   that need a plugin answering what no [`Kek`] would.
 
+#![forbid(unsafe_code)]
+
+pub mod check;
 #[cfg(test)]
 mod conformance;
+pub mod generated;
 mod keyring;
 mod local;
 mod mock;

@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::kms::endpoint::Addr;
-use crate::kms::grpc::abstract_addr;
-use crate::random;
+use k8s_envelope::kms::KmsEndpoint;
 
 /// Permissions of the socket file: owner read and write only.
 const SOCKET_MODE: u32 = 0o600;
@@ -48,14 +46,14 @@ impl SocketFile {
     }
 }
 
-/// Binds `addr`. Must run inside a Tokio runtime.
-pub(super) async fn bind(addr: &Addr) -> io::Result<Bound> {
-    match addr {
-        Addr::Path(path) => bind_file(path).await,
-        Addr::Abstract(name) => {
-            // No file, no permissions: any process in the same network
-            // namespace can connect.
-            let listener = UnixListener::bind_addr(&abstract_addr(name)?.into())?;
+/// Binds `endpoint`. Must run inside a Tokio runtime.
+pub(super) async fn bind(endpoint: &KmsEndpoint) -> io::Result<Bound> {
+    match endpoint.socket_path() {
+        Some(path) => bind_file(path).await,
+        None => {
+            // An abstract socket: no file, no permissions; any process in
+            // the same network namespace can connect.
+            let listener = UnixListener::bind_addr(&endpoint.socket_addr()?.into())?;
             Ok(Bound {
                 listener,
                 file: None,
@@ -151,7 +149,7 @@ async fn bind_file(path: &Path) -> io::Result<Bound> {
 /// A short random name for the staging directory of the socket.
 fn temporary_name() -> io::Result<String> {
     let mut bytes = [0u8; 4];
-    random::fill(&mut bytes).map_err(io::Error::other)?;
+    getrandom::fill(&mut bytes).map_err(io::Error::other)?;
     Ok(format!(".kms-{:08x}", u32::from_be_bytes(bytes)))
 }
 

@@ -11,12 +11,18 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::{read_private_file, Kek, KekError, KekFuture, Keyring, Wrapped};
-use crate::primitive::{AesGcmCipher, GCM_NONCE_LEN};
-use crate::providers::aesgcm::{open, seal_append, sealed_len};
-use crate::{random, ProviderKind, SecretKey};
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use k8s_envelope::SecretKey;
 
 /// KEK length in bytes (AES-256).
 const KEK_LEN: usize = 32;
+
+/// AES-GCM nonce length in bytes; the nonce leads every ciphertext.
+const NONCE_LEN: usize = 12;
+
+/// AES-GCM tag length in bytes; the tag ends every ciphertext.
+const TAG_LEN: usize = 16;
 
 /// Largest key file read, in bytes (32 bytes of base64 plus whitespace fit
 /// many times over).
@@ -68,7 +74,7 @@ struct State {
     /// The key ID wraps use, or why the file is unusable.
     current: Result<String, KekError>,
     /// Every KEK seen, current and retired.
-    keys: HashMap<String, Arc<AesGcmCipher>>,
+    keys: HashMap<String, Arc<Aes256Gcm>>,
     /// The key ID the keyring records as the one that wraps.
     recorded: Option<String>,
     /// The current KEK itself, to keep in the keyring when the file is
@@ -145,8 +151,9 @@ impl LocalKek {
             }
             if let Some(last) = keyring.last_writer()? {
                 if !state.keys.contains_key(&last) {
-                    let last =
-                        crate::store::printable(crate::kms::error::clip_message(&last).as_bytes());
+                    let last = k8s_envelope::store::printable(
+                        k8s_envelope::kms::clip_message(&last).as_bytes(),
+                    );
                     return Err(KekError::failed_precondition(format!(
                         "the KEK that wrapped last (key ID {last}) is neither in {} nor in the \
                          keyring {}: values it wrapped would be unreadable. Put that KEK back \
@@ -258,7 +265,7 @@ impl LocalKek {
 
     /// The current key ID and its cipher, after checking the file (and
     /// recording a new key ID in the keyring).
-    fn writer(&self) -> Result<(String, Arc<AesGcmCipher>), KekError> {
+    fn writer(&self) -> Result<(String, Arc<Aes256Gcm>), KekError> {
         let mut state = self.lock();
         self.refresh(&mut state);
         let key_id = state.current.clone()?;
@@ -282,7 +289,7 @@ impl LocalKek {
 
     /// The cipher for `key_id`, reading the file again once if it is unknown
     /// (the file may have changed since the last check).
-    fn reader(&self, key_id: &str) -> Option<Arc<AesGcmCipher>> {
+    fn reader(&self, key_id: &str) -> Option<Arc<Aes256Gcm>> {
         let mut state = self.lock();
         if let Some(cipher) = state.keys.get(key_id) {
             return Some(Arc::clone(cipher));
@@ -300,11 +307,7 @@ impl Kek for LocalKek {
 
     fn wrap<'a>(&'a self, plaintext: &'a [u8]) -> KekFuture<'a, Wrapped> {
         let result = self.writer().and_then(|(key_id, cipher)| {
-            let mut nonce = [0u8; GCM_NONCE_LEN];
-            random::fill(&mut nonce)
-                .map_err(|_| KekError::internal("the random number generator failed"))?;
-            let mut ciphertext = Vec::with_capacity(sealed_len(plaintext.len()));
-            seal_append(&cipher, &nonce, WRAP_AAD, plaintext, &mut ciphertext);
+            let ciphertext = seal(&cipher, plaintext)?;
             Ok(Wrapped {
                 ciphertext,
                 key_id,
@@ -323,15 +326,13 @@ impl Kek for LocalKek {
         let result = match self.reader(key_id) {
             None => Err(KekError::invalid_argument(format!(
                 "unknown key ID {:?}",
-                crate::kms::error::clip_message(key_id)
+                k8s_envelope::kms::clip_message(key_id)
             ))),
-            Some(cipher) => open(&cipher, ciphertext, WRAP_AAD, ProviderKind::KmsV2)
-                .map(Zeroizing::new)
-                .map_err(|_| {
-                    KekError::invalid_argument(
-                        "the ciphertext does not decrypt with the KEK of its key ID",
-                    )
-                }),
+            Some(cipher) => open(&cipher, ciphertext).ok_or_else(|| {
+                KekError::invalid_argument(
+                    "the ciphertext does not decrypt with the KEK of its key ID",
+                )
+            }),
         };
         Box::pin(std::future::ready(result))
     }
@@ -368,10 +369,48 @@ pub(super) fn read_key_file(path: &Path) -> Result<SecretKey, KekError> {
 }
 
 /// The key ID and cipher of a KEK.
-fn expand(key: &SecretKey) -> Result<(String, Arc<AesGcmCipher>), KekError> {
-    let cipher = AesGcmCipher::new(key.expose())
+fn expand(key: &SecretKey) -> Result<(String, Arc<Aes256Gcm>), KekError> {
+    let cipher = Aes256Gcm::new_from_slice(key.expose())
         .map_err(|_| KekError::failed_precondition("the KEK must be 32 bytes"))?;
     Ok((LocalKek::key_id_of(key), Arc::new(cipher)))
+}
+
+/// `nonce(12) || ciphertext || tag(16)` of `plaintext`, under a random nonce.
+fn seal(cipher: &Aes256Gcm, plaintext: &[u8]) -> Result<Vec<u8>, KekError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    getrandom::fill(&mut nonce)
+        .map_err(|_| KekError::internal("the random number generator failed"))?;
+    let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(plaintext);
+    let tag = cipher
+        .encrypt_inout_detached(
+            &Nonce::from(nonce),
+            WRAP_AAD,
+            (&mut out[NONCE_LEN..]).into(),
+        )
+        .map_err(|_| KekError::internal("the DEK is too long to wrap"))?;
+    out.extend_from_slice(&tag);
+    Ok(out)
+}
+
+/// The plaintext of what [`seal`] returned, or `None` when it does not
+/// authenticate (or is too short to hold a nonce and a tag).
+fn open(cipher: &Aes256Gcm, sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    let nonce: [u8; NONCE_LEN] = sealed.get(..NONCE_LEN)?.try_into().ok()?;
+    let body = &sealed[NONCE_LEN..];
+    let split = body.len().checked_sub(TAG_LEN)?;
+    let tag: [u8; TAG_LEN] = body[split..].try_into().ok()?;
+    let mut plaintext = Zeroizing::new(body[..split].to_vec());
+    cipher
+        .decrypt_inout_detached(
+            &Nonce::from(nonce),
+            WRAP_AAD,
+            plaintext.as_mut_slice().into(),
+            &Tag::from(tag),
+        )
+        .ok()?;
+    Some(plaintext)
 }
 
 #[cfg(test)]
@@ -381,8 +420,8 @@ mod tests {
     use std::os::unix::fs::PermissionsExt as _;
 
     use super::*;
-    use crate::kms::plugin::KekErrorKind;
-    use crate::private_file;
+    use crate::KekErrorKind;
+    use k8s_envelope::private_file;
 
     fn block_on<T>(f: impl Future<Output = T>) -> T {
         tokio::runtime::Builder::new_current_thread()

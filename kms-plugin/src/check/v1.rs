@@ -5,8 +5,8 @@ use futures_util::future::join_all;
 use super::calls::{Calls, NoAnswer, CONCURRENT_ROUND_TRIPS};
 use super::probe::{fresh_secret, DEK_LEN, LARGE_LEN};
 use super::{socket, CheckResult};
-use crate::kms::error::clip_message;
-use crate::kms::{GrpcClient, KmsEndpoint, KmsServiceV1};
+use k8s_envelope::kms::clip_message;
+use k8s_envelope::kms::{GrpcClient, KmsEndpoint, KmsServiceV1};
 
 /// The longest KMS v1 ciphertext: the apiserver stores its length in two
 /// bytes.

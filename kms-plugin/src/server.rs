@@ -15,12 +15,15 @@ use tonic::codegen::http;
 use super::peers::{self, AllowedPeers};
 use super::socket::{self, SocketFile};
 use super::Kek;
-use crate::kms::generated::v1beta1::key_management_service_server as v1_server;
-use crate::kms::generated::v2::key_management_service_server as v2_server;
-use crate::kms::generated::{v1beta1, v2};
-use crate::kms::grpc::V1_API_VERSION;
-use crate::kms::{KmsEndpoint, KmsError, KmsErrorKind, MAX_MESSAGE_SIZE};
-use crate::Error;
+use crate::generated::v1beta1::key_management_service_server as v1_server;
+use crate::generated::v2::key_management_service_server as v2_server;
+use crate::generated::{v1beta1, v2};
+use k8s_envelope::kms::{KmsEndpoint, KmsError, KmsErrorKind, MAX_MESSAGE_SIZE};
+use k8s_envelope::Error;
+
+/// The KMS v1 API version a plugin reports, the only one kube-apiserver
+/// accepts.
+const V1_API_VERSION: &str = "v1beta1";
 
 /// The KMS v2 API version a plugin server reports in `Status`.
 const V2_API_VERSION: &str = "v2";
@@ -125,7 +128,7 @@ impl PluginServer {
     /// it, the directory is missing or not writable, or an abstract name is
     /// taken.
     pub async fn serve(self, endpoint: &KmsEndpoint) -> Result<PluginHandle, Error> {
-        let bound = socket::bind(endpoint.addr())
+        let bound = socket::bind(endpoint)
             .await
             .map_err(|e| KmsError::new(KmsErrorKind::Socket(e)).at(endpoint))?;
         let router = Router {

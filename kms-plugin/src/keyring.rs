@@ -9,7 +9,7 @@ use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 
 use super::KekError;
-use crate::{private_file, SecretKey};
+use k8s_envelope::{private_file, SecretKey};
 
 /// Permissions of the keyring directory: its owner only.
 const DIRECTORY_MODE: u32 = 0o700;

@@ -1,7 +1,7 @@
 //! `socket_permissions`: who else can connect to the plugin.
 
 use super::CheckResult;
-use crate::kms::KmsEndpoint;
+use k8s_envelope::kms::KmsEndpoint;
 
 /// `socket_permissions` (advice): the socket file admits only its owner.
 ///

@@ -1,12 +1,12 @@
 //! Every KEK of the kit, served by [`PluginServer`], passes kms-check
-//! (`kms::check`): what kube-apiserver requires of a plugin, both APIs.
+//! ([`crate::check`]): what kube-apiserver requires of a plugin, both APIs.
 
 use std::time::Duration;
 
 use super::{Base64MockKek, Keyring, LocalKek};
-use crate::kms::check::tests::check;
-use crate::kms::check::{CheckedApi, Outcome};
-use crate::{private_file, SecretKey};
+use crate::check::tests::check;
+use crate::check::{CheckedApi, Outcome};
+use k8s_envelope::{private_file, SecretKey};
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 

@@ -5,7 +5,7 @@ use zeroize::Zeroizing;
 
 use super::calls::NoAnswer;
 use super::CheckResult;
-use crate::kms::error::clip_message;
+use k8s_envelope::kms::clip_message;
 
 /// A DEK or seed, as the apiserver sends.
 pub(super) const DEK_LEN: usize = 32;
@@ -16,14 +16,13 @@ pub(super) const LARGE_LEN: usize = 1024 * 1024;
 /// `len` random bytes, wiped on drop.
 pub(super) fn fresh_secret(len: usize) -> Result<Zeroizing<Vec<u8>>, NoAnswer> {
     let mut bytes = Zeroizing::new(vec![0u8; len]);
-    crate::random::fill(&mut bytes)
-        .map_err(|e| NoAnswer::Failed(format!("no random bytes: {e}")))?;
+    getrandom::fill(&mut bytes).map_err(|e| NoAnswer::Failed(format!("no random bytes: {e}")))?;
     Ok(bytes)
 }
 
 /// A fresh request UID, as the apiserver sends one per call.
 pub(super) fn request_uid() -> Result<String, NoAnswer> {
-    crate::kms::v2::request_uid().map_err(|e| NoAnswer::Failed(format!("no random bytes: {e}")))
+    k8s_envelope::kms::request_uid().map_err(|e| NoAnswer::Failed(format!("no random bytes: {e}")))
 }
 
 /// A key ID for a report: quoted, control characters replaced, and only its

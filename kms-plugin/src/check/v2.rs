@@ -8,10 +8,10 @@ use zeroize::Zeroizing;
 use super::calls::{Calls, NoAnswer, CONCURRENT_ROUND_TRIPS};
 use super::probe::{fresh_secret, request_uid, shown_key_id, DEK_LEN, LARGE_LEN};
 use super::{socket, CheckResult};
-use crate::kms::encrypted_object::{
+use k8s_envelope::kms::rules::{
     validate_annotations, validate_encrypted_dek_source, validate_key_id,
 };
-use crate::kms::{EncryptResponse, GrpcClient, KmsEndpoint, KmsServiceV2};
+use k8s_envelope::kms::{EncryptResponse, GrpcClient, KmsEndpoint, KmsServiceV2};
 
 /// A key ID no plugin issues, for `foreign_key_id`.
 const FOREIGN_KEY_ID: &str = "k8s-envelope-kms-check-foreign-key-id";
@@ -85,7 +85,7 @@ async fn status(
             "v2" | "v2beta1" => Ok(format!("version {:?}", status.version)),
             other => Err(format!(
                 "version {:?}; the apiserver accepts only \"v2\" (or \"v2beta1\")",
-                crate::kms::error::clip_message(other)
+                k8s_envelope::kms::clip_message(other)
             )),
         },
     ));
@@ -96,7 +96,7 @@ async fn status(
         } else {
             Err(format!(
                 "healthz {:?}; the apiserver reports the provider unhealthy unless it is \"ok\"",
-                crate::kms::error::clip_message(&status.healthz)
+                k8s_envelope::kms::clip_message(&status.healthz)
             ))
         },
     ));
@@ -189,9 +189,9 @@ fn annotations(annotations: &BTreeMap<String, Vec<u8>>) -> Result<String, String
         Err(reason) => {
             let bad = annotations
                 .keys()
-                .find(|k| !crate::kms::encrypted_object::is_fully_qualified_domain_name(k));
+                .find(|k| !k8s_envelope::kms::rules::is_fully_qualified_domain_name(k));
             Err(match bad {
-                Some(key) => format!("{reason}: {:?}", crate::kms::error::clip_message(key)),
+                Some(key) => format!("{reason}: {:?}", k8s_envelope::kms::clip_message(key)),
                 None => format!("{reason} ({total} bytes)"),
             })
         }

@@ -8,7 +8,6 @@ use base64::Engine as _;
 use zeroize::Zeroizing;
 
 use super::{Kek, KekError, KekFuture, Wrapped};
-use crate::kms::mock::Base64Kms;
 
 /// **Insecure, for tests only**: "wraps" by base64-encoding, like the mock
 /// plugin in Kubernetes' own tests and the reference tool's `kms-plugin`.
@@ -31,12 +30,12 @@ pub struct Base64MockKek {
 }
 
 impl Base64MockKek {
-    /// The annotation key every `Encrypt` returns.
-    pub const ANNOTATION_KEY: &'static str = Base64Kms::ANNOTATION_KEY;
+    /// The annotation key every `Encrypt` returns (Kubernetes' mock's).
+    pub const ANNOTATION_KEY: &'static str = "local-kek.kms.kubernetes.io";
     /// The annotation value every `Encrypt` returns.
-    pub const ANNOTATION_VALUE: &'static [u8] = Base64Kms::ANNOTATION_VALUE;
+    pub const ANNOTATION_VALUE: &'static [u8] = b"encrypted-local-kek";
     /// The key ID when no key ID file is set or it is missing.
-    pub const DEFAULT_KEY_ID: &'static str = Base64Kms::KEY_ID;
+    pub const DEFAULT_KEY_ID: &'static str = "1";
 
     /// The mock with the fixed key ID `"1"`.
     pub fn new() -> Self {

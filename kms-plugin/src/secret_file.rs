@@ -20,10 +20,10 @@ use super::KekError;
 /// on drop.
 ///
 /// ```no_run
-/// use k8s_envelope::kms::plugin::read_private_file;
+/// use k8s_envelope_kms_plugin::read_private_file;
 ///
 /// let pin = read_private_file("/etc/kms/pin".as_ref(), "PIN file", 256)?;
-/// # Ok::<(), k8s_envelope::kms::plugin::KekError>(())
+/// # Ok::<(), k8s_envelope_kms_plugin::KekError>(())
 /// ```
 ///
 /// # Errors

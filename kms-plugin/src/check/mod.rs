@@ -8,7 +8,7 @@
 //! reports each rule as a [`CheckResult`].
 //!
 //! ```no_run
-//! use k8s_envelope::kms::check::PluginCheck;
+//! use k8s_envelope_kms_plugin::check::PluginCheck;
 //! use k8s_envelope::kms::KmsEndpoint;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -69,8 +69,7 @@ mod v2;
 use std::fmt;
 use std::time::Duration;
 
-use crate::kms::grpc::{connect, DEFAULT_TIMEOUT};
-use crate::kms::{GrpcClient, KmsEndpoint};
+use k8s_envelope::kms::{GrpcClient, KmsEndpoint, DEFAULT_TIMEOUT};
 
 pub use self::calls::CONCURRENT_ROUND_TRIPS;
 
@@ -137,7 +136,7 @@ impl PluginCheck {
     /// the socket. Everything the plugin answers, or fails to answer in
     /// time, is a result in the report, not an error.
     pub async fn run(&self) -> Result<CheckReport, CheckError> {
-        let probe = connect(self.endpoint.addr()).await;
+        let probe = connect(&self.endpoint).await;
         if let Err(e) = probe {
             return Err(CheckError::NotListening {
                 endpoint: self.endpoint.to_string(),
@@ -311,3 +310,9 @@ impl CheckResult {
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+/// A connection to `endpoint`, to tell "nothing listens" apart from what
+/// the plugin answers.
+async fn connect(endpoint: &KmsEndpoint) -> std::io::Result<tokio::net::UnixStream> {
+    tokio::net::UnixStream::connect_addr(&endpoint.socket_addr()?.into()).await
+}
