@@ -188,7 +188,7 @@
 //!
 //! # etcd snapshots
 //!
-//! - Reader and writer: written here ([`crate::snapshot`], about 700 lines
+//! - Reader and writer: written here (the `snapshot` module, feature `snapshot`; about 700 lines
 //!   with the etcd layer), not taken from a crate. `bbolt-rs` (a port of
 //!   the Go library, reads and writes) maps the file with `unsafe` code,
 //!   trusts what it finds, and refuses a file with no stored freelist,
@@ -206,7 +206,7 @@
 //!   use, an empty freelist page, both meta pages valid (the second with
 //!   the higher transaction ID), the file exactly the pages plus the
 //!   SHA-256 `snapshot save` appends.
-//! - Revisions of a re-keyed snapshot: see [`crate::snapshot`] (each
+//! - Revisions of a re-keyed snapshot: see the `snapshot` module (each
 //!   rewritten value a new revision above the input's, history compacted
 //!   away at the new revision, both compaction marks there).
 //! - Versions: tested against Debian's etcd 3.4 (the one CI installs):

@@ -4,13 +4,13 @@
 //! and the servers of the plugin kit (`kms-plugin/src/generated/`).
 //!
 //! ```text
-//! cargo run -p codegen            # rewrite the generated files
-//! cargo run -p codegen -- --check # fail if the committed files are stale
+//! cargo codegen           # rewrite the generated files
+//! cargo codegen --check # fail if the committed files are stale
 //! ```
 //!
 //! The `.proto` files in `proto/` are compiled with `protox` (a protobuf
 //! compiler written in Rust) and turned into Rust by `prost-build` and
-//! `tonic-prost-build`. `cargo test -p codegen` runs the check too.
+//! `tonic-prost-build`. `cargo test --manifest-path codegen/Cargo.toml` runs the check too.
 
 use std::fmt;
 use std::fs;
@@ -116,7 +116,7 @@ fn main() -> ExitCode {
         match arg.as_str() {
             "--check" => check = true,
             "-h" | "--help" => {
-                println!("usage: cargo run -p codegen [-- --check]");
+                println!("usage: cargo codegen [--check]");
                 return ExitCode::SUCCESS;
             }
             other => {
@@ -164,7 +164,7 @@ impl fmt::Display for CodegenError {
             CodegenError::Io(what, e) => write!(f, "{what}: {e}"),
             CodegenError::Stale(files) => write!(
                 f,
-                "generated code is out of date: {}; run `cargo run -p codegen` and commit the result",
+                "generated code is out of date: {}; run `cargo codegen` and commit the result",
                 files.join(", ")
             ),
         }
@@ -204,7 +204,7 @@ fn generate(root: &Path) -> Result<Vec<(&'static str, &'static str, String)>, Co
         let body = fs::read_to_string(&produced)
             .map_err(|e| CodegenError::Io(format!("reading {}", produced.display()), e))?;
         let header = format!(
-            "// @generated from proto/{} by `cargo run -p codegen`; do not edit.\n",
+            "// @generated from proto/{} by `cargo codegen`; do not edit.\n",
             unit.proto
         );
         out.push((unit.dir, unit.output, header + &body));

@@ -5,10 +5,10 @@
 //! a key prefix in pages, get one key, and a compare-and-swap put that
 //! writes only if the key still has the revision that was read. A walk of a
 //! whole prefix goes through [`Store::listing`], which a store can answer
-//! better than page by page (etcd does: see [`EtcdStore`]). Two
+//! better than page by page (etcd does). Two
 //! implementations:
 //!
-//! - [`EtcdStore`]: an etcd v3 server (or cluster) over gRPC, plain or with
+//! - `EtcdStore` (feature `etcd`): an etcd v3 server (or cluster) over gRPC, plain or with
 //!   TLS (a CA, and a client certificate and key for mTLS, as real clusters
 //!   use). The compare-and-swap is an etcd transaction that compares the
 //!   key's `mod_revision`, so a concurrent write by a kube-apiserver is never

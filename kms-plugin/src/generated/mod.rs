@@ -2,7 +2,7 @@
 //! repository's `proto/` (committed; no `protoc` or build script needed).
 //! The client side is generated into the `k8s-envelope` library apart.
 //!
-//! Regenerate with `cargo run -p codegen`; `cargo run -p codegen -- --check`
+//! Regenerate with `cargo codegen`; `cargo codegen --check`
 //! (also run by `cargo test`) fails when these files are stale.
 //!
 //! - [`v2`]: the KMS v2 plugin API, `v2.KeyManagementService`.

@@ -1,7 +1,7 @@
 //! Protobuf messages and gRPC stubs generated from `proto/` (committed; no
 //! `protoc` or build script needed).
 //!
-//! Regenerate with `cargo run -p codegen`; `cargo run -p codegen -- --check`
+//! Regenerate with `cargo codegen`; `cargo codegen --check`
 //! (also run by `cargo test`) fails when these files are stale.
 //!
 //! - [`v2`]: the KMS v2 plugin API, `v2.KeyManagementService`.

@@ -18,7 +18,7 @@ use self::options::endpoint;
 use super::{prefix_end, Entry, Listing, Page, Store, StoreError, StoreFuture, Swap};
 
 /// etcd's KV API (the part this crate uses), generated from
-/// `proto/etcd/kv.proto` by `cargo run -p codegen`.
+/// `proto/etcd/kv.proto` by `cargo codegen`.
 #[allow(missing_docs, dead_code, clippy::all, clippy::pedantic)]
 #[rustfmt::skip]
 #[path = "generated/etcdserverpb.rs"]
