@@ -21,6 +21,9 @@
 //! "#)?;
 //! let transformers = config.build()?;
 //! let secrets = transformers.for_resource("secrets");
+//! // A resource no rule encrypts (a typo such as "secret") is stored in
+//! // plaintext, as kube-apiserver stores it: check before trusting a write.
+//! assert!(!secrets.writes_plaintext());
 //!
 //! let key = "/registry/secrets/default/db-creds".into();
 //! let stored = secrets.encrypt_blocking(b"password", key)?;
@@ -205,10 +208,6 @@ mod documentation_snippets {
     struct RecoveringFromABackup;
     #[doc = include_str!("../docs/rotating-a-key.md")]
     struct RotatingAKey;
-    #[doc = include_str!("../kms-plugin-pkcs11/README.md")]
-    struct HsmPlugin;
-    #[doc = include_str!("../kms-plugin/README.md")]
-    struct PluginKit;
 }
 
 /// Hooks for the fuzz targets in `fuzz/` and their regression tests, as

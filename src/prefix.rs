@@ -144,6 +144,32 @@ impl Transformer {
         &self.providers
     }
 
+    /// Whether a write through this transformer stores the plaintext as it
+    /// is: its first provider is identity. That is the transformer of a rule
+    /// that writes with identity, and of a resource no rule covers, a typo
+    /// such as `for_resource("secret")` included: kube-apiserver stores such
+    /// a resource in plaintext, and so does this crate. Check it before
+    /// trusting a write to be encrypted.
+    ///
+    /// ```
+    /// # let config = k8s_envelope::EncryptionConfiguration::from_yaml(br#"
+    /// # kind: EncryptionConfiguration
+    /// # apiVersion: apiserver.config.k8s.io/v1
+    /// # resources:
+    /// #   - resources: [secrets]
+    /// #     providers: [{aesgcm: {keys: [{name: k, secret: c2VjcmV0IGlzIHNlY3VyZQ==}]}}]
+    /// # "#)?;
+    /// let transformers = config.build()?;
+    /// assert!(!transformers.for_resource("secrets").writes_plaintext());
+    /// assert!(transformers.for_resource("secret").writes_plaintext()); // no rule
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn writes_plaintext(&self) -> bool {
+        self.providers
+            .first()
+            .is_none_or(|p| p.kind() == ProviderKind::Identity)
+    }
+
     /// Encrypts with the first provider.
     ///
     /// # Errors

@@ -36,6 +36,11 @@
 
 #![forbid(unsafe_code)]
 
+/// The README's snippets, compiled and run as doctests (never rendered).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeSnippets;
+
 pub mod check;
 #[cfg(test)]
 mod conformance;

@@ -380,7 +380,18 @@ fn seal(cipher: &Aes256Gcm, plaintext: &[u8]) -> Result<Vec<u8>, KekError> {
     let mut nonce = [0u8; NONCE_LEN];
     getrandom::fill(&mut nonce)
         .map_err(|_| KekError::internal("the random number generator failed"))?;
-    let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
+    seal_with_nonce(cipher, nonce, plaintext)
+}
+
+/// [`seal`] under a given nonce.
+fn seal_with_nonce(
+    cipher: &Aes256Gcm,
+    nonce: [u8; NONCE_LEN],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, KekError> {
+    // Zeroizing: until it is encrypted in place the buffer holds the DEK,
+    // and a failure would free it as it is.
+    let mut out = Zeroizing::new(Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN));
     out.extend_from_slice(&nonce);
     out.extend_from_slice(plaintext);
     let tag = cipher
@@ -391,7 +402,7 @@ fn seal(cipher: &Aes256Gcm, plaintext: &[u8]) -> Result<Vec<u8>, KekError> {
         )
         .map_err(|_| KekError::internal("the DEK is too long to wrap"))?;
     out.extend_from_slice(&tag);
-    Ok(out)
+    Ok(std::mem::take(&mut *out))
 }
 
 /// The plaintext of what [`seal`] returned, or `None` when it does not
@@ -422,6 +433,28 @@ mod tests {
     use super::*;
     use crate::KekErrorKind;
     use k8s_envelope::private_file;
+
+    /// The wrap format, byte for byte, against an independent AES-256-GCM
+    /// (Python's `cryptography`, OpenSSL): a fixed KEK (bytes 0 to 31), nonce
+    /// (bytes 100 to 111) and DEK give exactly these bytes, and they unwrap.
+    #[test]
+    fn the_wrap_format_is_nonce_ciphertext_tag_with_its_aad() {
+        let kek: Vec<u8> = (0..32).collect();
+        let cipher = Aes256Gcm::new_from_slice(&kek).expect("32 bytes");
+        let nonce: [u8; NONCE_LEN] = std::array::from_fn(|i| 100 + i as u8);
+        let dek = b"a 32-byte DEK for the KAT test!!";
+        let sealed = seal_with_nonce(&cipher, nonce, dek).expect("seal");
+        let expected = "6465666768696a6b6c6d6e6f293bed54548b2fea5b421bad91450c9230e27262ee4cb8\
+                        33f3f1d82d88d78469f947cd9e396370b3143812179dcd2c57";
+        let hex: String = sealed.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, expected);
+        assert_eq!(open(&cipher, &sealed).expect("open").as_slice(), dek);
+        // Too short for a nonce and a tag, or one byte changed: refused.
+        assert!(open(&cipher, &sealed[..NONCE_LEN + TAG_LEN - 1]).is_none());
+        let mut tampered = sealed.clone();
+        tampered[NONCE_LEN] ^= 1;
+        assert!(open(&cipher, &tampered).is_none());
+    }
 
     fn block_on<T>(f: impl Future<Output = T>) -> T {
         tokio::runtime::Builder::new_current_thread()

@@ -114,6 +114,16 @@ mod tests {
 
     use super::*;
 
+    /// The same mock as the library's in-process `Base64Kms`: the same
+    /// annotation and default key ID (values one wrote, the other reads).
+    #[test]
+    fn the_same_constants_as_the_in_process_mock() {
+        use k8s_envelope::kms::mock::Base64Kms;
+        assert_eq!(Base64MockKek::ANNOTATION_KEY, Base64Kms::ANNOTATION_KEY);
+        assert_eq!(Base64MockKek::ANNOTATION_VALUE, Base64Kms::ANNOTATION_VALUE);
+        assert_eq!(Base64MockKek::DEFAULT_KEY_ID, Base64Kms::KEY_ID);
+    }
+
     fn block_on<T>(f: impl Future<Output = T>) -> T {
         tokio::runtime::Builder::new_current_thread()
             .build()

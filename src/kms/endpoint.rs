@@ -150,7 +150,7 @@ impl KmsEndpoint {
     pub fn socket_addr(&self) -> std::io::Result<std::os::unix::net::SocketAddr> {
         match &self.0 {
             Addr::Path(path) => std::os::unix::net::SocketAddr::from_pathname(path),
-            Addr::Abstract(name) => crate::kms::grpc::abstract_addr(name),
+            Addr::Abstract(name) => abstract_addr(name),
         }
     }
 
@@ -278,6 +278,29 @@ fn bytes_to_path(bytes: Vec<u8>) -> PathBuf {
 #[cfg(not(unix))]
 fn bytes_to_path(bytes: Vec<u8>) -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The `std` address of the abstract socket `name`.
+#[cfg(all(feature = "grpc", any(target_os = "linux", target_os = "android")))]
+pub(crate) fn abstract_addr(name: &[u8]) -> std::io::Result<std::os::unix::net::SocketAddr> {
+    #[cfg(target_os = "android")]
+    use std::os::android::net::SocketAddrExt;
+    #[cfg(target_os = "linux")]
+    use std::os::linux::net::SocketAddrExt;
+    std::os::unix::net::SocketAddr::from_abstract_name(name)
+}
+
+/// Abstract sockets exist on Linux only.
+#[cfg(all(
+    feature = "grpc",
+    unix,
+    not(any(target_os = "linux", target_os = "android"))
+))]
+pub(crate) fn abstract_addr(_name: &[u8]) -> std::io::Result<std::os::unix::net::SocketAddr> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "abstract unix sockets exist only on Linux",
+    ))
 }
 
 #[cfg(test)]

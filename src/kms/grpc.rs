@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint, Uri};
 use zeroize::Zeroizing;
 
-use crate::kms::endpoint::Addr;
+use crate::kms::endpoint::{abstract_addr, Addr};
 use crate::kms::error::clip_message;
 use crate::kms::generated::{v1beta1, v2};
 use crate::kms::{
@@ -431,23 +431,4 @@ pub(crate) async fn connect(addr: &Addr) -> io::Result<UnixStream> {
             UnixStream::connect_addr(&addr.into()).await
         }
     }
-}
-
-/// The `std` address of the abstract socket `name`.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) fn abstract_addr(name: &[u8]) -> io::Result<std::os::unix::net::SocketAddr> {
-    #[cfg(target_os = "android")]
-    use std::os::android::net::SocketAddrExt;
-    #[cfg(target_os = "linux")]
-    use std::os::linux::net::SocketAddrExt;
-    std::os::unix::net::SocketAddr::from_abstract_name(name)
-}
-
-/// Abstract sockets exist on Linux only.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) fn abstract_addr(_name: &[u8]) -> io::Result<std::os::unix::net::SocketAddr> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "abstract unix sockets exist only on Linux",
-    ))
 }

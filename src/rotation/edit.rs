@@ -1,8 +1,8 @@
 //! The parts of a configuration that the rotation steps look up or build:
 //! the rule of a resource, a fresh key and its name, a new provider element.
 
+use super::error::RotationError;
 use super::member::ProviderId;
-use super::steps::RotationError;
 use crate::config::{
     AesConfiguration, EncryptionConfiguration, GroupResource, Key, KmsConfiguration,
     ProviderConfiguration, SecretboxConfiguration,

@@ -5,7 +5,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::steps::RotationError;
 use crate::config::ProviderConfiguration;
 use crate::ProviderKind;
 
@@ -81,8 +80,18 @@ impl fmt::Display for ProviderId {
     }
 }
 
+/// Not a provider's name: `aesgcm`, `aescbc`, `secretbox`, `identity` or
+/// `kms:NAME` were expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+#[error("unknown provider {given:?}: expected aesgcm, aescbc, secretbox, identity or kms:<name>")]
+pub struct UnknownProvider {
+    /// What was given.
+    pub given: String,
+}
+
 impl FromStr for ProviderId {
-    type Err = RotationError;
+    type Err = UnknownProvider;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
@@ -92,7 +101,7 @@ impl FromStr for ProviderId {
             "identity" => Ok(ProviderId::Identity),
             _ => match s.strip_prefix("kms:") {
                 Some(name) if !name.is_empty() => Ok(ProviderId::Kms(name.to_owned())),
-                _ => Err(RotationError::UnknownProvider {
+                _ => Err(UnknownProvider {
                     given: s.to_owned(),
                 }),
             },

@@ -56,6 +56,7 @@
 //! from the key, see [`KeyLayout`].
 
 mod edit;
+mod error;
 mod layout;
 mod member;
 mod origin;
@@ -68,8 +69,9 @@ mod walk;
 pub use self::edit::{
     generate_key, kms_v2_provider, next_key_name, rule_for_resource, static_provider,
 };
+pub use self::error::RotationError;
 pub use self::layout::{KeyLayout, KeyResource, DEFAULT_ETCD_PREFIX};
-pub use self::member::{Member, ProviderId};
+pub use self::member::{Member, ProviderId, UnknownProvider};
 pub use self::origin::ValueOrigin;
 pub use self::plan::{describe_providers, plan, Change, Plan, PlanStep, StepKind};
 pub use self::reencrypt::{
@@ -77,5 +79,5 @@ pub use self::reencrypt::{
     ReencryptTotals, MAX_FAILURES_LISTED, SECRETS_PREFIX,
 };
 pub use self::scan::{scan, ScanOptions, ScanReport, ScanRow, ValueState};
-pub use self::steps::{add_key, add_provider, promote, retire, writer, RotationError};
+pub use self::steps::{add_key, add_provider, promote, retire, writer};
 pub use self::walk::{Outcome, Stop, ValueReport, WalkError};

@@ -3,8 +3,9 @@
 
 use std::fmt;
 
+use super::error::RotationError;
 use super::member::{Member, ProviderId};
-use super::steps::{self, RotationError};
+use super::steps;
 use crate::config::{EncryptionConfiguration, Key, ProviderConfiguration, ResourceConfiguration};
 
 /// What a rotation brings in.

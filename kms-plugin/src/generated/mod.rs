@@ -3,7 +3,7 @@
 //! The client side is generated into the `k8s-envelope` library apart.
 //!
 //! Regenerate with `cargo codegen`; `cargo codegen --check`
-//! (also run by `cargo test`) fails when these files are stale.
+//! (run by CI) fails when these files are stale.
 //!
 //! - [`v2`]: the KMS v2 plugin API, `v2.KeyManagementService`.
 //! - [`v1beta1`]: the KMS v1 plugin API, `v1beta1.KeyManagementService`.

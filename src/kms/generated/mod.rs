@@ -1,8 +1,8 @@
 //! Protobuf messages and gRPC stubs generated from `proto/` (committed; no
 //! `protoc` or build script needed).
 //!
-//! Regenerate with `cargo codegen`; `cargo codegen --check`
-//! (also run by `cargo test`) fails when these files are stale.
+//! Regenerate with `cargo codegen`; `cargo codegen --check` (run by CI)
+//! fails when these files are stale.
 //!
 //! - [`v2`]: the KMS v2 plugin API, `v2.KeyManagementService`.
 //! - [`v1beta1`]: the KMS v1 plugin API, `v1beta1.KeyManagementService`.

@@ -99,7 +99,7 @@ const CAS_ROUNDS: u32 = 16;
 /// Why not the `etcd-client` crate, which balances endpoints itself: it
 /// needs `protoc` at build time and brings its own copy of the gRPC stack
 /// for the whole of etcd's API, where this store uses three calls of the
-/// KV service, generated once into the repository (`cargo run -p
+/// KV service, generated once into the repository (`cargo
 /// codegen`); and it leaves retries to the caller, so the failover and the
 /// resolution of a lost compare-and-swap would have to be written here
 /// anyway.

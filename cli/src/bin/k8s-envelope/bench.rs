@@ -26,7 +26,7 @@ use k8s_envelope::{
 };
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
-use crate::cli::Failure;
+use crate::failure::Failure;
 
 // `System`, with counters: what `bench` reports as allocations per op. The
 // binary forbids unsafe code; the `GlobalAlloc` impl comes from `stats_alloc`.

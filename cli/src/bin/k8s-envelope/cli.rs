@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use k8s_envelope::jsonl::Direction;
 use k8s_envelope::{EncryptionConfiguration, SecretKey};
 
+use crate::failure::Failure;
 use crate::jsonl;
 use crate::session::{Session, TransformFailure};
 
@@ -87,30 +88,6 @@ struct TransformArgs {
     /// identity); without it such a write is refused.
     #[arg(long)]
     allow_plaintext: bool,
-}
-
-/// Why the command failed, and the exit status that says so.
-pub struct Failure {
-    pub status: i32,
-    pub message: String,
-}
-
-impl Failure {
-    /// A value could not be transformed (exit status 1).
-    pub fn transform(message: impl Into<String>) -> Self {
-        Self {
-            status: 1,
-            message: message.into(),
-        }
-    }
-
-    /// Bad usage, input or config (exit status 2).
-    pub fn usage(message: impl Into<String>) -> Self {
-        Self {
-            status: 2,
-            message: message.into(),
-        }
-    }
 }
 
 /// Runs one command.

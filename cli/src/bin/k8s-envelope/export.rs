@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use k8s_envelope::object::{DecodeOptions, Decoded, Object};
 use k8s_envelope::store::printable;
 
-use crate::cli::Failure;
+use crate::failure::Failure;
 use crate::shown;
 use crate::store_args::{self, StoreArgs};
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use k8s_envelope::fingerprint::{config_hash, fingerprints, probe};
 
-use crate::cli::Failure;
+use crate::failure::Failure;
 use crate::session::Session;
 
 /// Arguments of `fingerprint`.

@@ -6,7 +6,7 @@ use std::io::{BufRead, Write};
 use k8s_envelope::jsonl::{self, Direction, RunError, Transform};
 use k8s_envelope::Decrypted;
 
-use crate::cli::Failure;
+use crate::failure::Failure;
 use crate::session::{Session, TransformFailure};
 
 /// Transforms every line of `input`; fails with status 1 when any line failed.

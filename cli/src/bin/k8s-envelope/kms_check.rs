@@ -13,7 +13,7 @@ use k8s_envelope::config::GoDuration;
 use k8s_envelope::kms::KmsEndpoint;
 use k8s_envelope_kms_plugin::check::{CheckReport, CheckedApi, Outcome, PluginCheck};
 
-use crate::cli::Failure;
+use crate::failure::Failure;
 
 #[derive(Args, Debug)]
 pub struct KmsCheckArgs {

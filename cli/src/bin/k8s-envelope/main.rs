@@ -9,6 +9,7 @@
 mod bench;
 mod cli;
 mod export;
+mod failure;
 mod fingerprint;
 mod get;
 mod jsonl;

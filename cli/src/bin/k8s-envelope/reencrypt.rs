@@ -15,7 +15,7 @@ use k8s_envelope::rotation::{
 use k8s_envelope::store::{printable, ListingReport};
 use serde::{Deserialize, Serialize};
 
-use crate::cli::Failure;
+use crate::failure::Failure;
 use crate::store_args::{self, StoreArgs};
 
 /// How many failed values are listed on stderr.

@@ -9,7 +9,7 @@ use k8s_envelope::rotation::{
     self, Change, KeyLayout, Member, ProviderId, RotationError, StepKind,
 };
 
-use crate::cli::Failure;
+use crate::failure::Failure;
 use crate::store_args::{self, StoreArgs};
 
 #[derive(Subcommand, Debug)]

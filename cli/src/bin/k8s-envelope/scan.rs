@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use k8s_envelope::rotation::{self, ScanOptions, ScanReport, ValueState};
 
-use crate::cli::Failure;
+use crate::failure::Failure;
 use crate::store_args::{self, StoreArgs};
 
 /// How many unreadable values are listed on stderr.

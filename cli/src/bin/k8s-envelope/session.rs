@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use k8s_envelope::kms::GrpcKmsFactory;
 use k8s_envelope::rotation::rule_for_resource;
-use k8s_envelope::{Decrypted, EncryptionConfiguration, Error, ProviderKind, ResourceTransformers};
+use k8s_envelope::{Decrypted, EncryptionConfiguration, Error, ResourceTransformers};
 
-use crate::cli::Failure;
+use crate::failure::Failure;
 
 /// Transforms values with one configuration.
 pub struct Session {
@@ -93,12 +93,7 @@ impl Session {
     /// rule whose first provider is identity. The library keeps the
     /// apiserver's behaviour; refusing is the CLI's contract.
     fn refuse_plaintext(&self, resource: &str) -> Result<(), TransformFailure> {
-        let transformer = self.transformers.for_resource(resource);
-        let writes_plaintext = transformer
-            .providers()
-            .first()
-            .is_none_or(|p| p.kind() == ProviderKind::Identity);
-        if self.allow_plaintext || !writes_plaintext {
+        if self.allow_plaintext || !self.transformers.for_resource(resource).writes_plaintext() {
             return Ok(());
         }
         let why = match rule_for_resource(&self.config, resource) {

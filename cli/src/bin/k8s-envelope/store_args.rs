@@ -16,7 +16,7 @@ use k8s_envelope::store::{
 };
 use k8s_envelope::{EncryptionConfiguration, ResourceTransformers};
 
-use crate::cli::Failure;
+use crate::failure::Failure;
 
 /// Where the values are.
 #[derive(Args, Debug, Clone)]
