@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 use k8s_envelope::jsonl::Direction;
-use k8s_envelope::{EncryptionConfiguration, SecretKey};
+use k8s_envelope::SecretKey;
 
+use crate::configuration;
 use crate::failure::Failure;
 use crate::jsonl;
 use crate::session::{Session, TransformFailure};
@@ -110,7 +111,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 fn validate(path: &Path) -> Result<(), Failure> {
-    let config = load_config(path)?;
+    let config = configuration::read(path)?;
     match config.validate() {
         Ok(()) => {
             println!("{}: valid", path.display());
@@ -130,7 +131,7 @@ fn validate(path: &Path) -> Result<(), Failure> {
 }
 
 fn lint(path: &Path) -> Result<(), Failure> {
-    let config = load_config(path)?;
+    let config = configuration::read(path)?;
     if let Err(errors) = config.validate() {
         for error in errors.iter() {
             println!("{error}");
@@ -212,9 +213,4 @@ fn transform(args: &TransformArgs, direction: Direction) -> Result<(), Failure> 
         .write_all(&output)
         .and_then(|()| io::stdout().flush())
         .map_err(|e| Failure::transform(format!("writing stdout: {e}")))
-}
-
-fn load_config(path: &Path) -> Result<EncryptionConfiguration, Failure> {
-    EncryptionConfiguration::load(path)
-        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))
 }

@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 use k8s_envelope::object::{DecodeOptions, Decoded, Object};
 use k8s_envelope::store::printable;
 
+use crate::configuration;
 use crate::failure::Failure;
 use crate::shown;
 use crate::store_args::{self, StoreArgs};
@@ -76,9 +77,8 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
             "--dir writes one object per file: use --output yaml or json",
         ));
     }
-    let config = store_args::load_config(&args.config)?;
     let runtime = store_args::runtime()?;
-    let transformers = store_args::build(&config, &args.config, &runtime)?;
+    let transformers = configuration::load_and_build(&args.config, &runtime)?;
     let opened = args.store.open(&runtime)?;
     let mut options = DecodeOptions::default();
     if args.decode_data {

@@ -7,6 +7,7 @@ use clap::{Args, ValueEnum};
 use k8s_envelope::object::{DecodeOptions, Decoded};
 use k8s_envelope::store::printable;
 
+use crate::configuration;
 use crate::failure::Failure;
 use crate::shown;
 use crate::store_args::{self, StoreArgs};
@@ -45,9 +46,8 @@ pub enum Format {
 
 /// Prints one value; how it was decrypted goes to stderr.
 pub fn run(args: &GetArgs) -> Result<(), Failure> {
-    let config = store_args::load_config(&args.config)?;
     let runtime = store_args::runtime()?;
-    let transformers = store_args::build(&config, &args.config, &runtime)?;
+    let transformers = configuration::load_and_build(&args.config, &runtime)?;
     let opened = args.store.open(&runtime)?;
     let key = args.key.as_bytes();
     let entry = runtime

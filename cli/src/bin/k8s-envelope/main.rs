@@ -8,6 +8,7 @@
 
 mod bench;
 mod cli;
+mod configuration;
 mod export;
 mod failure;
 mod fingerprint;

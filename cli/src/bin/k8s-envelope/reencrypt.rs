@@ -12,9 +12,10 @@ use clap::Args;
 use k8s_envelope::rotation::{
     self, ReencryptOptions, ReencryptProgress, ReencryptTotals, Stop, ValueReport,
 };
-use k8s_envelope::store::{printable, ListingReport};
+use k8s_envelope::store::{printable, ListingReport, SnapshotWritten};
 use serde::{Deserialize, Serialize};
 
+use crate::configuration;
 use crate::failure::Failure;
 use crate::store_args::{self, StoreArgs};
 
@@ -166,44 +167,9 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
 
 /// Re-encrypts; exit status 0 only when nothing failed.
 pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
-    if args.store.dump.is_some() && args.out.is_none() && !args.dry_run {
-        return Err(Failure::usage(
-            "--dump needs --out FILE for the re-encrypted dump (or --dry-run)",
-        ));
-    }
-    let offline = args.store.dump.as_ref().or(args.store.snapshot.as_ref());
-    if args.out.is_some() && offline.is_none() {
-        return Err(Failure::usage(
-            "--out is for --dump or --snapshot: etcd is re-encrypted in place",
-        ));
-    }
-    if args.store.snapshot.is_some() && args.out.is_none() && !args.dry_run {
-        return Err(Failure::usage(
-            "--snapshot needs --out FILE for the re-keyed snapshot (or --dry-run)",
-        ));
-    }
-    if args.store.dump.is_some() && args.checkpoint.is_some() {
-        return Err(Failure::usage(
-            "--checkpoint is for etcd: a dump is re-encrypted into a new file in one run \
-             (an interrupted run writes nothing; run it again)",
-        ));
-    }
-    if let (Some(input), Some(out)) = (offline, &args.out) {
-        if same_file(input, out) {
-            let what = if args.store.dump.is_some() {
-                "dump"
-            } else {
-                "snapshot"
-            };
-            return Err(Failure::usage(format!(
-                "--out {} is the input {what}: write the re-encrypted {what} to a new file",
-                out.display()
-            )));
-        }
-    }
-    let config = store_args::load_config(&args.config)?;
+    check_outputs(args)?;
     let runtime = store_args::runtime()?;
-    let transformers = store_args::build(&config, &args.config, &runtime)?;
+    let transformers = configuration::load_and_build(&args.config, &runtime)?;
     let out = args.out.as_deref().filter(|_| !args.dry_run);
     let opened = args.store.open_writing(&runtime, out)?;
     let store_name = opened.store.describe();
@@ -220,45 +186,10 @@ pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
         store: store_name.clone(),
         prefix: args.store.prefix().to_owned(),
     });
-    let mut before = ReencryptTotals::default();
-    if let Some(file) = &checkpoint {
-        if let Some(saved) = read_checkpoint(&file.path)? {
-            if saved.prefix != file.prefix {
-                return Err(Failure::usage(format!(
-                    "{}: the checkpoint is for prefix {:?}, not {:?}",
-                    file.path.display(),
-                    saved.prefix,
-                    file.prefix
-                )));
-            }
-            if saved.finished {
-                eprintln!(
-                    "k8s-envelope: {}: the last run finished; starting a new pass",
-                    file.path.display()
-                );
-            } else {
-                if saved.store != file.store {
-                    eprintln!(
-                        "k8s-envelope: warning: the checkpoint was written for {}, resuming on {}",
-                        saved.store, file.store
-                    );
-                }
-                options.start_after = match &saved.last_key_b64 {
-                    Some(b64) => Some(BASE64.decode(b64).map_err(|_| {
-                        Failure::usage(format!(
-                            "{}: last_key_b64 is not base64",
-                            file.path.display()
-                        ))
-                    })?),
-                    None => None,
-                };
-                before = saved.totals;
-                if let Some(key) = &options.start_after {
-                    eprintln!("k8s-envelope: resuming after {}", printable(key));
-                }
-            }
-        }
-    }
+    let before = match &checkpoint {
+        Some(file) => resume(file, &mut options)?,
+        None => ReencryptTotals::default(),
+    };
 
     let total = runtime
         .block_on(opened.store.count(args.store.prefix().as_bytes()))
@@ -278,37 +209,12 @@ pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
         bar: bar.clone(),
     };
     let started = Instant::now();
-    // The first SIGINT or SIGTERM stops the run gracefully: no new value
-    // starts, the ones in flight finish and are counted and checkpointed.
-    // A second one stops at once.
-    let stop = Stop::new();
-    let options = options.with_stop(stop.clone());
-    let (end, listing) = runtime.block_on(async {
-        let run = rotation::reencrypt(opened.store.clone(), transformers, options, &mut progress);
-        tokio::pin!(run);
-        let ended = |result: Result<rotation::ReencryptReport, rotation::ReencryptError>| {
-            match result {
-                Ok(report) if report.stopped => (End::Interrupted, report.listing),
-                Ok(report) => (End::Done, report.listing),
-                Err(e) => (End::Stopped(e.to_string()), e.report.listing.clone()),
-            }
-        };
-        tokio::select! {
-            result = &mut run => ended(result),
-            () = interrupted() => {
-                stop.request();
-                eprintln!(
-                    "k8s-envelope: stopping: finishing the values in flight (signal again to stop at once)"
-                );
-                tokio::select! {
-                    // Stopped on request, or done anyway if the signal came
-                    // after the last value started.
-                    result = &mut run => ended(result),
-                    () = interrupted() => (End::Interrupted, ListingReport::default()),
-                }
-            }
-        }
-    });
+    let (end, listing) = runtime.block_on(drive(
+        opened.store.clone(),
+        transformers,
+        options,
+        &mut progress,
+    ));
     let elapsed = started.elapsed();
     if let Some(bar) = &bar {
         bar.finish_and_clear();
@@ -318,21 +224,148 @@ pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
     if let Some(file) = &checkpoint {
         file.save(&state, matches!(end, End::Done))?;
     }
-    if let (End::Done, Some(dump)) = (&end, &opened.dump) {
+    let snapshot_written = finish_outputs(&end, &opened, args.dry_run)?;
+    print_summary(&state, args.dry_run, elapsed, &store_name, &end);
+    print_revision_moves(&listing);
+    print_store_figures(&opened, snapshot_written.as_ref());
+    let mut all = state.before.clone();
+    all.merge(&state.totals);
+    outcome(end, &all, &opened, checkpoint.is_some())
+}
+
+/// Refuses outputs that do not fit the store (what clap cannot say): a dump
+/// or snapshot needs `--out` unless it is a dry run, and `--out` is never
+/// the input.
+fn check_outputs(args: &ReencryptArgs) -> Result<(), Failure> {
+    let offline = [
+        ("dump", &args.store.dump),
+        ("snapshot", &args.store.snapshot),
+    ]
+    .into_iter()
+    .find_map(|(what, path)| Some((what, path.as_ref()?)));
+    match (offline, &args.out) {
+        (Some((what, _)), None) if !args.dry_run => Err(Failure::usage(format!(
+            "--{what} needs --out FILE for the re-encrypted {what} (or --dry-run)"
+        ))),
+        (Some((what, input)), Some(out)) if same_file(input, out) => Err(Failure::usage(format!(
+            "--out {} is the input {what}: write the re-encrypted {what} to a new file",
+            out.display()
+        ))),
+        (None, Some(_)) => Err(Failure::usage(
+            "--out is for --dump or --snapshot: etcd is re-encrypted in place",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Reads the checkpoint, if there is one: a run it left unfinished goes on
+/// after its last key (set in `options`), and its counts are returned to
+/// add this run's to.
+fn resume(
+    file: &CheckpointFile,
+    options: &mut ReencryptOptions,
+) -> Result<ReencryptTotals, Failure> {
+    let Some(saved) = read_checkpoint(&file.path)? else {
+        return Ok(ReencryptTotals::default());
+    };
+    if saved.prefix != file.prefix {
+        return Err(Failure::usage(format!(
+            "{}: the checkpoint is for prefix {:?}, not {:?}",
+            file.path.display(),
+            saved.prefix,
+            file.prefix
+        )));
+    }
+    if saved.finished {
+        eprintln!(
+            "k8s-envelope: {}: the last run finished; starting a new pass",
+            file.path.display()
+        );
+        return Ok(ReencryptTotals::default());
+    }
+    if saved.store != file.store {
+        eprintln!(
+            "k8s-envelope: warning: the checkpoint was written for {}, resuming on {}",
+            saved.store, file.store
+        );
+    }
+    options.start_after = match &saved.last_key_b64 {
+        Some(b64) => Some(BASE64.decode(b64).map_err(|_| {
+            Failure::usage(format!(
+                "{}: last_key_b64 is not base64",
+                file.path.display()
+            ))
+        })?),
+        None => None,
+    };
+    if let Some(key) = &options.start_after {
+        eprintln!("k8s-envelope: resuming after {}", printable(key));
+    }
+    Ok(saved.totals)
+}
+
+/// Runs the re-encryption until it ends or a signal stops it. The first
+/// SIGINT or SIGTERM stops it gracefully: no new value starts, the ones in
+/// flight finish and are counted and checkpointed. A second one stops at
+/// once.
+async fn drive(
+    store: Arc<dyn k8s_envelope::store::Store>,
+    transformers: Arc<k8s_envelope::ResourceTransformers>,
+    options: ReencryptOptions,
+    progress: &mut Progress,
+) -> (End, ListingReport) {
+    let stop = Stop::new();
+    let options = options.with_stop(stop.clone());
+    let run = rotation::reencrypt(store, transformers, options, progress);
+    tokio::pin!(run);
+    let ended = |result: Result<rotation::ReencryptReport, rotation::ReencryptError>| match result {
+        Ok(report) if report.stopped => (End::Interrupted, report.listing),
+        Ok(report) => (End::Done, report.listing),
+        Err(e) => (End::Stopped(e.to_string()), e.report.listing.clone()),
+    };
+    tokio::select! {
+        result = &mut run => ended(result),
+        () = interrupted() => {
+            stop.request();
+            eprintln!(
+                "k8s-envelope: stopping: finishing the values in flight (signal again to stop at once)"
+            );
+            tokio::select! {
+                // Stopped on request, or done anyway if the signal came
+                // after the last value started.
+                result = &mut run => ended(result),
+                () = interrupted() => (End::Interrupted, ListingReport::default()),
+            }
+        }
+    }
+}
+
+/// Writes a finished run's output: the re-encrypted dump, or the re-keyed
+/// snapshot (what it wrote is returned to report).
+fn finish_outputs(
+    end: &End,
+    opened: &store_args::Opened,
+    dry_run: bool,
+) -> Result<Option<SnapshotWritten>, Failure> {
+    if !matches!(end, End::Done) {
+        return Ok(None);
+    }
+    if let Some(dump) = &opened.dump {
         dump.finish()
             .map_err(|e| Failure::transform(e.to_string()))?;
     }
-    let snapshot_written = match (&end, &opened.snapshot) {
-        (End::Done, Some(snapshot)) if !args.dry_run => Some(
-            snapshot
-                .finish()
-                .map_err(|e| Failure::transform(e.to_string()))?,
-        ),
-        _ => None,
-    };
-    print_summary(&state, args.dry_run, elapsed, &store_name, &end);
-    print_revision_moves(&listing);
-    if let Some(written) = &snapshot_written {
+    match &opened.snapshot {
+        Some(snapshot) if !dry_run => snapshot
+            .finish()
+            .map(Some)
+            .map_err(|e| Failure::transform(e.to_string())),
+        _ => Ok(None),
+    }
+}
+
+/// The summary's last lines: the snapshot written, and etcd's retries.
+fn print_store_figures(opened: &store_args::Opened, snapshot_written: Option<&SnapshotWritten>) {
+    if let Some(written) = snapshot_written {
         println!(
             "  {:<20} {} ({} keys kept as they were, {} rewritten; revision and compaction {})",
             "snapshot written",
@@ -349,12 +382,19 @@ pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
             "etcd retries", retries.retries, retries.failovers
         );
     }
-    let mut all = state.before.clone();
-    all.merge(&state.totals);
+}
+
+/// The exit status of the run, with the next step when it did not finish.
+fn outcome(
+    end: End,
+    all: &ReencryptTotals,
+    opened: &store_args::Opened,
+    checkpointed: bool,
+) -> Result<(), Failure> {
     match end {
         End::Interrupted => Err(Failure {
             status: 130,
-            message: if checkpoint.is_some() {
+            message: if checkpointed {
                 "interrupted; run again with the same --checkpoint to resume".to_owned()
             } else if opened.dump.is_some() {
                 "interrupted; the output dump was not written".to_owned()
@@ -367,7 +407,7 @@ pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
         }),
         End::Stopped(e) => Err(Failure::transform(format!(
             "stopped: {e}{}",
-            if checkpoint.is_some() {
+            if checkpointed {
                 "; run again with the same --checkpoint to resume"
             } else {
                 ""

@@ -9,6 +9,7 @@ use k8s_envelope::rotation::{
     self, Change, KeyLayout, Member, ProviderId, RotationError, StepKind,
 };
 
+use crate::configuration::{self, StatusLoops};
 use crate::failure::Failure;
 use crate::store_args::{self, StoreArgs};
 
@@ -134,7 +135,7 @@ fn refused(e: RotationError) -> Failure {
 
 /// The configuration and the index of the rule for `--resource`.
 fn open(rule: &Rule) -> Result<(EncryptionConfiguration, usize), Failure> {
-    let config = store_args::load_config(&rule.config)?;
+    let config = configuration::load(&rule.config)?;
     let index = rotation::rule_for_resource(&config, &rule.resource).ok_or_else(|| {
         refused(RotationError::NoRule {
             resource: rule.resource.clone(),
@@ -321,7 +322,13 @@ fn retire(args: &RetireArgs) -> Result<(), Failure> {
     let next = rotation::retire(&config, rule, &member).map_err(refused)?;
     if args.store.given() {
         let runtime = store_args::runtime()?;
-        let transformers = store_args::build(&config, &args.member.rule.config, &runtime)?;
+        let transformers = configuration::build(
+            &config,
+            &args.member.rule.config,
+            &runtime,
+            StatusLoops::Run,
+        )?
+        .transformers;
         // Every prefix the rule's resources live under, unless one is given.
         let prefixes = match &args.store.prefix {
             Some(prefix) => vec![prefix.clone()],

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use k8s_envelope::rotation::{self, ScanOptions, ScanReport, ValueState};
 
+use crate::configuration;
 use crate::failure::Failure;
 use crate::store_args::{self, StoreArgs};
 
@@ -40,9 +41,8 @@ enum Format {
 
 /// Scans; exit status 1 when a value is unreadable or of an unknown resource.
 pub fn run(args: &ScanArgs) -> Result<(), Failure> {
-    let config = store_args::load_config(&args.config)?;
     let runtime = store_args::runtime()?;
-    let transformers = store_args::build(&config, &args.config, &runtime)?;
+    let transformers = configuration::load_and_build(&args.config, &runtime)?;
     let report = scan(args, &runtime, transformers)?;
     match args.output {
         Format::Table => println!("{report}"),

@@ -9,12 +9,13 @@ use k8s_envelope::kms::GrpcKmsFactory;
 use k8s_envelope::rotation::rule_for_resource;
 use k8s_envelope::{Decrypted, EncryptionConfiguration, Error, ResourceTransformers};
 
+use crate::configuration::{self, Built, StatusLoops};
 use crate::failure::Failure;
 
 /// Transforms values with one configuration.
 pub struct Session {
     config: EncryptionConfiguration,
-    transformers: ResourceTransformers,
+    transformers: Arc<ResourceTransformers>,
     kms: GrpcKmsFactory,
     runtime: Arc<tokio::runtime::Runtime>,
     /// Whether a write may go out in plaintext (identity as the writer).
@@ -62,16 +63,9 @@ impl Session {
     /// together must share one, since a plugin connection belongs to the
     /// runtime that made it.
     pub fn open_on(path: &Path, runtime: Arc<tokio::runtime::Runtime>) -> Result<Self, Failure> {
-        let config_failure =
-            |e: &dyn std::fmt::Display| Failure::usage(format!("{}: {e}", path.display()));
-        let config = EncryptionConfiguration::load(path).map_err(|e| config_failure(&e))?;
-        let kms = GrpcKmsFactory::new();
-        let transformers = runtime
-            .block_on(async { config.build_with_kms(&kms) })
-            .map_err(|e| config_failure(&e))?;
-        if let Err(e) = runtime.block_on(kms.refresh_all()) {
-            eprintln!("k8s-envelope: warning: {e}");
-        }
+        let config = configuration::read(path)?;
+        let Built { transformers, kms } =
+            configuration::build(&config, path, &runtime, StatusLoops::None)?;
         Ok(Self {
             config,
             transformers,

@@ -1,20 +1,17 @@
 //! What the store commands share: which store (`--etcd`, `--dump` or
-//! `--snapshot`), which
-//! keys (`--prefix`, `--etcd-prefix`, `--resource`), and a configuration
-//! built on a multi-threaded runtime with its KMS plugins connected.
+//! `--snapshot`), which keys (`--prefix`, `--etcd-prefix`, `--resource`),
+//! and the multi-threaded runtime they walk it on.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
 use k8s_envelope::config::GroupResource;
-use k8s_envelope::kms::GrpcKmsFactory;
 use k8s_envelope::rotation::{KeyLayout, DEFAULT_ETCD_PREFIX, SECRETS_PREFIX};
 use k8s_envelope::snapshot::HashCheck;
 use k8s_envelope::store::{
     DumpFile, EtcdOptions, EtcdStore, EtcdTls, SnapshotStore, Store, StoreError,
 };
-use k8s_envelope::{EncryptionConfiguration, ResourceTransformers};
 
 use crate::failure::Failure;
 
@@ -182,37 +179,6 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::usage(format!("starting the async runtime: {e}")))
-}
-
-/// Loads and validates a configuration file.
-pub fn load_config(path: &Path) -> Result<EncryptionConfiguration, Failure> {
-    let config = EncryptionConfiguration::load(path)
-        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
-    config
-        .validate()
-        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
-    Ok(config)
-}
-
-/// Builds `config` inside `runtime`: KMS providers connect to their plugins,
-/// fetch a write key, and keep polling their status for as long as the
-/// runtime runs (a long re-encryption outlives the 3-minute write key).
-pub fn build(
-    config: &EncryptionConfiguration,
-    path: &Path,
-    runtime: &tokio::runtime::Runtime,
-) -> Result<Arc<ResourceTransformers>, Failure> {
-    let kms = GrpcKmsFactory::new();
-    let transformers = runtime
-        .block_on(async { config.build_with_kms(&kms) })
-        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
-    if let Err(e) = runtime.block_on(kms.refresh_all()) {
-        eprintln!("k8s-envelope: warning: {e}");
-    }
-    for provider in kms.v2_providers() {
-        runtime.spawn(provider.run_status_loop());
-    }
-    Ok(Arc::new(transformers))
 }
 
 /// Writes a file that can hold keys or plaintext through the library's one
