@@ -12,17 +12,16 @@ use std::path::PathBuf;
 
 use super::{decode, DecodeOptions, Decoded, Encoding, UNDECODED_FIELD};
 
-fn testdata() -> Option<PathBuf> {
+/// Kubernetes' fixtures beside the repository: a test that needs them
+/// fails without them, it never passes without asserting.
+fn testdata() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/k8s-api-testdata/HEAD");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIPPED: no {} (the shared fixtures beside the repository)",
-            dir.display()
-        );
-        None
-    }
+    assert!(
+        dir.is_dir(),
+        "{} is missing: Kubernetes' API fixtures, beside the repository (shared/k8s-api-testdata)",
+        dir.display()
+    );
+    dir
 }
 
 fn object(bytes: &[u8]) -> super::Object {
@@ -34,7 +33,7 @@ fn object(bytes: &[u8]) -> super::Object {
 
 #[test]
 fn secrets_and_config_maps_decode_to_exactly_the_served_json() {
-    let Some(dir) = testdata() else { return };
+    let dir = testdata();
     for kind in ["Secret", "ConfigMap"] {
         let pb = std::fs::read(dir.join(format!("core.v1.{kind}.pb"))).unwrap();
         let json = std::fs::read_to_string(dir.join(format!("core.v1.{kind}.json"))).unwrap();
@@ -51,7 +50,7 @@ fn secrets_and_config_maps_decode_to_exactly_the_served_json() {
 
 #[test]
 fn every_kind_decodes_to_its_type_and_full_metadata() {
-    let Some(dir) = testdata() else { return };
+    let dir = testdata();
     let mut checked = 0;
     let mut entries: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -116,7 +115,7 @@ fn json_passes_through_cbor_is_recognised_and_other_bytes_are_not_objects() {
 
 #[test]
 fn secret_data_shows_as_text_when_asked_and_it_is_utf8() {
-    let Some(dir) = testdata() else { return };
+    let dir = testdata();
     let pb = std::fs::read(dir.join("core.v1.Secret.pb")).unwrap();
     let Ok(Decoded::Object(object)) = decode(&pb, &DecodeOptions::default().with_decoded_data())
     else {
