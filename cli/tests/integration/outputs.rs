@@ -169,3 +169,29 @@ fn keys_from_a_store_are_printed_with_control_characters_escaped() {
         );
     }
 }
+
+/// `reencrypt` refuses outputs that do not fit the store before it reads
+/// anything: a dump or a snapshot needs `--out` (unless `--dry-run`), and
+/// etcd is re-encrypted in place, so `--out` is refused with it.
+#[test]
+fn reencrypt_outputs_must_fit_the_store() {
+    let dir = setup();
+    let path = dir.path();
+    let cases: [(&[&str], &str); 3] = [
+        (&["--dump", "dump.json"], "--dump needs --out FILE"),
+        (&["--snapshot", "missing.db"], "--snapshot needs --out FILE"),
+        (
+            &["--etcd", "http://127.0.0.1:1", "--out", "new.json"],
+            "--out is for --dump or --snapshot",
+        ),
+    ];
+    for (store, expected) in cases {
+        let mut args = vec!["reencrypt", "--config", "enc.yaml"];
+        args.extend_from_slice(store);
+        let run = cli_with_umask_000(path, &args);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {run:?}");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    assert!(!path.join("new.json").exists());
+}
