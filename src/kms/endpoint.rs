@@ -307,6 +307,22 @@ pub(crate) fn abstract_addr(_name: &[u8]) -> std::io::Result<std::os::unix::net:
 mod tests {
     use super::*;
 
+    /// The address to bind or dial: a file's path, or the abstract name; a
+    /// path too long for a socket address is an error, not a cut path.
+    #[cfg(all(feature = "grpc", target_os = "linux"))]
+    #[test]
+    fn socket_addresses() {
+        let file = KmsEndpoint::socket_file("/run/kms.sock").expect("endpoint");
+        let addr = file.socket_addr().expect("a short path fits");
+        assert_eq!(addr.as_pathname(), Some(Path::new("/run/kms.sock")));
+        let named = KmsEndpoint::abstract_socket("kms").expect("endpoint");
+        use std::os::linux::net::SocketAddrExt as _;
+        let addr = named.socket_addr().expect("an abstract name");
+        assert_eq!(addr.as_abstract_name(), Some(&b"kms"[..]));
+        let long = KmsEndpoint::socket_file(format!("/{}", "d".repeat(200))).expect("endpoint");
+        assert!(long.socket_addr().is_err());
+    }
+
     fn reason(endpoint: &str) -> String {
         match KmsEndpoint::parse(endpoint) {
             Err(Error::Kms(e)) => match e.kind() {
