@@ -31,9 +31,7 @@ use k8s_envelope::{AesGcm, NamedKey, Provider, SecretKey, StorageKey, Transforme
 const SIZES: [usize; 5] = [256, 1024, 4096, 64 * 1024, 1024 * 1024];
 const STORAGE_KEY: &str = "/registry/secrets/default/db-creds";
 
-#[path = "../tests/support/ready.rs"]
-mod ready;
-use ready::ready;
+use k8s_envelope_test_support::ready;
 
 fn kms_v2(mode: DekSourceType) -> KmsV2Provider {
     kms_v2_with(KmsV2Options::default().with_write_mode(mode))

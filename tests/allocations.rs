@@ -243,9 +243,7 @@ fn hot_paths_allocate_exactly_once() {
     );
 }
 
-#[path = "support/ready.rs"]
-mod ready;
-use ready::ready;
+use k8s_envelope_test_support::ready;
 
 /// KMS reads that need no plugin call allocate the plaintext only, and a
 /// KMS v2 write the stored value only.

@@ -9,20 +9,12 @@
 
 use std::alloc::System;
 
-use checks::check_kms_v1;
 use k8s_envelope::internal::EncryptedObjectRef;
-
-/// The fuzz targets' checks (the KMS v1 one, over hostile lengths).
-#[path = "../fuzz/src/checks.rs"]
-#[allow(dead_code)]
-mod checks;
-use k8s_envelope::kms::generated::{v1beta1, v2};
+use k8s_envelope_kms_plugin::generated::{v1beta1, v2};
+use k8s_envelope_test_support::checks::check_kms_v1;
+use k8s_envelope_test_support::misbehaving_plugin as fake_plugin;
 use prost::Message as _;
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
-
-#[cfg(unix)]
-#[path = "support/fake_plugin.rs"]
-mod fake_plugin;
 
 // The crate forbids `unsafe_code` in every target, so the `GlobalAlloc` impl
 // comes from `stats_alloc`.

@@ -46,11 +46,11 @@ fn no_tracing_event_at_any_level_holds_key_material_or_plaintext() {
             .build()
             .expect("runtime");
         runtime.block_on(async {
-            let service = Arc::new(Base64KmsWithKeyId::new("1"));
+            let service = FakeKms::with_key_id("1");
             let provider = KmsV2Provider::new("vault", service.clone(), KmsV2Options::default())
                 .expect("provider");
             provider.refresh().await.expect("refresh");
-            *service.key_id.lock().expect("lock") = "2".into();
+            service.set_key_id("2");
             provider.refresh().await.expect("rotation");
             let transformer = Transformer::new(vec![Arc::new(provider)]).expect("transformer");
             let stored = transformer

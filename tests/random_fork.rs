@@ -80,6 +80,4 @@ fn a_forked_child_never_writes_with_its_parents_counter_dek() {
     }
 }
 
-#[path = "support/ready.rs"]
-mod ready;
-use ready::ready;
+use k8s_envelope_test_support::ready;

@@ -41,10 +41,7 @@ use std::time::Instant;
 use futures_util::stream::{self, StreamExt as _};
 use k8s_envelope::store::{EtcdOptions, EtcdStore, Store, Swap};
 
-#[path = "../../tests/support/etcd_server.rs"]
-mod etcd_server;
-#[path = "../../tests/support/peak_memory.rs"]
-mod peak_memory;
+use k8s_envelope_test_support::{etcd, peak_memory};
 
 const PREFIX: &str = "/registry/secrets/";
 
@@ -127,8 +124,8 @@ fn measure(
     n: usize,
     value_bytes: usize,
 ) -> Result<Vec<String>, Box<dyn std::error::Error>> {
-    let etcd = etcd_server::EtcdServer::start_with_flags(&["--quota-backend-bytes=8589934592"])
-        .ok_or("no etcd binary (apt-get install etcd-server)")?;
+    etcd::etcd_binary().ok_or("no etcd binary (apt-get install etcd-server)")?;
+    let etcd = etcd::EtcdServer::start_with_flags(&["--quota-backend-bytes=8589934592"]);
     let dir = etcd.dir().to_path_buf();
     let runtime = tokio::runtime::Runtime::new()?;
     let store =

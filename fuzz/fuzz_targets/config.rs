@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    k8s_envelope_fuzz::checks::check_config(data).unwrap_or_else(|e| panic!("{e}"));
+    k8s_envelope_test_support::checks::check_config(data).unwrap_or_else(|e| panic!("{e}"));
 });

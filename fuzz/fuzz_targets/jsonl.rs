@@ -4,7 +4,7 @@
 
 use std::sync::LazyLock;
 
-use k8s_envelope_fuzz::checks::Harness;
+use k8s_envelope_test_support::checks::Harness;
 
 static HARNESS: LazyLock<Harness> = LazyLock::new(|| {
     Harness::from_config(include_bytes!("../../tests/data/fuzz/every-provider.yaml"))

@@ -3,5 +3,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    k8s_envelope_fuzz::checks::check_object(data).unwrap_or_else(|e| panic!("{e}"));
+    k8s_envelope_test_support::checks::check_object(data).unwrap_or_else(|e| panic!("{e}"));
 });

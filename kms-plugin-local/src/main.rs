@@ -35,9 +35,9 @@ mod unix {
     use std::time::Duration;
 
     use clap::Parser;
-    use k8s_envelope::kms::KmsEndpoint;
     use k8s_envelope_kms_plugin::{
-        AllowedPeers, Base64MockKek, Kek, Keyring, LocalKek, PluginApis, PluginServer, Termination,
+        socket_endpoint, AllowedPeers, Base64MockKek, Kek, Keyring, LocalKek, PluginApis,
+        PluginServer, Termination,
     };
 
     /// A KMS plugin (v2 and v1 APIs) that wraps DEKs with a key-encryption
@@ -162,7 +162,7 @@ mod unix {
             return Ok(());
         }
         let socket = args.socket.as_deref().ok_or("--socket is required")?;
-        let endpoint = KmsEndpoint::from_socket_arg(socket)?;
+        let endpoint = socket_endpoint(socket)?;
         let kek: Box<dyn Kek> = match (&args.kek_file, args.mock_base64) {
             (_, true) => {
                 eprintln!("kms-plugin-local: WARNING: --mock-base64 does not encrypt anything");

@@ -22,9 +22,7 @@ use k8s_envelope_kms_plugin::{LocalKek, PluginHandle, PluginServer};
 #[path = "../tests/softhsm/plugin.rs"]
 #[allow(dead_code, reason = "shared with the tests, which use all of it")]
 mod plugin;
-#[path = "../tests/softhsm/token.rs"]
-#[allow(dead_code, reason = "shared with the tests, which use all of it")]
-mod token;
+use k8s_envelope_test_support::softhsm as token;
 
 const DEK: [u8; 32] = [7; 32];
 
@@ -84,9 +82,8 @@ fn clients(endpoint: &KmsEndpoint, n: usize) -> Vec<Arc<GrpcClient>> {
 }
 
 fn bench_wraps(c: &mut Criterion) {
-    let Some(hsm) = token::SoftHsm::new() else {
-        return;
-    };
+    // Fails, saying what to install, without SoftHSM2.
+    let hsm = token::SoftHsm::new_token();
     let pkcs11 = plugin::Plugin::start(&hsm, "bench", &["--create-key"]);
     let local = LocalPlugin::start();
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -57,8 +57,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use k8s_envelope::kms::KmsEndpoint;
-use k8s_envelope_kms_plugin::{AllowedPeers, PluginApis, PluginServer, Termination};
+use k8s_envelope_kms_plugin::{
+    socket_endpoint, AllowedPeers, PluginApis, PluginServer, Termination,
+};
 
 use crate::kek::HsmKek;
 use crate::key::KeyPolicy;
@@ -159,7 +160,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let endpoint = KmsEndpoint::from_socket_arg(&args.socket)?;
+    let endpoint = socket_endpoint(&args.socket)?;
     let pin = pin::read_pin(args.pin_file.as_deref())?;
     let config = TokenConfig {
         module: args.module.clone(),

@@ -68,6 +68,7 @@ pub use self::mock::Base64MockKek;
 pub use self::peers::AllowedPeers;
 pub use self::secret_file::read_private_file;
 pub use self::server::{PluginApis, PluginHandle, PluginServer};
+pub use self::socket::socket_endpoint;
 pub use self::termination::Termination;
 
 /// The future a [`Kek`] returns.

@@ -17,6 +17,39 @@ const SOCKET_MODE: u32 = 0o600;
 /// Permissions of a directory made for the socket: its owner only.
 const PRIVATE_DIRECTORY_MODE: u32 = 0o700;
 
+/// The endpoint a plugin's `--socket` argument names: a `unix://`
+/// endpoint, `@name` for an abstract socket, or a socket path (a relative
+/// one is taken from the current directory, so the socket stays where it
+/// was asked for whatever the process does next).
+///
+/// ```
+/// use k8s_envelope_kms_plugin::socket_endpoint;
+///
+/// let e = socket_endpoint("/run/kms.sock")?;
+/// assert_eq!(e.to_string(), "unix:///run/kms.sock");
+/// assert_eq!(socket_endpoint("@kms")?.to_string(), "unix:///@kms");
+/// assert_eq!(socket_endpoint("unix:///run/kms.sock")?, e);
+/// # Ok::<(), k8s_envelope::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// As [`KmsEndpoint::parse`] for a `unix:` argument; an empty abstract name.
+pub fn socket_endpoint(arg: &str) -> Result<KmsEndpoint, k8s_envelope::Error> {
+    if arg.starts_with("unix:") {
+        KmsEndpoint::parse(arg)
+    } else if let Some(name) = arg.strip_prefix('@') {
+        KmsEndpoint::abstract_socket(name)
+    } else {
+        let path = PathBuf::from(arg);
+        let path = match std::env::current_dir() {
+            Ok(cwd) if path.is_relative() => cwd.join(path),
+            _ => path,
+        };
+        KmsEndpoint::socket_file(path)
+    }
+}
+
 /// A bound listener and, for a socket file, the file to remove later.
 pub(super) struct Bound {
     pub(super) listener: UnixListener,

@@ -12,12 +12,11 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use k8s_envelope_kms_plugin::{Base64MockKek, PluginServer, Termination};
-/// use k8s_envelope::kms::KmsEndpoint;
+/// use k8s_envelope_kms_plugin::{socket_endpoint, Base64MockKek, PluginServer, Termination};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let mut termination = Termination::install()?;
-/// let endpoint = KmsEndpoint::from_socket_arg("/run/kms.sock")?;
+/// let endpoint = socket_endpoint("/run/kms.sock")?;
 /// let handle = PluginServer::new(Base64MockKek::new()).serve(&endpoint).await?;
 /// let signal = termination.recv().await;
 /// handle.shutdown_within(Duration::from_secs(5)).await?;

@@ -92,37 +92,6 @@ impl KmsEndpoint {
         Ok(Self(Addr::Abstract(name)))
     }
 
-    /// A plugin's `--socket` argument: a `unix://` endpoint, `@name` for
-    /// an abstract socket, or a socket path (a relative one is taken from
-    /// the current directory).
-    ///
-    /// ```
-    /// use k8s_envelope::kms::KmsEndpoint;
-    ///
-    /// let e = KmsEndpoint::from_socket_arg("/run/kms.sock")?;
-    /// assert_eq!(e.to_string(), "unix:///run/kms.sock");
-    /// assert_eq!(KmsEndpoint::from_socket_arg("@kms")?.to_string(), "unix:///@kms");
-    /// # Ok::<(), k8s_envelope::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// As [`parse`](Self::parse) for a `unix:` argument; an empty name.
-    pub fn from_socket_arg(arg: &str) -> Result<Self, Error> {
-        if arg.starts_with("unix:") {
-            Self::parse(arg)
-        } else if let Some(name) = arg.strip_prefix('@') {
-            Self::abstract_socket(name)
-        } else {
-            let path = PathBuf::from(arg);
-            let path = match std::env::current_dir() {
-                Ok(cwd) if path.is_relative() => cwd.join(path),
-                _ => path,
-            };
-            Self::socket_file(path)
-        }
-    }
-
     /// The socket file, for a file endpoint.
     pub fn socket_path(&self) -> Option<&Path> {
         match &self.0 {

@@ -23,8 +23,8 @@
 //!   mock, and `kms-check`, a conformance check of a running plugin. This
 //!   crate never builds a gRPC server.
 //! - [`rules`]: what kube-apiserver accepts from a plugin's answers.
-//! - [`generated`]: the protobuf messages, including the KMS v2 storage
-//!   envelope `EncryptedObject`.
+//! - `mock` (feature `test-util`): Kubernetes' base64 mock plugin in
+//!   process, for tests and benchmarks.
 //!
 //! # Errors
 //!
@@ -52,10 +52,14 @@ mod endpoint;
 mod error;
 #[cfg(all(unix, feature = "grpc"))]
 mod factory;
+// The protobuf messages and gRPC client stubs: private, so that a prost or
+// tonic upgrade never changes this crate's API. Tests that craft messages
+// use their own definitions (the test-support crate) or the plugin kit's.
 #[cfg(feature = "grpc")]
-pub mod generated;
+mod generated;
 #[cfg(all(unix, feature = "grpc"))]
 mod grpc;
+#[cfg(feature = "test-util")]
 pub mod mock;
 mod service;
 pub(crate) mod v1;

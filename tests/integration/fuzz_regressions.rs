@@ -16,7 +16,7 @@ use base64::Engine as _;
 use k8s_envelope::jsonl::Transform;
 use k8s_envelope::EncryptionConfiguration;
 
-use crate::checks::{self, Harness};
+use k8s_envelope_test_support::checks::{self, Harness};
 
 static HARNESS: LazyLock<Harness> = LazyLock::new(|| {
     Harness::from_config(include_bytes!("../data/fuzz/every-provider.yaml"))

@@ -1,124 +1,26 @@
-//! The KMS v1 provider: against an in-process service that mimics
-//! Kubernetes' base64 mock plugin, against the apiserver's own test vectors,
+//! The KMS v1 provider: against the test-support crate's `FakeKms`, an
+//! in-process service that mimics Kubernetes' base64 mock plugin, against the apiserver's own test vectors,
 //! and against a real `kms-plugin-local --api v1` process over a unix socket.
 
 use std::fs;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use k8s_envelope::kms::{
-    CacheLimits, KmsFuture, KmsServiceV1, KmsV1Options, KmsV1Provider, ManualClock, VersionResponse,
-};
+use k8s_envelope::kms::{CacheLimits, KmsServiceV1, KmsV1Options, KmsV1Provider, ManualClock};
 use k8s_envelope::{
     AesCbc, AesGcm, BlockingProvider, Error, Identity, NamedKey, Provider, ProviderKind, SecretKey,
     StorageKey, Transformer,
 };
-use zeroize::Zeroizing;
+use k8s_envelope_test_support::fake_kms::{is_down, EncryptOverride, FakeKms};
 
 const NAME: &str = "kms-provider";
 const PREFIX: &[u8] = b"k8s:enc:kms:v1:kms-provider:";
 const KEY: &str = "/registry/secrets/default/db-creds";
 
-// ---------------------------------------------------------------------------
-// An in-process KMS v1 service like Kubernetes' base64 mock plugin
-
-/// What the mock answers.
-#[derive(Clone)]
-enum Mode {
-    /// base64 both ways.
-    Base64,
-    /// `Encrypt` returns this ciphertext, whatever the DEK.
-    EncryptReturns(Vec<u8>),
-    /// `Decrypt` returns this DEK, whatever the ciphertext.
-    DecryptReturns(Vec<u8>),
-    /// Every call fails.
-    Fail,
-}
-
-/// Counts its calls.
-struct MockKms {
-    mode: Mutex<Mode>,
-    encrypts: AtomicUsize,
-    decrypts: AtomicUsize,
-}
-
-impl MockKms {
-    fn new() -> Arc<Self> {
-        Arc::new(Self {
-            mode: Mutex::new(Mode::Base64),
-            encrypts: AtomicUsize::new(0),
-            decrypts: AtomicUsize::new(0),
-        })
-    }
-
-    fn set_mode(&self, mode: Mode) {
-        *self.mode.lock().expect("mode") = mode;
-    }
-
-    fn mode(&self) -> Mode {
-        self.mode.lock().expect("mode").clone()
-    }
-
-    fn decrypts(&self) -> usize {
-        self.decrypts.load(Ordering::SeqCst)
-    }
-
-    fn encrypts(&self) -> usize {
-        self.encrypts.load(Ordering::SeqCst)
-    }
-}
-
-/// What an in-process service can return as its own failure.
-fn service_failure() -> Error {
-    Error::Malformed {
-        provider: ProviderKind::KmsV1,
-        reason: "mock KMS refuses",
-    }
-}
-
-impl KmsServiceV1 for MockKms {
-    fn version(&self) -> KmsFuture<'_, VersionResponse> {
-        Box::pin(async {
-            Ok(VersionResponse {
-                version: "v1beta1".into(),
-                runtime_name: "mock".into(),
-                runtime_version: "0".into(),
-            })
-        })
-    }
-
-    fn encrypt<'a>(&'a self, plaintext: &'a [u8]) -> KmsFuture<'a, Vec<u8>> {
-        self.encrypts.fetch_add(1, Ordering::SeqCst);
-        let result = match self.mode() {
-            Mode::Base64 | Mode::DecryptReturns(_) => Ok(B64.encode(plaintext).into_bytes()),
-            Mode::EncryptReturns(ciphertext) => Ok(ciphertext),
-            Mode::Fail => Err(service_failure()),
-        };
-        Box::pin(async move { result })
-    }
-
-    fn decrypt<'a>(&'a self, ciphertext: &'a [u8]) -> KmsFuture<'a, Zeroizing<Vec<u8>>> {
-        self.decrypts.fetch_add(1, Ordering::SeqCst);
-        let result = match self.mode() {
-            Mode::Base64 | Mode::EncryptReturns(_) => B64
-                .decode(ciphertext)
-                .map(Zeroizing::new)
-                .map_err(|_| Error::Malformed {
-                    provider: ProviderKind::KmsV1,
-                    reason: "mock KMS: ciphertext is not base64",
-                }),
-            Mode::DecryptReturns(dek) => Ok(Zeroizing::new(dek)),
-            Mode::Fail => Err(service_failure()),
-        };
-        Box::pin(async move { result })
-    }
-}
-
-fn provider(service: &Arc<MockKms>, options: KmsV1Options) -> KmsV1Provider {
+fn provider(service: &Arc<FakeKms>, options: KmsV1Options) -> KmsV1Provider {
     KmsV1Provider::new(NAME, service.clone(), options).expect("provider")
 }
 
@@ -178,7 +80,7 @@ fn assert_no_secret(error: &Error, secrets: &[&[u8]]) {
 
 #[tokio::test]
 async fn round_trips_at_many_sizes() {
-    let service = MockKms::new();
+    let service = FakeKms::new();
     let kms = provider(&service, KmsV1Options::default());
     assert_eq!(kms.prefix(), PREFIX);
     assert_eq!(kms.kind(), ProviderKind::KmsV1);
@@ -199,7 +101,7 @@ async fn round_trips_at_many_sizes() {
 
 #[tokio::test]
 async fn stored_value_layout() {
-    let service = MockKms::new();
+    let service = FakeKms::new();
     let kms = provider(&service, KmsV1Options::default());
     let plain = b"top secret value";
     let stored = kms.encrypt(plain, KEY.into()).await.expect("encrypt");
@@ -236,7 +138,7 @@ async fn stored_value_layout() {
 
 #[tokio::test]
 async fn the_storage_key_is_authenticated() {
-    let service = MockKms::new();
+    let service = FakeKms::new();
     let kms = provider(&service, KmsV1Options::default());
     let stored = kms
         .encrypt(b"secret data", KEY.into())
@@ -258,7 +160,7 @@ async fn the_storage_key_is_authenticated() {
 
 #[tokio::test]
 async fn tampered_values_fail() {
-    let service = MockKms::new();
+    let service = FakeKms::new();
     let kms = provider(&service, KmsV1Options::default());
     let stored = kms
         .encrypt(b"0123456789abcdef", KEY.into())
@@ -295,7 +197,7 @@ async fn tampered_values_fail() {
 
 #[tokio::test]
 async fn malformed_bodies_are_refused() {
-    let service = MockKms::new();
+    let service = FakeKms::new();
     let kms = provider(&service, KmsV1Options::default());
     let cases: [&[u8]; 4] = [
         b"",                   // no length
@@ -337,7 +239,7 @@ async fn malformed_bodies_are_refused() {
 
 #[tokio::test]
 async fn legacy_cbc_data_reads_as_stale() {
-    let service = MockKms::new();
+    let service = FakeKms::new();
     let kms = provider(&service, KmsV1Options::default());
     let dek = vec![0x42u8; 32];
     let aescbc =
@@ -366,7 +268,7 @@ async fn legacy_cbc_data_reads_as_stale() {
 
 #[tokio::test]
 async fn works_in_a_transformer_and_refuses_the_blocking_api() {
-    let service = MockKms::new();
+    let service = FakeKms::new();
     let kms: Arc<dyn Provider> = Arc::new(provider(&service, KmsV1Options::default()));
     let transformer = Transformer::new(vec![kms, Arc::new(Identity::new())]).expect("transformer");
     let stored = transformer
@@ -401,7 +303,7 @@ async fn works_in_a_transformer_and_refuses_the_blocking_api() {
 
 #[test]
 fn debug_shows_the_name_only() {
-    let service = MockKms::new();
+    let service = FakeKms::new();
     let kms = provider(&service, KmsV1Options::default());
     assert_eq!(
         format!("{kms:?}"),
@@ -430,7 +332,7 @@ fn options_and_names() {
         i32::MAX as usize
     );
 
-    let service = MockKms::new();
+    let service = FakeKms::new();
     assert!(KmsV1Provider::new("", service.clone(), KmsV1Options::default()).is_err());
     // KMS v1 names may contain ':' (the apiserver only forbids it for v2).
     let kms = KmsV1Provider::new("a:b", service, KmsV1Options::default()).expect("a:b");
@@ -442,7 +344,7 @@ fn options_and_names() {
 
 #[tokio::test]
 async fn a_cached_dek_is_not_fetched_again() {
-    let service = MockKms::new();
+    let service = FakeKms::new();
     let writer = provider(&service, KmsV1Options::default());
     let stored = writer.encrypt(b"value", KEY.into()).await.expect("encrypt");
     // The writer cached its own DEK.
@@ -465,7 +367,7 @@ async fn a_cached_dek_is_not_fetched_again() {
 
 #[tokio::test]
 async fn a_read_answers_at_once_only_when_it_needs_no_plugin_call() {
-    let service = MockKms::new();
+    let service = FakeKms::new();
     let writer = provider(&service, KmsV1Options::default());
     let stored = writer.encrypt(b"value", KEY.into()).await.expect("encrypt");
     // The writer's own DEK is cached: the read answers without a future.
@@ -508,7 +410,7 @@ async fn a_read_answers_at_once_only_when_it_needs_no_plugin_call() {
 
 #[tokio::test]
 async fn a_disabled_cache_calls_the_plugin_every_time() {
-    let service = MockKms::new();
+    let service = FakeKms::new();
     let kms = provider(&service, KmsV1Options::from_cache_size(-1));
     let stored = kms.encrypt(b"value", KEY.into()).await.expect("encrypt");
     for i in 1..=3 {
@@ -521,7 +423,7 @@ async fn a_disabled_cache_calls_the_plugin_every_time() {
 #[tokio::test]
 async fn the_cache_is_bounded() {
     const N: usize = 4;
-    let service = MockKms::new();
+    let service = FakeKms::new();
     let writer = provider(&service, KmsV1Options::from_cache_size(-1));
     let mut values = Vec::new();
     for i in 0..=N {
@@ -561,7 +463,7 @@ async fn the_cache_is_bounded() {
 
 #[tokio::test]
 async fn a_cache_ttl_expires_entries() {
-    let service = MockKms::new();
+    let service = FakeKms::new();
     let clock = Arc::new(ManualClock::new());
     let options = KmsV1Options::default()
         .with_cache(CacheLimits::new(10, Some(Duration::from_secs(60))))
@@ -581,50 +483,36 @@ async fn a_cache_ttl_expires_entries() {
 
 #[tokio::test]
 async fn a_service_error_surfaces_without_secrets() {
-    let service = MockKms::new();
+    let service = FakeKms::new();
     let kms = provider(&service, KmsV1Options::from_cache_size(-1));
     let plain = b"a very secret password";
     let stored = kms.encrypt(plain, KEY.into()).await.expect("encrypt");
     let (encrypted_dek, _) = parts(&stored);
     let dek = B64.decode(encrypted_dek).expect("base64");
 
-    service.set_mode(Mode::Fail);
-    let err = kms
-        .decrypt(&stored, KEY.into())
-        .await
-        .expect_err("decrypt fails");
+    service.set_down(true);
+    let result = kms.decrypt(&stored, KEY.into()).await;
     assert!(
-        matches!(
-            err,
-            Error::Malformed {
-                reason: "mock KMS refuses",
-                ..
-            }
-        ),
-        "the service's error is returned as is: {err:?}"
+        is_down(&result),
+        "the service's error is returned as is: {result:?}"
     );
+    let err = result.expect_err("decrypt fails");
     assert_no_secret(&err, &[plain, &dek, encrypted_dek]);
 
-    let err = kms
-        .encrypt(plain, KEY.into())
-        .await
-        .expect_err("encrypt fails");
-    assert!(matches!(
-        err,
-        Error::Malformed {
-            reason: "mock KMS refuses",
-            ..
-        }
-    ));
-    assert_no_secret(&err, &[plain]);
+    let result = kms.encrypt(plain, KEY.into()).await;
+    assert!(is_down(&result), "{result:?}");
+    assert_no_secret(&result.expect_err("encrypt fails"), &[plain]);
 }
 
 #[tokio::test]
 async fn an_oversized_or_empty_wrapped_dek_is_refused() {
-    let service = MockKms::new();
+    let service = FakeKms::new();
     let kms = provider(&service, KmsV1Options::default());
 
-    service.set_mode(Mode::EncryptReturns(vec![b'x'; 70000]));
+    service.set_encrypt_override(EncryptOverride {
+        ciphertext: Some(vec![b'x'; 70000]),
+        ..EncryptOverride::default()
+    });
     let err = kms
         .encrypt(b"value", KEY.into())
         .await
@@ -637,28 +525,34 @@ async fn an_oversized_or_empty_wrapped_dek_is_refused() {
     assert!(text.contains("70000") && text.contains("65535"), "{text}");
 
     // 65535 bytes is the most that fits.
-    service.set_mode(Mode::EncryptReturns(vec![b'x'; 65535]));
+    service.set_encrypt_override(EncryptOverride {
+        ciphertext: Some(vec![b'x'; 65535]),
+        ..EncryptOverride::default()
+    });
     let stored = kms.encrypt(b"value", KEY.into()).await.expect("65535 fits");
     assert_eq!(&stored[PREFIX.len()..PREFIX.len() + 2], &[0xff, 0xff]);
     // It was cached under those bytes, so it reads back without the plugin.
     let read = kms.decrypt(&stored, KEY.into()).await.expect("decrypt");
     assert_eq!(read.plaintext, b"value");
 
-    service.set_mode(Mode::EncryptReturns(Vec::new()));
+    service.set_encrypt_override(EncryptOverride {
+        ciphertext: Some(Vec::new()),
+        ..EncryptOverride::default()
+    });
     let err = kms.encrypt(b"value", KEY.into()).await.expect_err("empty");
     assert!(matches!(err, Error::Kms(_)), "{err:?}");
 }
 
 #[tokio::test]
 async fn a_dek_of_a_wrong_length_is_refused() {
-    let service = MockKms::new();
+    let service = FakeKms::new();
     let kms = provider(&service, KmsV1Options::default());
     let stored = kms.encrypt(b"value", KEY.into()).await.expect("encrypt");
 
     let reader = provider(&service, KmsV1Options::default());
     for len in [0, 1, 17, 31, 33, 64] {
         let dek = vec![0x5au8; len];
-        service.set_mode(Mode::DecryptReturns(dek.clone()));
+        service.set_decrypt_returns(Some(dek.clone()));
         let err = reader
             .decrypt(&stored, KEY.into())
             .await
@@ -672,14 +566,14 @@ async fn a_dek_of_a_wrong_length_is_refused() {
 
 #[tokio::test]
 async fn a_wrong_dek_fails_both_modes() {
-    let service = MockKms::new();
+    let service = FakeKms::new();
     let kms = provider(&service, KmsV1Options::default());
     let stored = kms
         .encrypt(b"value value value", KEY.into())
         .await
         .expect("encrypt");
     let reader = provider(&service, KmsV1Options::default());
-    service.set_mode(Mode::DecryptReturns(vec![9u8; 32]));
+    service.set_decrypt_returns(Some(vec![9u8; 32]));
     let err = reader
         .decrypt(&stored, KEY.into())
         .await
@@ -797,7 +691,7 @@ async fn check_vectors(service: Arc<dyn KmsServiceV1>) {
 
 #[tokio::test]
 async fn apiserver_vectors_decrypt() {
-    check_vectors(MockKms::new()).await;
+    check_vectors(FakeKms::new()).await;
 }
 
 // ---------------------------------------------------------------------------

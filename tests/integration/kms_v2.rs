@@ -1,5 +1,6 @@
-//! The KMS v2 provider against an in-process service that behaves like
-//! Kubernetes' base64 mock plugin (ciphertext = base64(plaintext), annotation
+//! The KMS v2 provider against the test-support crate's `FakeKms`, an
+//! in-process service that behaves like Kubernetes' base64 mock plugin
+//! (ciphertext = base64(plaintext), annotation
 //! `local-kek.kms.kubernetes.io: encrypted-local-kek`) but can be steered:
 //! its key ID, healthz and version, a "down" switch, wrong `Encrypt` answers,
 //! and call counters. Time is a `ManualClock`, so no test sleeps for minutes.
@@ -10,31 +11,30 @@
 //! `rotateDEKOnKeyIDChange`).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use hkdf::Hkdf;
-use k8s_envelope::kms::generated::encrypted_object::EncryptedObject;
 use k8s_envelope::kms::{
-    key_id_hash, CacheLimits, Clock, DekSourceType, EncryptResponse, KmsError, KmsErrorKind,
-    KmsFuture, KmsServiceV2, KmsV2Options, KmsV2Provider, ManualClock, StatusCode, StatusResponse,
+    key_id_hash, CacheLimits, Clock, DekSourceType, KmsErrorKind, KmsV2Options, KmsV2Provider,
+    ManualClock, StatusCode,
 };
 use k8s_envelope::{Decrypted, Error, Identity, Provider, ProviderKind, Transformer};
+use k8s_envelope_test_support::encrypted_object::EncryptedObject;
+use k8s_envelope_test_support::fake_kms::{
+    is_down as is_plugin_down, EncryptOverride, FakeKms, ANNOTATION_KEY, ANNOTATION_VALUE,
+    DOWN_REASON,
+};
 use prost::Message as _;
 use sha2::{Digest, Sha256};
-use zeroize::Zeroizing;
 
 const NAME: &str = "kms-v2-test";
 const PREFIX: &str = "k8s:enc:kms:v2:kms-v2-test:";
 const KEY: &str = "/registry/secrets/default/db-creds";
 const OTHER_KEY: &str = "/registry/secrets/default/other";
-const ANNOTATION_KEY: &str = "local-kek.kms.kubernetes.io";
-const ANNOTATION_VALUE: &[u8] = b"encrypted-local-kek";
-const DOWN_REASON: &str = "mock plugin is down";
 
 /// Seed-mode `encryptedData` overhead: info(32) + nonce(12) + tag(16).
 const SEED_OVERHEAD: usize = 32 + 12 + 16;
@@ -42,246 +42,31 @@ const SEED_OVERHEAD: usize = 32 + 12 + 16;
 const DEK_OVERHEAD: usize = 12 + 16;
 
 // ---------------------------------------------------------------------------
-// A controllable KMS v2 service like Kubernetes' base64 mock plugin
-
-/// Replaces parts of the `Encrypt` answer.
-#[derive(Clone, Default)]
-struct EncryptOverride {
-    key_id: Option<String>,
-    ciphertext: Option<Vec<u8>>,
-    annotations: Option<BTreeMap<String, Vec<u8>>>,
-}
-
-struct Settings {
-    key_id: String,
-    healthz: String,
-    version: String,
-    down: bool,
-    encrypt_override: EncryptOverride,
-}
-
-/// One `Decrypt` request as the mock saw it.
-#[derive(Clone, Debug)]
-struct DecryptRequest {
-    key_id: String,
-    ciphertext: Vec<u8>,
-    annotations: BTreeMap<String, Vec<u8>>,
-}
-
-struct MockKms {
-    settings: Mutex<Settings>,
-    statuses: AtomicUsize,
-    encrypts: AtomicUsize,
-    decrypts: AtomicUsize,
-    /// Every plaintext DEK or seed the mock saw (Encrypt inputs, Decrypt
-    /// outputs).
-    secrets: Mutex<Vec<Vec<u8>>>,
-    decrypt_requests: Mutex<Vec<DecryptRequest>>,
-}
+// Helpers
 
 fn mock_annotations() -> BTreeMap<String, Vec<u8>> {
     BTreeMap::from([(ANNOTATION_KEY.to_owned(), ANNOTATION_VALUE.to_vec())])
 }
 
-/// What the mock answers when it is down, as the gRPC client reports an
-/// unreachable plugin.
-fn plugin_down() -> Error {
-    Error::Kms(KmsError::new(KmsErrorKind::Unavailable(
-        DOWN_REASON.to_owned(),
-    )))
-}
-
-/// What the mock answers to a request it refuses.
-fn plugin_refuses(message: &str) -> Error {
-    Error::Kms(KmsError::new(KmsErrorKind::Status {
-        code: StatusCode::InvalidArgument,
-        message: message.to_owned(),
-    }))
-}
-
-/// Whether `result` is the mock's "down" error, passed through unchanged.
-fn is_plugin_down<T>(result: &Result<T, Error>) -> bool {
-    matches!(result, Err(Error::Kms(e))
-        if matches!(e.kind(), KmsErrorKind::Unavailable(d) if d == DOWN_REASON))
-}
-
-impl MockKms {
-    fn new() -> Arc<Self> {
-        Arc::new(Self {
-            settings: Mutex::new(Settings {
-                key_id: "1".to_owned(),
-                healthz: "ok".to_owned(),
-                version: "v2".to_owned(),
-                down: false,
-                encrypt_override: EncryptOverride::default(),
-            }),
-            statuses: AtomicUsize::new(0),
-            encrypts: AtomicUsize::new(0),
-            decrypts: AtomicUsize::new(0),
-            secrets: Mutex::new(Vec::new()),
-            decrypt_requests: Mutex::new(Vec::new()),
-        })
-    }
-
-    fn settings(&self) -> std::sync::MutexGuard<'_, Settings> {
-        self.settings.lock().expect("settings")
-    }
-
-    fn set_key_id(&self, key_id: &str) {
-        self.settings().key_id = key_id.to_owned();
-    }
-
-    fn set_healthz(&self, healthz: &str) {
-        self.settings().healthz = healthz.to_owned();
-    }
-
-    fn set_version(&self, version: &str) {
-        self.settings().version = version.to_owned();
-    }
-
-    fn set_down(&self, down: bool) {
-        self.settings().down = down;
-    }
-
-    fn set_encrypt_override(&self, o: EncryptOverride) {
-        self.settings().encrypt_override = o;
-    }
-
-    fn statuses(&self) -> usize {
-        self.statuses.load(Ordering::SeqCst)
-    }
-
-    fn encrypts(&self) -> usize {
-        self.encrypts.load(Ordering::SeqCst)
-    }
-
-    fn decrypts(&self) -> usize {
-        self.decrypts.load(Ordering::SeqCst)
-    }
-
-    fn secrets(&self) -> Vec<Vec<u8>> {
-        self.secrets.lock().expect("secrets").clone()
-    }
-
-    fn last_secret(&self) -> Vec<u8> {
-        self.secrets()
-            .last()
-            .cloned()
-            .expect("the mock saw a secret")
-    }
-
-    fn decrypt_requests(&self) -> Vec<DecryptRequest> {
-        self.decrypt_requests.lock().expect("requests").clone()
-    }
-
-    fn status_now(&self) -> Result<StatusResponse, Error> {
-        self.statuses.fetch_add(1, Ordering::SeqCst);
-        let s = self.settings();
-        if s.down {
-            return Err(plugin_down());
-        }
-        Ok(StatusResponse {
-            version: s.version.clone(),
-            healthz: s.healthz.clone(),
-            key_id: s.key_id.clone(),
-        })
-    }
-
-    fn encrypt_now(&self, plaintext: &[u8]) -> Result<EncryptResponse, Error> {
-        self.encrypts.fetch_add(1, Ordering::SeqCst);
-        let s = self.settings();
-        if s.down {
-            return Err(plugin_down());
-        }
-        self.secrets
-            .lock()
-            .expect("secrets")
-            .push(plaintext.to_vec());
-        let o = s.encrypt_override.clone();
-        Ok(EncryptResponse {
-            ciphertext: o
-                .ciphertext
-                .unwrap_or_else(|| B64.encode(plaintext).into_bytes()),
-            key_id: o.key_id.unwrap_or_else(|| s.key_id.clone()),
-            annotations: o.annotations.unwrap_or_else(mock_annotations),
-        })
-    }
-
-    fn decrypt_now(
-        &self,
-        key_id: &str,
-        ciphertext: &[u8],
-        annotations: &BTreeMap<String, Vec<u8>>,
-    ) -> Result<Zeroizing<Vec<u8>>, Error> {
-        self.decrypts.fetch_add(1, Ordering::SeqCst);
-        self.decrypt_requests
-            .lock()
-            .expect("requests")
-            .push(DecryptRequest {
-                key_id: key_id.to_owned(),
-                ciphertext: ciphertext.to_vec(),
-                annotations: annotations.clone(),
-            });
-        if self.settings().down {
-            return Err(plugin_down());
-        }
-        let plaintext = B64
-            .decode(ciphertext)
-            .map_err(|_| plugin_refuses("the ciphertext is not base64"))?;
-        self.secrets
-            .lock()
-            .expect("secrets")
-            .push(plaintext.clone());
-        Ok(Zeroizing::new(plaintext))
-    }
-}
-
-impl KmsServiceV2 for MockKms {
-    fn status(&self) -> KmsFuture<'_, StatusResponse> {
-        Box::pin(std::future::ready(self.status_now()))
-    }
-
-    fn encrypt<'a>(&'a self, _uid: &'a str, plaintext: &'a [u8]) -> KmsFuture<'a, EncryptResponse> {
-        Box::pin(std::future::ready(self.encrypt_now(plaintext)))
-    }
-
-    fn decrypt<'a>(
-        &'a self,
-        _uid: &'a str,
-        key_id: &'a str,
-        ciphertext: &'a [u8],
-        annotations: &'a BTreeMap<String, Vec<u8>>,
-    ) -> KmsFuture<'a, Zeroizing<Vec<u8>>> {
-        Box::pin(std::future::ready(self.decrypt_now(
-            key_id,
-            ciphertext,
-            annotations,
-        )))
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Helpers
-
 fn options(clock: &Arc<ManualClock>) -> KmsV2Options {
     KmsV2Options::default().with_clock(clock.clone())
 }
 
-fn provider_with(mock: &Arc<MockKms>, options: KmsV2Options) -> KmsV2Provider {
+fn provider_with(mock: &Arc<FakeKms>, options: KmsV2Options) -> KmsV2Provider {
     KmsV2Provider::new(NAME, mock.clone(), options).expect("provider")
 }
 
-fn provider(mock: &Arc<MockKms>, clock: &Arc<ManualClock>) -> KmsV2Provider {
+fn provider(mock: &Arc<FakeKms>, clock: &Arc<ManualClock>) -> KmsV2Provider {
     provider_with(mock, options(clock))
 }
 
-async fn ready_with(mock: &Arc<MockKms>, options: KmsV2Options) -> KmsV2Provider {
+async fn ready_with(mock: &Arc<FakeKms>, options: KmsV2Options) -> KmsV2Provider {
     let p = provider_with(mock, options);
     p.refresh().await.expect("first refresh");
     p
 }
 
-async fn ready(mock: &Arc<MockKms>, clock: &Arc<ManualClock>) -> KmsV2Provider {
+async fn ready(mock: &Arc<FakeKms>, clock: &Arc<ManualClock>) -> KmsV2Provider {
     ready_with(mock, options(clock)).await
 }
 
@@ -432,7 +217,7 @@ fn refresh_error(result: Result<(), Error>) -> String {
 #[tokio::test]
 async fn encrypt_and_decrypt_fail_with_not_ready_before_the_first_refresh() {
     let clock = Arc::new(ManualClock::new());
-    let mock = MockKms::new();
+    let mock = FakeKms::new();
     let fresh = provider(&mock, &clock);
 
     assert!(is_not_ready(&enc(&fresh, b"secret", KEY).await));
@@ -464,7 +249,7 @@ async fn encrypt_and_decrypt_fail_with_not_ready_before_the_first_refresh() {
 #[tokio::test]
 async fn writes_the_apiserver_seed_format_and_reads_it_back_from_cache() {
     let clock = Arc::new(ManualClock::new());
-    let mock = MockKms::new();
+    let mock = FakeKms::new();
     let p = ready(&mock, &clock).await;
     assert_eq!(mock.statuses(), 1);
     assert_eq!(mock.encrypts(), 1);
@@ -517,7 +302,7 @@ async fn writes_the_apiserver_seed_format_and_reads_it_back_from_cache() {
 #[tokio::test]
 async fn a_derived_key_seals_at_most_writes_per_derived_key_values() {
     let clock = Arc::new(ManualClock::new());
-    let mock = MockKms::new();
+    let mock = FakeKms::new();
     let p = ready_with(&mock, options(&clock).with_writes_per_derived_key(3)).await;
     let seed = mock.last_secret();
     let mut values = Vec::new();
@@ -575,7 +360,7 @@ async fn a_derived_key_seals_at_most_writes_per_derived_key_values() {
 #[tokio::test]
 async fn a_transformer_reads_older_seeds_from_the_cache_and_says_stale() {
     let clock = Arc::new(ManualClock::new());
-    let mock = MockKms::new();
+    let mock = FakeKms::new();
     let writer = ready(&mock, &clock).await;
     let old = enc(&writer, b"payload", KEY).await.expect("write");
     let reader = ready(&mock, &clock).await;
@@ -615,7 +400,7 @@ async fn a_transformer_reads_older_seeds_from_the_cache_and_says_stale() {
 #[tokio::test]
 async fn a_reader_decrypts_a_seed_once_then_serves_reads_from_cache() {
     let clock = Arc::new(ManualClock::new());
-    let mock = MockKms::new();
+    let mock = FakeKms::new();
     let writer = ready(&mock, &clock).await;
     let reader = ready(&mock, &clock).await;
     assert_eq!(reader.dek_cache_len(), 1, "its own write seed");
@@ -659,7 +444,7 @@ async fn a_reader_decrypts_a_seed_once_then_serves_reads_from_cache() {
 #[tokio::test]
 async fn key_id_change_rotates_the_seed_and_marks_old_values_stale() {
     let clock = Arc::new(ManualClock::new());
-    let mock = MockKms::new();
+    let mock = FakeKms::new();
     let p = ready(&mock, &clock).await;
     let first_seed = mock.last_secret();
     let old = enc(&p, b"payload", KEY).await.expect("write");
@@ -709,7 +494,7 @@ async fn key_id_change_rotates_the_seed_and_marks_old_values_stale() {
 #[tokio::test]
 async fn encrypt_answering_another_key_id_keeps_the_old_write_key() {
     let clock = Arc::new(ManualClock::new());
-    let mock = MockKms::new();
+    let mock = FakeKms::new();
     let p = ready(&mock, &clock).await;
     let cached = p.dek_cache_len();
 
@@ -770,7 +555,7 @@ async fn encrypt_answering_another_key_id_keeps_the_old_write_key() {
 #[tokio::test]
 async fn writes_stop_three_minutes_after_the_last_good_status_reads_go_on() {
     let clock = Arc::new(ManualClock::new());
-    let mock = MockKms::new();
+    let mock = FakeKms::new();
     let p = ready(&mock, &clock).await;
     let other_writer = ready(&mock, &clock).await;
     let own = enc(&p, b"own", KEY).await.expect("write");
@@ -832,7 +617,7 @@ async fn writes_stop_three_minutes_after_the_last_good_status_reads_go_on() {
 #[tokio::test]
 async fn bad_healthz_is_an_error_but_a_key_id_change_is_still_acted_upon() {
     let clock = Arc::new(ManualClock::new());
-    let mock = MockKms::new();
+    let mock = FakeKms::new();
     let p = ready(&mock, &clock).await;
 
     mock.set_healthz("plugin is degraded");
@@ -870,7 +655,7 @@ async fn bad_healthz_is_an_error_but_a_key_id_change_is_still_acted_upon() {
 #[tokio::test]
 async fn unknown_or_changing_api_version_is_an_error() {
     let clock = Arc::new(ManualClock::new());
-    let mock = MockKms::new();
+    let mock = FakeKms::new();
     let p = ready(&mock, &clock).await;
 
     mock.set_version("v3");
@@ -888,7 +673,7 @@ async fn unknown_or_changing_api_version_is_an_error() {
     assert!(p.health().healthy);
 
     // A plugin that started on v2beta1 must stay there.
-    let old_plugin = MockKms::new();
+    let old_plugin = FakeKms::new();
     old_plugin.set_version("v2beta1");
     let q = ready(&old_plugin, &clock).await;
     q.refresh().await.expect("v2beta1 again");
@@ -896,7 +681,7 @@ async fn unknown_or_changing_api_version_is_an_error() {
     assert!(refresh_error(q.refresh().await).contains("should not change"));
 
     // A first status with a bad version does not pin the version.
-    let odd_plugin = MockKms::new();
+    let odd_plugin = FakeKms::new();
     odd_plugin.set_version("v1");
     let r = provider(&odd_plugin, &clock);
     refresh_error(r.refresh().await);
@@ -955,7 +740,7 @@ impl BadAnswer {
 
     /// Makes the mock answer this; Encrypt cases also change the status key
     /// ID to `status_key_id` so that a rotation is attempted.
-    fn apply(&self, mock: &MockKms, status_key_id: &str) {
+    fn apply(&self, mock: &FakeKms, status_key_id: &str) {
         match self {
             BadAnswer::StatusKeyId(id) => mock.set_key_id(id),
             BadAnswer::EncryptKeyId(id) => {
@@ -992,7 +777,7 @@ async fn invalid_plugin_answers_are_refused_before_anything_is_cached() {
     let clock = Arc::new(ManualClock::new());
     for (bad, expected) in BadAnswer::all() {
         // On the first refresh: no write key at all.
-        let mock = MockKms::new();
+        let mock = FakeKms::new();
         bad.apply(&mock, "1");
         let fresh = provider(&mock, &clock);
         let text = refresh_error(fresh.refresh().await);
@@ -1004,7 +789,7 @@ async fn invalid_plugin_answers_are_refused_before_anything_is_cached() {
         assert_eq!(mock.encrypts(), usize::from(!bad.is_status()), "{bad:?}");
 
         // After a good refresh: the old write key stays, nothing new cached.
-        let mock = MockKms::new();
+        let mock = FakeKms::new();
         let warm = ready(&mock, &clock).await;
         let before = decode(&enc(&warm, b"x", KEY).await.expect("write"));
         let cached = warm.dek_cache_len();
@@ -1032,7 +817,7 @@ async fn invalid_plugin_answers_are_refused_before_anything_is_cached() {
 async fn an_invalid_status_does_not_extend_the_write_key() {
     // As in the apiserver: only a valid status key ID moves the expiry.
     let clock = Arc::new(ManualClock::new());
-    let mock = MockKms::new();
+    let mock = FakeKms::new();
     let p = ready(&mock, &clock).await;
     mock.set_key_id("");
     clock.advance(Duration::from_secs(120));
@@ -1054,7 +839,7 @@ async fn an_invalid_status_does_not_extend_the_write_key() {
 #[tokio::test]
 async fn aes_gcm_key_mode_writes_counter_nonces_and_seed_readers_see_it_stale() {
     let clock = Arc::new(ManualClock::new());
-    let mock = MockKms::new();
+    let mock = FakeKms::new();
     let dek_writer = ready_with(
         &mock,
         options(&clock).with_write_mode(DekSourceType::AesGcmKey),
@@ -1115,7 +900,7 @@ async fn aes_gcm_key_mode_writes_counter_nonces_and_seed_readers_see_it_stale() 
 #[tokio::test]
 async fn dek_cache_is_bounded_and_evicted_seeds_are_decrypted_again() {
     let clock = Arc::new(ManualClock::new());
-    let mock = MockKms::new();
+    let mock = FakeKms::new();
     let mut values = Vec::new();
     for i in 0..3 {
         let writer = ready(&mock, &clock).await;
@@ -1161,7 +946,7 @@ async fn dek_cache_is_bounded_and_evicted_seeds_are_decrypted_again() {
 #[tokio::test]
 async fn dek_cache_entries_expire_after_the_ttl() {
     let clock = Arc::new(ManualClock::new());
-    let mock = MockKms::new();
+    let mock = FakeKms::new();
     let writer = ready(&mock, &clock).await;
     let value = enc(&writer, b"v", KEY).await.expect("write");
     let reader = ready(&mock, &clock).await; // default TTL: 24 h
@@ -1192,7 +977,7 @@ async fn dek_cache_entries_expire_after_the_ttl() {
 #[tokio::test]
 async fn own_writes_read_back_without_decrypt_after_the_ttl_or_an_eviction() {
     let clock = Arc::new(ManualClock::new());
-    let mock = MockKms::new();
+    let mock = FakeKms::new();
     let p = ready_with(
         &mock,
         options(&clock).with_dek_cache(CacheLimits::new(2, Some(Duration::from_secs(120)))),
@@ -1238,7 +1023,7 @@ async fn own_writes_read_back_without_decrypt_after_the_ttl_or_an_eviction() {
 #[tokio::test]
 async fn malformed_values_give_errors_never_panics() {
     let clock = Arc::new(ManualClock::new());
-    let mock = MockKms::new();
+    let mock = FakeKms::new();
     let p = ready(&mock, &clock).await;
     let value = enc(&p, b"a value of some length", KEY)
         .await
@@ -1369,7 +1154,7 @@ async fn reads_values_made_by_hand_like_the_apiserver_accepts_them() {
     // Go's reader takes any seed of at least 32 bytes and any AES key size;
     // values made here without the crate must read.
     let clock = Arc::new(ManualClock::new());
-    let mock = MockKms::new();
+    let mock = FakeKms::new();
     let p = ready(&mock, &clock).await;
 
     let seed = pseudo_random(33, 11);
@@ -1427,7 +1212,7 @@ async fn health_reports_readiness_and_only_a_hash_of_the_key_id() {
 
     const DISTINCT: &str = "super-distinct-key-id-123";
     let clock = Arc::new(ManualClock::new());
-    let mock = MockKms::new();
+    let mock = FakeKms::new();
     mock.set_key_id(DISTINCT);
     let p = provider(&mock, &clock);
 
@@ -1481,7 +1266,7 @@ async fn health_reports_readiness_and_only_a_hash_of_the_key_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_loop_polls_every_60s_healthy_10s_unhealthy_and_stops_when_dropped() {
     let clock = Arc::new(ManualClock::new());
-    let mock = MockKms::new();
+    let mock = FakeKms::new();
     let p = provider(&mock, &clock);
     let handle = tokio::spawn(p.run_status_loop());
 
@@ -1559,7 +1344,7 @@ fn secret_forms(secret: &[u8]) -> Vec<String> {
 #[tokio::test]
 async fn no_error_or_debug_output_contains_a_seed_or_dek() {
     let clock = Arc::new(ManualClock::new());
-    let mock = MockKms::new();
+    let mock = FakeKms::new();
     let mut texts: Vec<String> = Vec::new();
     let mut record = |e: &Error| {
         texts.push(e.to_string());
@@ -1661,7 +1446,7 @@ async fn no_error_or_debug_output_contains_a_seed_or_dek() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_refreshes_rotate_once() {
     let clock = Arc::new(ManualClock::new());
-    let mock = MockKms::new();
+    let mock = FakeKms::new();
     let p = ready(&mock, &clock).await;
     mock.set_key_id("2");
     let tasks: Vec<_> = (0..16)
@@ -1680,7 +1465,7 @@ async fn concurrent_refreshes_rotate_once() {
 #[tokio::test]
 async fn provider_names_with_a_colon_or_empty_are_refused() {
     let clock = Arc::new(ManualClock::new());
-    let mock = MockKms::new();
+    let mock = FakeKms::new();
     for bad in ["", "a:b", ":"] {
         let result = KmsV2Provider::new(bad, mock.clone(), options(&clock));
         assert!(
@@ -1701,7 +1486,7 @@ async fn provider_names_with_a_colon_or_empty_are_refused() {
 #[tokio::test]
 async fn works_inside_a_transformer_with_identity_fallback() {
     let clock = Arc::new(ManualClock::new());
-    let mock = MockKms::new();
+    let mock = FakeKms::new();
     let p = ready(&mock, &clock).await;
     let t = Transformer::new(vec![Arc::new(p.clone()), Arc::new(Identity::new())])
         .expect("transformer");
@@ -1728,7 +1513,7 @@ async fn works_inside_a_transformer_with_identity_fallback() {
 
 async fn a_huge_write_key_ttl_does_not_panic() {
     let clock = Arc::new(ManualClock::new());
-    let mock = MockKms::new();
+    let mock = FakeKms::new();
     let p = provider_with(
         &mock,
         options(&clock)

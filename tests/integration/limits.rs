@@ -34,7 +34,7 @@ fn aesgcm() -> Arc<dyn Provider> {
     Arc::new(AesGcm::new(vec![NamedKey::new("k1", SecretKey::new(vec![7; 32]))]).expect("key"))
 }
 
-use crate::support::block_on;
+use k8s_envelope_test_support::block_on;
 
 // ---------------------------------------------------------------------------
 // Stored values and plaintexts
@@ -312,7 +312,7 @@ fn the_line_cap_fits_the_largest_legal_request_and_no_more() {
 // KMS plugins that never answer or claim gigabytes
 
 #[cfg(unix)]
-use crate::support::fake_plugin as plugins;
+use k8s_envelope_test_support::misbehaving_plugin as plugins;
 
 #[cfg(unix)]
 #[test]

@@ -8,17 +8,12 @@
 //! Separate binaries hold what cannot share a process: a counting global
 //! allocator (`allocations.rs`, `hostile_lengths.rs`), `fork`
 //! (`random_fork.rs`) and a process-wide `tracing` subscriber
-//! (`observe_tracing.rs`). Helpers shared by all of them are in
-//! `tests/support/`, each written once.
+//! (`observe_tracing.rs`). What the workspace's tests share is in the
+//! test-support crate (`test-support/`); `tests/support/` holds the
+//! observability helpers of this package alone.
 
 #[path = "../support/mod.rs"]
 mod support;
-
-/// The fuzz targets' checks, as the fuzz crate builds them.
-#[cfg(feature = "grpc")]
-#[path = "../../fuzz/src/checks.rs"]
-#[allow(dead_code)]
-mod checks;
 
 mod config;
 #[cfg(feature = "grpc")]

@@ -140,7 +140,7 @@ fn transforms_are_counted_and_timed_by_operation_prefix_and_outcome() {
 #[test]
 fn kms_calls_caches_and_key_id_hashes_are_recorded() {
     let snap = recorded_async(async {
-        let service = Arc::new(Base64KmsWithKeyId::new("distinctive-key-id-77"));
+        let service = FakeKms::with_key_id("distinctive-key-id-77");
         let writer = KmsV2Provider::new("vault", service.clone(), KmsV2Options::default())
             .expect("provider");
         writer.refresh().await.expect("refresh");

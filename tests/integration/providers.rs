@@ -118,7 +118,7 @@ fn ok_plaintext(result: Result<Decrypted, Error>) -> (Vec<u8>, bool) {
 const SK: &str = "/registry/secrets/default/db-creds";
 
 /// Static providers complete on the first poll: no runtime needed.
-use crate::support::ready::ready as block_on;
+use k8s_envelope_test_support::ready as block_on;
 
 fn case_strategy(cases: &'static [(Kind, usize)]) -> impl Strategy<Value = (Kind, Vec<u8>)> {
     (0..cases.len()).prop_flat_map(move |i| {

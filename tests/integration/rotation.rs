@@ -334,7 +334,7 @@ fn fixture() -> Fixture {
     Fixture { dump, old, new }
 }
 
-use crate::support::rt;
+use k8s_envelope_test_support::rt;
 
 #[test]
 fn scan_counts_by_resource_origin_and_state() {

@@ -2,16 +2,11 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use k8s_envelope::kms::mock::Base64Kms;
-use k8s_envelope::kms::{EncryptResponse, KmsFuture, KmsServiceV2, StatusResponse};
 use k8s_envelope::observe::Observer;
 use k8s_envelope::{EncryptionConfiguration, ResourceTransformers};
-use zeroize::Zeroizing;
+pub use k8s_envelope_test_support::fake_kms::FakeKms;
 
 pub const KEY_A: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 pub const KEY_B: &str = "8PHy8/T19vf4+fr7/P3+/wABAgMEBQYHCAkKCwwNDg8=";
@@ -87,52 +82,4 @@ pub fn exercise(observer: &Observer, transformers: &ResourceTransformers) {
     assert!(observer
         .decrypt_blocking(transformers, "secrets", PLAINTEXT, key)
         .is_err());
-}
-
-/// The crate's base64 mock plugin ([`k8s_envelope::kms::mock::Base64Kms`])
-/// with a key ID the test sets and changes.
-pub struct Base64KmsWithKeyId {
-    pub key_id: Mutex<String>,
-}
-
-impl Base64KmsWithKeyId {
-    pub fn new(key_id: &str) -> Self {
-        Self {
-            key_id: Mutex::new(key_id.to_owned()),
-        }
-    }
-
-    fn key_id(&self) -> String {
-        self.key_id.lock().expect("lock").clone()
-    }
-}
-
-impl KmsServiceV2 for Base64KmsWithKeyId {
-    fn status(&self) -> KmsFuture<'_, StatusResponse> {
-        let key_id = self.key_id();
-        Box::pin(async move {
-            let mut status = Base64Kms.status().await?;
-            status.key_id = key_id;
-            Ok(status)
-        })
-    }
-
-    fn encrypt<'a>(&'a self, uid: &'a str, plaintext: &'a [u8]) -> KmsFuture<'a, EncryptResponse> {
-        let key_id = self.key_id();
-        Box::pin(async move {
-            let mut answer = Base64Kms.encrypt(uid, plaintext).await?;
-            answer.key_id = key_id;
-            Ok(answer)
-        })
-    }
-
-    fn decrypt<'a>(
-        &'a self,
-        uid: &'a str,
-        key_id: &'a str,
-        ciphertext: &'a [u8],
-        annotations: &'a BTreeMap<String, Vec<u8>>,
-    ) -> KmsFuture<'a, Zeroizing<Vec<u8>>> {
-        Base64Kms.decrypt(uid, key_id, ciphertext, annotations)
-    }
 }

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
-use crate::support::peak_memory::wait_measuring;
+use k8s_envelope_test_support::peak_memory::wait_measuring;
 
 const CLI: &str = env!("CARGO_BIN_EXE_k8s-envelope");
 const VALUES: usize = 50_000;

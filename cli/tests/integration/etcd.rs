@@ -9,9 +9,9 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::support::etcd_server::{EtcdServer, ServerTls};
 use k8s_envelope::store::{DumpStore, Entry, EtcdOptions, EtcdStore, EtcdTls, Store, Swap};
 use k8s_envelope::{EncryptionConfiguration, ResourceTransformers};
+use k8s_envelope_test_support::etcd::{etcdctl, EtcdServer, ServerTls};
 
 pub(super) const CLI: &str = env!("CARGO_BIN_EXE_k8s-envelope");
 
@@ -27,7 +27,7 @@ resources:
       - identity: {}
 ";
 
-use crate::support::rt;
+use k8s_envelope_test_support::rt;
 
 pub(super) fn cli(args: &[&str]) -> Output {
     Command::new(CLI)
@@ -200,10 +200,9 @@ async fn write_outside(store: &EtcdStore, old: &ResourceTransformers) -> Vec<Vec
 /// The issue's scenario: 2,000 values under an old key; rotate; re-encrypt
 /// with concurrency 8 while another task keeps updating 200 random keys.
 #[test]
+#[ignore = "needs etcd (apt-get install etcd-server etcd-client)"]
 fn reencrypt_with_concurrent_writers_loses_nothing() {
-    let Some(etcd) = EtcdServer::start() else {
-        return;
-    };
+    let etcd = EtcdServer::start();
     let rt = rt();
     let (old_path, new_path) = rotate(etcd.dir());
     let old = Arc::new(transformers(&old_path));
@@ -322,10 +321,9 @@ fn reencrypt_with_concurrent_writers_loses_nothing() {
 }
 
 #[test]
+#[ignore = "needs etcd (apt-get install etcd-server etcd-client)"]
 fn dry_run_changes_nothing() {
-    let Some(etcd) = EtcdServer::start() else {
-        return;
-    };
+    let etcd = EtcdServer::start();
     let rt = rt();
     let (old_path, new_path) = rotate(etcd.dir());
     let store = rt.block_on(connect(&etcd.url));
@@ -352,10 +350,9 @@ fn dry_run_changes_nothing() {
 /// Kill the CLI mid-run (SIGKILL), run it again with the same checkpoint:
 /// it resumes after the saved key and finishes.
 #[test]
+#[ignore = "needs etcd (apt-get install etcd-server etcd-client)"]
 fn interrupted_run_resumes_and_finishes() {
-    let Some(etcd) = EtcdServer::start() else {
-        return;
-    };
+    let etcd = EtcdServer::start();
     let rt = rt();
     let (old_path, new_path) = rotate(etcd.dir());
     let store = rt.block_on(connect(&etcd.url));
@@ -443,10 +440,9 @@ fn interrupted_run_resumes_and_finishes() {
 /// A value that no provider can read is reported, exit status 1, and left
 /// exactly as it was (same bytes, same revision).
 #[test]
+#[ignore = "needs etcd (apt-get install etcd-server etcd-client)"]
 fn unreadable_values_are_reported_and_left_alone() {
-    let Some(etcd) = EtcdServer::start() else {
-        return;
-    };
+    let etcd = EtcdServer::start();
     let rt = rt();
     let (old_path, new_path) = rotate(etcd.dir());
     let store = rt.block_on(connect(&etcd.url));
@@ -531,10 +527,9 @@ fn unreadable_values_are_reported_and_left_alone() {
 /// The store's compare-and-swap against etcd: compares the mod revision,
 /// keeps a key's lease, and reports changes and deletions.
 #[test]
+#[ignore = "needs etcd (apt-get install etcd-server etcd-client)"]
 fn etcd_compare_and_swap_and_paging() {
-    let Some(etcd) = EtcdServer::start() else {
-        return;
-    };
+    let etcd = EtcdServer::start();
     let rt = rt();
     let store = rt.block_on(connect(&etcd.url));
     rt.block_on(async {
@@ -599,7 +594,7 @@ fn etcd_compare_and_swap_and_paging() {
     });
 
     // A key with a lease (as events have) keeps it through a swap.
-    let Some(etcdctl) = etcdctl() else { return };
+    let etcdctl = etcdctl();
     let ctl = |args: &[&str]| {
         let out = Command::new(&etcdctl)
             .env("ETCDCTL_API", "3")
@@ -648,27 +643,13 @@ fn etcd_compare_and_swap_and_paging() {
     );
 }
 
-fn etcdctl() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("etcdctl"))
-        .find(|p| p.is_file())
-}
-
 /// `etcdctl get --prefix -w json` as the store, offline: scan, re-encrypt
 /// into a new file, and the original file and etcd are left alone.
 #[test]
+#[ignore = "needs etcd (apt-get install etcd-server etcd-client)"]
 fn etcdctl_dump_offline() {
-    let Some(etcd) = EtcdServer::start() else {
-        return;
-    };
-    let Some(etcdctl) = etcdctl() else {
-        assert!(
-            !crate::support::etcd_server::required(),
-            "etcdctl is missing (apt-get install etcd-client)"
-        );
-        return;
-    };
+    let etcd = EtcdServer::start();
+    let etcdctl = etcdctl();
     let rt = rt();
     let (old_path, new_path) = rotate(etcd.dir());
     let old = Arc::new(transformers(&old_path));
@@ -756,12 +737,11 @@ fn etcdctl_dump_offline() {
 /// scans and re-encrypts with --cacert/--cert/--key, and is refused without
 /// a client certificate.
 #[test]
+#[ignore = "needs etcd (apt-get install etcd-server etcd-client)"]
 fn mutual_tls() {
     let dir = tempfile::tempdir().expect("tempdir");
     let tls = make_certs(dir.path());
-    let Some(etcd) = EtcdServer::start_tls(&tls) else {
-        return;
-    };
+    let etcd = EtcdServer::start_tls(&tls);
     let rt = rt();
     let (old_path, new_path) = rotate(etcd.dir());
     let options = EtcdOptions::new([etcd.url.clone()]).with_tls(

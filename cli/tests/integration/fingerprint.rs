@@ -1,6 +1,7 @@
 //! `k8s-envelope fingerprint`: config hash, key fingerprints (never keys),
 //! KMS key-ID hashes from a real plugin, and the probe self-test.
 
+use k8s_envelope_test_support::paths::workspace_binary;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -142,14 +143,14 @@ fn probe_against_another_config_fails_unless_it_writes_with_the_same_key() {
     );
 }
 
-use crate::support::process::Reaped as Plugin;
+use k8s_envelope_test_support::process::Reaped as Plugin;
 
 #[test]
 fn kms_v2_writers_show_the_plugins_key_id_hash_and_pass_the_probe() {
     let dir = Dir::new("kms");
     let socket = dir.0.join("kms.sock");
     let _plugin = Plugin(
-        Command::new(crate::support::kms_plugin_local())
+        Command::new(workspace_binary("kms-plugin-local"))
             .args(["--mock-base64", "--socket"])
             .arg(&socket)
             .stdout(Stdio::null())

@@ -11,6 +11,7 @@
 
 #![cfg(unix)]
 
+use k8s_envelope_test_support::paths::workspace_binary;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_envelope::kms::generated::encrypted_object::{EncryptedDekSourceType, EncryptedObject};
 use k8s_envelope::kms::{
     key_id_hash, GrpcClient, KmsEndpoint, KmsError, KmsErrorKind, KmsServiceV2, KmsV2Options,
     KmsV2Provider, ManualClock,
@@ -30,6 +30,7 @@ use k8s_envelope_kms_plugin::generated::v2::key_management_service_server::{
     KeyManagementService, KeyManagementServiceServer,
 };
 use k8s_envelope_kms_plugin::{Base64MockKek, PluginHandle, PluginServer};
+use k8s_envelope_test_support::encrypted_object::{EncryptedDekSourceType, EncryptedObject};
 use prost::Message as _;
 
 /// The apiserver's default call timeout.
@@ -141,7 +142,7 @@ struct PluginProcess {
 
 impl PluginProcess {
     async fn start(socket: &Path) -> PluginProcess {
-        let child = Command::new(crate::support::kms_plugin_local())
+        let child = Command::new(workspace_binary("kms-plugin-local"))
             .args(["--mock-base64", "--api", "both", "--socket"])
             .arg(socket)
             .stdin(Stdio::null())
@@ -312,8 +313,8 @@ async fn killed_plugin_keeps_cached_reads_writes_until_expiry_and_recovers_on_re
 // ---------------------------------------------------------------------------
 // 3. Plugin slower than the timeout
 
-use crate::support::process::Reaped;
-use crate::support::slow_kek::SlowKek;
+use k8s_envelope_test_support::process::Reaped;
+use k8s_envelope_test_support::slow_kek::SlowKek;
 
 const SLOW: Duration = Duration::from_secs(2);
 const SHORT_TIMEOUT: Duration = Duration::from_millis(300);

@@ -10,6 +10,7 @@
 
 #![cfg(unix)]
 
+use k8s_envelope_test_support::paths::workspace_binary;
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -79,7 +80,12 @@ impl Proc {
 }
 
 fn local_plugin() -> &'static str {
-    crate::support::kms_plugin_local()
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        workspace_binary("kms-plugin-local")
+            .to_string_lossy()
+            .into_owned()
+    })
 }
 
 /// Starts `kms-plugin-local` with a KEK file and waits until it answers.
@@ -148,9 +154,9 @@ fn abstract_name(tag: &str) -> String {
     format!("k8s-envelope-test-{tag}-{}-{hex}", std::process::id())
 }
 
-use crate::support::k8sref::k8sref;
-use crate::support::process::Reaped;
-use crate::support::slow_kek::SlowKek;
+use k8s_envelope_test_support::k8sref::k8sref;
+use k8s_envelope_test_support::process::Reaped;
+use k8s_envelope_test_support::slow_kek::SlowKek;
 
 /// Starts `k8sref kms-plugin --api both` with extra flags.
 async fn start_k8sref(binary: &Path, socket: &str, extra: &[&str]) -> Proc {
@@ -394,8 +400,9 @@ async fn check_base64_mock(client: &GrpcClient, key_id_file: &Path) {
 }
 
 #[tokio::test]
+#[ignore = "needs the Go reference (../shared/tools/k8sref/build.sh)"]
 async fn k8sref_plugin_status_encrypt_decrypt_rotation() {
-    let Some(k8sref) = k8sref() else { return };
+    let k8sref = k8sref();
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("kms.sock");
     let key_id_file = dir.path().join("key-id");
@@ -420,8 +427,9 @@ async fn k8sref_plugin_status_encrypt_decrypt_rotation() {
 }
 
 #[tokio::test]
+#[ignore = "needs the Go reference (../shared/tools/k8sref/build.sh)"]
 async fn k8sref_plugin_slower_than_the_timeout_gives_timeout() {
-    let Some(k8sref) = k8sref() else { return };
+    let k8sref = k8sref();
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("kms.sock");
     // Started without delay to know it is up, then with one.
@@ -465,8 +473,9 @@ async fn k8sref_plugin_slower_than_the_timeout_gives_timeout() {
 }
 
 #[tokio::test]
+#[ignore = "needs the Go reference (../shared/tools/k8sref/build.sh)"]
 async fn k8sref_plugin_failing_gives_unavailable() {
-    let Some(k8sref) = k8sref() else { return };
+    let k8sref = k8sref();
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("kms.sock");
     let fail_file = dir.path().join("fail");
@@ -510,8 +519,9 @@ async fn k8sref_plugin_failing_gives_unavailable() {
 }
 
 #[tokio::test]
+#[ignore = "needs the Go reference (../shared/tools/k8sref/build.sh)"]
 async fn k8sref_plugin_on_an_abstract_socket() {
-    let Some(k8sref) = k8sref() else { return };
+    let k8sref = k8sref();
     let socket = format!("@{}", abstract_name("k8sref"));
     let _proc = start_k8sref(&k8sref, &socket, &[]).await;
     let client = client_for(&socket);
@@ -534,8 +544,9 @@ async fn k8sref_plugin_on_an_abstract_socket() {
 }
 
 #[tokio::test]
+#[ignore = "needs the Go reference (../shared/tools/k8sref/build.sh)"]
 async fn k8sref_plugin_restart_is_picked_up() {
-    let Some(k8sref) = k8sref() else { return };
+    let k8sref = k8sref();
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("kms.sock");
     let proc = start_k8sref(&k8sref, path_str(&socket), &[]).await;

@@ -3,11 +3,9 @@
 //! contract, plugin processes killed and restarted, real etcd servers, the
 //! Go reference's plugin), with the library's tests of the same paths.
 //!
-//! Shared support lives in `support/` (and the etcd server guard in the
-//! workspace's `tests/support/`, which the library's tests and example use too);
-//! each helper is written once.
-
-mod support;
+//! What the workspace's tests share (runtimes, the etcd server guard, the Go
+//! reference, plugin processes) is in the test-support crate; tests that
+//! need etcd or the Go reference are `#[ignore = "needs ..."]`.
 
 mod cli;
 mod cli_bench;

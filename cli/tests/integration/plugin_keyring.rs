@@ -3,6 +3,7 @@
 //! makes the plugin refuse to start, saying why, instead of serving values
 //! it can no longer read.
 
+use k8s_envelope_test_support::paths::workspace_binary;
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::process::Reaped;
+use k8s_envelope_test_support::process::Reaped;
 
 const CLI: &str = env!("CARGO_BIN_EXE_k8s-envelope");
 const KEK: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n";
@@ -49,7 +50,7 @@ fn setup() -> Setup {
 fn serve(setup: &Setup) -> Reaped {
     let _ = fs::remove_file(&setup.socket);
     let plugin = Reaped(
-        Command::new(crate::support::kms_plugin_local())
+        Command::new(workspace_binary("kms-plugin-local"))
             .args(["--socket", setup.socket.to_str().expect("UTF-8")])
             .args(["--kek-file", setup.kek.to_str().expect("UTF-8")])
             .stdin(Stdio::null())
@@ -104,7 +105,7 @@ fn rotate_kek_keeps_the_old_kek_and_a_replaced_kek_is_refused() {
     let before = ok(transform(&setup, "encrypt", b"hello"));
     drop(plugin);
 
-    let rotated = Command::new(crate::support::kms_plugin_local())
+    let rotated = Command::new(workspace_binary("kms-plugin-local"))
         .args([
             "rotate-kek",
             "--kek-file",
@@ -145,7 +146,7 @@ fn rotate_kek_keeps_the_old_kek_and_a_replaced_kek_is_refused() {
     )
     .expect("kek");
     let _ = fs::remove_file(&setup.socket); // the killed plugin's
-    let refused = Command::new(crate::support::kms_plugin_local())
+    let refused = Command::new(workspace_binary("kms-plugin-local"))
         .args(["--socket", setup.socket.to_str().expect("UTF-8")])
         .args(["--kek-file", setup.kek.to_str().expect("UTF-8")])
         .stdin(Stdio::null())

@@ -3,20 +3,21 @@
 //! staging directory it was bound in is gone. A KEK file others can read is
 //! refused, saying how to fix it.
 
+use k8s_envelope_test_support::paths::workspace_binary;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::process::Reaped;
+use k8s_envelope_test_support::process::Reaped;
 
 fn plugin_with_umask_000(args: &[&str]) -> Command {
     let mut command = Command::new("sh");
     command
         .arg("-c")
         .arg("umask 000 && exec \"$0\" \"$@\"")
-        .arg(crate::support::kms_plugin_local())
+        .arg(workspace_binary("kms-plugin-local"))
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -138,7 +139,7 @@ fn another_user_is_refused_on_an_abstract_socket() {
         let mut args = vec!["--socket", socket.as_str(), "--mock-base64"];
         args.extend_from_slice(extra);
         let mut plugin = Reaped(
-            Command::new(crate::support::kms_plugin_local())
+            Command::new(workspace_binary("kms-plugin-local"))
                 .args(&args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())

@@ -6,11 +6,12 @@ use k8s_envelope::kms::{GrpcClient, KmsServiceV2};
 use k8s_envelope_kms_plugin::check::{CheckedApi, PluginCheck};
 
 use crate::plugin::{rt, Plugin};
-use crate::token::SoftHsm;
+use k8s_envelope_test_support::softhsm::SoftHsm;
 
 #[test]
+#[ignore = "needs SoftHSM2 (apt-get install softhsm2 opensc)"]
 fn kms_check_passes_strictly_on_both_apis() {
-    let Some(hsm) = SoftHsm::new() else { return };
+    let hsm = SoftHsm::new_token();
     let plugin = Plugin::start(&hsm, "kek1", &["--create-key"]);
     rt().block_on(async {
         for api in [CheckedApi::V2, CheckedApi::V1] {
@@ -27,8 +28,9 @@ fn kms_check_passes_strictly_on_both_apis() {
 /// Eight clients, each on its own connection (as eight apiservers would
 /// be), 25 round trips each, all at once.
 #[test]
+#[ignore = "needs SoftHSM2 (apt-get install softhsm2 opensc)"]
 fn eight_concurrent_clients() {
-    let Some(hsm) = SoftHsm::new() else { return };
+    let hsm = SoftHsm::new_token();
     let plugin = Plugin::start(&hsm, "kek1", &["--create-key"]);
     let trips = rt().block_on(async {
         let clients: Vec<_> = (0..8)

@@ -3,7 +3,7 @@
 //! the PIN only from a private file or the environment.
 
 use crate::plugin::{command, run_to_exit, Plugin};
-use crate::token::{SoftHsm, PIN};
+use k8s_envelope_test_support::softhsm::{SoftHsm, PIN};
 
 /// The key ID the plugin logs when it starts serving.
 fn served_key_id(plugin: &Plugin) -> String {
@@ -17,8 +17,9 @@ fn served_key_id(plugin: &Plugin) -> String {
 }
 
 #[test]
+#[ignore = "needs SoftHSM2 (apt-get install softhsm2 opensc)"]
 fn a_created_key_never_leaves_the_token_and_keeps_its_key_id() {
-    let Some(hsm) = SoftHsm::new() else { return };
+    let hsm = SoftHsm::new_token();
     let plugin = Plugin::start(&hsm, "kek1", &["--create-key"]);
     let key_id = served_key_id(&plugin);
     assert!(plugin.terminate().success());
@@ -63,8 +64,9 @@ fn a_created_key_never_leaves_the_token_and_keeps_its_key_id() {
 }
 
 #[test]
+#[ignore = "needs SoftHSM2 (apt-get install softhsm2 opensc)"]
 fn a_key_that_can_leave_the_token_is_refused_unless_allowed() {
-    let Some(hsm) = SoftHsm::new() else { return };
+    let hsm = SoftHsm::new_token();
     // pkcs11-tool without --sensitive: CKA_SENSITIVE false.
     let made = hsm.pkcs11_tool(&[
         "--keygen",
@@ -97,8 +99,9 @@ fn a_key_that_can_leave_the_token_is_refused_unless_allowed() {
 }
 
 #[test]
+#[ignore = "needs SoftHSM2 (apt-get install softhsm2 opensc)"]
 fn a_key_usable_without_the_pin_is_refused_and_a_private_sensitive_one_is_used() {
-    let Some(hsm) = SoftHsm::new() else { return };
+    let hsm = SoftHsm::new_token();
     let keygen = |label: &str, id: &str, flags: &[&str]| {
         let mut args = vec![
             "--keygen",
@@ -129,10 +132,11 @@ fn a_key_usable_without_the_pin_is_refused_and_a_private_sensitive_one_is_used()
 }
 
 #[test]
+#[ignore = "needs SoftHSM2 (apt-get install softhsm2 opensc)"]
 fn the_pin_comes_from_a_private_file_or_the_environment_and_is_never_shown() {
     use std::os::unix::fs::PermissionsExt as _;
 
-    let Some(hsm) = SoftHsm::new() else { return };
+    let hsm = SoftHsm::new_token();
     // No PIN at all.
     let (code, stderr) = run_to_exit(command(&hsm, "kek1", &["--create-key"]));
     assert_eq!(code, 2);
@@ -169,8 +173,9 @@ fn the_pin_comes_from_a_private_file_or_the_environment_and_is_never_shown() {
 }
 
 #[test]
+#[ignore = "needs SoftHSM2 (apt-get install softhsm2 opensc)"]
 fn a_missing_key_or_token_is_a_clear_refusal() {
-    let Some(hsm) = SoftHsm::new() else { return };
+    let hsm = SoftHsm::new_token();
     let mut missing = command(&hsm, "nokey", &[]);
     missing.arg("--pin-file").arg(hsm.pin_file());
     let (code, stderr) = run_to_exit(missing);

@@ -3,16 +3,14 @@
 //! real unix socket, checked with kms-check's library, the key inspected
 //! with `pkcs11-tool`, values exchanged with the Go reference's KMS client.
 //!
-//! Skipped, with a message, when SoftHSM2 or opensc's pkcs11-tool is
-//! missing; `K8S_ENVELOPE_REQUIRE_SOFTHSM=1` (CI) makes that a failure.
+//! Each test is `#[ignore = "needs SoftHSM2 ..."]`: plain `cargo test`
+//! lists them as ignored, `cargo test -- --ignored` (CI) runs them and fails
+//! when SoftHSM2 or opensc's pkcs11-tool is missing.
 //! Debian: `apt-get install softhsm2 opensc`.
 
 #![cfg(unix)]
 
-#[path = "../../../cli/tests/integration/support/k8sref.rs"]
-mod k8sref;
 mod plugin;
-mod token;
 
 mod conformance;
 mod interop;

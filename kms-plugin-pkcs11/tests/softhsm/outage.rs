@@ -13,7 +13,7 @@ use k8s_envelope::kms::{GrpcClient, KmsErrorKind, KmsServiceV2, StatusCode, Stat
 use k8s_envelope::Error;
 
 use crate::plugin::{rt, Plugin};
-use crate::token::{SoftHsm, PIN, TOKEN_LABEL};
+use k8s_envelope_test_support::softhsm::{SoftHsm, PIN, TOKEN_LABEL};
 
 /// Polls Status until it reports healthy (`ok`) or not (15 s at most).
 async fn await_healthz(plugin: &dyn KmsServiceV2, ok: bool) -> String {
@@ -46,8 +46,9 @@ async fn await_status(
 }
 
 #[test]
+#[ignore = "needs SoftHSM2 (apt-get install softhsm2 opensc)"]
 fn a_token_that_goes_away_is_reported_and_picked_up_again() {
-    let Some(hsm) = SoftHsm::new() else { return };
+    let hsm = SoftHsm::new_token();
     let plugin = Plugin::start(&hsm, "kek1", &["--create-key"]);
     let client = GrpcClient::new(plugin.endpoint(), Duration::from_secs(5));
     let token_dir = hsm.token_dir();
@@ -93,8 +94,9 @@ fn a_token_that_goes_away_is_reported_and_picked_up_again() {
 /// wrong PIN counts towards locking the token's), even when the PIN is
 /// changed back: it says to restart.
 #[test]
+#[ignore = "needs SoftHSM2 (apt-get install softhsm2 opensc)"]
 fn a_refused_pin_after_an_outage_is_not_tried_again() {
-    let Some(hsm) = SoftHsm::new() else { return };
+    let hsm = SoftHsm::new_token();
     let plugin = Plugin::start(&hsm, "kek1", &["--create-key"]);
     let client = GrpcClient::new(plugin.endpoint(), Duration::from_secs(5));
     let changed = hsm.pkcs11_tool(&["--change-pin", "--new-pin", NEW_PIN]);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use k8s_envelope::kms::KmsEndpoint;
 
-use crate::token::{SoftHsm, TOKEN_LABEL};
+use k8s_envelope_test_support::softhsm::{SoftHsm, TOKEN_LABEL};
 
 pub const PLUGIN: &str = env!("CARGO_BIN_EXE_kms-plugin-pkcs11");
 

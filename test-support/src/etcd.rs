@@ -2,12 +2,12 @@
 //! package etcd-server) on free loopback ports, with a temporary data
 //! directory (on /dev/shm when there is one), killed and removed on drop.
 
-#![allow(dead_code)]
-
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::gate::require;
 
 /// TLS files for an etcd that requires client certificates.
 pub struct ServerTls {
@@ -36,10 +36,30 @@ pub fn etcd_binary() -> Option<PathBuf> {
     })
 }
 
-/// Whether etcd tests must run (CI sets `K8S_ENVELOPE_REQUIRE_ETCD=1`);
-/// otherwise a missing etcd skips them.
-pub fn required() -> bool {
-    std::env::var_os("K8S_ENVELOPE_REQUIRE_ETCD").is_some_and(|v| v == "1")
+/// `etcdctl`: beside the etcd binary, or on the PATH. Fails, saying how to
+/// install it, when there is none.
+pub fn etcdctl() -> PathBuf {
+    let beside = etcd_binary()
+        .map(|etcd| etcd.with_file_name("etcdctl"))
+        .filter(|p| p.is_file());
+    let found = beside.or_else(|| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("etcdctl"))
+                .find(|path| path.is_file())
+        })
+    });
+    require(found, "etcdctl", "apt-get install etcd-client")
+}
+
+/// The etcd binary, or a failure saying how to install it: the tests that
+/// start etcd are `#[ignore = "needs etcd ..."]`.
+fn required_etcd_binary() -> PathBuf {
+    require(
+        etcd_binary(),
+        "etcd",
+        "apt-get install etcd-server etcd-client, or set ETCD_BIN",
+    )
 }
 
 fn free_port() -> u16 {
@@ -69,50 +89,37 @@ fn temp_dir() -> tempfile::TempDir {
 }
 
 impl EtcdServer {
-    /// Starts etcd, or returns `None` (after saying so) when there is no
-    /// etcd binary and etcd tests are not required.
-    pub fn start() -> Option<Self> {
+    /// Starts etcd (fails when there is no etcd binary).
+    pub fn start() -> Self {
         Self::start_with(None, &[])
     }
 
     /// Starts etcd serving TLS and requiring client certificates signed by
     /// `tls.ca`.
-    pub fn start_tls(tls: &ServerTls) -> Option<Self> {
+    pub fn start_tls(tls: &ServerTls) -> Self {
         Self::start_with(Some(tls), &[])
     }
 
     /// Starts etcd with more command-line flags (`--quota-backend-bytes=...`).
-    pub fn start_with_flags(flags: &[&str]) -> Option<Self> {
+    pub fn start_with_flags(flags: &[&str]) -> Self {
         Self::start_with(None, flags)
     }
 
     /// Starts etcd on a data directory that `etcdctl snapshot restore`
     /// made from `snapshot` (panics if the restore fails).
-    #[allow(dead_code, reason = "the snapshot tests use it; other binaries do not")]
-    pub fn start_restored(snapshot: &Path) -> Option<Self> {
+    pub fn start_restored(snapshot: &Path) -> Self {
         Self::start_from(None, &[], Some(snapshot))
     }
 
-    fn start_with(tls: Option<&ServerTls>, flags: &[&str]) -> Option<Self> {
+    fn start_with(tls: Option<&ServerTls>, flags: &[&str]) -> Self {
         Self::start_from(tls, flags, None)
     }
 
-    fn start_from(
-        tls: Option<&ServerTls>,
-        flags: &[&str],
-        snapshot: Option<&Path>,
-    ) -> Option<Self> {
-        let Some(binary) = etcd_binary() else {
-            assert!(
-                !required(),
-                "K8S_ENVELOPE_REQUIRE_ETCD=1 but there is no etcd binary (apt-get install etcd-server)"
-            );
-            eprintln!("skipped: no etcd binary (apt-get install etcd-server, or set ETCD_BIN)");
-            return None;
-        };
+    fn start_from(tls: Option<&ServerTls>, flags: &[&str], snapshot: Option<&Path>) -> Self {
+        let binary = required_etcd_binary();
         for _attempt in 0..3 {
             if let Some(server) = Self::try_start(&binary, tls, flags, snapshot) {
-                return Some(server);
+                return server;
             }
         }
         panic!("etcd did not start (three attempts)");
@@ -130,8 +137,7 @@ impl EtcdServer {
         let url = format!("{scheme}://127.0.0.1:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");
         if let Some(snapshot) = snapshot {
-            let etcdctl = binary.with_file_name("etcdctl");
-            let restored = Command::new(&etcdctl)
+            let restored = Command::new(etcdctl())
                 .env("ETCDCTL_API", "3")
                 .arg("snapshot")
                 .arg("restore")
@@ -256,18 +262,10 @@ struct Member {
 }
 
 impl EtcdCluster {
-    /// Starts `n` members and waits until the cluster has a leader, or
-    /// returns `None` (after saying so) when there is no etcd binary and
-    /// etcd tests are not required.
-    pub fn start(n: usize) -> Option<Self> {
-        let Some(binary) = etcd_binary() else {
-            assert!(
-                !required(),
-                "K8S_ENVELOPE_REQUIRE_ETCD=1 but there is no etcd binary (apt-get install etcd-server)"
-            );
-            eprintln!("skipped: no etcd binary (apt-get install etcd-server, or set ETCD_BIN)");
-            return None;
-        };
+    /// Starts `n` members and waits until the cluster has a leader (fails
+    /// when there is no etcd binary).
+    pub fn start(n: usize) -> Self {
+        let binary = required_etcd_binary();
         let dir = temp_dir();
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let initial: Vec<String> = ports
@@ -319,7 +317,7 @@ impl EtcdCluster {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        Some(cluster)
+        cluster
     }
 
     /// The client URLs, in member order.

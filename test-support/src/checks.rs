@@ -1,7 +1,7 @@
 //! The invariants the fuzz targets check, one `check_*` function per target:
-//! the fuzz crate's library (`k8s_envelope_fuzz::checks`), and mounted by
-//! the library's regression tests (`tests/integration/fuzz_regressions.rs`), so a crash
-//! found here is replayed by `cargo test`. Uses only the public API and the
+//! the fuzz targets call them, and so do the library's regression tests
+//! (`tests/integration/fuzz_regressions.rs`), so a crash found by a target
+//! is replayed by `cargo test`. Uses only the public API and the
 //! few re-exports of `k8s_envelope::internal`.
 //!
 //! Each `check_*` function runs one fuzz input and returns `Err` with a
@@ -24,12 +24,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::task::{Context, Poll, Waker};
 
+use crate::encrypted_object::EncryptedObject;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use k8s_envelope::config::{GoDuration, KmsConfiguration, KmsProviderFactory, SecretString};
 use k8s_envelope::internal::{split_kms_v1_body, EncryptedObjectRef};
 use k8s_envelope::jsonl;
-use k8s_envelope::kms::generated::encrypted_object::EncryptedObject;
 use k8s_envelope::kms::mock::Base64Kms;
 use k8s_envelope::kms::{
     CacheLimits, KmsEndpoint, KmsV1Options, KmsV1Provider, KmsV2Options, KmsV2Provider, ManualClock,

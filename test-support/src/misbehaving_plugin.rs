@@ -2,9 +2,6 @@
 //! layer, written with raw HTTP/2 (`h2`): what no well-behaved server
 //! library would let a test send.
 
-// Each test binary that includes this file uses a part of it.
-#![allow(dead_code)]
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 

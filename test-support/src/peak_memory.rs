@@ -3,8 +3,6 @@
 //! mark only grows, so the last reading before the exit is the peak but
 //! for the last few milliseconds.
 
-#![allow(dead_code)]
-
 use std::fs;
 use std::process::{Child, ExitStatus};
 use std::time::Duration;

@@ -5,6 +5,8 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use crate::gate::require;
+
 /// The user PIN of every test token.
 pub const PIN: &str = "31415926";
 const SO_PIN: &str = "27182818";
@@ -19,10 +21,6 @@ pub struct SoftHsm {
     conf: PathBuf,
     module: PathBuf,
     pin_file: PathBuf,
-}
-
-fn required() -> bool {
-    std::env::var("K8S_ENVELOPE_REQUIRE_SOFTHSM").is_ok_and(|v| v == "1")
 }
 
 fn runs(program: &str, arg: &str) -> bool {
@@ -46,22 +44,15 @@ fn module() -> Option<PathBuf> {
 }
 
 impl SoftHsm {
-    /// A new initialised token, or `None` (with a message) to skip.
-    pub fn new() -> Option<Self> {
-        let module = module();
+    /// A new initialised token (fails when SoftHSM2 or pkcs11-tool is
+    /// missing: the tests that use one are `#[ignore = "needs SoftHSM2 ..."]`).
+    pub fn new_token() -> Self {
         let tools = runs("softhsm2-util", "--version") && runs("pkcs11-tool", "--help");
-        let Some(module) = module.filter(|_| tools) else {
-            assert!(
-                !required(),
-                "K8S_ENVELOPE_REQUIRE_SOFTHSM=1 but SoftHSM2 (libsofthsm2.so, softhsm2-util) or \
-                 pkcs11-tool is missing: apt-get install softhsm2 opensc"
-            );
-            eprintln!(
-                "SKIPPED: SoftHSM2 or pkcs11-tool not found (apt-get install softhsm2 opensc; \
-                 K8S_ENVELOPE_REQUIRE_SOFTHSM=1 makes this a failure)"
-            );
-            return None;
-        };
+        let module = require(
+            module().filter(|_| tools),
+            "SoftHSM2 (libsofthsm2.so, softhsm2-util) and opensc's pkcs11-tool",
+            "apt-get install softhsm2 opensc, or set SOFTHSM2_MODULE",
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         let tokens = dir.path().join("tokens");
         fs::create_dir(&tokens).expect("token dir");
@@ -90,7 +81,7 @@ impl SoftHsm {
             .output()
             .expect("softhsm2-util");
         assert!(out.status.success(), "init-token: {out:?}");
-        Some(hsm)
+        hsm
     }
 
     /// `program` with `SOFTHSM2_CONF` pointing at this token.

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::process::Reaped;
+use crate::process::Reaped;
 
 /// A plugin process, killed on drop, with its socket in a private directory
 /// (removed on drop too).

@@ -1,0 +1,53 @@
+//! What the workspace's tests, benches, examples and fuzz targets share,
+//! written once (as rustls has rustls-test): not published, not an API.
+//!
+//! - [`runtime`]: Tokio runtimes and a one-poll executor ([`ready`]).
+//! - [`paths`]: the repository, `../shared` beside it, the binaries cargo
+//!   built.
+//! - [`fixtures`]: the vectors and conformance files in `tests/data` and
+//!   Kubernetes' API fixtures in `../shared` (a missing fixture fails).
+//! - [`fake_kms`]: one configurable in-process KMS v1 and v2 service (key ID,
+//!   health, faults, counters).
+//! - [`encrypted_object`]: the KMS v2 storage envelope as its own protobuf
+//!   message, independent of the library's.
+//! - [`checks`]: the fuzz targets' invariants, replayed by the regression
+//!   tests.
+//! - Real processes, each killed and cleaned up on drop: [`etcd`] (one
+//!   member or a cluster), [`k8sref`] (the Go reference),
+//!   [`softhsm`] (a SoftHSM2 token), [`plugin_process`], [`process`],
+//!   measured with [`peak_memory`].
+//! - With the `kit` feature: [`slow_kek`] and [`misbehaving_plugin`].
+//!
+//! Tests that need what a fresh clone lacks (etcd, SoftHSM2, the Go
+//! reference) are `#[ignore = "needs ..."]`, so plain `cargo test` lists them
+//! as ignored; CI runs them with `--ignored`. There the helpers fail through
+//! [`gate::require`] when the tool is missing: never a silent pass.
+
+#![forbid(unsafe_code)]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    reason = "test code: a panic is a failed test"
+)]
+
+pub mod checks;
+pub mod encrypted_object;
+pub mod etcd;
+pub mod fake_kms;
+pub mod fixtures;
+pub mod gate;
+pub mod k8sref;
+#[cfg(feature = "kit")]
+pub mod misbehaving_plugin;
+pub mod paths;
+pub mod peak_memory;
+pub mod plugin_process;
+pub mod process;
+pub mod ready;
+pub mod runtime;
+#[cfg(feature = "kit")]
+pub mod slow_kek;
+pub mod softhsm;
+
+pub use ready::ready;
+pub use runtime::{block_on, rt};
