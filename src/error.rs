@@ -173,12 +173,38 @@ pub enum ProviderKind {
     AesGcm,
     /// XSalsa20-Poly1305.
     Secretbox,
-    /// KMS v1 envelope encryption.
-    KmsV1,
-    /// KMS v2 envelope encryption.
-    KmsV2,
+    /// KMS envelope encryption, through a plugin speaking the API version
+    /// the configuration's `apiVersion` names.
+    Kms(KmsApiVersion),
     /// A provider implemented outside this crate.
     Custom,
+}
+
+/// The KMS plugin API a `kms` provider speaks: its `apiVersion` in the
+/// configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum KmsApiVersion {
+    /// `v1` (deprecated upstream): a DEK per write, wrapped by the plugin.
+    V1,
+    /// `v2`: a seed or DEK per key ID, wrapped once.
+    V2,
+}
+
+impl KmsApiVersion {
+    /// `v1` or `v2`, as the configuration's `apiVersion` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KmsApiVersion::V1 => "v1",
+            KmsApiVersion::V2 => "v2",
+        }
+    }
+}
+
+impl fmt::Display for KmsApiVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl ProviderKind {
@@ -189,8 +215,8 @@ impl ProviderKind {
             ProviderKind::AesCbc => "aescbc",
             ProviderKind::AesGcm => "aesgcm",
             ProviderKind::Secretbox => "secretbox",
-            ProviderKind::KmsV1 => "kms v1",
-            ProviderKind::KmsV2 => "kms v2",
+            ProviderKind::Kms(KmsApiVersion::V1) => "kms v1",
+            ProviderKind::Kms(KmsApiVersion::V2) => "kms v2",
             ProviderKind::Custom => "custom",
         }
     }

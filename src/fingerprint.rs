@@ -17,6 +17,7 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 
 use crate::config::{EncryptionConfiguration, GroupResource, ProviderConfiguration};
+use crate::KmsApiVersion;
 use crate::{random, Error, ProviderKind, ResourceTransformers, SecretKey};
 
 const KEY_FINGERPRINT_DOMAIN: &[u8] = b"k8s-envelope key fingerprint v1\0";
@@ -118,8 +119,8 @@ fn writer_fingerprint(
                 .map(|secret| key_fingerprint(&secret));
             (kind, first.map(|k| k.name.clone()), fingerprint)
         }
-        ProviderKind::KmsV1 => (kind, kms_name, None),
-        ProviderKind::KmsV2 => {
+        ProviderKind::Kms(KmsApiVersion::V1) => (kind, kms_name, None),
+        ProviderKind::Kms(KmsApiVersion::V2) => {
             let hash = kms_name.as_deref().and_then(kms_key_id_hash);
             (kind, kms_name, hash)
         }

@@ -108,7 +108,7 @@
 //! |---|---|---|---|
 //! | `grpc` | yes | `kms::GrpcClient` and `kms::GrpcKmsFactory`: the KMS plugin protocol on a unix socket, what a tool reading a production cluster needs | tonic, prost, tokio, hyper, tower |
 //! | `etcd` | no | `store::EtcdStore`: etcd v3, plain, TLS or mTLS | tonic with rustls and ring, prost, tokio |
-//! | `snapshot` | no | `snapshot` and `store::SnapshotStore`: etcd snapshot files (bbolt) read offline and re-keyed into new ones | nothing |
+//! | `snapshot` | no | `snapshot`, with `snapshot::SnapshotStore`: etcd snapshot files (bbolt) read offline and re-keyed into new ones | nothing |
 //! | `objects` | no | `object`: stored Kubernetes objects decoded to the API's JSON and kubectl's YAML | nothing |
 //! | `observe` | no | `observe`: metrics, `tracing` spans and audit events per transform, and the KMS providers' cache and call metrics | `metrics` |
 //! | `reload` | no | `reload`: hot reload of the configuration file | `grpc` |
@@ -173,7 +173,7 @@ pub mod snapshot;
 pub mod store;
 
 pub use crate::config::{EncryptionConfiguration, ResourceTransformers};
-pub use crate::error::{Error, ProviderKind};
+pub use crate::error::{Error, KmsApiVersion, ProviderKind};
 pub use crate::keys::{InvalidBase64, NamedKey, SecretKey};
 pub use crate::prefix::{Transformer, MAX_PLAINTEXT_LEN, MAX_STORED_VALUE_LEN};
 pub use crate::primitive::AES_BACKEND;

@@ -7,6 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::providers::{Identity, ENCRYPTED_PREFIX};
+use crate::KmsApiVersion;
 use crate::{BlockingProvider, Decrypted, Error, Provider, ProviderKind, StorageKey};
 
 /// What a stored value's prefix says about the provider that wrote it,
@@ -53,8 +54,8 @@ impl<'a> StoredPrefix<'a> {
             (b"aescbc", b"v1") => ProviderKind::AesCbc,
             (b"aesgcm", b"v1") => ProviderKind::AesGcm,
             (b"secretbox", b"v1") => ProviderKind::Secretbox,
-            (b"kms", b"v1") => ProviderKind::KmsV1,
-            (b"kms", b"v2") => ProviderKind::KmsV2,
+            (b"kms", b"v1") => ProviderKind::Kms(KmsApiVersion::V1),
+            (b"kms", b"v2") => ProviderKind::Kms(KmsApiVersion::V2),
             _ => return StoredPrefix::Unknown,
         };
         StoredPrefix::Known { kind, name, body }
@@ -461,11 +462,11 @@ mod tests {
             ),
             (
                 b"k8s:enc:kms:v1:vault:z",
-                known(ProviderKind::KmsV1, b"vault", b"z"),
+                known(ProviderKind::Kms(KmsApiVersion::V1), b"vault", b"z"),
             ),
             (
                 b"k8s:enc:kms:v2:vault:z",
-                known(ProviderKind::KmsV2, b"vault", b"z"),
+                known(ProviderKind::Kms(KmsApiVersion::V2), b"vault", b"z"),
             ),
             // No provider's whole prefix (the trailing colon is part of it).
             (b"k8s:enc:aesgcm:v1:key1", StoredPrefix::Unknown),

@@ -10,6 +10,7 @@ use super::types::{Key, KmsConfiguration, ProviderConfiguration};
 use super::{ConfigError, EncryptionConfiguration, GroupResource};
 use crate::keys::NamedKey;
 use crate::providers::{AesCbc, AesGcm, Identity, Secretbox};
+use crate::KmsApiVersion;
 use crate::{Error, Provider, ProviderKind, Transformer};
 
 /// Makes KMS providers for [`EncryptionConfiguration::build_with_kms`].
@@ -164,12 +165,12 @@ fn make_provider(
         (Some(ProviderKind::AesGcm), _) => Ok(Arc::new(AesGcm::new(keys()?)?)),
         (Some(ProviderKind::AesCbc), _) => Ok(Arc::new(AesCbc::new(keys()?)?)),
         (Some(ProviderKind::Secretbox), _) => Ok(Arc::new(Secretbox::new(keys()?)?)),
-        (Some(kind @ (ProviderKind::KmsV1 | ProviderKind::KmsV2)), Some(config)) => {
+        (Some(kind @ ProviderKind::Kms(_)), Some(config)) => {
             let config = config.with_defaults();
             let Some(factory) = kms else {
                 return Err(ProviderNotBuilt::Unavailable(config.name));
             };
-            Ok(if kind == ProviderKind::KmsV2 {
+            Ok(if kind == ProviderKind::Kms(KmsApiVersion::V2) {
                 factory.kms_v2(&config)?
             } else {
                 factory.kms_v1(&config)?

@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 
 use super::duration::GoDuration;
 use crate::keys::{InvalidBase64, SecretKey};
+use crate::KmsApiVersion;
 use crate::ProviderKind;
 
 /// The `kind` of an EncryptionConfiguration.
@@ -196,9 +197,9 @@ impl ProviderConfiguration {
         } else {
             self.kms.as_ref().map(|kms| {
                 if kms.api_version == "v2" {
-                    ProviderKind::KmsV2
+                    ProviderKind::Kms(KmsApiVersion::V2)
                 } else {
-                    ProviderKind::KmsV1
+                    ProviderKind::Kms(KmsApiVersion::V1)
                 }
             })
         }

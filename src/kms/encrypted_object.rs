@@ -18,6 +18,7 @@
 use std::fmt;
 
 use crate::protowire::{put_bytes_field, put_varint, Reader, Value, WireError};
+use crate::KmsApiVersion;
 use crate::{Error, ProviderKind};
 
 /// The most bytes a key ID may have.
@@ -105,7 +106,7 @@ fn wire(WireError(reason): WireError) -> Error {
 
 fn malformed(reason: &'static str) -> Error {
     Error::Malformed {
-        provider: ProviderKind::KmsV2,
+        provider: ProviderKind::Kms(KmsApiVersion::V2),
         reason,
     }
 }
@@ -134,6 +135,16 @@ impl<'a> EncryptedObjectRef<'a> {
     /// What the wrapped source is: a DEK or a seed.
     pub fn source_type(&self) -> DekSourceType {
         self.source_type
+    }
+
+    /// The hash of the key ID in a stored KMS v2 body (the bytes after the
+    /// provider prefix), as [`key_id_hash`](crate::kms::key_id_hash) gives
+    /// it; `None` when the body is not a valid envelope. What a value says
+    /// about its key, wherever it is reported (scan, metrics, audit).
+    pub(crate) fn key_id_hash_of(body: &[u8]) -> Option<String> {
+        EncryptedObjectRef::decode(body)
+            .ok()
+            .map(|object| crate::kms::key_id_hash(object.key_id()))
     }
 
     /// Decodes and validates a stored body (the bytes after the provider

@@ -28,6 +28,7 @@ use crate::observe::metrics::{self as observe_metrics, CacheMetrics};
 use crate::primitive::{AesCbcCipher, AesGcmCipher, AES_KEY_LENGTHS, GCM_NONCE_LEN};
 use crate::provider::ProviderFuture;
 use crate::providers::{aescbc, aesgcm};
+use crate::KmsApiVersion;
 use crate::{random, Decrypted, Error, Provider, ProviderKind, StorageKey};
 
 /// Every KMS v1 prefix starts with this; the provider name and `:` follow.
@@ -167,7 +168,7 @@ impl DekCiphers {
         }
         // The GCM schedule accepted this length, so CBC does too.
         let cbc = AesCbcCipher::new(&self.dek[..self.dek_len]).map_err(|_| Error::Decrypt {
-            provider: ProviderKind::KmsV1,
+            provider: ProviderKind::Kms(KmsApiVersion::V1),
         })?;
         Ok(self.cbc.get_or_init(|| cbc))
     }
@@ -210,7 +211,7 @@ impl DekCiphers {
 ///         let dek = base64::engine::general_purpose::STANDARD
 ///             .decode(wrapped)
 ///             .map(Zeroizing::new)
-///             .map_err(|_| Error::Decrypt { provider: ProviderKind::KmsV1 });
+///             .map_err(|_| Error::Decrypt { provider: ProviderKind::Kms(KmsApiVersion::V1) });
 ///         Box::pin(async move { dek })
 ///     }
 /// }
@@ -274,7 +275,7 @@ impl KmsV1Provider {
     ) -> Result<Self, Error> {
         if name.is_empty() {
             return Err(Error::InvalidProviderName {
-                provider: ProviderKind::KmsV1,
+                provider: ProviderKind::Kms(KmsApiVersion::V1),
                 name: String::new(),
                 reason: "must not be empty",
             });
@@ -424,7 +425,7 @@ fn open_data(
         &ciphers.gcm,
         data,
         storage_key.as_bytes(),
-        ProviderKind::KmsV1,
+        ProviderKind::Kms(KmsApiVersion::V1),
     ) {
         Ok(plaintext) => {
             return Ok(Decrypted {
@@ -436,7 +437,7 @@ fn open_data(
     };
     match ciphers
         .cbc()
-        .and_then(|cbc| aescbc::open(cbc, data, ProviderKind::KmsV1))
+        .and_then(|cbc| aescbc::open(cbc, data, ProviderKind::Kms(KmsApiVersion::V1)))
     {
         Ok(plaintext) => Ok(Decrypted {
             plaintext,
@@ -456,7 +457,7 @@ fn open_data(
 /// length is zero, or the length claims more bytes than the body holds.
 pub fn split_body(body: &[u8]) -> Result<(&[u8], &[u8]), Error> {
     let malformed = |reason| Error::Malformed {
-        provider: ProviderKind::KmsV1,
+        provider: ProviderKind::Kms(KmsApiVersion::V1),
         reason,
     };
     let (len, rest) = body.split_first_chunk::<LEN_PREFIX>().ok_or_else(|| {
@@ -487,7 +488,7 @@ impl Provider for KmsV1Provider {
     }
 
     fn kind(&self) -> ProviderKind {
-        ProviderKind::KmsV1
+        ProviderKind::Kms(KmsApiVersion::V1)
     }
 
     fn encrypt<'a>(

@@ -4,8 +4,8 @@
 use std::borrow::Cow;
 
 use crate::kms::encrypted_object::EncryptedObjectRef;
-use crate::kms::key_id_hash;
 use crate::prefix::StoredPrefix;
+use crate::KmsApiVersion;
 use crate::ProviderKind;
 
 /// The provider and key of a stored value, borrowed from it.
@@ -43,9 +43,7 @@ impl Described<'_> {
     /// (computed here, so only when someone asks).
     pub(crate) fn key(&self) -> Option<String> {
         if let Some(body) = self.kms_v2_body {
-            return EncryptedObjectRef::decode(body)
-                .ok()
-                .map(|object| key_id_hash(object.key_id()));
+            return EncryptedObjectRef::key_id_hash_of(body);
         }
         self.name
             .map(|name| String::from_utf8_lossy(name).into_owned())
@@ -75,11 +73,11 @@ pub(crate) fn describe(stored: &[u8]) -> Described<'_> {
         ProviderKind::AesCbc => Cow::Borrowed("k8s:enc:aescbc:v1:"),
         ProviderKind::AesGcm => Cow::Borrowed("k8s:enc:aesgcm:v1:"),
         ProviderKind::Secretbox => Cow::Borrowed("k8s:enc:secretbox:v1:"),
-        ProviderKind::KmsV1 => kms_prefix("v1"),
-        ProviderKind::KmsV2 => kms_prefix("v2"),
+        ProviderKind::Kms(KmsApiVersion::V1) => kms_prefix("v1"),
+        ProviderKind::Kms(KmsApiVersion::V2) => kms_prefix("v2"),
         ProviderKind::Identity | ProviderKind::Custom => return Described::default(),
     };
-    let is_v2 = kind == ProviderKind::KmsV2;
+    let is_v2 = kind == ProviderKind::Kms(KmsApiVersion::V2);
     Described {
         provider: Some(kind),
         metric_prefix,
@@ -91,7 +89,7 @@ pub(crate) fn describe(stored: &[u8]) -> Described<'_> {
 #[cfg(test)]
 mod tests {
     use super::describe;
-    use crate::ProviderKind;
+    use crate::{KmsApiVersion, ProviderKind};
 
     #[test]
     fn reads_provider_and_key_from_the_prefix() {
@@ -108,7 +106,7 @@ mod tests {
         assert_eq!(
             (d.provider, &*d.metric_prefix, d.key().as_deref()),
             (
-                Some(ProviderKind::KmsV1),
+                Some(ProviderKind::Kms(KmsApiVersion::V1)),
                 "k8s:enc:kms:v1:vault:",
                 Some("vault")
             )
@@ -124,6 +122,9 @@ mod tests {
         );
         // A KMS v2 value whose envelope does not decode has no key.
         let d = describe(b"k8s:enc:kms:v2:p:garbage");
-        assert_eq!((d.provider, d.key()), (Some(ProviderKind::KmsV2), None));
+        assert_eq!(
+            (d.provider, d.key()),
+            (Some(ProviderKind::Kms(KmsApiVersion::V2)), None)
+        );
     }
 }

@@ -47,7 +47,7 @@ impl ProviderId {
             ProviderKind::AesCbc => ProviderId::AesCbc,
             ProviderKind::Secretbox => ProviderId::Secretbox,
             ProviderKind::Identity => ProviderId::Identity,
-            ProviderKind::KmsV1 | ProviderKind::KmsV2 | ProviderKind::Custom => {
+            ProviderKind::Kms(_) | ProviderKind::Custom => {
                 ProviderId::Kms(provider.kms.as_ref()?.name.clone())
             }
         })

@@ -5,8 +5,8 @@ use std::fmt;
 
 use super::member::{Member, ProviderId};
 use crate::kms::encrypted_object::EncryptedObjectRef;
-use crate::kms::key_id_hash;
 use crate::prefix::StoredPrefix;
+use crate::KmsApiVersion;
 use crate::ProviderKind;
 
 /// The longest name kept from a stored value's prefix (values are untrusted).
@@ -46,7 +46,7 @@ pub enum ValueOrigin {
     KmsV2 {
         /// The provider's name.
         name: String,
-        /// `sha256:<hex>` of the key ID, as [`key_id_hash`] gives it.
+        /// `sha256:<hex>` of the key ID, as [`key_id_hash`](crate::kms::key_id_hash) gives it.
         key_id_hash: Option<String>,
     },
     /// A `k8s:enc:` prefix this crate does not know.
@@ -71,12 +71,10 @@ impl ValueOrigin {
             ProviderKind::AesGcm => key(ProviderId::AesGcm, name),
             ProviderKind::AesCbc => key(ProviderId::AesCbc, name),
             ProviderKind::Secretbox => key(ProviderId::Secretbox, name),
-            ProviderKind::KmsV1 => ValueOrigin::KmsV1 { name },
-            ProviderKind::KmsV2 => ValueOrigin::KmsV2 {
+            ProviderKind::Kms(KmsApiVersion::V1) => ValueOrigin::KmsV1 { name },
+            ProviderKind::Kms(KmsApiVersion::V2) => ValueOrigin::KmsV2 {
                 name,
-                key_id_hash: EncryptedObjectRef::decode(body)
-                    .ok()
-                    .map(|object| key_id_hash(object.key_id())),
+                key_id_hash: EncryptedObjectRef::key_id_hash_of(body),
             },
             // The parser gives these for no `k8s:enc:` value.
             ProviderKind::Identity | ProviderKind::Custom => unknown(stored),
@@ -93,8 +91,8 @@ impl ValueOrigin {
                 ProviderId::Secretbox => Some(ProviderKind::Secretbox),
                 ProviderId::Identity | ProviderId::Kms(_) => None,
             },
-            ValueOrigin::KmsV1 { .. } => Some(ProviderKind::KmsV1),
-            ValueOrigin::KmsV2 { .. } => Some(ProviderKind::KmsV2),
+            ValueOrigin::KmsV1 { .. } => Some(ProviderKind::Kms(KmsApiVersion::V1)),
+            ValueOrigin::KmsV2 { .. } => Some(ProviderKind::Kms(KmsApiVersion::V2)),
             ValueOrigin::Unknown { .. } => None,
         }
     }

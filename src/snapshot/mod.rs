@@ -1,5 +1,7 @@
 //! etcd snapshot files (`etcdctl snapshot save`, or a member's `db` file),
-//! read offline with no etcd running: [`Snapshot`].
+//! read offline with no etcd running: [`Snapshot`], and the same as a
+//! [`Store`](crate::store::Store), [`SnapshotStore`], which also re-keys a
+//! snapshot into a new file.
 //!
 //! A snapshot is etcd's bbolt database as a file, with the SHA-256 of the
 //! database appended by `snapshot save`. Opening one checks that hash when
@@ -49,11 +51,13 @@ mod bolt;
 mod index;
 mod mvcc;
 mod rewrite;
+mod store;
 #[cfg(test)]
 mod tests;
 mod write;
 
 pub(crate) use self::rewrite::Rewrites;
+pub use self::store::{SnapshotStore, SnapshotWritten};
 
 use self::bolt::{BoltFile, BucketRoot, Claims, Corrupt};
 use self::index::{Index, IndexBuilder, Latest};
@@ -129,11 +133,7 @@ pub enum SnapshotError {
         source: io::Error,
     },
     /// The appended SHA-256 does not match the database.
-    #[error(
-        "{}: the snapshot's SHA-256 does not match its contents (a damaged or \
-         partial copy); skip the hash check to read it anyway",
-        path.display()
-    )]
+    #[error("{}: {HASH_MISMATCH}", path.display())]
     HashMismatch {
         /// The file.
         path: PathBuf,
@@ -146,7 +146,18 @@ pub enum SnapshotError {
         /// What is wrong, in words that hold nothing from the file.
         reason: String,
     },
+    /// [`SnapshotStore::finish`] on a store opened without an output, or
+    /// called a second time.
+    #[error("{}: opened for reading only: there is no re-keyed copy to write", path.display())]
+    ReadOnly {
+        /// The snapshot.
+        path: PathBuf,
+    },
 }
+
+/// What is wrong with a snapshot whose appended hash does not match.
+const HASH_MISMATCH: &str = "the snapshot's SHA-256 does not match its contents (a damaged or \
+     partial copy); skip the hash check to read it anyway";
 
 /// An etcd snapshot, open for reading (see the module docs).
 pub struct Snapshot {

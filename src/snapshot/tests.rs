@@ -303,7 +303,8 @@ fn long_keys_make_branch_pages_of_two_children_at_least() {
 fn the_snapshot_store_refuses_what_a_store_must_refuse() {
     use futures_util::FutureExt as _;
 
-    use crate::store::{SnapshotStore, Store, StoreError, Swap};
+    use super::{SnapshotError, SnapshotStore};
+    use crate::store::{Store, StoreError, Swap};
 
     let dir = tempfile::tempdir().unwrap();
     let path = build(dir.path(), 20);
@@ -318,7 +319,7 @@ fn the_snapshot_store_refuses_what_a_store_must_refuse() {
     ));
     assert!(matches!(
         read_only.finish(),
-        Err(StoreError::ReadOnly { .. })
+        Err(SnapshotError::ReadOnly { .. })
     ));
 
     let onto_input = SnapshotStore::open(&path, HashCheck::Verify)
@@ -353,7 +354,10 @@ fn the_snapshot_store_refuses_what_a_store_must_refuse() {
         (written.kept, written.rewritten, written.revision),
         (18, 1, revision)
     );
-    assert!(matches!(store.finish(), Err(StoreError::ReadOnly { .. })));
+    assert!(matches!(
+        store.finish(),
+        Err(SnapshotError::ReadOnly { .. })
+    ));
     let copy = Snapshot::open(&out, HashCheck::Verify).unwrap();
     assert_eq!(copy.get(key).unwrap().unwrap().value, b"new");
     assert_eq!(copy.info().compacted, Some(revision));

@@ -16,6 +16,9 @@
 //! - [`DumpStore`]: the JSON that `etcdctl get --prefix -w json` prints
 //!   (keys and values in base64), held in memory, so that a dump can be
 //!   scanned, decrypted or re-encrypted offline and written to a new file.
+//! - `SnapshotStore` (feature `snapshot`, in [`crate::snapshot`] beside the
+//!   snapshot reader): an etcd snapshot file, read offline and re-keyed
+//!   into a new file.
 //!
 //! Implement [`Store`] for anything else that holds apiserver values.
 //!
@@ -31,15 +34,11 @@ mod dump;
 #[cfg(feature = "etcd")]
 mod etcd;
 mod listing;
-#[cfg(feature = "snapshot")]
-mod snapshot;
 
 pub use self::dump::{DumpFile, DumpStore};
 #[cfg(feature = "etcd")]
 pub use self::etcd::{EtcdOptions, EtcdRetries, EtcdStore, EtcdTls};
 pub use self::listing::{Listing, ListingReport};
-#[cfg(feature = "snapshot")]
-pub use self::snapshot::{SnapshotStore, SnapshotWritten};
 
 /// A key (or any string) from a store as it may be printed: lossily
 /// decoded, with control characters and backslashes escaped (`\u{1b}`,
@@ -238,10 +237,15 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
-    /// An etcd snapshot file cannot be read.
-    #[cfg(feature = "snapshot")]
-    #[error(transparent)]
-    Snapshot(#[from] crate::snapshot::SnapshotError),
+    /// A store's file is damaged or is not what it claims to be (an etcd
+    /// snapshot whose pages do not hold together, say).
+    #[error("{}: {reason}", path.display())]
+    Damaged {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong, in words that hold nothing from the file.
+        reason: String,
+    },
     /// The store is open for reading only.
     #[error("{what}: opened for reading only")]
     ReadOnly {

@@ -986,8 +986,8 @@ pub fn check_snapshot(data: &[u8]) -> Result<(), String> {
 
 #[cfg(feature = "snapshot")]
 fn check_snapshot_file(input: &std::path::Path, output: &std::path::Path) -> Result<(), String> {
-    use k8s_envelope::snapshot::{HashCheck, Snapshot, SnapshotError};
-    use k8s_envelope::store::{SnapshotStore, Store, Swap};
+    use k8s_envelope::snapshot::{HashCheck, Snapshot, SnapshotError, SnapshotStore};
+    use k8s_envelope::store::{Store, Swap};
 
     let Ok(snapshot) = Snapshot::open(input, HashCheck::Skip) else {
         return Ok(());

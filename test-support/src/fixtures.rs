@@ -5,6 +5,20 @@ use std::path::PathBuf;
 
 use crate::paths::{repository_root, shared_dir};
 
+/// The configuration most tests start from: Secrets written with aesgcm
+/// `key1` (a fixed test key), identity second so plaintext still reads.
+pub const SECRETS_AESGCM_KEY1: &str = "kind: EncryptionConfiguration
+apiVersion: apiserver.config.k8s.io/v1
+resources:
+  - resources: [secrets]
+    providers:
+      - aesgcm:
+          keys:
+            - name: key1
+              secret: AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=
+      - identity: {}
+";
+
 /// `tests/data/<relative>` in the repository.
 pub fn data(relative: &str) -> PathBuf {
     let path = repository_root().join("tests/data").join(relative);

@@ -2,8 +2,6 @@
 //! in-process service that mimics Kubernetes' base64 mock plugin, against the apiserver's own test vectors,
 //! and against a real `kms-plugin-local --api v1` process over a unix socket.
 
-use std::fs;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,8 +9,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use k8s_envelope::kms::{CacheLimits, KmsServiceV1, KmsV1Options, KmsV1Provider, ManualClock};
 use k8s_envelope::{
-    AesCbc, AesGcm, BlockingProvider, Error, Identity, NamedKey, Provider, ProviderKind, SecretKey,
-    StorageKey, Transformer,
+    AesCbc, AesGcm, BlockingProvider, Error, Identity, KmsApiVersion, NamedKey, Provider,
+    ProviderKind, SecretKey, StorageKey, Transformer,
 };
 use k8s_envelope_test_support::fake_kms::{is_down, EncryptOverride, FakeKms};
 
@@ -83,7 +81,7 @@ async fn round_trips_at_many_sizes() {
     let service = FakeKms::new();
     let kms = provider(&service, KmsV1Options::default());
     assert_eq!(kms.prefix(), PREFIX);
-    assert_eq!(kms.kind(), ProviderKind::KmsV1);
+    assert_eq!(kms.kind(), ProviderKind::Kms(KmsApiVersion::V1));
     assert!(kms.as_blocking().is_none());
     for len in [0, 1, 17, 1024, 65536] {
         let plain = plaintext(len);
@@ -216,7 +214,7 @@ async fn malformed_bodies_are_refused() {
             matches!(
                 err,
                 Error::Malformed {
-                    provider: ProviderKind::KmsV1,
+                    provider: ProviderKind::Kms(KmsApiVersion::V1),
                     ..
                 }
             ),
@@ -295,7 +293,7 @@ async fn works_in_a_transformer_and_refuses_the_blocking_api() {
     assert!(matches!(
         err,
         Error::RequiresAsync {
-            provider: ProviderKind::KmsV1
+            provider: ProviderKind::Kms(KmsApiVersion::V1)
         }
     ));
     assert!(transformer.decrypt_blocking(&stored, KEY.into()).is_err());
@@ -600,54 +598,45 @@ struct Vector {
 /// The `kmsv1*` and `negative/kmsv1*` lines whose config has a single KMS v1
 /// provider.
 fn kms_v1_vectors() -> Vec<Vector> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/vectors");
     let mut vectors = Vec::new();
-    for file in [
-        "apiserver-seed1.jsonl",
-        "apiserver-seed2.jsonl",
-        "apiserver-seed3.jsonl",
-    ] {
-        let text = fs::read_to_string(dir.join(file)).expect("vectors");
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let v: serde_json::Value = serde_json::from_str(line).expect("JSON line");
-            let name = v["name"].as_str().expect("name").to_owned();
-            if !(name.starts_with("kmsv1") || name.starts_with("negative/kmsv1")) {
-                continue;
-            }
-            let resources = v["config"]["resources"].as_array().expect("resources");
-            let providers: Vec<&serde_json::Value> = resources
-                .iter()
-                .flat_map(|r| r["providers"].as_array().expect("providers"))
-                .collect();
-            let [only] = providers.as_slice() else {
-                continue;
-            };
-            let Some(kms) = only.get("kms") else {
-                continue;
-            };
-            if kms
-                .get("apiVersion")
-                .and_then(|a| a.as_str())
-                .unwrap_or("v1")
-                != "v1"
-            {
-                continue;
-            }
-            let decode = |field: &str| B64.decode(v[field].as_str().unwrap_or("")).expect(field);
-            vectors.push(Vector {
-                provider_name: kms["name"].as_str().expect("kms name").to_owned(),
-                storage_key: v["storage_key"].as_str().expect("storage_key").to_owned(),
-                stored: decode("stored_b64"),
-                plaintext: decode("plaintext_b64"),
-                expect_ok: match v["expect"].as_str() {
-                    Some("ok") => true,
-                    Some("error") => false,
-                    other => panic!("{name}: unknown expect {other:?}"),
-                },
-                stale: v["stale"].as_bool().unwrap_or(false),
-                name: format!("{file}: {name}"),
-            });
+    for (file, v) in k8s_envelope_test_support::fixtures::vectors() {
+        let name = v["name"].as_str().expect("name").to_owned();
+        if !(name.starts_with("kmsv1") || name.starts_with("negative/kmsv1")) {
+            continue;
         }
+        let resources = v["config"]["resources"].as_array().expect("resources");
+        let providers: Vec<&serde_json::Value> = resources
+            .iter()
+            .flat_map(|r| r["providers"].as_array().expect("providers"))
+            .collect();
+        let [only] = providers.as_slice() else {
+            continue;
+        };
+        let Some(kms) = only.get("kms") else {
+            continue;
+        };
+        if kms
+            .get("apiVersion")
+            .and_then(|a| a.as_str())
+            .unwrap_or("v1")
+            != "v1"
+        {
+            continue;
+        }
+        let decode = |field: &str| B64.decode(v[field].as_str().unwrap_or("")).expect(field);
+        vectors.push(Vector {
+            provider_name: kms["name"].as_str().expect("kms name").to_owned(),
+            storage_key: v["storage_key"].as_str().expect("storage_key").to_owned(),
+            stored: decode("stored_b64"),
+            plaintext: decode("plaintext_b64"),
+            expect_ok: match v["expect"].as_str() {
+                Some("ok") => true,
+                Some("error") => false,
+                other => panic!("{name}: unknown expect {other:?}"),
+            },
+            stale: v["stale"].as_bool().unwrap_or(false),
+            name: format!("{file}: {name}"),
+        });
     }
     let ok = vectors.iter().filter(|v| v.expect_ok).count();
     let bad = vectors.len() - ok;

@@ -22,7 +22,9 @@ use k8s_envelope::kms::{
     key_id_hash, CacheLimits, Clock, DekSourceType, KmsErrorKind, KmsV2Options, KmsV2Provider,
     ManualClock, StatusCode,
 };
-use k8s_envelope::{Decrypted, Error, Identity, Provider, ProviderKind, Transformer};
+use k8s_envelope::{
+    Decrypted, Error, Identity, KmsApiVersion, Provider, ProviderKind, Transformer,
+};
 use k8s_envelope_test_support::encrypted_object::EncryptedObject;
 use k8s_envelope_test_support::fake_kms::{
     is_down as is_plugin_down, EncryptOverride, FakeKms, ANNOTATION_KEY, ANNOTATION_VALUE,
@@ -293,7 +295,7 @@ async fn writes_the_apiserver_seed_format_and_reads_it_back_from_cache() {
     assert!(matches!(
         dec(&p, &value, OTHER_KEY).await,
         Err(Error::Decrypt {
-            provider: ProviderKind::KmsV2
+            provider: ProviderKind::Kms(KmsApiVersion::V2)
         })
     ));
     assert_eq!(mock.decrypts(), 0);
@@ -1033,7 +1035,7 @@ async fn malformed_values_give_errors_never_panics() {
     // Empty body.
     match dec(&p, PREFIX.as_bytes(), KEY).await {
         Err(Error::Malformed {
-            provider: ProviderKind::KmsV2,
+            provider: ProviderKind::Kms(KmsApiVersion::V2),
             reason,
         }) => assert!(reason.contains("empty"), "{reason}"),
         other => panic!("empty body: {other:?}"),
@@ -1471,7 +1473,7 @@ async fn provider_names_with_a_colon_or_empty_are_refused() {
         assert!(
             matches!(
                 &result,
-                Err(Error::InvalidProviderName { provider: ProviderKind::KmsV2, name, .. }) if name == bad
+                Err(Error::InvalidProviderName { provider: ProviderKind::Kms(KmsApiVersion::V2), name, .. }) if name == bad
             ),
             "{bad:?}: {result:?}"
         );
@@ -1479,7 +1481,7 @@ async fn provider_names_with_a_colon_or_empty_are_refused() {
     let p = provider(&mock, &clock);
     assert_eq!(p.name(), NAME);
     assert_eq!(Provider::prefix(&p), PREFIX.as_bytes());
-    assert_eq!(Provider::kind(&p), ProviderKind::KmsV2);
+    assert_eq!(Provider::kind(&p), ProviderKind::Kms(KmsApiVersion::V2));
     assert!(p.as_blocking().is_none());
 }
 

@@ -24,8 +24,8 @@ use k8s_envelope::jsonl::{self, Direction, Transform};
 use k8s_envelope::kms::StatusCode;
 use k8s_envelope::ProviderFuture;
 use k8s_envelope::{
-    AesGcm, BlockingProvider, Decrypted, Error, Identity, NamedKey, Provider, ProviderKind,
-    SecretKey, StorageKey, Transformer, MAX_PLAINTEXT_LEN, MAX_STORED_VALUE_LEN,
+    AesGcm, BlockingProvider, Decrypted, Error, Identity, KmsApiVersion, NamedKey, Provider,
+    ProviderKind, SecretKey, StorageKey, Transformer, MAX_PLAINTEXT_LEN, MAX_STORED_VALUE_LEN,
 };
 
 const KEY: &str = "/registry/secrets/default/a";
@@ -206,7 +206,7 @@ fn lengths_inside_values_are_checked_against_the_value() {
     assert!(matches!(
         split_kms_v1_body(&[0xff, 0xff, 1, 2, 3]),
         Err(Error::Malformed {
-            provider: ProviderKind::KmsV1,
+            provider: ProviderKind::Kms(KmsApiVersion::V1),
             ..
         })
     ));

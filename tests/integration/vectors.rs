@@ -6,9 +6,6 @@
 //! Lines whose config has a KMS provider need a KMS plugin and are covered by
 //! the KMS tests.
 
-use std::fs;
-use std::path::Path;
-
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use k8s_envelope::EncryptionConfiguration;
@@ -37,30 +34,11 @@ fn uses_kms(config: &serde_json::Value) -> bool {
 }
 
 fn static_vectors() -> Vec<(String, Vector)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/vectors");
-    let mut files: Vec<_> = fs::read_dir(&dir)
-        .expect("tests/data/vectors exists")
-        .map(|entry| entry.expect("readable entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "jsonl"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 3, "expected the three seed files in {dir:?}");
     let mut vectors = Vec::new();
-    for file in files {
-        let text = fs::read_to_string(&file).expect("readable vector file");
-        let file_name = file
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
-        for (number, line) in text.lines().enumerate() {
-            let vector: Vector = serde_json::from_str(line).expect("well-formed vector line");
-            if !uses_kms(&vector.config) {
-                vectors.push((
-                    format!("{file_name}:{}: {}", number + 1, vector.name),
-                    vector,
-                ));
-            }
+    for (at, line) in k8s_envelope_test_support::fixtures::vectors() {
+        let vector: Vector = serde_json::from_value(line).expect("well-formed vector line");
+        if !uses_kms(&vector.config) {
+            vectors.push((format!("{at}: {}", vector.name), vector));
         }
     }
     vectors

@@ -29,17 +29,7 @@ resources:
       - identity: {}
 ";
 
-const CONFIG: &str = "kind: EncryptionConfiguration
-apiVersion: apiserver.config.k8s.io/v1
-resources:
-  - resources: [secrets]
-    providers:
-      - aesgcm:
-          keys:
-            - name: key1
-              secret: AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=
-      - identity: {}
-";
+const CONFIG: &str = k8s_envelope_test_support::fixtures::SECRETS_AESGCM_KEY1;
 
 /// A dump as `etcdctl get -w json` writes it: `VALUES` values written by
 /// identity (stale: aesgcm writes), keys in order.

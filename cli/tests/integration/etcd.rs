@@ -15,17 +15,7 @@ use k8s_envelope_test_support::etcd::{etcdctl, EtcdServer, ServerTls};
 
 pub(super) const CLI: &str = env!("CARGO_BIN_EXE_k8s-envelope");
 
-const OLD_CONFIG: &str = "kind: EncryptionConfiguration
-apiVersion: apiserver.config.k8s.io/v1
-resources:
-  - resources: [secrets]
-    providers:
-      - aesgcm:
-          keys:
-            - name: key1
-              secret: AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=
-      - identity: {}
-";
+const OLD_CONFIG: &str = k8s_envelope_test_support::fixtures::SECRETS_AESGCM_KEY1;
 
 use k8s_envelope_test_support::rt;
 

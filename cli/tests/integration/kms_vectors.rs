@@ -38,25 +38,11 @@ struct Vector {
 }
 
 fn kms_vectors() -> Vec<(String, Vector)> {
-    let dir = k8s_envelope_test_support::fixtures::data("vectors");
-    let mut files: Vec<_> = fs::read_dir(&dir)
-        .expect("tests/data/vectors")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .collect();
-    files.sort();
     let mut out = Vec::new();
-    for file in files {
-        let name = file
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
-        for (i, line) in fs::read_to_string(&file).expect("read").lines().enumerate() {
-            let vector: Vector = serde_json::from_str(line).expect("vector line");
-            if vector.config.to_string().contains("\"kms\"") {
-                out.push((format!("{name}:{}: {}", i + 1, vector.name), vector));
-            }
+    for (at, line) in k8s_envelope_test_support::fixtures::vectors() {
+        let vector: Vector = serde_json::from_value(line).expect("vector line");
+        if vector.config.to_string().contains("\"kms\"") {
+            out.push((format!("{at}: {}", vector.name), vector));
         }
     }
     out

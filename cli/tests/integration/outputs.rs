@@ -17,17 +17,7 @@ use k8s_envelope::EncryptionConfiguration;
 
 const CLI: &str = env!("CARGO_BIN_EXE_k8s-envelope");
 
-const CONFIG: &str = "kind: EncryptionConfiguration
-apiVersion: apiserver.config.k8s.io/v1
-resources:
-  - resources: [secrets]
-    providers:
-      - aesgcm:
-          keys:
-            - name: key1
-              secret: AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=
-      - identity: {}
-";
+const CONFIG: &str = k8s_envelope_test_support::fixtures::SECRETS_AESGCM_KEY1;
 
 /// Runs the CLI in `dir` under umask 000, as a careless shell would.
 fn cli_with_umask_000(dir: &Path, args: &[&str]) -> Output {

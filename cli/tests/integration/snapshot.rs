@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use k8s_envelope::snapshot::{HashCheck, HashStatus, Snapshot};
-use k8s_envelope::store::{DumpStore, EtcdOptions, EtcdStore, SnapshotStore, Store};
+use k8s_envelope::snapshot::{HashCheck, HashStatus, Snapshot, SnapshotStore};
+use k8s_envelope::store::{DumpStore, EtcdOptions, EtcdStore, Store};
 use k8s_envelope::EncryptionConfiguration;
 
 use super::etcd::{all, cli, ok, plaintext, summary, text};

@@ -13,6 +13,7 @@ use crate::kms::error::provider_error;
 use crate::kms::{BoundedCache, DekSourceType, KmsErrorKind};
 use crate::primitive::{AesGcmCipher, GCM_NONCE_LEN};
 use crate::providers::aesgcm;
+use crate::KmsApiVersion;
 use crate::{random, Error, ProviderKind};
 
 /// Length of the random HKDF info at the start of seed-mode data.
@@ -73,7 +74,7 @@ static SEED_NUMBERS: AtomicU64 = AtomicU64::new(0);
 
 fn decrypt_failure() -> Error {
     Error::Decrypt {
-        provider: ProviderKind::KmsV2,
+        provider: ProviderKind::Kms(KmsApiVersion::V2),
     }
 }
 
@@ -83,7 +84,7 @@ impl DataKey {
         match source_type {
             DekSourceType::AesGcmKey => {
                 let cipher = AesGcmCipher::new(plaintext).map_err(|_| Error::Malformed {
-                    provider: ProviderKind::KmsV2,
+                    provider: ProviderKind::Kms(KmsApiVersion::V2),
                     reason: "the plugin returned a DEK that is not 16, 24 or 32 bytes",
                 })?;
                 Ok(Self::Key {
@@ -95,12 +96,12 @@ impl DataKey {
             DekSourceType::HkdfSha256XnonceAesGcmSeed => {
                 if plaintext.len() < SEED_LEN {
                     return Err(Error::Malformed {
-                        provider: ProviderKind::KmsV2,
+                        provider: ProviderKind::Kms(KmsApiVersion::V2),
                         reason: "the plugin returned a seed shorter than 32 bytes",
                     });
                 }
                 let hkdf = Hkdf::<Sha256>::from_prk(plaintext).map_err(|_| Error::Malformed {
-                    provider: ProviderKind::KmsV2,
+                    provider: ProviderKind::Kms(KmsApiVersion::V2),
                     reason: "the plugin returned a seed shorter than 32 bytes",
                 })?;
                 Ok(Self::Seed {
@@ -219,11 +220,13 @@ impl DataKey {
         derived: &DerivedKeyCache,
     ) -> Result<Vec<u8>, Error> {
         match self {
-            Self::Key { cipher, .. } => aesgcm::open(cipher, data, aad, ProviderKind::KmsV2),
+            Self::Key { cipher, .. } => {
+                aesgcm::open(cipher, data, aad, ProviderKind::Kms(KmsApiVersion::V2))
+            }
             Self::Seed { number, hkdf, .. } => {
                 let Some((info, body)) = data.split_first_chunk::<INFO_LEN>() else {
                     return Err(Error::Malformed {
-                        provider: ProviderKind::KmsV2,
+                        provider: ProviderKind::Kms(KmsApiVersion::V2),
                         reason: "the stored data was shorter than the required size",
                     });
                 };
@@ -236,7 +239,7 @@ impl DataKey {
                         cipher
                     }
                 };
-                aesgcm::open(&cipher, body, aad, ProviderKind::KmsV2)
+                aesgcm::open(&cipher, body, aad, ProviderKind::Kms(KmsApiVersion::V2))
             }
         }
     }

@@ -42,6 +42,7 @@ use crate::kms::{
 use crate::observe::metrics::{self as observe_metrics, CacheMetrics};
 use crate::protowire::{put_varint, varint_len};
 use crate::provider::ProviderFuture;
+use crate::KmsApiVersion;
 use crate::{random, Decrypted, Error, Provider, ProviderKind, StorageKey};
 
 /// How long a write key stays usable after the last good status.
@@ -245,7 +246,7 @@ impl KmsV2Provider {
     ) -> Result<Self, Error> {
         if name.is_empty() || name.contains(':') {
             return Err(Error::InvalidProviderName {
-                provider: ProviderKind::KmsV2,
+                provider: ProviderKind::Kms(KmsApiVersion::V2),
                 name: name.to_owned(),
                 reason: "must be non-empty and must not contain ':'",
             });
@@ -573,7 +574,7 @@ impl Provider for KmsV2Provider {
     }
 
     fn kind(&self) -> ProviderKind {
-        ProviderKind::KmsV2
+        ProviderKind::Kms(KmsApiVersion::V2)
     }
 
     fn encrypt<'a>(

@@ -12,7 +12,8 @@ use clap::Args;
 use k8s_envelope::rotation::{
     self, ReencryptOptions, ReencryptProgress, ReencryptTotals, Stop, ValueReport,
 };
-use k8s_envelope::store::{printable, ListingReport, SnapshotWritten};
+use k8s_envelope::snapshot::SnapshotWritten;
+use k8s_envelope::store::{printable, ListingReport};
 use serde::{Deserialize, Serialize};
 
 use crate::configuration;

@@ -8,10 +8,8 @@ use std::sync::Arc;
 use clap::Args;
 use k8s_envelope::config::GroupResource;
 use k8s_envelope::rotation::{KeyLayout, DEFAULT_ETCD_PREFIX, SECRETS_PREFIX};
-use k8s_envelope::snapshot::HashCheck;
-use k8s_envelope::store::{
-    DumpFile, EtcdOptions, EtcdStore, EtcdTls, SnapshotStore, Store, StoreError,
-};
+use k8s_envelope::snapshot::{HashCheck, SnapshotError, SnapshotStore};
+use k8s_envelope::store::{DumpFile, EtcdOptions, EtcdStore, EtcdTls, Store, StoreError};
 
 use crate::failure::Failure;
 
@@ -126,9 +124,7 @@ impl StoreArgs {
                 HashCheck::Verify
             };
             let mut snapshot = SnapshotStore::open(path, check).map_err(|e| match e {
-                StoreError::Snapshot(k8s_envelope::snapshot::SnapshotError::Io { .. }) => {
-                    Failure::usage(e.to_string())
-                }
+                SnapshotError::Io { .. } => Failure::usage(e.to_string()),
                 e => Failure::transform(e.to_string()),
             })?;
             if let Some(out) = out {

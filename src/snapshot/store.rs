@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::{Entry, Page, Store, StoreError, StoreFuture, Swap};
+use super::{HashCheck, Rewrites, Snapshot, SnapshotError, HASH_MISMATCH};
 use crate::private_file::PrivateFile;
-use crate::snapshot::{HashCheck, Rewrites, Snapshot, SnapshotError};
+use crate::store::{Entry, Page, Store, StoreError, StoreFuture, Swap};
 
 /// An etcd snapshot file (`etcdctl snapshot save`) as a store, read with no
 /// etcd running (see [`crate::snapshot`]).
@@ -19,10 +19,10 @@ use crate::snapshot::{HashCheck, Rewrites, Snapshot, SnapshotError};
 /// module docs of [`crate::snapshot`] say how revisions are handled).
 ///
 /// ```no_run
-/// use k8s_envelope::snapshot::HashCheck;
-/// use k8s_envelope::store::{SnapshotStore, Store};
+/// use k8s_envelope::snapshot::{HashCheck, SnapshotStore};
+/// use k8s_envelope::store::Store;
 ///
-/// # async fn run() -> Result<(), k8s_envelope::store::StoreError> {
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let store = SnapshotStore::open("backup.db", HashCheck::Verify)?;
 /// let page = store.list(b"/registry/secrets/", None, 100).await?;
 /// for entry in page.entries {
@@ -61,8 +61,8 @@ impl SnapshotStore {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Snapshot`] with what is wrong with the file.
-    pub fn open(path: impl AsRef<Path>, check: HashCheck) -> Result<Self, StoreError> {
+    /// [`SnapshotError`] with what is wrong with the file.
+    pub fn open(path: impl AsRef<Path>, check: HashCheck) -> Result<Self, SnapshotError> {
         let snapshot = Snapshot::open(path, check)?;
         Ok(Self::new(snapshot))
     }
@@ -82,11 +82,11 @@ impl SnapshotStore {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Io`] when `path` is the input or its directory is not
-    /// writable.
-    pub fn with_output(self, path: impl AsRef<Path>) -> Result<Self, StoreError> {
+    /// [`SnapshotError::Io`] when `path` is the input or its directory is
+    /// not writable.
+    pub fn with_output(self, path: impl AsRef<Path>) -> Result<Self, SnapshotError> {
         let path = path.as_ref();
-        let io = |source| StoreError::Io {
+        let io = |source| SnapshotError::Io {
             path: path.to_path_buf(),
             source,
         };
@@ -107,13 +107,13 @@ impl SnapshotStore {
     ///
     /// # Errors
     ///
-    /// [`StoreError::ReadOnly`] without an output, or when it was already
-    /// written; [`StoreError::Snapshot`] when writing fails (nothing is then
-    /// at the output's path).
-    pub fn finish(&self) -> Result<SnapshotWritten, StoreError> {
+    /// [`SnapshotError::ReadOnly`] without an output, or when it was
+    /// already written; another [`SnapshotError`] when writing fails
+    /// (nothing is then at the output's path).
+    pub fn finish(&self) -> Result<SnapshotWritten, SnapshotError> {
         let Some(mut output) = self.lock().take() else {
-            return Err(StoreError::ReadOnly {
-                what: self.what.clone(),
+            return Err(SnapshotError::ReadOnly {
+                path: self.snapshot.path().to_path_buf(),
             });
         };
         let path = output.file.target().to_path_buf();
@@ -142,7 +142,7 @@ impl SnapshotStore {
     ) -> Option<Result<T, StoreError>> {
         let mut output = self.lock();
         let output = output.as_mut()?;
-        Some(f(&mut output.rewrites).map_err(StoreError::from))
+        Some(f(&mut output.rewrites).map_err(store_error))
     }
 
     /// The snapshot.
@@ -161,7 +161,7 @@ impl Store for SnapshotStore {
         let page = self
             .snapshot
             .range(prefix, after, limit)
-            .map_err(StoreError::from)
+            .map_err(store_error)
             .and_then(|(mut entries, more)| {
                 // Keys rewritten since show as they now are.
                 if let Some(result) = self.with_rewrites(|rewrites| {
@@ -184,7 +184,7 @@ impl Store for SnapshotStore {
     fn get<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<Entry>> {
         let entry = self
             .with_rewrites(|rewrites| rewrites.get(&self.snapshot, key))
-            .unwrap_or_else(|| self.snapshot.get(key).map_err(StoreError::from));
+            .unwrap_or_else(|| self.snapshot.get(key).map_err(store_error));
         Box::pin(std::future::ready(entry))
     }
 
@@ -214,6 +214,24 @@ impl Store for SnapshotStore {
 
     fn describe(&self) -> String {
         self.what.clone()
+    }
+}
+
+/// A snapshot's failure as the [`Store`] trait reports it.
+fn store_error(e: SnapshotError) -> StoreError {
+    match e {
+        SnapshotError::Io { path, source } => StoreError::Io { path, source },
+        SnapshotError::Invalid { path, reason } => StoreError::Damaged {
+            path,
+            reason: format!("not a usable etcd snapshot: {reason}"),
+        },
+        SnapshotError::HashMismatch { path } => StoreError::Damaged {
+            path,
+            reason: HASH_MISMATCH.to_owned(),
+        },
+        SnapshotError::ReadOnly { path } => StoreError::ReadOnly {
+            what: format!("snapshot {}", path.display()),
+        },
     }
 }
 
