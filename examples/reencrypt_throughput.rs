@@ -12,15 +12,17 @@
 //! client, not the disk; `ETCD_DATA_ON_DISK=1` puts it on disk), writes VALUES values (default 5000) of BYTES bytes
 //! (default 1024) under `/registry/secrets/` with aesgcm key1, then for each
 //! concurrency promotes a fresh key and re-encrypts everything through
-//! [`k8s_envelope::rotation::reencrypt`] (read, decrypt, encrypt, verify,
+//! [`k8s_envelope::walk::reencrypt`] (read, decrypt, encrypt, verify,
 //! compare-and-swap).
 
 use std::error::Error;
 use std::sync::Arc;
 use std::time::Instant;
 
-use k8s_envelope::rotation::{self, Change, ProviderId, ReencryptOptions};
+use k8s_envelope::rotation::{self, Change, ProviderId};
+
 use k8s_envelope::store::{DumpStore, EtcdOptions, EtcdStore, Store};
+use k8s_envelope::walk::{self, ReencryptOptions};
 use k8s_envelope::EncryptionConfiguration;
 use k8s_envelope_test_support::etcd;
 
@@ -132,7 +134,7 @@ fn measure(
     let mut options = ReencryptOptions::new("/registry/secrets/");
     options.concurrency = concurrency;
     let started = Instant::now();
-    let report = runtime.block_on(rotation::reencrypt(store, transformers, options, &mut ()))?;
+    let report = runtime.block_on(walk::reencrypt(store, transformers, options, &mut ()))?;
     let elapsed = started.elapsed().as_secs_f64();
     if report.totals.rewritten != values as u64 {
         return Err(format!("rewrote {} of {values}", report.totals.rewritten).into());

@@ -1,4 +1,18 @@
-//! The crate's error type.
+//! The error of the transformation layer: [`Error`].
+//!
+//! One error type per layer, each saying what it covers:
+//!
+//! | layer | error |
+//! |---|---|
+//! | configuration: parse, validate, build | [`ConfigError`] (inside [`Error::Config`]), [`ValidationErrors`](crate::config::ValidationErrors) |
+//! | providers and transformers: encrypt, decrypt | [`Error`] |
+//! | KMS plugins, called by the KMS providers | [`KmsError`](crate::kms::KmsError) (inside [`Error::Kms`]) |
+//! | rotation steps on a configuration | [`RotationError`](crate::rotation::RotationError) |
+//! | stores: list, get, compare-and-swap | [`StoreError`](crate::store::StoreError) |
+//! | etcd snapshot files (feature `snapshot`) | `snapshot::SnapshotError` |
+//! | walks: scan, re-encrypt | [`WalkError`](crate::walk::WalkError), [`ReencryptError`](crate::walk::ReencryptError) |
+//! | decoded objects (feature `objects`) | `object::DecodeError` |
+//! | the JSON Lines protocol | [`RunError`](crate::jsonl::RunError) |
 //!
 //! Messages name the provider, the key name or the field path that failed, and
 //! never contain key material or plaintext. Decryption failures carry no detail
@@ -9,7 +23,14 @@ use std::fmt;
 
 use crate::config::ConfigError;
 
-/// Everything that can go wrong in this crate.
+/// What goes wrong while a provider or a transformer encrypts or decrypts a
+/// value, or while transformers are built from a configuration (with the
+/// configuration's and the KMS plugins' errors inside). The other layers
+/// have errors of their own: stores [`StoreError`](crate::store::StoreError),
+/// walks [`WalkError`](crate::walk::WalkError) and
+/// [`ReencryptError`](crate::walk::ReencryptError), rotation steps
+/// [`RotationError`](crate::rotation::RotationError), snapshot files
+/// `snapshot::SnapshotError`, decoded objects `object::DecodeError`.
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

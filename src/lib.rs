@@ -171,6 +171,7 @@ pub mod rotation;
 #[cfg(feature = "snapshot")]
 pub mod snapshot;
 pub mod store;
+pub mod walk;
 
 pub use crate::config::{EncryptionConfiguration, ResourceTransformers};
 pub use crate::error::{Error, KmsApiVersion, ProviderKind};

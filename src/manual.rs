@@ -179,7 +179,7 @@
 //!   other; `kubectl get secrets -A -o json | kubectl replace -f -` is the
 //!   alternative through the apiserver.
 //! - The resource (and so the rule) of a key is told from kube-apiserver's
-//!   etcd layout ([`KeyLayout`](crate::rotation::KeyLayout)): a table of the
+//!   etcd layout ([`KeyLayout`](crate::store::KeyLayout)): a table of the
 //!   built-in resources (from Kubernetes' own storage-path test data), and
 //!   `/registry/<group>/<resource>/` for custom and aggregated resources.
 //!   Keys it cannot place are reported, never guessed at; resources stored

@@ -14,7 +14,7 @@ use crate::{BlockingProvider, Decrypted, Error, Provider, ProviderKind, StorageK
 /// borrowed from the value; nothing is decrypted.
 ///
 /// The one reading of `k8s:enc:<provider>:<version>:<name>:` in this crate,
-/// under the scan's [`ValueOrigin`](crate::rotation::ValueOrigin) and the
+/// under the scan's [`ValueOrigin`](crate::walk::ValueOrigin) and the
 /// observer's audit fields alike. It follows the apiserver: a provider reads
 /// a value only if the value starts with its whole prefix, trailing colon
 /// included, so `k8s:enc:aesgcm:v1:key1` (no colon after the key name) is

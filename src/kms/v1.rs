@@ -192,7 +192,7 @@ impl DekCiphers {
 /// use std::sync::Arc;
 /// use base64::Engine as _;
 /// use k8s_envelope::kms::{KmsFuture, KmsServiceV1, KmsV1Options, KmsV1Provider, VersionResponse};
-/// use k8s_envelope::{Error, Provider, ProviderKind};
+/// use k8s_envelope::{Error, KmsApiVersion, Provider, ProviderKind};
 /// use zeroize::Zeroizing;
 ///
 /// /// INSECURE, like Kubernetes' mock plugin: "wraps" a DEK with base64.

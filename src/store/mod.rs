@@ -33,11 +33,13 @@ use std::pin::Pin;
 mod dump;
 #[cfg(feature = "etcd")]
 mod etcd;
+mod layout;
 mod listing;
 
 pub use self::dump::{DumpFile, DumpStore};
 #[cfg(feature = "etcd")]
 pub use self::etcd::{EtcdOptions, EtcdRetries, EtcdStore, EtcdTls};
+pub use self::layout::{KeyLayout, KeyResource, DEFAULT_ETCD_PREFIX, SECRETS_PREFIX};
 pub use self::listing::{Listing, ListingReport};
 
 /// A key (or any string) from a store as it may be printed: lossily

@@ -6,11 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use k8s_envelope::config::EncryptionConfiguration;
-use k8s_envelope::rotation::{
-    self, Change, Member, ProviderId, ReencryptOptions, RotationError, ScanOptions, StepKind,
-    ValueOrigin, ValueState,
-};
+use k8s_envelope::rotation::{self, Change, Member, ProviderId, RotationError, StepKind};
 use k8s_envelope::store::{DumpStore, Entry, Page, Store, StoreFuture, Swap};
+use k8s_envelope::walk::{self, Outcome, ReencryptOptions, ScanOptions, ValueOrigin};
 
 const KEY1: &str = "c2VjcmV0IGlzIHNlY3VyZWMyVmpjbVYwSUdseklITT0=";
 
@@ -340,19 +338,19 @@ use k8s_envelope_test_support::rt;
 fn scan_counts_by_resource_origin_and_state() {
     let f = fixture();
     let report = rt()
-        .block_on(rotation::scan(
+        .block_on(walk::scan(
             f.dump.clone(),
             Arc::new(f.new.build().expect("build")),
             ScanOptions::new("/registry/"),
         ))
         .expect("scan");
     assert_eq!(report.total, 47);
-    assert_eq!(report.count(ValueState::Stale), 40, "{report}");
+    assert_eq!(report.count(Outcome::Stale), 40, "{report}");
     // The key outside /registry/secrets/ is under /registry/, but "secretsX"
     // is no resource this crate knows.
-    assert_eq!(report.count(ValueState::Unmapped), 1);
-    assert_eq!(report.count(ValueState::Unreadable), 1);
-    assert_eq!(report.count(ValueState::Current), 5);
+    assert_eq!(report.count(Outcome::Unmapped), 1);
+    assert_eq!(report.count(Outcome::Unreadable), 1);
+    assert_eq!(report.count(Outcome::Current), 5);
     let key1 = key("key1");
     assert_eq!(report.written_by(&f.new, 0, &key1), 40);
     assert_eq!(report.count_where(|r| r.origin == ValueOrigin::Identity), 5);
@@ -381,7 +379,7 @@ fn reencrypt_rewrites_stale_values_only_inside_the_prefix() {
     let mut options = ReencryptOptions::new("/registry/secrets/");
     options.dry_run = true;
     let dry = rt()
-        .block_on(rotation::reencrypt(
+        .block_on(walk::reencrypt(
             f.dump.clone(),
             transformers.clone(),
             options,
@@ -403,7 +401,7 @@ fn reencrypt_rewrites_stale_values_only_inside_the_prefix() {
     options.concurrency = 8;
     options.page_size = 7;
     let report = rt()
-        .block_on(rotation::reencrypt(
+        .block_on(walk::reencrypt(
             f.dump.clone(),
             transformers.clone(),
             options,
@@ -449,7 +447,7 @@ fn reencrypt_rewrites_stale_values_only_inside_the_prefix() {
 
     // A second run finds everything current.
     let again = rt()
-        .block_on(rotation::reencrypt(
+        .block_on(walk::reencrypt(
             f.dump.clone(),
             transformers,
             ReencryptOptions::new("/registry/secrets/"),
@@ -473,7 +471,7 @@ fn reencrypt_resumes_after_a_checkpoint() {
     let mut options = ReencryptOptions::new("/registry/secrets/");
     options.start_after = Some(b"/registry/secrets/ns/s19".to_vec());
     let report = rt()
-        .block_on(rotation::reencrypt(
+        .block_on(walk::reencrypt(
             f.dump.clone(),
             transformers,
             options,
@@ -565,7 +563,7 @@ fn a_concurrent_write_is_never_overwritten() {
         });
         let transformers = Arc::new(f.new.build().expect("build"));
         let report = rt()
-            .block_on(rotation::reencrypt(
+            .block_on(walk::reencrypt(
                 store.clone(),
                 transformers,
                 ReencryptOptions::new("/registry/secrets/"),
@@ -612,7 +610,7 @@ fn resources_are_told_from_keys_and_get_their_rules_writer() {
     let promoted =
         rotation::promote(&added, 1, &Member::Provider(ProviderId::AesGcm)).expect("promote");
     let report = rt()
-        .block_on(rotation::reencrypt(
+        .block_on(walk::reencrypt(
             f.dump.clone(),
             Arc::new(promoted.build().expect("build")),
             ReencryptOptions::new("/registry/"),
@@ -699,7 +697,7 @@ resources:
         let new_hash = provider.health().key_id_hash.expect("key id");
         assert_ne!(old_hash, new_hash);
 
-        let scan = rotation::scan(
+        let scan = walk::scan(
             dump.clone(),
             transformers.clone(),
             ScanOptions::new("/registry/secrets/"),
@@ -711,7 +709,7 @@ resources:
             key_id_hash: Some(old_hash.clone()),
         };
         assert_eq!(
-            scan.count_where(|r| r.origin == stale_origin && r.state == ValueState::Stale),
+            scan.count_where(|r| r.origin == stale_origin && r.state == Outcome::Stale),
             20,
             "{scan}"
         );
@@ -723,12 +721,12 @@ resources:
 
         let mut options = ReencryptOptions::new("/registry/secrets/");
         options.concurrency = 8;
-        let report = rotation::reencrypt(dump.clone(), transformers.clone(), options, &mut ())
+        let report = walk::reencrypt(dump.clone(), transformers.clone(), options, &mut ())
             .await
             .expect("reencrypt");
         assert_eq!(report.totals.rewritten, 20);
 
-        let scan = rotation::scan(
+        let scan = walk::scan(
             dump.clone(),
             transformers,
             ScanOptions::new("/registry/secrets/"),
@@ -740,7 +738,7 @@ resources:
             key_id_hash: Some(new_hash),
         };
         assert_eq!(
-            scan.count_where(|r| r.origin == current && r.state == ValueState::Current),
+            scan.count_where(|r| r.origin == current && r.state == Outcome::Current),
             20,
             "{scan}"
         );

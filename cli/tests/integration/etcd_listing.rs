@@ -7,8 +7,8 @@ use std::process::Command;
 use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt as _};
-use k8s_envelope::rotation::{self, ScanOptions};
 use k8s_envelope::store::{EtcdOptions, EtcdStore, Listing, Store};
+use k8s_envelope::walk::{self, ScanOptions};
 use k8s_envelope::{EncryptionConfiguration, ResourceTransformers};
 
 use k8s_envelope_test_support::etcd::{etcdctl, EtcdServer};
@@ -84,7 +84,7 @@ fn a_walk_of_50000_keys_visits_each_key_twice_at_one_revision() {
         .expect("config");
         let transformers: Arc<ResourceTransformers> = Arc::new(config.build().expect("build"));
         let options = ScanOptions::new(PREFIX).with_page_size(PAGE);
-        let scan = rotation::scan(store.clone(), transformers, options)
+        let scan = walk::scan(store.clone(), transformers, options)
             .await
             .expect("scan");
         assert_eq!(scan.total, N as u64);

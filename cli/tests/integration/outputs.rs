@@ -167,12 +167,17 @@ fn keys_from_a_store_are_printed_with_control_characters_escaped() {
 fn reencrypt_outputs_must_fit_the_store() {
     let dir = setup();
     let path = dir.path();
-    let cases: [(&[&str], &str); 3] = [
-        (&["--dump", "dump.json"], "--dump needs --out FILE"),
-        (&["--snapshot", "missing.db"], "--snapshot needs --out FILE"),
+    let cases: [(&[&str], &str); 5] = [
+        (&["--dump", "dump.json"], "required arguments were not provided:\n  --out <FILE>"),
+        (&["--snapshot", "missing.db"], "required arguments were not provided:\n  --out <FILE>"),
         (
             &["--etcd", "http://127.0.0.1:1", "--out", "new.json"],
-            "--out is for --dump or --snapshot",
+            "'--etcd <URL>' cannot be used with '--out <FILE>'",
+        ),
+        (&["--out", "new.json"], "required arguments were not provided:\n  <--etcd <URL>|--dump <FILE>|--snapshot <FILE>>"),
+        (
+            &["--dump", "dump.json", "--snapshot", "missing.db", "--out", "new.json"],
+            "cannot be used with",
         ),
     ];
     for (store, expected) in cases {

@@ -20,6 +20,7 @@ const PAGE: usize = 100;
 const LISTED: usize = 20;
 
 #[derive(Args, Debug)]
+#[command(group = store_args::required_store())]
 pub struct ExportArgs {
     /// The EncryptionConfiguration the kube-apiservers use (YAML or JSON).
     #[arg(long)]

@@ -13,6 +13,7 @@ use crate::shown;
 use crate::store_args::{self, StoreArgs};
 
 #[derive(Args, Debug)]
+#[command(group = store_args::required_store())]
 pub struct GetArgs {
     /// The EncryptionConfiguration the kube-apiservers use (YAML or JSON).
     #[arg(long)]

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use clap::Args;
-use k8s_envelope::rotation::{
-    self, ReencryptOptions, ReencryptProgress, ReencryptTotals, Stop, ValueReport,
-};
 use k8s_envelope::snapshot::SnapshotWritten;
 use k8s_envelope::store::{printable, ListingReport};
+use k8s_envelope::walk::{
+    self, ReencryptOptions, ReencryptProgress, ReencryptTotals, Stop, ValueReport,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::configuration;
@@ -27,6 +27,7 @@ const LISTED: usize = 20;
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 #[derive(Args, Debug)]
+#[command(group = store_args::required_store())]
 pub struct ReencryptArgs {
     /// The EncryptionConfiguration the kube-apiservers use now: its first
     /// provider writes (YAML or JSON).
@@ -39,8 +40,14 @@ pub struct ReencryptArgs {
     #[arg(long)]
     resource: Option<String>,
     /// With --dump: where to write the re-encrypted dump; with --snapshot:
-    /// where to write the re-keyed snapshot (a new file, 0600).
-    #[arg(long, value_name = "FILE")]
+    /// where to write the re-keyed snapshot (a new file, 0600). Not with
+    /// --etcd, which is re-encrypted in place.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "etcd",
+        required_unless_present_any = ["etcd", "dry_run"]
+    )]
     out: Option<PathBuf>,
     /// Read and decrypt everything; write nothing.
     #[arg(long)]
@@ -121,7 +128,7 @@ impl ReencryptProgress for Progress {
         }
         let mut state = lock(&self.state);
         state.totals.add(report);
-        if let Some(failed) = rotation::FailedValue::from_report(report) {
+        if let Some(failed) = walk::FailedValue::from_report(report) {
             if state.failures_listed < LISTED {
                 state.failures_listed += 1;
                 let line = format!("k8s-envelope: {}: {}", failed.key, failed.reason);
@@ -237,6 +244,8 @@ pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
 /// Refuses outputs that do not fit the store (what clap cannot say): a dump
 /// or snapshot needs `--out` unless it is a dry run, and `--out` is never
 /// the input.
+/// Refuses an output that is the input (clap has refused `--out` with
+/// etcd, and a dump or snapshot without `--out` unless `--dry-run`).
 fn check_outputs(args: &ReencryptArgs) -> Result<(), Failure> {
     let offline = [
         ("dump", &args.store.dump),
@@ -245,16 +254,10 @@ fn check_outputs(args: &ReencryptArgs) -> Result<(), Failure> {
     .into_iter()
     .find_map(|(what, path)| Some((what, path.as_ref()?)));
     match (offline, &args.out) {
-        (Some((what, _)), None) if !args.dry_run => Err(Failure::usage(format!(
-            "--{what} needs --out FILE for the re-encrypted {what} (or --dry-run)"
-        ))),
         (Some((what, input)), Some(out)) if same_file(input, out) => Err(Failure::usage(format!(
             "--out {} is the input {what}: write the re-encrypted {what} to a new file",
             out.display()
         ))),
-        (None, Some(_)) => Err(Failure::usage(
-            "--out is for --dump or --snapshot: etcd is re-encrypted in place",
-        )),
         _ => Ok(()),
     }
 }
@@ -317,9 +320,9 @@ async fn drive(
 ) -> (End, ListingReport) {
     let stop = Stop::new();
     let options = options.with_stop(stop.clone());
-    let run = rotation::reencrypt(store, transformers, options, progress);
+    let run = walk::reencrypt(store, transformers, options, progress);
     tokio::pin!(run);
-    let ended = |result: Result<rotation::ReencryptReport, rotation::ReencryptError>| match result {
+    let ended = |result: Result<walk::ReencryptReport, walk::ReencryptError>| match result {
         Ok(report) if report.stopped => (End::Interrupted, report.listing),
         Ok(report) => (End::Done, report.listing),
         Err(e) => (End::Stopped(e.to_string()), e.report.listing.clone()),

@@ -5,9 +5,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use k8s_envelope::config::{EncryptionConfiguration, GoDuration};
-use k8s_envelope::rotation::{
-    self, Change, KeyLayout, Member, ProviderId, RotationError, StepKind,
-};
+use k8s_envelope::rotation::{self, Change, Member, ProviderId, RotationError, StepKind};
+use k8s_envelope::store::KeyLayout;
 
 use crate::configuration::{self, StatusLoops};
 use crate::failure::Failure;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use k8s_envelope::rotation::{self, ScanOptions, ScanReport, ValueState};
+use k8s_envelope::walk::{self, Outcome, ScanOptions, ScanReport};
 
 use crate::configuration;
 use crate::failure::Failure;
@@ -13,6 +13,7 @@ use crate::store_args::{self, StoreArgs};
 const LISTED: usize = 20;
 
 #[derive(Args, Debug)]
+#[command(group = store_args::required_store())]
 pub struct ScanArgs {
     /// The EncryptionConfiguration the kube-apiservers use (YAML or JSON).
     #[arg(long)]
@@ -58,7 +59,7 @@ pub fn run(args: &ScanArgs) -> Result<(), Failure> {
             }
         }
     }
-    let bad = report.count(ValueState::Unreadable) + report.count(ValueState::Unmapped);
+    let bad = report.count(Outcome::Unreadable) + report.count(Outcome::Unmapped);
     if bad > 0 {
         for failed in report.failures.iter().take(LISTED) {
             eprintln!("k8s-envelope: {}: {}", failed.key, failed.reason);
@@ -100,6 +101,6 @@ pub fn scan_store(
     options.layout = store.layout(resource);
     options.concurrency = concurrency;
     runtime
-        .block_on(rotation::scan(opened.store, transformers, options))
+        .block_on(walk::scan(opened.store, transformers, options))
         .map_err(|e| Failure::transform(e.to_string()))
 }

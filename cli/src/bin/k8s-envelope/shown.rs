@@ -3,8 +3,9 @@
 //! it is (an object, CBOR, or bytes).
 
 use k8s_envelope::object::{self, DecodeOptions, Decoded};
-use k8s_envelope::rotation::{KeyLayout, KeyResource, ValueOrigin};
 use k8s_envelope::store::{printable, Entry};
+use k8s_envelope::store::{KeyLayout, KeyResource};
+use k8s_envelope::walk::ValueOrigin;
 use k8s_envelope::ResourceTransformers;
 use zeroize::Zeroizing;
 

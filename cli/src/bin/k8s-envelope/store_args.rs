@@ -7,11 +7,20 @@ use std::sync::Arc;
 
 use clap::Args;
 use k8s_envelope::config::GroupResource;
-use k8s_envelope::rotation::{KeyLayout, DEFAULT_ETCD_PREFIX, SECRETS_PREFIX};
 use k8s_envelope::snapshot::{HashCheck, SnapshotError, SnapshotStore};
 use k8s_envelope::store::{DumpFile, EtcdOptions, EtcdStore, EtcdTls, Store, StoreError};
+use k8s_envelope::store::{KeyLayout, DEFAULT_ETCD_PREFIX, SECRETS_PREFIX};
 
 use crate::failure::Failure;
+
+/// The rule of every command that reads a store: exactly one of `--etcd`,
+/// `--dump` and `--snapshot` (for `#[command(group = ...)]`).
+pub fn required_store() -> clap::ArgGroup {
+    clap::ArgGroup::new("store")
+        .args(["etcd", "dump", "snapshot"])
+        .required(true)
+        .multiple(false)
+}
 
 /// Where the values are.
 #[derive(Args, Debug, Clone)]

@@ -3,9 +3,9 @@
 
 use std::fmt;
 
-use super::member::{Member, ProviderId};
 use crate::kms::encrypted_object::EncryptedObjectRef;
 use crate::prefix::StoredPrefix;
+use crate::rotation::{Member, ProviderId};
 use crate::KmsApiVersion;
 use crate::ProviderKind;
 
@@ -15,7 +15,8 @@ const MAX_NAME: usize = 128;
 /// Which provider and key wrote a stored value, as its prefix tells.
 ///
 /// ```
-/// use k8s_envelope::rotation::{ProviderId, ValueOrigin};
+/// use k8s_envelope::rotation::ProviderId;
+/// use k8s_envelope::walk::ValueOrigin;
 ///
 /// assert_eq!(
 ///     ValueOrigin::of(b"k8s:enc:aesgcm:v1:key1:\x00\x01"),

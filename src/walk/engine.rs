@@ -3,6 +3,7 @@
 //! and track the last key below which every value is done.
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -14,13 +15,14 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{FuturesUnordered, StreamExt as _};
 use futures_util::FutureExt as _;
 
-use super::layout::{KeyLayout, KeyResource};
 use super::origin::ValueOrigin;
 use crate::config::{GroupResource, ResourceTransformers};
 use crate::store::{Entry, ListingReport, Store, StoreError, Swap};
+use crate::store::{KeyLayout, KeyResource};
 
-/// What happened to one value.
-#[derive(Clone, Debug)]
+/// What a walk found of one value, or did to it: the one answer of a scan
+/// (per value and per row of its inventory) and of a re-encryption.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Outcome {
     /// It reads with the current configuration and is not stale.
@@ -29,10 +31,9 @@ pub enum Outcome {
     Stale,
     /// It was stale and was rewritten with the writing provider.
     Rewritten,
-    /// No provider could read it; it was left as it was. The providers'
-    /// error (it holds no key material or plaintext), shared so that the
-    /// report stays cheap to clone.
-    Unreadable(Arc<crate::Error>),
+    /// No provider could read it; it was left as it was (the report's
+    /// [`error`](ValueReport::error) says why).
+    Unreadable,
     /// Its key is not a resource this crate can name (see
     /// [`KeyLayout`]); it was left as it was.
     Unmapped,
@@ -42,6 +43,30 @@ pub enum Outcome {
     Deleted,
     /// It changed on every attempt; it was left to its writers.
     KeptChanging,
+}
+
+impl Outcome {
+    /// `current`, `stale`, `rewritten`, `unreadable`, `unmapped`,
+    /// `internal`, `deleted` or `kept-changing`: the words the CLI's
+    /// reports use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Current => "current",
+            Outcome::Stale => "stale",
+            Outcome::Rewritten => "rewritten",
+            Outcome::Unreadable => "unreadable",
+            Outcome::Unmapped => "unmapped",
+            Outcome::Internal => "internal",
+            Outcome::Deleted => "deleted",
+            Outcome::KeptChanging => "kept-changing",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One value, processed.
@@ -56,6 +81,10 @@ pub struct ValueReport {
     pub origin: ValueOrigin,
     /// What happened.
     pub outcome: Outcome,
+    /// Why it is [`Unreadable`](Outcome::Unreadable): the providers' error
+    /// (it holds no key material or plaintext), shared so that the report
+    /// stays cheap to clone. `None` for every other outcome.
+    pub error: Option<Arc<crate::Error>>,
     /// How many times the value changed under us and was read again.
     pub conflicts: u32,
 }
@@ -93,7 +122,7 @@ pub enum WalkError {
 /// returns what it did. Clones share one request.
 ///
 /// ```
-/// use k8s_envelope::rotation::{ReencryptOptions, Stop};
+/// use k8s_envelope::walk::{ReencryptOptions, Stop};
 ///
 /// let stop = Stop::new();
 /// let options = ReencryptOptions::new("/registry/secrets/").with_stop(stop.clone());
@@ -170,6 +199,7 @@ impl Engine {
                     key: entry.key,
                     resource: None,
                     outcome,
+                    error: None,
                     conflicts: 0,
                 });
             }
@@ -184,10 +214,16 @@ impl Engine {
                 resource: Some(resource.clone()),
                 origin: origin.clone(),
                 outcome,
+                error: None,
                 conflicts,
             };
             let read = match transformer.decrypt(&entry.value, key.into()).await {
-                Err(e) => return Ok(report(Outcome::Unreadable(Arc::new(e)), conflicts)),
+                Err(e) => {
+                    return Ok(ValueReport {
+                        error: Some(Arc::new(e)),
+                        ..report(Outcome::Unreadable, conflicts)
+                    })
+                }
                 Ok(read) if !read.stale => return Ok(report(Outcome::Current, conflicts)),
                 Ok(read) => read,
             };

@@ -5,16 +5,16 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::edit::rule_for_resource;
-use super::layout::KeyLayout;
-use super::member::Member;
+use super::engine::{walk, Outcome, ValueReport, WalkConfig, WalkError, WalkSink};
 use super::origin::ValueOrigin;
 use super::reencrypt::{FailedValue, MAX_FAILURES_LISTED};
-use super::walk::{walk, Outcome, ValueReport, WalkConfig, WalkError, WalkSink};
 use crate::config::{EncryptionConfiguration, GroupResource, ResourceTransformers};
+use crate::rotation::rule_for_resource;
+use crate::rotation::Member;
+use crate::store::{KeyLayout, SECRETS_PREFIX};
 use crate::store::{ListingReport, Store};
 
-/// How to scan. [`Default`] scans [`SECRETS_PREFIX`](super::SECRETS_PREFIX);
+/// How to scan. [`Default`] scans [`SECRETS_PREFIX`];
 /// [`new`](Self::new) takes another prefix, and the `with_*` methods change
 /// one option.
 #[derive(Clone, Debug)]
@@ -32,7 +32,7 @@ pub struct ScanOptions {
 
 impl Default for ScanOptions {
     fn default() -> Self {
-        Self::new(super::SECRETS_PREFIX)
+        Self::new(SECRETS_PREFIX)
     }
 }
 
@@ -72,41 +72,6 @@ impl ScanOptions {
     }
 }
 
-/// Whether a value needs anything.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum ValueState {
-    /// Reads, and is written by the current writer.
-    Current,
-    /// Reads, but should be re-encrypted.
-    Stale,
-    /// No provider of its resource can read it.
-    Unreadable,
-    /// Its resource cannot be told from the key.
-    Unmapped,
-    /// The apiserver's own bookkeeping (never encrypted).
-    Internal,
-}
-
-impl ValueState {
-    /// `current`, `stale`, `unreadable`, `unmapped` or `internal`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ValueState::Current => "current",
-            ValueState::Stale => "stale",
-            ValueState::Unreadable => "unreadable",
-            ValueState::Unmapped => "unmapped",
-            ValueState::Internal => "internal",
-        }
-    }
-}
-
-impl fmt::Display for ValueState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// One line of an inventory: values of a resource, written by one provider
 /// and key, in one state.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -117,7 +82,7 @@ pub struct ScanRow {
     /// The provider and key that wrote the values.
     pub origin: ValueOrigin,
     /// Their state.
-    pub state: ValueState,
+    pub state: Outcome,
 }
 
 /// What a scan found.
@@ -137,7 +102,7 @@ pub struct ScanReport {
 
 impl ScanReport {
     /// The number of values in `state`.
-    pub fn count(&self, state: ValueState) -> u64 {
+    pub fn count(&self, state: Outcome) -> u64 {
         self.count_where(|row| row.state == state)
     }
 
@@ -210,15 +175,15 @@ impl fmt::Display for ScanReport {
             f,
             "total: {} values: {} current, {} stale, {} unreadable",
             self.total,
-            self.count(ValueState::Current),
-            self.count(ValueState::Stale),
-            self.count(ValueState::Unreadable)
+            self.count(Outcome::Current),
+            self.count(Outcome::Stale),
+            self.count(Outcome::Unreadable)
         )?;
-        let unmapped = self.count(ValueState::Unmapped);
+        let unmapped = self.count(Outcome::Unmapped);
         if unmapped > 0 {
             write!(f, ", {unmapped} of an unknown resource")?;
         }
-        let internal = self.count(ValueState::Internal);
+        let internal = self.count(Outcome::Internal);
         if internal > 0 {
             write!(f, ", {internal} internal")?;
         }
@@ -240,14 +205,9 @@ struct Sink {
 
 impl WalkSink for Sink {
     fn value(&mut self, report: ValueReport) {
-        let state = match report.outcome {
-            Outcome::Current => ValueState::Current,
-            Outcome::Unreadable(_) => ValueState::Unreadable,
-            Outcome::Unmapped => ValueState::Unmapped,
-            Outcome::Internal => ValueState::Internal,
-            // A scan writes nothing: everything else is a stale read.
-            _ => ValueState::Stale,
-        };
+        // A scan writes nothing: current, stale, unreadable, unmapped or
+        // internal.
+        let state = report.outcome;
         if self.report.failures.len() < MAX_FAILURES_LISTED {
             if let Some(failed) = FailedValue::from_report(&report) {
                 self.report.failures.push(failed);

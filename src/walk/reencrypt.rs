@@ -3,16 +3,11 @@
 
 use std::sync::Arc;
 
-use super::layout::KeyLayout;
-use super::walk::Stop;
-use super::walk::{walk, Outcome, ValueReport, WalkConfig, WalkError, WalkSink};
+use super::engine::Stop;
+use super::engine::{walk, Outcome, ValueReport, WalkConfig, WalkError, WalkSink};
 use crate::config::ResourceTransformers;
+use crate::store::{KeyLayout, SECRETS_PREFIX};
 use crate::store::{ListingReport, Store};
-
-/// The keys of every Secret as the apiserver stores them (under its default
-/// `--etcd-prefix`): what a scan, a re-encryption and the CLI walk when no
-/// prefix is given.
-pub const SECRETS_PREFIX: &str = "/registry/secrets/";
 
 /// At most this many failed values are listed in a report (all are counted).
 pub const MAX_FAILURES_LISTED: usize = 1000;
@@ -21,7 +16,7 @@ pub const MAX_FAILURES_LISTED: usize = 1000;
 /// takes another prefix, and the `with_*` methods change one option:
 ///
 /// ```
-/// use k8s_envelope::rotation::ReencryptOptions;
+/// use k8s_envelope::walk::ReencryptOptions;
 ///
 /// let options = ReencryptOptions::new("/registry/configmaps/").with_concurrency(8).with_dry_run(true);
 /// assert_eq!((options.concurrency, options.page_size), (8, 100));
@@ -164,7 +159,7 @@ impl ReencryptTotals {
             Outcome::Current => self.already_current += 1,
             Outcome::Stale => self.stale += 1,
             Outcome::Rewritten => self.rewritten += 1,
-            Outcome::Unreadable(_) | Outcome::Unmapped | Outcome::KeptChanging => {
+            Outcome::Unreadable | Outcome::Unmapped | Outcome::KeptChanging => {
                 self.failed += 1;
             }
             Outcome::Internal => self.skipped += 1,
@@ -201,8 +196,11 @@ impl FailedValue {
     /// The failure a value's report describes, if it is one (unreadable,
     /// of an unknown resource, or changing on every attempt).
     pub fn from_report(report: &ValueReport) -> Option<Self> {
-        let reason = match &report.outcome {
-            Outcome::Unreadable(error) => error.to_string(),
+        let reason = match report.outcome {
+            Outcome::Unreadable => report.error.as_ref().map_or_else(
+                || "no provider could read it".to_owned(),
+                ToString::to_string,
+            ),
             Outcome::Unmapped => {
                 "cannot tell the resource from the key; give the resource explicitly".to_owned()
             }
@@ -319,7 +317,7 @@ impl WalkSink for Sink<'_> {
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::sync::Arc;
-/// use k8s_envelope::rotation::{reencrypt, ReencryptOptions};
+/// use k8s_envelope::walk::{reencrypt, ReencryptOptions};
 /// use k8s_envelope::store::DumpStore;
 /// use k8s_envelope::EncryptionConfiguration;
 ///

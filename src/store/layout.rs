@@ -5,6 +5,11 @@ use crate::config::GroupResource;
 /// The apiserver's default `--etcd-prefix`.
 pub const DEFAULT_ETCD_PREFIX: &str = "/registry";
 
+/// The keys of every Secret as the apiserver stores them (under its default
+/// `--etcd-prefix`): what a scan, a re-encryption and the CLI walk when no
+/// prefix is given.
+pub const SECRETS_PREFIX: &str = "/registry/secrets/";
+
 /// How kube-apiserver names keys in etcd, to tell the resource (and so the
 /// resource rule whose providers read and write the value) from a key.
 ///
@@ -38,7 +43,7 @@ pub const DEFAULT_ETCD_PREFIX: &str = "/registry";
 ///
 /// ```
 /// use k8s_envelope::config::GroupResource;
-/// use k8s_envelope::rotation::{KeyLayout, KeyResource};
+/// use k8s_envelope::store::{KeyLayout, KeyResource};
 ///
 /// let layout = KeyLayout::default();
 /// let gr = |s: &str| KeyResource::Resource(GroupResource::parse(s));
@@ -262,7 +267,7 @@ impl KeyLayout {
     /// the whole `/registry/` when a wildcard is among them.
     ///
     /// ```
-    /// use k8s_envelope::rotation::KeyLayout;
+    /// use k8s_envelope::store::KeyLayout;
     ///
     /// let layout = KeyLayout::default();
     /// let names = |r: &[&str]| r.iter().map(|s| s.to_string()).collect::<Vec<_>>();
