@@ -1,7 +1,7 @@
 //! What the workspace's tests, benches, examples and fuzz targets share,
 //! written once (as rustls has rustls-test): not published, not an API.
 //!
-//! - [`runtime`]: Tokio runtimes and a one-poll executor ([`ready`]).
+//! - [`runtime`]: Tokio runtimes and a one-poll executor ([`ready()`](fn@ready)).
 //! - [`paths`]: the repository, `../shared` beside it, the binaries cargo
 //!   built.
 //! - [`fixtures`]: the vectors and conformance files in `tests/data` and
