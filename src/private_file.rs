@@ -33,6 +33,14 @@
 //! file.commit()?; // dropped without commit: the target is left as it was
 //! # Ok::<(), std::io::Error>(())
 //! ```
+//!
+//! The other half, reading a secret from a file only its owner can read or
+//! change (a KEK file, an HSM's PIN file), is only ever done by a KMS
+//! plugin, and lives in the plugin kit: `k8s_envelope_kms_plugin::read_private_file`
+//! (`kms-plugin/src/secret_file.rs`). It checks the file's owner against the
+//! process's effective user ID, which the standard library cannot tell
+//! without `unsafe` code: the kit has `rustix` for it, which this crate's
+//! lean build (79 crates of its limit of 80) has no room for.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};

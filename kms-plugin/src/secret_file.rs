@@ -1,5 +1,7 @@
 //! Secrets read from files that only their owner can read or change (a KEK
-//! file, an HSM's PIN file), as ssh treats private keys.
+//! file, an HSM's PIN file), as ssh treats private keys. Files are written
+//! the other way round, private from their first byte, by the library's
+//! [`k8s_envelope::private_file`], as `keygen --out` and the keyring do.
 
 use std::fs;
 use std::io::Read;
