@@ -191,8 +191,9 @@ impl Page {
         let at = PAGE_HEADER + index * ELEMENT;
         if at + ELEMENT > self.bytes.len() {
             return Err(Corrupt(format!(
-                "page {}: {} elements do not fit in the page",
-                self.id, self.count
+                "{}: {} elements do not fit in the page",
+                self.name(),
+                self.count
             )));
         }
         Ok(at)
@@ -210,35 +211,73 @@ impl Page {
         match end {
             Some(end) => Ok(start..end),
             None => Err(Corrupt(format!(
-                "page {}: an element points past the end of the page",
-                self.id
+                "{}: an element points past the end of the page",
+                self.name()
             ))),
         }
     }
 
-    /// The leaf elements, bounds-checked.
+    /// Where the page is, for errors: `page 12`, or an inline bucket's
+    /// page by its offset in the file.
+    fn name(&self) -> String {
+        if self.id == 0 {
+            format!("the inline bucket at byte {}", self.offset)
+        } else {
+            format!("page {}", self.id)
+        }
+    }
+
+    /// The end of the element table, where the keys and values start.
+    fn table_end(&self) -> usize {
+        PAGE_HEADER + usize::from(self.count) * ELEMENT
+    }
+
+    /// Checks that an element's data starts at or after `cursor` (the end
+    /// of the element table, then the end of the element before): bbolt
+    /// writes keys and values after the table, one element after the other,
+    /// so data that reaches back into the table or into another element's
+    /// is a crafted page. Without this check, every element could claim the
+    /// rest of the page as its key, and a page of N elements would hold N
+    /// times its size.
+    fn after(&self, cursor: usize, start: usize) -> Result<(), Corrupt> {
+        if start < cursor {
+            return Err(Corrupt(format!(
+                "{}: an element's key or value overlaps the element table or another element",
+                self.name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The leaf elements, bounds-checked: their keys and values lie after
+    /// the element table, in order, and overlap nothing.
     pub(crate) fn leaf_elements(&self) -> Result<Vec<LeafElement>, Corrupt> {
         self.check_count()?;
         let mut out = Vec::with_capacity(usize::from(self.count));
+        let mut cursor = self.table_end();
         for index in 0..usize::from(self.count) {
             let at = self.element(index)?;
             let flags = self.u32_at(at);
             let pos = self.u32_at(at + 4) as usize;
+            self.after(cursor, at + pos)?;
             let key = self.range(at + pos, self.u32_at(at + 8))?;
             let value = self.range(key.end, self.u32_at(at + 12))?;
+            cursor = value.end;
             out.push(LeafElement { flags, key, value });
         }
         Ok(out)
     }
 
-    /// The branch elements, bounds-checked.
+    /// The branch elements, bounds-checked as the leaf elements are.
     pub(crate) fn branch_elements(&self) -> Result<Vec<BranchElement>, Corrupt> {
         self.check_count()?;
         let mut out = Vec::with_capacity(usize::from(self.count));
+        let mut cursor = self.table_end();
         for index in 0..usize::from(self.count) {
             let at = self.element(index)?;
             let pos = self.u32_at(at) as usize;
-            self.range(at + pos, self.u32_at(at + 4))?;
+            self.after(cursor, at + pos)?;
+            cursor = self.range(at + pos, self.u32_at(at + 4))?.end;
             let child =
                 u64::from_le_bytes(self.bytes[at + 8..at + 16].try_into().unwrap_or([0; 8]));
             out.push(BranchElement { child });
@@ -607,5 +646,91 @@ mod tests {
         let mut flipped = bytes;
         flipped[20] ^= 1;
         assert_eq!(Meta::decode(&flipped), Err("its checksum does not match"));
+    }
+
+    /// A leaf page of `count` elements whose keys start one byte apart in
+    /// one run of bytes after the element table and all run to the page's
+    /// end: each in bounds, in ascending order, and overlapping the others.
+    /// The bytes they claim, together.
+    fn overlapping_leaf(page_size: usize, count: usize) -> (Page, usize) {
+        let mut bytes = vec![0u8; page_size];
+        let table_end = PAGE_HEADER + count * ELEMENT;
+        for (i, byte) in bytes[table_end..].iter_mut().enumerate() {
+            *byte = u8::try_from(i % 250 + 1).unwrap_or(1);
+        }
+        let mut claimed = 0;
+        for i in 0..count {
+            let at = PAGE_HEADER + i * ELEMENT;
+            let key_start = table_end + i;
+            let key_len = page_size - key_start;
+            claimed += key_len;
+            let put = |bytes: &mut Vec<u8>, at: usize, n: usize| {
+                bytes[at..at + 4].copy_from_slice(&u32::try_from(n).unwrap_or(0).to_le_bytes());
+            };
+            put(&mut bytes, at + 4, key_start - at);
+            put(&mut bytes, at + 8, key_len);
+        }
+        let page = Page {
+            id: 7,
+            flags: LEAF_PAGE,
+            count: u16::try_from(count).unwrap_or(0),
+            bytes,
+            offset: 7 * page_size as u64,
+        };
+        (page, claimed)
+    }
+
+    /// Elements whose keys overlap claimed many times the page (what a
+    /// crafted snapshot used to make the index allocate gigabytes): the
+    /// page is corrupt, named in the error. Before the check, every one of
+    /// these pages was read, its elements claiming 50 to 240 times its size.
+    #[test]
+    fn elements_that_overlap_are_a_corrupt_page() {
+        for (page_size, count) in [(4096, 100), (16384, 240), (65536, 240)] {
+            let (page, claimed) = overlapping_leaf(page_size, count);
+            assert!(claimed > 50 * page_size, "{claimed} bytes claimed");
+            let Err(Corrupt(reason)) = page.leaf_elements() else {
+                panic!("a page of overlapping elements was read");
+            };
+            assert_eq!(
+                reason,
+                "page 7: an element's key or value overlaps the element table or another element"
+            );
+        }
+        // An inline bucket's page is named by where it is.
+        let (mut page, _) = overlapping_leaf(4096, 3);
+        page.id = 0;
+        page.offset = 1234;
+        let Err(Corrupt(reason)) = page.leaf_elements() else {
+            panic!("read");
+        };
+        assert!(
+            reason.starts_with("the inline bucket at byte 1234: "),
+            "{reason}"
+        );
+    }
+
+    /// A key that starts inside the element table is refused too, on a
+    /// branch page as on a leaf.
+    #[test]
+    fn a_key_inside_the_element_table_is_a_corrupt_page() {
+        let mut bytes = vec![0u8; 4096];
+        // Two branch elements: the first's key starts at the second's
+        // element, inside the table.
+        for (i, pos) in [(0usize, 16u32), (1, 16)] {
+            let at = PAGE_HEADER + i * ELEMENT;
+            bytes[at..at + 4].copy_from_slice(&pos.to_le_bytes());
+            bytes[at + 4..at + 8].copy_from_slice(&4u32.to_le_bytes());
+        }
+        let page = Page {
+            id: 9,
+            flags: BRANCH_PAGE,
+            count: 2,
+            bytes,
+            offset: 9 * 4096,
+        };
+        assert!(page
+            .branch_elements()
+            .is_err_and(|e| e.0.contains("overlaps")));
     }
 }

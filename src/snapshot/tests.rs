@@ -16,6 +16,40 @@ use super::{HashCheck, HashStatus, Snapshot, SnapshotError};
 use crate::private_file::PrivateFile;
 
 const PAGE: usize = 4096;
+
+/// Real etcd snapshots with one page crafted so that its elements overlap
+/// (tests/data/fuzz/snapshot/, seeds of the snapshot fuzz target too): a
+/// corrupt page, whichever hash check, named in the error with the file.
+#[test]
+fn crafted_overlapping_elements_are_refused_with_the_page() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fuzz/snapshot");
+    for (file, page) in [
+        ("overlapping-root-elements.db", "page 3: "),
+        (
+            "overlapping-inline-elements.db",
+            "the inline bucket at byte ",
+        ),
+    ] {
+        let path = dir.join(file);
+        for check in [HashCheck::Verify, HashCheck::Skip] {
+            let started = Instant::now();
+            let e = Snapshot::open(&path, check).err().expect("refused");
+            assert!(started.elapsed() < Duration::from_secs(5));
+            let SnapshotError::Invalid {
+                path: named,
+                reason,
+            } = &e
+            else {
+                panic!("{file}: {e}");
+            };
+            assert_eq!(named, &path);
+            assert!(
+                reason.contains(page) && reason.contains("overlaps"),
+                "{file}: {reason}"
+            );
+        }
+    }
+}
 const SECRET: &[u8] = b"SECRET-VALUE-NEVER-PRINTED";
 
 /// A snapshot of `n` keys (each written twice, the second time with a

@@ -16,7 +16,7 @@
 //! - [`DumpStore`]: the JSON that `etcdctl get --prefix -w json` prints
 //!   (keys and values in base64), held in memory, so that a dump can be
 //!   scanned, decrypted or re-encrypted offline and written to a new file.
-//! - `SnapshotStore` (feature `snapshot`, in [`crate::snapshot`] beside the
+//! - `SnapshotStore` (feature `snapshot`, in the `snapshot` module beside the
 //!   snapshot reader): an etcd snapshot file, read offline and re-keyed
 //!   into a new file.
 //!
