@@ -48,10 +48,15 @@ pub enum Error {
     EncryptedData,
 
     /// The stored value names a key that the provider does not hold.
-    #[error("{provider}: no matching key was found for the stored value")]
+    #[error("{provider}: no matching key was found for the stored value: it needs key {key:?}, which the configuration does not have")]
     NoMatchingKey {
         /// The provider that was asked.
         provider: ProviderKind,
+        /// The name of the key the value was written with, as its prefix
+        /// says (names are not secret): what to put back in the
+        /// configuration to read it. Control characters are escaped and a
+        /// name longer than 128 characters is cut.
+        key: String,
     },
 
     /// The stored value is structurally invalid for its provider (for example

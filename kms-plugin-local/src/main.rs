@@ -59,8 +59,9 @@ mod unix {
         keyring: Option<PathBuf>,
 
         /// The KEK: 32 bytes, base64 (`k8s-envelope keygen` prints one).
-        /// Re-read when the file changes; older KEKs stay usable for
-        /// decryption until the plugin stops.
+        /// Re-read when the file changes (the key ID change is logged); a
+        /// replaced KEK goes into the keyring, so it still decrypts after a
+        /// restart (see --keyring and `rotate-kek`).
         #[arg(long, value_name = "FILE", required_unless_present = "mock_base64")]
         kek_file: Option<PathBuf>,
 
@@ -123,6 +124,12 @@ mod unix {
 
     pub(super) fn main() -> ExitCode {
         let args = Args::parse();
+        // The kit's log lines (a key ID change, a peer refused, a keyring
+        // that cannot be written) go to stderr, with the plugin's own.
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .init();
         let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -90,3 +90,69 @@ fn serves_its_kek_as_kube_apiserver_requires_and_stops_on_sigterm() {
     assert!(status.success(), "exit after SIGTERM: {status}");
     assert!(!socket.exists(), "the socket file is left behind");
 }
+
+/// A KEK rotated under a running plugin (`rotate-kek`) shows in its log,
+/// old and new key IDs, when the plugin next reads the file.
+#[test]
+fn a_key_id_change_is_logged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kek_file = dir.path().join("kek.b64");
+    let kek = SecretKey::generate(32).expect("a KEK");
+    private_file::write(&kek_file, kek.to_base64().as_bytes()).expect("write the KEK");
+    let socket = dir.path().join("kms.sock");
+    let mut plugin = Command::new(PLUGIN)
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--kek-file")
+        .arg(&kek_file)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start kms-plugin-local");
+    let stderr = plugin.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let wait_for = |what: &str| -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains(what) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("no {what:?} line within 10 s: {e}"),
+            }
+        }
+    };
+    wait_for("serving");
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let client = k8s_envelope::kms::GrpcClient::new(
+        KmsEndpoint::socket_file(&socket).expect("endpoint"),
+        Duration::from_secs(5),
+    );
+    let before = runtime
+        .block_on(client.as_v2().status())
+        .expect("status")
+        .key_id;
+    let rotated = Command::new(PLUGIN)
+        .args(["rotate-kek", "--kek-file"])
+        .arg(&kek_file)
+        .output()
+        .expect("rotate-kek");
+    assert!(rotated.status.success(), "{rotated:?}");
+    let after = runtime
+        .block_on(client.as_v2().status())
+        .expect("status")
+        .key_id;
+    assert_ne!(before, after);
+    let line = wait_for("the key ID changed");
+    assert!(line.contains(&before) && line.contains(&after), "{line}");
+    let _ = plugin.kill();
+    let _ = plugin.wait();
+}

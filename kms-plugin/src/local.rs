@@ -234,6 +234,17 @@ impl LocalKek {
         }
         match read_key_file(&self.path).and_then(|key| expand(&key).map(|e| (key, e))) {
             Ok((key, (key_id, cipher))) => {
+                if let Ok(old) = &state.current {
+                    if *old != key_id {
+                        // Key IDs are hashes of the KEKs, not secrets: the
+                        // line an operator looks for after a rotation.
+                        tracing::info!(
+                            old = %old,
+                            new = %key_id,
+                            "the KEK file holds a new key: the key ID changed"
+                        );
+                    }
+                }
                 self.keep_replaced(state, &key_id);
                 state.keys.entry(key_id.clone()).or_insert(cipher);
                 state.current = Ok(key_id);

@@ -8,6 +8,7 @@
 use std::fmt;
 
 use crate::keys::{NamedKey, SecretKey};
+use crate::prefix::StoredPrefix;
 use crate::primitive::BadKeyLength;
 use crate::{Error, ProviderKind};
 
@@ -91,6 +92,7 @@ impl<C> KeyRing<C> {
         if errors.is_empty() {
             return Err(Error::NoMatchingKey {
                 provider: self.kind,
+                key: key_name_of(stored),
             });
         }
         Err(Error::from_list(errors))
@@ -106,6 +108,22 @@ impl<C> fmt::Debug for KeyRing<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.names()).finish()
     }
+}
+
+/// The longest key name an error repeats from a stored value.
+const MAX_KEY_NAME: usize = 128;
+
+/// The key name in a stored value's prefix (`k8s:enc:aesgcm:v1:NAME:`),
+/// printable and cut to [`MAX_KEY_NAME`] characters.
+fn key_name_of(stored: &[u8]) -> String {
+    let name = match StoredPrefix::parse(stored) {
+        StoredPrefix::Known { name, .. } => name,
+        StoredPrefix::Identity | StoredPrefix::Unknown => &[],
+    };
+    crate::store::printable(name)
+        .chars()
+        .take(MAX_KEY_NAME)
+        .collect()
 }
 
 fn invalid_key(provider: ProviderKind, key: &NamedKey, reason: String) -> Error {

@@ -416,7 +416,7 @@ fn rotation_reads_old_values_as_stale() {
         // The old provider no longer holds k2.
         assert!(matches!(
             dec(&old, &by_rotated, SK),
-            Err(Error::NoMatchingKey { provider }) if provider == kind.provider_kind()
+            Err(Error::NoMatchingKey { provider, key }) if provider == kind.provider_kind() && key == "k2"
         ));
 
         let by_not_yet = enc(&not_yet, b"own", SK);
@@ -436,9 +436,11 @@ fn unknown_key_name_is_no_matching_key() {
         let stored = enc(&writer, b"x", SK);
         let err = dec(&reader, &stored, SK).expect_err("unknown key");
         assert!(
-            matches!(err, Error::NoMatchingKey { provider } if provider == kind.provider_kind()),
+            matches!(&err, Error::NoMatchingKey { provider, key } if *provider == kind.provider_kind() && key == "k1"),
             "{kind:?}: {err:?}"
         );
+        // The message names the key the value needs.
+        assert!(err.to_string().contains("it needs key \"k1\""), "{err}");
         // A key name is matched whole, with its colon: "k" is not "k1".
         let reader = kind.with_keys(&[("k", &key(32, 1))]);
         assert!(matches!(
@@ -815,7 +817,8 @@ fn identity_first_migrates_away_from_encryption() {
         matches!(
             err,
             Error::NoMatchingKey {
-                provider: ProviderKind::AesGcm
+                provider: ProviderKind::AesGcm,
+                ..
             }
         ),
         "{err:?}"
@@ -886,15 +889,15 @@ fn read_walk_errors() {
             assert!(errors.iter().all(|e| matches!(
                 e,
                 Error::NoMatchingKey {
-                    provider: ProviderKind::AesGcm
-                }
+                    provider: ProviderKind::AesGcm,
+                    key,
+                } if key == "z"
             )));
             let message = Error::Aggregate(errors).to_string();
-            assert_eq!(
-                message,
-                "[aesgcm: no matching key was found for the stored value, \
-                 aesgcm: no matching key was found for the stored value]"
-            );
+            let one =
+                "aesgcm: no matching key was found for the stored value: it needs key \"z\", \
+                       which the configuration does not have";
+            assert_eq!(message, format!("[{one}, {one}]"));
         }
         other => panic!("expected an aggregate, got {other:?}"),
     }

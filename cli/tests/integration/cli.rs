@@ -122,7 +122,13 @@ fn a_missing_or_unparsable_config_exits_2() {
     assert_eq!(status(&out), 2);
     let config = TempConfig::new("garbage", "kind: [unclosed");
     let out = run(
-        &["encrypt", "--config", path(&config), "--storage-key", "/k"],
+        &[
+            "encrypt",
+            "--config",
+            path(&config),
+            "--storage-key",
+            "/registry/secrets/default/k",
+        ],
         b"x",
     );
     assert_eq!(status(&out), 2);
@@ -198,7 +204,7 @@ fn single_value_encrypt_then_decrypt_round_trips() {
             "--config",
             path(&config),
             "--storage-key",
-            "/other",
+            "/registry/secrets/default/other",
         ],
         &enc.stdout,
     );
@@ -211,12 +217,24 @@ fn single_value_decrypt_notes_a_stale_value_on_stderr() {
     let old = TempConfig::new("stale-old", OLD_CONFIG);
     let new = TempConfig::new("stale-new", CONFIG);
     let enc = run(
-        &["encrypt", "--config", path(&old), "--storage-key", "/k"],
+        &[
+            "encrypt",
+            "--config",
+            path(&old),
+            "--storage-key",
+            "/registry/secrets/default/k",
+        ],
         b"value",
     );
     assert_eq!(status(&enc), 0);
     let dec = run(
-        &["decrypt", "--config", path(&new), "--storage-key", "/k"],
+        &[
+            "decrypt",
+            "--config",
+            path(&new),
+            "--storage-key",
+            "/registry/secrets/default/k",
+        ],
         &enc.stdout,
     );
     assert_eq!(status(&dec), 0);
@@ -303,7 +321,13 @@ fn jsonl_exits_0_when_every_line_succeeds() {
 fn errors_never_print_the_plaintext_or_keys() {
     let config = TempConfig::new("leak", CONFIG);
     let dec = run(
-        &["decrypt", "--config", path(&config), "--storage-key", "/k"],
+        &[
+            "decrypt",
+            "--config",
+            path(&config),
+            "--storage-key",
+            "/registry/secrets/default/k",
+        ],
         b"k8s:enc:aesgcm:v1:new:SUPERSECRETPLAINTEXTBYTES-not-a-real-ciphertext",
     );
     assert_eq!(status(&dec), 1);
@@ -435,6 +459,77 @@ fn encrypt_refuses_to_write_plaintext_unless_allowed() {
     assert!(String::from_utf8_lossy(&out.stdout).contains(r#"{"stored_b64":"dG9wIHNlY3JldA=="}"#));
 }
 
+/// Without `--resource`, `encrypt` and `decrypt` take the resource from the
+/// storage key, as `scan` and `reencrypt` do: a ConfigMap's key writes
+/// with the ConfigMaps' rule, not the Secrets' one. A key that names no
+/// resource is bad usage, saying to give `--resource`.
+#[test]
+fn the_resource_comes_from_the_storage_key() {
+    let config = TempConfig::new("by-key.yaml", BY_RESOURCE_CONFIG);
+    let path = config.path.to_str().expect("UTF-8 path");
+    for (key, prefix) in [
+        (
+            "/registry/secrets/default/a",
+            "k8s:enc:aesgcm:v1:for-secrets:",
+        ),
+        (
+            "/registry/configmaps/default/a",
+            "k8s:enc:secretbox:v1:for-configmaps:",
+        ),
+        (
+            "/registry/deployments/default/a",
+            "k8s:enc:aescbc:v1:for-deployments:",
+        ),
+    ] {
+        let enc = run(
+            &["encrypt", "--config", path, "--storage-key", key],
+            b"value",
+        );
+        assert_eq!(status(&enc), 0, "{key}: {enc:?}");
+        assert!(enc.stdout.starts_with(prefix.as_bytes()), "{key}: {enc:?}");
+        let dec = run(
+            &["decrypt", "--config", path, "--storage-key", key],
+            &enc.stdout,
+        );
+        assert_eq!(
+            (status(&dec), dec.stdout.as_slice()),
+            (0, &b"value"[..]),
+            "{key}"
+        );
+    }
+    let out = run(
+        &["encrypt", "--config", path, "--storage-key", "/elsewhere/x"],
+        b"value",
+    );
+    assert_eq!(status(&out), 2, "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("give it with --resource"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+const BY_RESOURCE_CONFIG: &str = "kind: EncryptionConfiguration
+apiVersion: apiserver.config.k8s.io/v1
+resources:
+  - resources: [secrets]
+    providers:
+      - aesgcm:
+          keys:
+            - name: for-secrets
+              secret: AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=
+  - resources: [configmaps]
+    providers:
+      - secretbox:
+          keys:
+            - name: for-configmaps
+              secret: AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=
+  - resources: [deployments.apps]
+    providers:
+      - aescbc:
+          keys:
+            - name: for-deployments
+              secret: AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=
+";
+
 /// A secret written where a field name belongs (YAML and JSON) is never
 /// printed, by any command that loads the configuration.
 #[test]
@@ -468,7 +563,13 @@ fn a_secret_in_a_field_name_is_never_printed() {
             &["validate", path],
             &["lint", path],
             &["fingerprint", path],
-            &["encrypt", "--config", path, "--storage-key", "/k"],
+            &[
+                "encrypt",
+                "--config",
+                path,
+                "--storage-key",
+                "/registry/secrets/default/k",
+            ],
             &["rotate", "add-key", "--config", path, "--out", out_path],
             &["rotate", "plan", "--config", path],
         ];

@@ -225,3 +225,20 @@ fn bad_usage_and_no_plugin_exit_2() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no KMS plugin listens on"), "{stderr}");
 }
+
+/// A socket's path given without `unix://` says what to write instead.
+#[test]
+fn a_bare_socket_path_says_to_write_unix() {
+    for endpoint in ["/run/kms/kms.sock", "@kms"] {
+        let out = Command::new(CLI)
+            .args(["kms-check", "--endpoint", endpoint])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2), "{endpoint}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("give the socket's path as unix://PATH"),
+            "{endpoint}: {stderr}"
+        );
+    }
+}

@@ -190,3 +190,20 @@ fn reencrypt_outputs_must_fit_the_store() {
     }
     assert!(!path.join("new.json").exists());
 }
+
+/// A JSON dump given as a snapshot says to read it with `--dump`.
+#[test]
+fn a_dump_given_as_a_snapshot_says_to_use_dump() {
+    let dir = setup();
+    let out = cli_with_umask_000(
+        dir.path(),
+        &["scan", "--config", "enc.yaml", "--snapshot", "dump.json"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a bbolt database"), "{stderr}");
+    assert!(
+        stderr.contains("the file is JSON: read an etcdctl JSON dump (etcdctl get --prefix -w json) with --dump"),
+        "{stderr}"
+    );
+}

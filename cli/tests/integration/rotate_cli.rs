@@ -616,3 +616,75 @@ fn a_provider_migration_and_the_decrypting_path() {
         ],
     );
 }
+
+/// A rule of two resources: each printed re-encryption on etcd has its
+/// own checkpoint (one file for both made the second refuse to run), and
+/// on a dump each reads what the one before wrote, the last writing the
+/// file the retirement reads.
+#[test]
+fn a_plan_for_a_rule_of_two_resources_gives_each_command_its_own_files() {
+    let mut run = Run::new();
+    std::fs::write(
+        run.dir.path().join("two.yaml"),
+        CONFIG.replace("[secrets]", "[secrets, configmaps]"),
+    )
+    .expect("write");
+    let plan = run.expect(
+        0,
+        &[
+            "rotate",
+            "plan",
+            "--config",
+            "two.yaml",
+            "--etcd",
+            "http://127.0.0.1:2379",
+        ],
+    );
+    for expected in [
+        "$ k8s-envelope reencrypt --config two.2-promote.yaml --etcd http://127.0.0.1:2379 --prefix /registry/secrets/ --checkpoint reencrypt-secrets.checkpoint",
+        "$ k8s-envelope reencrypt --config two.2-promote.yaml --etcd http://127.0.0.1:2379 --prefix /registry/configmaps/ --checkpoint reencrypt-configmaps.checkpoint",
+        "$ k8s-envelope scan --config two.2-promote.yaml --etcd http://127.0.0.1:2379 --prefix /registry/configmaps/",
+    ] {
+        assert!(plan.contains(expected), "missing {expected:?} in:\n{plan}");
+    }
+    let plan = run.expect(
+        0,
+        &[
+            "rotate",
+            "plan",
+            "--config",
+            "two.yaml",
+            "--dump",
+            "dump.json",
+        ],
+    );
+    let reencrypts: Vec<&str> = plan
+        .lines()
+        .filter(|l| l.contains("$ k8s-envelope reencrypt"))
+        .collect();
+    assert_eq!(reencrypts.len(), 2, "{plan}");
+    let (first, second) = (reencrypts[0], reencrypts[1]);
+    let out = |line: &str| {
+        line.split("--out ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .map(str::to_owned)
+    };
+    let input = |line: &str| {
+        line.split("--dump ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .map(str::to_owned)
+    };
+    assert_eq!(input(first).as_deref(), Some("dump.json"), "{plan}");
+    assert_eq!(input(second), out(first), "{plan}");
+    assert_eq!(
+        out(second).as_deref(),
+        Some("dump.reencrypted.json"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("rotate retire") && plan.contains("--name key1 --dump dump.reencrypted.json"),
+        "{plan}"
+    );
+}

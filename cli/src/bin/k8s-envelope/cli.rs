@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 use k8s_envelope::jsonl::Direction;
+use k8s_envelope::store::{KeyLayout, KeyResource};
 use k8s_envelope::SecretKey;
 
 use crate::configuration;
@@ -74,9 +75,12 @@ struct TransformArgs {
     /// The EncryptionConfiguration file (YAML or JSON).
     #[arg(long)]
     config: PathBuf,
-    /// The group-resource the value belongs to (`secrets`, `deployments.apps`).
-    #[arg(long, default_value = "secrets", conflicts_with = "jsonl")]
-    resource: String,
+    /// The group-resource the value belongs to (`secrets`,
+    /// `deployments.apps`). By default, the one the storage key names, as
+    /// the apiserver lays keys out under /registry (as scan and reencrypt
+    /// tell it).
+    #[arg(long, conflicts_with = "jsonl")]
+    resource: Option<String>,
     /// The etcd key of the object, bound as authenticated data. Required
     /// unless --jsonl (each line then carries its own).
     #[arg(long, required_unless_present = "jsonl", conflicts_with = "jsonl")]
@@ -178,6 +182,19 @@ fn keygen(bytes: usize, out: Option<&Path>) -> Result<(), Failure> {
     }
 }
 
+/// The group-resource a storage key names under the apiserver's default
+/// `--etcd-prefix` (`/registry/configmaps/ns/x`: `configmaps`).
+fn resource_of_key(storage_key: &str) -> Result<String, Failure> {
+    match KeyLayout::default().resource_of(storage_key.as_bytes()) {
+        KeyResource::Resource(resource) => Ok(resource.to_string()),
+        _ => Err(Failure::usage(
+            "cannot tell the resource from the storage key (it is not \
+             /registry/RESOURCE/... or /registry/GROUP/RESOURCE/... of a resource this \
+             tool knows): give it with --resource",
+        )),
+    }
+}
+
 fn transform(args: &TransformArgs, direction: Direction) -> Result<(), Failure> {
     let session = Session::open(&args.config)?.allow_plaintext(args.allow_plaintext);
     if args.jsonl {
@@ -186,6 +203,10 @@ fn transform(args: &TransformArgs, direction: Direction) -> Result<(), Failure> 
         return jsonl::run(&session, direction, stdin, stdout);
     }
     let storage_key = args.storage_key.as_deref().unwrap_or_default();
+    let resource = match &args.resource {
+        Some(resource) => resource.clone(),
+        None => resource_of_key(storage_key)?,
+    };
     let mut input = Vec::new();
     io::stdin()
         .take(MAX_STDIN_VALUE + 1)
@@ -197,9 +218,9 @@ fn transform(args: &TransformArgs, direction: Direction) -> Result<(), Failure> 
         )));
     }
     let output = match direction {
-        Direction::Encrypt => session.encrypt(&args.resource, storage_key, &input),
+        Direction::Encrypt => session.encrypt(&resource, storage_key, &input),
         Direction::Decrypt => session
-            .decrypt(&args.resource, storage_key, &input)
+            .decrypt(&resource, storage_key, &input)
             .map_err(TransformFailure::from)
             .map(|read| {
                 if read.stale {

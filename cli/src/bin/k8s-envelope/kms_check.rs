@@ -55,8 +55,22 @@ fn timeout(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// The endpoint, or what is wrong with it and what to give instead: a
+/// socket's path on its own is the most common slip.
+fn endpoint(text: &str) -> Result<KmsEndpoint, Failure> {
+    KmsEndpoint::parse(text).map_err(|e| {
+        let hint = if text.starts_with('/') || text.starts_with('@') {
+            "; an endpoint is a URL: give the socket's path as unix://PATH \
+             (unix:///run/kms/kms.sock), or an abstract socket as unix:///@NAME"
+        } else {
+            ""
+        };
+        Failure::usage(format!("{e}{hint}"))
+    })
+}
+
 pub fn run(args: &KmsCheckArgs) -> Result<(), Failure> {
-    let endpoint = KmsEndpoint::parse(&args.endpoint).map_err(|e| Failure::usage(e.to_string()))?;
+    let endpoint = endpoint(&args.endpoint)?;
     let api = match args.api {
         Api::V2 => CheckedApi::V2,
         Api::V1 => CheckedApi::V1,

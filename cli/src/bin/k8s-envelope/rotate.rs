@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use k8s_envelope::config::{EncryptionConfiguration, GoDuration};
 use k8s_envelope::rotation::{self, Change, Member, ProviderId, RotationError, StepKind};
-use k8s_envelope::store::KeyLayout;
+use k8s_envelope::store::{KeyLayout, DEFAULT_ETCD_PREFIX};
 
 use crate::configuration::{self, StatusLoops};
 use crate::failure::Failure;
@@ -393,8 +393,7 @@ fn plan(args: &PlanArgs) -> Result<(), Failure> {
         let name = format!("{stem}.{n}-{}.yaml", step.as_str());
         path.with_file_name(name).display().to_string()
     };
-    let store = store_flags(args, false);
-    let reencrypt_store = store_flags(args, true);
+    let store = store_flags(args);
     let resource = &args.rule.resource;
     let new_flags = match &plan.new {
         Member::Key { name, .. } => format!("--name {name}"),
@@ -414,19 +413,7 @@ fn plan(args: &PlanArgs) -> Result<(), Failure> {
     let commands = [
         vec![format!("k8s-envelope rotate add-key --config {src} --out {c1} --resource {resource} {new_flags}")],
         vec![format!("k8s-envelope rotate promote --config {c1} --out {c2} --resource {resource} {}", member_flags(&plan.new))],
-        prefixes
-            .iter()
-            .flat_map(|p| {
-                [
-                    if args.dump.is_some() {
-                        format!("k8s-envelope reencrypt --config {c2} {reencrypt_store} --prefix {p}")
-                    } else {
-                        format!("k8s-envelope reencrypt --config {c2} {reencrypt_store} --prefix {p} --checkpoint reencrypt.checkpoint")
-                    },
-                    format!("k8s-envelope scan --config {c2} {store} --prefix {p}"),
-                ]
-            })
-            .collect(),
+        reencrypt_commands(args, &c2, &prefixes),
         vec![format!(
             "k8s-envelope rotate retire --config {c2} --out {c4} --resource {resource} {} {store}",
             member_flags(&plan.old)
@@ -453,16 +440,82 @@ fn plan(args: &PlanArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The store flags of the printed commands. A dump is re-encrypted into a
-/// new file, which the later commands read.
-fn store_flags(args: &PlanArgs, reencrypt: bool) -> String {
-    if let Some(dump) = &args.dump {
-        let out = format!("{}.reencrypted.json", dump.with_extension("").display());
-        return if reencrypt {
-            format!("--dump {} --out {out}", dump.display())
-        } else {
-            format!("--dump {out}")
+/// Step 3: for each key prefix of the rule, a re-encryption and a scan.
+/// On etcd each re-encryption has a checkpoint of its own (one file for
+/// two prefixes would make the second run refuse to start). A dump is
+/// re-encrypted prefix after prefix, each run reading what the one before
+/// wrote, the last into the file the retirement reads.
+fn reencrypt_commands(args: &PlanArgs, config: &str, prefixes: &[String]) -> Vec<String> {
+    let mut commands = Vec::new();
+    let mut previous = args.dump.as_ref().map(|dump| dump.display().to_string());
+    for (i, prefix) in prefixes.iter().enumerate() {
+        let slug = prefix_slug(prefix);
+        let (reencrypt, scan) = match (&args.dump, previous.as_mut()) {
+            (Some(dump), Some(previous)) => {
+                let out = if i + 1 == prefixes.len() {
+                    reencrypted_dump(dump)
+                } else {
+                    format!(
+                        "{}.reencrypted-{slug}.json",
+                        dump.with_extension("").display()
+                    )
+                };
+                let input = std::mem::replace(previous, out.clone());
+                (
+                    format!("--dump {input} --out {out}"),
+                    format!("--dump {out}"),
+                )
+            }
+            _ => {
+                let store = store_flags(args);
+                (
+                    format!("{store} --prefix {prefix} --checkpoint reencrypt-{slug}.checkpoint"),
+                    store,
+                )
+            }
         };
+        let reencrypt = if args.dump.is_some() {
+            format!("{reencrypt} --prefix {prefix}")
+        } else {
+            reencrypt
+        };
+        commands.push(format!(
+            "k8s-envelope reencrypt --config {config} {reencrypt}"
+        ));
+        commands.push(format!(
+            "k8s-envelope scan --config {config} {scan} --prefix {prefix}"
+        ));
+    }
+    commands
+}
+
+/// A key prefix as part of a file name: `/registry/secrets/` is
+/// `secrets`, `/registry/example.com/widgets/` is `example.com-widgets`.
+fn prefix_slug(prefix: &str) -> String {
+    let trimmed = prefix
+        .strip_prefix(DEFAULT_ETCD_PREFIX)
+        .unwrap_or(prefix)
+        .trim_matches('/');
+    trimmed
+        .chars()
+        .map(|c| match c {
+            '/' => '-',
+            c if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' => c,
+            _ => '_',
+        })
+        .collect()
+}
+
+/// The file a dump is re-encrypted into, which the retirement reads.
+fn reencrypted_dump(dump: &Path) -> String {
+    format!("{}.reencrypted.json", dump.with_extension("").display())
+}
+
+/// The store flags of the printed commands that read the store as it is
+/// after step 3: etcd, or the re-encrypted dump.
+fn store_flags(args: &PlanArgs) -> String {
+    if let Some(dump) = &args.dump {
+        return format!("--dump {}", reencrypted_dump(dump));
     }
     let mut out = if args.etcd.is_empty() {
         "--etcd URL".to_owned()

@@ -13,6 +13,15 @@ use k8s_envelope::store::{KeyLayout, DEFAULT_ETCD_PREFIX, SECRETS_PREFIX};
 
 use crate::failure::Failure;
 
+/// Whether a file starts (after white space) with `{`: a JSON dump given
+/// where a snapshot belongs.
+fn looks_like_json(path: &std::path::Path) -> bool {
+    use std::io::Read as _;
+    let mut start = [0u8; 64];
+    let read = std::fs::File::open(path).and_then(|mut f| f.read(&mut start));
+    read.is_ok_and(|n| start[..n].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'))
+}
+
 /// The rule of every command that reads a store: exactly one of `--etcd`,
 /// `--dump` and `--snapshot` (for `#[command(group = ...)]`).
 pub fn required_store() -> clap::ArgGroup {
@@ -134,6 +143,9 @@ impl StoreArgs {
             };
             let mut snapshot = SnapshotStore::open(path, check).map_err(|e| match e {
                 SnapshotError::Io { .. } => Failure::usage(e.to_string()),
+                SnapshotError::Invalid { .. } if looks_like_json(path) => Failure::usage(format!(
+                    "{e}; the file is JSON: read an etcdctl JSON dump (etcdctl get --prefix -w json) with --dump"
+                )),
                 e => Failure::transform(e.to_string()),
             })?;
             if let Some(out) = out {
