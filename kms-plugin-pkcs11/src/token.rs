@@ -414,7 +414,8 @@ fn initialize(pkcs11: &Pkcs11) -> Result<(), KekError> {
     match pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
         Ok(()) | Err(Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => Ok(()),
         Err(e) => Err(KekError::unavailable(format!(
-            "initializing the PKCS#11 module: {}",
+            "initializing the PKCS#11 module: {} (SoftHSM2 fails so when SOFTHSM2_CONF names \
+             no readable configuration)",
             describe(&e)
         ))),
     }
@@ -427,24 +428,52 @@ fn find_slot(pkcs11: &Pkcs11, label: &str) -> Result<Slot, KekError> {
         .map_err(|e| kek_error("listing the slots", &e))?;
     // A slot whose token cannot describe itself is skipped (SoftHSM2 keeps
     // a slot for a token that went away).
-    let matching: Vec<Slot> = slots
+    let labelled: Vec<(Slot, String)> = slots
         .into_iter()
-        .filter(|slot| {
-            pkcs11
-                .get_token_info(*slot)
-                .is_ok_and(|info| info.label() == label)
+        .filter_map(|slot| {
+            let info = pkcs11.get_token_info(slot).ok()?;
+            Some((slot, info.label().to_owned()))
         })
+        .collect();
+    let matching: Vec<Slot> = labelled
+        .iter()
+        .filter(|(_, l)| l == label)
+        .map(|(slot, _)| *slot)
         .collect();
     match matching.as_slice() {
         [slot] => Ok(*slot),
-        [] => Err(KekError::unavailable(format!(
-            "no token labelled {label:?} is present"
-        ))),
+        [] => Err(KekError::unavailable(no_such_token(label, &labelled))),
         many => Err(KekError::failed_precondition(format!(
             "{} tokens are labelled {label:?}; the label must name one",
             many.len()
         ))),
     }
+}
+
+/// No token has the label: which tokens the module shows, and where to
+/// look (SoftHSM2 reads its token directory from `SOFTHSM2_CONF`).
+fn no_such_token(label: &str, seen: &[(Slot, String)]) -> String {
+    let mut shown: Vec<String> = seen
+        .iter()
+        .filter(|(_, l)| !l.is_empty())
+        .map(|(_, l)| format!("{l:?}"))
+        .collect();
+    let unlabelled = seen.iter().filter(|(_, l)| l.is_empty()).count();
+    if unlabelled > 0 {
+        shown.push(format!(
+            "{unlabelled} token(s) without a label (not initialized)"
+        ));
+    }
+    let seen = if shown.is_empty() {
+        "the module shows no token at all".to_owned()
+    } else {
+        format!("the module shows {}", shown.join(", "))
+    };
+    format!(
+        "no token labelled {label:?} is present ({seen}); check the label, and for \
+         SoftHSM2 that SOFTHSM2_CONF names the configuration whose tokendir holds the \
+         token (softhsm2-util --show-slots lists what the module sees)"
+    )
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

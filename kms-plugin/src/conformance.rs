@@ -41,11 +41,14 @@ fn local_kek_after_a_rotation_passes_every_check_strictly() {
 }
 
 #[test]
-fn base64_mock_passes_and_warns_that_it_does_not_authenticate() {
+fn base64_mock_fails_with_the_dek_in_clear_and_warns_that_it_does_not_authenticate() {
     for api in [CheckedApi::V2, CheckedApi::V1] {
         let report = check(Base64MockKek::new(), api, TIMEOUT);
-        assert!(report.passed(false), "{api}: {report:#?}");
-        assert!(!report.passed(true), "{api}");
+        assert!(!report.passed(false), "{api}: {report:#?}");
+        assert_eq!(
+            report.check("encrypt.dek_concealed").map(|c| c.outcome),
+            Some(Outcome::Fail)
+        );
         assert_eq!(
             report.check("corrupted_ciphertext").map(|c| c.outcome),
             Some(Outcome::Warn)

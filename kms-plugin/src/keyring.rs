@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::DirBuilderExt as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use super::KekError;
@@ -16,6 +16,12 @@ const DIRECTORY_MODE: u32 = 0o700;
 
 /// The file naming the key ID that wrapped last.
 const LAST_WRITER: &str = "last-writer";
+
+/// The file rotations lock, one at a time (empty).
+const LOCK: &str = ".lock";
+
+/// Permissions of the lock file: its owner only, as the rest.
+const LOCK_MODE: u32 = 0o600;
 
 /// The extension of a retired KEK file in the keyring.
 const RETIRED_EXTENSION: &str = "kek";
@@ -57,9 +63,11 @@ impl Keyring {
     /// Moves the KEK in `kek_file` into the keyring and writes a new random
     /// one to `kek_file` (each through the private atomic writer, the old
     /// KEK first, so that a crash between the two loses nothing). Returns
-    /// the old and the new key ID. Run one rotation at a time: two at once
-    /// would both retire the same KEK, and the first one's new KEK could be
-    /// replaced before it was retired.
+    /// the old and the new key ID. Rotations of one keyring run one at a
+    /// time, under a lock on `<keyring>/.lock` (`flock`): two at once would
+    /// both retire the same KEK, and the first one's new KEK, which a
+    /// running plugin may already have wrapped with, could be replaced
+    /// before anything kept it.
     ///
     /// # Errors
     ///
@@ -67,6 +75,7 @@ impl Keyring {
     /// [`LocalKek::open`](super::LocalKek::open)), or the keyring or the
     /// KEK file cannot be written.
     pub fn rotate(&self, kek_file: &Path) -> Result<(String, String), KekError> {
+        let _lock = self.lock()?;
         let old = super::local::read_key_file(kek_file)?;
         let old_id = self.retire(&old)?;
         let new = SecretKey::generate(32).map_err(|_| {
@@ -141,6 +150,23 @@ impl Keyring {
         }
     }
 
+    /// An exclusive lock on the keyring, held until the file is dropped
+    /// (waiting for another process's rotation to end).
+    fn lock(&self) -> Result<fs::File, KekError> {
+        self.create()?;
+        let path = self.dir.join(LOCK);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(LOCK_MODE)
+            .open(&path)
+            .map_err(|e| self.error("cannot open the lock", &e))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| self.error("cannot lock", &e.into()))?;
+        Ok(file)
+    }
+
     fn write_private(&self, path: &Path, contents: &[u8]) -> Result<(), KekError> {
         private_file::write(path, contents).map_err(|e| {
             KekError::failed_precondition(format!("cannot write {}: {e}", path.display()))
@@ -149,5 +175,62 @@ impl Keyring {
 
     fn error(&self, what: &str, e: &io::Error) -> KekError {
         KekError::failed_precondition(format!("keyring {}: {what}: {e}", self.dir.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::{Arc, Barrier};
+
+    use super::*;
+    use crate::LocalKek;
+
+    /// Rotations at once (eight threads, as eight `rotate-kek` processes:
+    /// each opens the lock file itself) lose no KEK: every KEK that was
+    /// current at some moment is in the KEK file or in the keyring.
+    /// Without the lock, two rotations retire the same KEK and the first
+    /// one's new KEK is overwritten, kept nowhere.
+    #[test]
+    fn rotations_at_once_lose_no_kek() {
+        const AT_ONCE: usize = 8;
+        for _round in 0..10 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let kek_file = dir.path().join("kek");
+            let first = SecretKey::generate(32).expect("key");
+            private_file::write(
+                &kek_file,
+                format!("{}\n", first.to_base64().as_str()).as_bytes(),
+            )
+            .expect("write");
+            let keyring = Keyring::beside(&kek_file);
+            let barrier = Arc::new(Barrier::new(AT_ONCE));
+            let rotations: Vec<_> = (0..AT_ONCE)
+                .map(|_| {
+                    let (keyring, kek_file, barrier) =
+                        (keyring.clone(), kek_file.clone(), Arc::clone(&barrier));
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        keyring.rotate(&kek_file).expect("rotate")
+                    })
+                })
+                .collect();
+            let written: Vec<String> = rotations
+                .into_iter()
+                .map(|r| r.join().expect("a rotation").1)
+                .collect();
+            let current =
+                LocalKek::key_id_of(&super::super::local::read_key_file(&kek_file).expect("read"));
+            let kept: HashSet<String> = keyring
+                .retired()
+                .expect("retired")
+                .iter()
+                .map(LocalKek::key_id_of)
+                .collect();
+            assert_eq!(kept.len(), AT_ONCE, "each rotation retired its own KEK");
+            for id in &written {
+                assert!(id == &current || kept.contains(id), "{id} was lost");
+            }
+        }
     }
 }

@@ -276,8 +276,30 @@ fn redact_duplicate_key(message: &str) -> String {
         return message.to_owned();
     };
     let body = &message[at + MARK.len()..];
-    let rest = body.rfind(" at line ").map_or("", |end| &body[end..]);
+    let end = body.rfind(" at line ");
+    let rest = end.map_or("", |end| &body[end..]);
+    let name = &body[..end.unwrap_or(body.len())];
+    if is_plain_field_name(name) {
+        return format!("{}duplicate mapping key \"{name}\"{rest}", &message[..at]);
+    }
     format!("{}{DUPLICATE_KEY_NOT_SHOWN}{rest}", &message[..at])
+}
+
+/// The longest field name an error repeats.
+const MAX_SHOWN_FIELD_NAME: usize = 20;
+
+/// Whether a field name is short and plain enough that it cannot be a key,
+/// so an error may name it, as kube-apiserver does (`unknown field
+/// "chacha20"`): ASCII letters, digits, `-` and `_`, at most 20 characters,
+/// where the base64 of the shortest key any provider takes (16 bytes) has
+/// 24. Anything else is withheld: it may be a secret written where a field
+/// name belongs.
+fn is_plain_field_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_SHOWN_FIELD_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Replaces the name in ``unknown field `…` `` (the field names serde then
@@ -297,6 +319,10 @@ fn redact_unknown_field(message: &str) -> String {
         .max()
         .or_else(|| body.rfind('`'));
     let rest = end.map_or("", |end| &body[end + 1..]);
+    let name = &body[..end.unwrap_or(body.len())];
+    if is_plain_field_name(name) {
+        return format!("{}unknown field \"{name}\"{rest}", &message[..at]);
+    }
     format!("{}{UNKNOWN_FIELD_NOT_SHOWN}{rest}", &message[..at])
 }
 
@@ -381,8 +407,15 @@ mod tests {
         );
         assert_eq!(redact_strings(r#"string "unterminated"#), "a string");
         assert_eq!(
-            redact_strings("unknown field `U0VDUkVU`, expected one of `a` at line 3"),
+            redact_strings(
+                "unknown field `c2VjcmV0IGlzIHNlY3VyZQ==`, expected one of `a` at line 3"
+            ),
             format!("{UNKNOWN_FIELD_NOT_SHOWN}, expected one of `a` at line 3")
+        );
+        // A short plain name cannot be a key: repeated, as kube-apiserver does.
+        assert_eq!(
+            redact_strings("unknown field `chacha20`, expected one of `a` at line 3"),
+            "unknown field \"chacha20\", expected one of `a` at line 3"
         );
         assert_eq!(
             redact_strings("unknown field `a`b`, there are no fields"),

@@ -22,12 +22,15 @@ pub(super) fn secret(
     for (field, value) in fields(raw)? {
         match field {
             1 => metadata = meta::object_meta(bytes_of_field(&value, "metadata")?)?,
-            2 => data.push(data_entry(bytes_of_field(&value, "data")?, options)?),
+            2 => data.push(map_entry(bytes_of_field(&value, "data")?, true)?),
             3 => kind = text(bytes_of_field(&value, "type")?),
             4 => string_data.push(map_entry(bytes_of_field(&value, "stringData")?, false)?),
             5 => immutable = Some(bool_of(&value)?),
             _ => {}
         }
+    }
+    if options.decode_data {
+        move_text_to_string_data(&mut data, &mut string_data);
     }
     out.push(("metadata".into(), metadata));
     if let Some(immutable) = immutable {
@@ -71,17 +74,27 @@ pub(super) fn config_map(raw: &[u8], out: &mut Vec<(String, Tree)>) -> Result<()
     Ok(())
 }
 
-/// A Secret's data entry: base64, or text where asked and UTF-8.
-fn data_entry(bytes: &[u8], options: &DecodeOptions) -> Result<(String, Tree), DecodeError> {
-    let (key, value) = map_entry(bytes, true)?;
-    if options.decode_data {
-        if let Tree::String(encoded) = &value {
-            if let Ok(Ok(text)) = BASE64.decode(encoded).map(String::from_utf8) {
-                return Ok((key, Tree::String(text)));
+/// Moves each `data` value that is UTF-8 text to `stringData`, as text;
+/// binary values stay in `data`, in base64. A file written so reads back
+/// as the same bytes: the apiserver (and `kubectl apply`) stores
+/// `stringData` values as they are and decodes `data` from base64. A value
+/// whose key `stringData` already holds stays in `data` (`stringData`
+/// would win on a write).
+fn move_text_to_string_data(data: &mut Vec<(String, Tree)>, string_data: &mut Vec<(String, Tree)>) {
+    let taken: std::collections::BTreeSet<String> =
+        string_data.iter().map(|(key, _)| key.clone()).collect();
+    data.retain(|(key, value)| {
+        let Tree::String(encoded) = value else {
+            return true;
+        };
+        match BASE64.decode(encoded).map(String::from_utf8) {
+            Ok(Ok(text)) if !taken.contains(key) => {
+                string_data.push((key.clone(), Tree::String(text)));
+                false
             }
+            _ => true,
         }
-    }
-    Ok((key, value))
+    });
 }
 
 fn bool_of(value: &crate::protowire::Value<'_>) -> Result<bool, DecodeError> {

@@ -48,6 +48,8 @@ mod core;
 mod meta;
 mod tree;
 
+use std::fmt;
+
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
@@ -98,13 +100,14 @@ pub struct DecodeError(pub(crate) String);
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DecodeOptions {
-    /// Show a Secret's `data` values as text where they are UTF-8, instead
-    /// of base64.
+    /// Move a Secret's `data` values that are UTF-8 text to `stringData`,
+    /// as text; binary values stay in `data`, in base64. The object then
+    /// writes back (`kubectl apply`) the same bytes it holds.
     pub decode_data: bool,
 }
 
 impl DecodeOptions {
-    /// Shows a Secret's `data` as text where it is UTF-8.
+    /// Shows a Secret's UTF-8 `data` values as text, under `stringData`.
     #[must_use]
     pub fn with_decoded_data(mut self) -> Self {
         self.decode_data = true;
@@ -134,14 +137,31 @@ pub enum Decoded {
     NotAnObject,
 }
 
-/// A decoded object.
-#[derive(Debug, Clone, PartialEq)]
+/// A decoded object. Its `Debug` shows the shape (encoding, apiVersion,
+/// kind, name and namespace, field names, value types and lengths), never
+/// a value: a Secret's data is plaintext once decrypted.
+#[derive(Clone, PartialEq)]
 pub struct Object {
     encoding: Encoding,
     api_version: String,
     kind: String,
     complete: bool,
     tree: Tree,
+}
+
+impl fmt::Debug for Object {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (name, namespace) = self.name();
+        f.debug_struct("Object")
+            .field("encoding", &self.encoding)
+            .field("api_version", &self.api_version)
+            .field("kind", &self.kind)
+            .field("name", &name)
+            .field("namespace", &namespace)
+            .field("complete", &self.complete)
+            .field("fields", &self.tree)
+            .finish()
+    }
 }
 
 impl Object {

@@ -121,10 +121,12 @@ fn secret_data_shows_as_text_when_asked_and_it_is_utf8() {
     else {
         panic!("decoded");
     };
-    // The fixture's value is the byte 0x02: UTF-8, so shown as text.
+    // The fixture's value is the byte 0x02: UTF-8, so shown as text, under
+    // stringData (where a write takes text), and gone from data.
+    let json = object.to_json();
     assert!(
-        object.to_json().contains("\"dataKey\": \"\\u0002\""),
-        "{}",
-        object.to_json()
+        json.contains("\"stringData\": {\n    \"dataKey\": \"\\u0002\""),
+        "{json}"
     );
+    assert!(!json.contains("\"data\""), "{json}");
 }

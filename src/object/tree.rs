@@ -4,10 +4,12 @@
 //! (`MarshalIndent` with two spaces, and compact); and the same document as
 //! YAML with sorted keys, as `kubectl -o yaml` shows it.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 
-/// A JSON value whose objects keep their members' order.
-#[derive(Debug, Clone, PartialEq)]
+/// A JSON value whose objects keep their members' order. Its `Debug` is
+/// the shape (field names, types, lengths), never a value: a decoded
+/// Secret's data is plaintext.
+#[derive(Clone, PartialEq)]
 pub(crate) enum Tree {
     Null,
     Bool(bool),
@@ -16,6 +18,22 @@ pub(crate) enum Tree {
     String(String),
     Array(Vec<Tree>),
     Object(Vec<(String, Tree)>),
+}
+
+impl fmt::Debug for Tree {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Null => f.write_str("null"),
+            Self::Bool(_) => f.write_str("bool"),
+            Self::Number(_) => f.write_str("number"),
+            Self::String(s) => write!(f, "string({} bytes)", s.len()),
+            Self::Array(items) => f.debug_list().entries(items).finish(),
+            Self::Object(members) => f
+                .debug_map()
+                .entries(members.iter().map(|(name, value)| (name, value)))
+                .finish(),
+        }
+    }
 }
 
 impl Tree {
@@ -238,12 +256,9 @@ fn plain_yaml(s: &str) -> bool {
         return false;
     }
     if first.is_ascii_digit() {
-        // A UID (`3c1a77e0-5d1f-…`) is plain; what YAML 1.1 reads as a
-        // number (`123`, `1e3`, `0x1f`, `1_000`) or a date is not.
-        let date =
-            s.len() >= 8 && s.as_bytes()[4] == b'-' && s[..4].bytes().all(|b| b.is_ascii_digit());
-        let prefixed = ["0x", "0o", "0b"].iter().any(|p| s.starts_with(p));
-        return s.parse::<f64>().is_err() && !date && !prefixed && !s.contains('_');
+        // A UID (`3c1a77e0-5d1f-…`) is plain; what Go's YAML reader (which
+        // kubectl uses) reads as a number or a date is not.
+        return !go_yaml_number_or_date(s);
     }
     if !first.is_ascii_alphabetic() && first != '_' && first != '/' {
         return false;
@@ -252,6 +267,67 @@ fn plain_yaml(s: &str) -> bool {
         s.to_ascii_lowercase().as_str(),
         "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null"
     )
+}
+
+/// Whether Go's YAML reader (gopkg.in/yaml.v2, under sigs.k8s.io/yaml and
+/// so kubectl) reads a plain scalar as a number or a timestamp: with its
+/// underscores removed, an integer `strconv.ParseInt(s, 0, 64)` accepts
+/// (decimal, `0x`/`0X`, `0o`/`0O`, `0b`/`0B`, a leading `0`), a float of
+/// its YAML pattern, or a `YYYY-M-D` date.
+fn go_yaml_number_or_date(s: &str) -> bool {
+    let plain: String = s.chars().filter(|&c| c != '_').collect();
+    go_integer(&plain) || yaml_float(&plain) || yaml_date(s)
+}
+
+fn go_integer(s: &str) -> bool {
+    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let digits = |rest: &str, ok: fn(u8) -> bool| !rest.is_empty() && rest.bytes().all(ok);
+    let prefixed = |a: &str, b: &str| s.strip_prefix(a).or_else(|| s.strip_prefix(b));
+    if let Some(rest) = prefixed("0x", "0X") {
+        return digits(rest, |b| b.is_ascii_hexdigit());
+    }
+    if let Some(rest) = prefixed("0o", "0O") {
+        return digits(rest, |b| (b'0'..=b'7').contains(&b));
+    }
+    if let Some(rest) = prefixed("0b", "0B") {
+        return digits(rest, |b| b == b'0' || b == b'1');
+    }
+    digits(s, |b| b.is_ascii_digit())
+}
+
+/// `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`
+fn yaml_float(s: &str) -> bool {
+    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let (mantissa, exponent) = match s.find(['e', 'E']) {
+        Some(at) => (&s[..at], Some(&s[at + 1..])),
+        None => (s, None),
+    };
+    let all_digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some(("", fraction)) => !fraction.is_empty() && all_digits(fraction),
+        Some((whole, fraction)) => all_digits(whole) && all_digits(fraction),
+        None => !mantissa.is_empty() && all_digits(mantissa),
+    } && !mantissa.is_empty();
+    let exponent_ok = exponent.is_none_or(|e| {
+        let e = e.strip_prefix(['+', '-']).unwrap_or(e);
+        !e.is_empty() && all_digits(e)
+    });
+    mantissa_ok && exponent_ok
+}
+
+/// `YYYY-M-D` (one or two digits for month and day), yaml.v2's date form
+/// without a time (a time has `:` or a space, which are quoted anyway).
+fn yaml_date(s: &str) -> bool {
+    let mut parts = s.split('-');
+    let (Some(year), Some(month), Some(day), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let number = |t: &str, lengths: std::ops::RangeInclusive<usize>| {
+        lengths.contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit())
+    };
+    number(year, 4..=4) && number(month, 1..=2) && number(day, 1..=2)
 }
 
 /// A JSON document read into a [`Tree`], members in the order they come.
@@ -359,11 +435,34 @@ mod tests {
         );
         for (text, plain) in [
             ("3c1a77e0-5d1f", true),
+            ("3c1a77e0-5d1f-4c33-9d1b-0a5e1f2c8d41", true),
             ("123", false),
             ("1e3", false),
             ("0x1f", false),
+            ("0X1F", false),
+            ("0XdeadBEEF", false),
+            ("0B101", false),
+            ("0b101", false),
+            ("0O17", false),
+            ("0o17", false),
+            ("017", false),
+            ("019", false),
             ("1_000", false),
+            ("0x_1f", false),
+            ("1.5", false),
+            ("1.", false),
+            ("1.5e-3", false),
+            ("1E3", false),
             ("2024-01-02", false),
+            ("2024-1-2", false),
+            ("1e", true),
+            ("0x", true),
+            ("0xg1", true),
+            ("12abc", true),
+            ("2024-01-02-x", true),
+            ("Y", false),
+            ("NULL", false),
+            ("Off", false),
         ] {
             assert_eq!(plain_yaml(text), plain, "{text}");
         }

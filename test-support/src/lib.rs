@@ -9,13 +9,15 @@
 //! - [`fake_kms`]: one configurable in-process KMS v1 and v2 service (key ID,
 //!   health, faults, counters).
 //! - [`encrypted_object`]: the KMS v2 storage envelope as its own protobuf
-//!   message, independent of the library's.
+//!   message, independent of the library's; [`objects`]: a Secret as the
+//!   apiserver stores it.
 //! - [`checks`]: the fuzz targets' invariants, replayed by the regression
 //!   tests.
 //! - Real processes, each killed and cleaned up on drop: [`etcd`] (one
 //!   member or a cluster), [`k8sref`] (the Go reference),
 //!   [`softhsm`] (a SoftHSM2 token), [`plugin_process`], [`process`],
-//!   measured with [`peak_memory`].
+//!   measured with [`peak_memory`]; [`kubectl`] reading back what the CLI
+//!   writes.
 //! - With the `kit` feature: [`slow_kek`] and [`misbehaving_plugin`].
 //!
 //! Tests that need what a fresh clone lacks (etcd, SoftHSM2, the Go
@@ -37,8 +39,10 @@ pub mod fake_kms;
 pub mod fixtures;
 pub mod gate;
 pub mod k8sref;
+pub mod kubectl;
 #[cfg(feature = "kit")]
 pub mod misbehaving_plugin;
+pub mod objects;
 pub mod paths;
 pub mod peak_memory;
 pub mod plugin_process;

@@ -636,3 +636,48 @@ fn no_key_material_or_plaintext_in_any_output() {
     }
     assert!(out.errors() > 150, "only {} outputs checked", out.errors());
 }
+
+/// A decoded Secret's `Debug` (the object, and the `Decoded` around it)
+/// shows its shape, never its data: neither the base64 of a value nor,
+/// decoded with `decode_data`, the value itself.
+#[cfg(feature = "objects")]
+#[test]
+fn decoded_objects_show_their_shape_not_their_data() {
+    use k8s_envelope::object::{decode, DecodeOptions, Decoded};
+
+    let data = base64::engine::general_purpose::STANDARD.encode(PLAINTEXT);
+    let secret = format!(
+        r#"{{"kind":"Secret","apiVersion":"v1","metadata":{{"name":"db","namespace":"prod"}},"data":{{"password":"{data}"}},"stringData":{{"token":"{}"}}}}"#,
+        std::str::from_utf8(PLAINTEXT).expect("ASCII")
+    );
+    for options in [
+        DecodeOptions::default(),
+        DecodeOptions::default().with_decoded_data(),
+    ] {
+        let decoded = decode(secret.as_bytes(), &options).expect("decodes");
+        let Decoded::Object(object) = &decoded else {
+            panic!("not an object");
+        };
+        for shown in [
+            format!("{decoded:?}"),
+            format!("{decoded:#?}"),
+            format!("{object:?}"),
+        ] {
+            assert!(!shown.contains(&data), "{shown}");
+            assert!(
+                !shown.contains(std::str::from_utf8(PLAINTEXT).expect("ASCII")),
+                "{shown}"
+            );
+            for expected in [
+                "Secret",
+                "\"db\"",
+                "\"prod\"",
+                "\"password\"",
+                "\"token\"",
+                "bytes",
+            ] {
+                assert!(shown.contains(expected), "{expected} in {shown}");
+            }
+        }
+    }
+}

@@ -596,6 +596,92 @@ fn a_concurrent_write_is_never_overwritten() {
     }
 }
 
+/// A store where a "kube-apiserver" writes some keys again before every
+/// compare-and-swap, with the old configuration: they never settle.
+struct Restless {
+    inner: Arc<DumpStore>,
+    writer: EncryptionConfiguration,
+    swaps: AtomicUsize,
+}
+
+impl Store for Restless {
+    fn list<'a>(
+        &'a self,
+        prefix: &'a [u8],
+        after: Option<&'a [u8]>,
+        limit: usize,
+    ) -> StoreFuture<'a, Page> {
+        self.inner.list(prefix, after, limit)
+    }
+    fn get<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<Entry>> {
+        self.inner.get(key)
+    }
+    fn compare_and_swap<'a>(
+        &'a self,
+        key: &'a [u8],
+        expected: i64,
+        value: &'a [u8],
+    ) -> StoreFuture<'a, Swap> {
+        if key.ends_with(b"7") {
+            self.swaps.fetch_add(1, Ordering::SeqCst);
+            let k = std::str::from_utf8(key).expect("utf-8");
+            let v = self
+                .writer
+                .build()
+                .expect("build")
+                .for_resource("secrets")
+                .encrypt_blocking(b"written again", k.into())
+                .expect("encrypt");
+            self.inner.put(key, &v);
+        }
+        self.inner.compare_and_swap(key, expected, value)
+    }
+    fn describe(&self) -> String {
+        "restless".into()
+    }
+}
+
+/// A value that changes before every compare-and-swap is read again up to
+/// `max_attempts` times, then left to its writers and counted as failed,
+/// saying why; the others are re-encrypted.
+#[test]
+fn a_value_that_never_settles_is_left_to_its_writers_after_max_attempts() {
+    let f = fixture();
+    let store = Arc::new(Restless {
+        inner: f.dump.clone(),
+        writer: f.old.clone(),
+        swaps: AtomicUsize::new(0),
+    });
+    let report = rt()
+        .block_on(walk::reencrypt(
+            store.clone(),
+            Arc::new(f.new.build().expect("build")),
+            ReencryptOptions::new("/registry/secrets/ns/s").with_max_attempts(3),
+            &mut (),
+        ))
+        .expect("run");
+    // s07, s17, s27 and s37: three attempts each.
+    assert_eq!(store.swaps.load(Ordering::SeqCst), 4 * 3);
+    assert_eq!((report.totals.rewritten, report.totals.failed), (36, 4));
+    let reasons: Vec<&str> = report.failures.iter().map(|f| f.reason.as_str()).collect();
+    assert_eq!(
+        reasons, ["changed on each of 3 attempts; left to its writers"; 4],
+        "{:?}",
+        report.failures
+    );
+    let mut keys: Vec<&str> = report.failures.iter().map(|f| f.key.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "/registry/secrets/ns/s07",
+            "/registry/secrets/ns/s17",
+            "/registry/secrets/ns/s27",
+            "/registry/secrets/ns/s37"
+        ]
+    );
+}
+
 #[test]
 fn resources_are_told_from_keys_and_get_their_rules_writer() {
     let f = fixture();

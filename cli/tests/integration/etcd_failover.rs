@@ -200,3 +200,47 @@ fn reencryption_waits_for_a_stopped_etcd() {
     assert!(retries(&stdout) > 0);
     rt.block_on(check_all_current(&store, &new, &keys, &BTreeMap::new()));
 }
+
+/// With etcd gone for longer than `--etcd-outage-limit`, the run stops
+/// (exit 1, naming etcd) instead of waiting for ever, soon after the limit.
+#[test]
+#[ignore = "needs etcd (apt-get install etcd-server etcd-client)"]
+fn reencryption_gives_up_after_the_outage_limit() {
+    let mut etcd = EtcdCluster::start(1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (old_path, new_path) = rotate(dir.path());
+    let rt = rt();
+    let urls = etcd.urls();
+    let old = Arc::new(super::etcd::transformers(&old_path));
+    let store = rt.block_on(connect(&urls));
+    rt.block_on(fill(&store, &old, &secret_keys(VALUES)));
+
+    let (output, after_kill) = rt.block_on(async {
+        let child = tokio::process::Command::new(CLI)
+            .args(["reencrypt", "--config", &new_path.display().to_string()])
+            .args(["--etcd", &urls.join(",")])
+            .args(["--concurrency", "4", "--rate-limit", RATE])
+            .args(["--etcd-outage-limit", "3"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn reencrypt");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        etcd.kill(0);
+        let killed = std::time::Instant::now();
+        let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+            .await
+            .expect("the run gives up")
+            .expect("output");
+        (output, killed.elapsed())
+    });
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("etcd"), "{stderr}");
+    assert!(
+        after_kill >= Duration::from_secs(3),
+        "gave up before the limit: {after_kill:?}"
+    );
+}

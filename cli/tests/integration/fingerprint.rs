@@ -185,3 +185,27 @@ fn kms_v2_writers_show_the_plugins_key_id_hash_and_pass_the_probe() {
     );
     assert!(text.contains("ok: read back, same key"), "{text}");
 }
+
+/// A KMS plugin that does not answer is reported once, though
+/// `--self-test` builds the configuration twice (in use, and read again
+/// from disk).
+#[test]
+fn a_plugin_that_does_not_answer_is_reported_once() {
+    let dir = Dir::new("down");
+    let socket = dir.0.join("none.sock");
+    let config = dir.file(
+        "enc.yaml",
+        &format!(
+            "kind: EncryptionConfiguration\napiVersion: apiserver.config.k8s.io/v1\nresources:\n  - resources: [secrets]\n    providers:\n      - kms:\n          apiVersion: v2\n          name: down\n          endpoint: unix://{}\n          timeout: 1s\n",
+            socket.display()
+        ),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_k8s-envelope"))
+        .arg("fingerprint")
+        .arg(&config)
+        .arg("--self-test")
+        .output()
+        .expect("run the CLI");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("warning:").count(), 1, "{stderr}");
+}

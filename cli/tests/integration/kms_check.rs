@@ -71,46 +71,101 @@ fn kms_plugin_local_passes_every_check_v2_and_v1() {
     let (code, report) = kms_check(&plugin.endpoint(), &["--strict"]);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["passed"], true);
-    assert_eq!(report["summary"]["pass"], 16, "{report:#}");
+    assert_eq!(report["summary"]["pass"], 17, "{report:#}");
     assert_eq!(report["api"], "v2");
     let (code, report) = kms_check(&plugin.endpoint(), &["--strict", "--api", "v1"]);
     assert_eq!(code, 0, "{report:#}");
-    assert_eq!(report["summary"]["pass"], 10, "{report:#}");
+    assert_eq!(report["summary"]["pass"], 11, "{report:#}");
     assert_eq!(report["api"], "v1");
 }
 
 #[test]
-fn our_base64_mock_passes_with_warnings_and_fails_strict() {
+fn our_base64_mock_fails_with_the_dek_in_clear_unless_allowed() {
     let ours = PluginProcess::start(
         &workspace_binary("kms-plugin-local"),
         &["--mock-base64"],
         "kms-plugin-local --mock-base64",
     );
-    a_base64_mock_passes_with_warnings_and_fails_strict(&ours);
+    a_base64_mock_fails_with_the_dek_in_clear_unless_allowed(&ours);
 }
 
 #[test]
 #[ignore = "needs the Go reference (../shared/tools/k8sref/build.sh)"]
-fn the_go_base64_mock_passes_with_warnings_and_fails_strict() {
+fn the_go_base64_mock_fails_with_the_dek_in_clear_unless_allowed() {
     let theirs = PluginProcess::start(&k8sref(), &["kms-plugin", "--api", "both"], "k8sref");
-    a_base64_mock_passes_with_warnings_and_fails_strict(&theirs);
+    a_base64_mock_fails_with_the_dek_in_clear_unless_allowed(&theirs);
 }
 
-fn a_base64_mock_passes_with_warnings_and_fails_strict(plugin: &PluginProcess) {
+/// A plugin that leaves the DEK in clear fails (exit 1) on that alone,
+/// saying so; `--allow-insecure` passes it with the finding as a warning.
+fn a_base64_mock_fails_with_the_dek_in_clear_unless_allowed(plugin: &PluginProcess) {
     let (code, report) = kms_check(&plugin.endpoint(), &[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(
+        with_result(&report, "fail"),
+        ["encrypt.dek_concealed"],
+        "{report:#}"
+    );
+    let (code, report) = kms_check(&plugin.endpoint(), &["--allow-insecure"]);
     assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["allow_insecure"], true);
     assert_eq!(
         with_result(&report, "warn"),
-        ["corrupted_ciphertext", "foreign_key_id"],
+        [
+            "encrypt.dek_concealed",
+            "corrupted_ciphertext",
+            "foreign_key_id"
+        ],
         "{report:#}"
     );
     assert!(with_result(&report, "fail").is_empty());
-    let (code, report) = kms_check(&plugin.endpoint(), &["--strict"]);
+    let (code, report) = kms_check(&plugin.endpoint(), &["--allow-insecure", "--strict"]);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(report["passed"], false);
-    let (code, report) = kms_check(&plugin.endpoint(), &["--api", "v1"]);
+    let (code, report) = kms_check(&plugin.endpoint(), &["--api", "v1", "--allow-insecure"]);
     assert_eq!(code, 0, "{report:#}");
-    assert_eq!(with_result(&report, "warn"), ["corrupted_ciphertext"]);
+    assert_eq!(
+        with_result(&report, "warn"),
+        ["encrypt.dek_concealed", "corrupted_ciphertext"]
+    );
+    let out = Command::new(CLI)
+        .args(["kms-check", "--endpoint", &plugin.endpoint()])
+        .output()
+        .expect("run");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("1 failed, 0 skipped: the plugin leaves the DEK in clear (--allow-insecure passes a test mock)"),
+        "{table}"
+    );
+}
+
+/// The Go reference's plugins that leave the DEK in clear in each way
+/// (`--cipher base64|hex|identity`) each fail on it, and on nothing else
+/// that a sound plugin passes.
+#[test]
+#[ignore = "needs the Go reference (../shared/tools/k8sref/build.sh)"]
+fn every_go_plugin_that_leaves_the_dek_in_clear_fails() {
+    let k8sref = k8sref();
+    for cipher in ["base64", "hex", "identity"] {
+        let plugin = PluginProcess::start(&k8sref, &["kms-plugin", "--cipher", cipher], "k8sref");
+        let (code, report) = kms_check(&plugin.endpoint(), &[]);
+        assert_eq!(code, 1, "{cipher}: {report:#}");
+        assert_eq!(
+            with_result(&report, "fail"),
+            ["encrypt.dek_concealed"],
+            "{cipher}: {report:#}"
+        );
+        let detail = report["checks"]
+            .as_array()
+            .and_then(|checks| checks.iter().find(|c| c["id"] == "encrypt.dek_concealed"))
+            .and_then(|c| c["detail"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            detail.contains("holds the DEK in clear"),
+            "{cipher}: {detail}"
+        );
+    }
 }
 
 /// Each fault flag of the Go mock fails the checks of the rule it breaks.
@@ -160,7 +215,8 @@ fn the_go_mock_with_each_fault_fails_its_checks() {
         let mut args = vec!["kms-plugin"];
         args.extend(flags.iter().map(String::as_str));
         let plugin = PluginProcess::start(&k8sref, &args, "k8sref");
-        let (code, report) = kms_check(&plugin.endpoint(), &[]);
+        // The Go mock is base64: allowed, so that each fault is what fails.
+        let (code, report) = kms_check(&plugin.endpoint(), &["--allow-insecure"]);
         assert_eq!(code, 1, "{flags:?}: {report:#}");
         // The checks of the broken rule fail; a broken answer can break
         // later calls too (the Go mock refuses a Decrypt without a key ID).
@@ -193,7 +249,7 @@ fn the_table_names_every_check_and_sums_up() {
     assert!(lines[2].starts_with("status.answers") && lines[2].contains("  pass  "));
     assert_eq!(
         lines.last().copied(),
-        Some("16 checks: 16 passed, 0 warning(s), 0 failed, 0 skipped")
+        Some("17 checks: 17 passed, 0 warning(s), 0 failed, 0 skipped")
     );
 }
 

@@ -18,6 +18,7 @@ mod kms_check;
 mod kms_faults;
 mod kms_grpc;
 mod kms_vectors;
+mod kubectl;
 mod lint;
 mod objects;
 mod outputs;

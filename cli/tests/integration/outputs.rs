@@ -207,3 +207,65 @@ fn a_dump_given_as_a_snapshot_says_to_use_dump() {
         "{stderr}"
     );
 }
+
+/// A snapshot whose appended SHA-256 does not match is refused, saying
+/// which flag reads it anyway; with `--skip-hash-check` it reads.
+#[test]
+fn a_snapshot_with_a_wrong_hash_needs_skip_hash_check() {
+    let fixture =
+        k8s_envelope_test_support::fixtures::data("doc-examples/recovering-from-a-backup");
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::copy(fixture.join("enc.yaml"), dir.path().join("enc.yaml")).expect("copy");
+    let mut snapshot = fs::read(fixture.join("backup.db")).expect("read");
+    let last = snapshot.len() - 1;
+    snapshot[last] ^= 1;
+    fs::write(dir.path().join("bad.db"), &snapshot).expect("write");
+    let args = ["scan", "--config", "enc.yaml", "--snapshot", "bad.db"];
+    let out = cli_with_umask_000(dir.path(), &args);
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("SHA-256 does not match"), "{stderr}");
+    assert!(stderr.contains("--skip-hash-check"), "{stderr}");
+    let out = cli_with_umask_000(dir.path(), &[&args[..], &["--skip-hash-check"]].concat());
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("total: 3 values: 3 current"),
+        "{out:?}"
+    );
+}
+
+/// `export --dir` into a directory others can write to is refused before
+/// anything is written (its directories could be swapped for links).
+#[test]
+fn export_refuses_a_root_others_can_write_to() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = setup();
+    let root = dir.path().join("shared");
+    fs::create_dir(&root).expect("mkdir");
+    for mode in [0o777, 0o770, 0o1777] {
+        fs::set_permissions(&root, fs::Permissions::from_mode(mode)).expect("chmod");
+        let out = cli_with_umask_000(
+            dir.path(),
+            &[
+                "export",
+                "--config",
+                "enc.yaml",
+                "--dump",
+                "dump.json",
+                "--dir",
+                "shared",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(2), "{mode:o}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("others can write to it"),
+            "{mode:o}: {stderr}"
+        );
+        assert_eq!(
+            fs::read_dir(&root).expect("read").count(),
+            0,
+            "{mode:o}: written into"
+        );
+    }
+}

@@ -255,6 +255,33 @@ fn a_key_rotation_from_start_to_finish() {
         out.contains("30 stored value(s) still use aesgcm key \"key1\""),
         "{out}"
     );
+    // A typo in --prefix (a prefix no key of the rule's resources starts
+    // with) scanned nothing and retired a key 30 values still used.
+    let out = run.expect(
+        2,
+        &[
+            "rotate",
+            "retire",
+            "--config",
+            "enc.2-promote.yaml",
+            "--out",
+            "enc.4-retire.yaml",
+            "--name",
+            "key1",
+            "--dump",
+            "dump.json",
+            "--prefix",
+            "/registry/secret/",
+        ],
+    );
+    assert!(
+        out.contains(
+            "refused: --prefix /registry/secret/ is outside every resource of resources[0] \
+             (secrets), whose keys are under /registry/secrets/"
+        ),
+        "{out}"
+    );
+    assert!(!run.dir.path().join("enc.4-retire.yaml").exists());
     assert!(!run.dir.path().join("enc.4-retire.yaml").exists());
 
     let out = run.expect(

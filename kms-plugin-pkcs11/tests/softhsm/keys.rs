@@ -197,8 +197,25 @@ fn a_missing_key_or_token_is_a_clear_refusal() {
         .arg(hsm.pin_file());
     let (code, stderr) = run_to_exit(other);
     assert_eq!(code, 2);
+    // It says which tokens it can see, and where SoftHSM2 looks.
     assert!(
-        stderr.contains("no token labelled \"not-there\""),
+        stderr.contains(&format!(
+            "no token labelled \"not-there\" is present (the module shows \"{}\"",
+            k8s_envelope_test_support::softhsm::TOKEN_LABEL
+        )),
         "{stderr}"
     );
+    assert!(stderr.contains("SOFTHSM2_CONF"), "{stderr}");
+
+    // Without its configuration, SoftHSM2 shows no token: said so.
+    let mut unconfigured = hsm.command(crate::plugin::PLUGIN);
+    unconfigured
+        .env("SOFTHSM2_CONF", hsm.dir().join("no-such.conf"))
+        .arg("--module")
+        .arg(hsm.module())
+        .args(["--token-label", "k8s", "--key-label", "k", "--pin-file"])
+        .arg(hsm.pin_file());
+    let (code, stderr) = run_to_exit(unconfigured);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(stderr.contains("SOFTHSM2_CONF"), "{stderr}");
 }

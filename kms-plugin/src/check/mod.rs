@@ -32,6 +32,7 @@
 //! | `encrypt.answers` | `Encrypt` of a 32-byte DEK answers |
 //! | `encrypt.key_id` | the key ID `Status` reported |
 //! | `encrypt.ciphertext` | non-empty, at most 1 KiB |
+//! | `encrypt.dek_concealed` | the DEK is not in the ciphertext, as bytes, base64 (either alphabet) or hex (this crate's rule: the apiserver does not check; [`PluginCheck::allow_insecure`] makes it a warning, for a test mock) |
 //! | `encrypt.annotations` | keys are fully qualified domain names; keys and values at most 32 KiB |
 //! | `decrypt.round_trip` | `Decrypt`, with another request UID than the `Encrypt`, gives the DEK back |
 //! | `concurrency` | 16 round trips at once all succeed |
@@ -47,7 +48,8 @@
 //!
 //! KMS v1 ([`CheckedApi::V1`]): `version.answers`, `version.api`
 //! (`v1beta1`), `encrypt.answers`, `encrypt.ciphertext` (non-empty, at most
-//! 65535 bytes, the length prefix the apiserver stores), `decrypt.round_trip`,
+//! 65535 bytes, the length prefix the apiserver stores),
+//! `encrypt.dek_concealed`, `decrypt.round_trip`,
 //! `concurrency`, the advisory `large_round_trip`, `corrupted_ciphertext`
 //! and `socket_permissions`, and `latency`.
 //!
@@ -61,6 +63,7 @@
 //! characters replaced.
 
 mod calls;
+mod clear;
 mod probe;
 mod socket;
 mod v1;
@@ -79,6 +82,7 @@ pub struct PluginCheck {
     endpoint: KmsEndpoint,
     timeout: Duration,
     api: CheckedApi,
+    allow_insecure: bool,
 }
 
 /// Which plugin API a [`PluginCheck`] speaks.
@@ -110,6 +114,7 @@ impl PluginCheck {
             endpoint,
             timeout: DEFAULT_TIMEOUT,
             api: CheckedApi::V2,
+            allow_insecure: false,
         }
     }
 
@@ -125,6 +130,15 @@ impl PluginCheck {
     #[must_use]
     pub fn api(mut self, api: CheckedApi) -> Self {
         self.api = api;
+        self
+    }
+
+    /// Lets a plugin that leaves the DEK in clear (a test mock, such as
+    /// Kubernetes' base64 one) pass, `encrypt.dek_concealed` warning
+    /// instead of failing.
+    #[must_use]
+    pub fn allow_insecure(mut self, allow: bool) -> Self {
+        self.allow_insecure = allow;
         self
     }
 
@@ -146,8 +160,8 @@ impl PluginCheck {
         drop(probe);
         let client = GrpcClient::new(self.endpoint.clone(), self.timeout);
         let checks = match self.api {
-            CheckedApi::V2 => v2::run(&client, &self.endpoint).await,
-            CheckedApi::V1 => v1::run(&client, &self.endpoint).await,
+            CheckedApi::V2 => v2::run(&client, &self.endpoint, self.allow_insecure).await,
+            CheckedApi::V1 => v1::run(&client, &self.endpoint, self.allow_insecure).await,
         };
         Ok(CheckReport {
             endpoint: self.endpoint.to_string(),

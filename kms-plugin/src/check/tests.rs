@@ -126,8 +126,22 @@ fn kek(dir: &Path) -> LocalKek {
     LocalKek::open(&path).expect("open")
 }
 
+/// Serves `kek` and checks it with `allow_insecure`.
+fn check_allowing_insecure(kek: impl Kek + 'static, api: CheckedApi) -> CheckReport {
+    check_with(kek, api, Duration::from_secs(3), true)
+}
+
 /// Serves `kek` on a socket in a temporary directory and checks it.
 pub(crate) fn check(kek: impl Kek + 'static, api: CheckedApi, timeout: Duration) -> CheckReport {
+    check_with(kek, api, timeout, false)
+}
+
+fn check_with(
+    kek: impl Kek + 'static,
+    api: CheckedApi,
+    timeout: Duration,
+    allow_insecure: bool,
+) -> CheckReport {
     let dir = tempfile::tempdir().expect("tempdir");
     let endpoint = KmsEndpoint::socket_file(dir.path().join("kms.sock")).expect("endpoint");
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -143,6 +157,7 @@ pub(crate) fn check(kek: impl Kek + 'static, api: CheckedApi, timeout: Duration)
         let report = PluginCheck::new(endpoint.clone())
             .timeout(timeout)
             .api(api)
+            .allow_insecure(allow_insecure)
             .run()
             .await
             .expect("a plugin listens");
@@ -197,6 +212,7 @@ fn a_sound_plugin_passes_every_check() {
             "encrypt.answers",
             "encrypt.key_id",
             "encrypt.ciphertext",
+            "encrypt.dek_concealed",
             "encrypt.annotations",
             "decrypt.round_trip",
             "concurrency",
@@ -277,17 +293,27 @@ fn a_slow_plugin_warns_on_latency() {
     assert!(!report.passed(true), "strict makes warnings failures");
 }
 
+/// Kubernetes' base64 mock leaves the DEK in clear: it fails, unless
+/// allowed (a test mock), and then passes with that and two more warnings.
 #[test]
-fn the_base64_mock_passes_with_warnings() {
-    let report = check(
-        crate::Base64MockKek::new(),
-        CheckedApi::V2,
-        Duration::from_secs(3),
-    );
+fn the_base64_mock_fails_unless_allowed() {
+    for api in [CheckedApi::V2, CheckedApi::V1] {
+        let report = check(crate::Base64MockKek::new(), api, Duration::from_secs(3));
+        assert!(!report.passed(false), "{api}: {report:#?}");
+        let failed: Vec<_> = report
+            .checks()
+            .iter()
+            .filter(|c| c.outcome == Outcome::Fail)
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(failed, ["encrypt.dek_concealed"], "{api}");
+    }
+    let report = check_allowing_insecure(crate::Base64MockKek::new(), CheckedApi::V2);
     assert!(report.passed(false), "{report:#?}");
+    assert_eq!(outcome(&report, "encrypt.dek_concealed"), Outcome::Warn);
     assert_eq!(outcome(&report, "corrupted_ciphertext"), Outcome::Warn);
     assert_eq!(outcome(&report, "foreign_key_id"), Outcome::Warn);
-    assert_eq!(report.count(Outcome::Warn), 2, "{report:#?}");
+    assert_eq!(report.count(Outcome::Warn), 3, "{report:#?}");
 }
 
 #[test]
@@ -303,6 +329,7 @@ fn kms_v1_checks() {
             "version.api",
             "encrypt.answers",
             "encrypt.ciphertext",
+            "encrypt.dek_concealed",
             "decrypt.round_trip",
             "concurrency",
             "large_round_trip",

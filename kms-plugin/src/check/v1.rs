@@ -4,7 +4,7 @@ use futures_util::future::join_all;
 
 use super::calls::{Calls, NoAnswer, CONCURRENT_ROUND_TRIPS};
 use super::probe::{fresh_secret, DEK_LEN, LARGE_LEN};
-use super::{socket, CheckResult};
+use super::{clear, socket, CheckResult};
 use k8s_envelope::kms::clip_message;
 use k8s_envelope::kms::{GrpcClient, KmsEndpoint, KmsServiceV1};
 
@@ -12,7 +12,11 @@ use k8s_envelope::kms::{GrpcClient, KmsEndpoint, KmsServiceV1};
 /// bytes.
 const MAX_V1_CIPHERTEXT: usize = 65535;
 
-pub(super) async fn run(client: &GrpcClient, endpoint: &KmsEndpoint) -> Vec<CheckResult> {
+pub(super) async fn run(
+    client: &GrpcClient,
+    endpoint: &KmsEndpoint,
+    allow_insecure: bool,
+) -> Vec<CheckResult> {
     let calls = Calls::new(client.timeout());
     let plugin = client.as_v1();
     let mut out = Vec::new();
@@ -20,7 +24,7 @@ pub(super) async fn run(client: &GrpcClient, endpoint: &KmsEndpoint) -> Vec<Chec
     version(&calls, plugin, &mut out).await;
     let dek = fresh_secret(DEK_LEN);
     let ciphertext = match &dek {
-        Ok(dek) => encrypt(&calls, plugin, dek, &mut out).await,
+        Ok(dek) => encrypt(&calls, plugin, dek, allow_insecure, &mut out).await,
         Err(no) => {
             out.push(no.result("encrypt.answers", true));
             None
@@ -76,22 +80,22 @@ async fn version(calls: &Calls, plugin: &dyn KmsServiceV1, out: &mut Vec<CheckRe
     }
 }
 
-/// `encrypt.answers` and `encrypt.ciphertext`; the ciphertext when there is one.
+/// `encrypt.answers`, `encrypt.ciphertext` and `encrypt.dek_concealed`;
+/// the ciphertext when there is one.
 async fn encrypt(
     calls: &Calls,
     plugin: &dyn KmsServiceV1,
     dek: &[u8],
+    allow_insecure: bool,
     out: &mut Vec<CheckResult>,
 ) -> Option<Vec<u8>> {
     let ciphertext = match calls.call("Encrypt", plugin.encrypt(dek)).await {
         Ok(ciphertext) => ciphertext,
         Err(no) => {
             out.push(no.result("encrypt.answers", true));
-            out.push(CheckResult::skipped(
-                "encrypt.ciphertext",
-                true,
-                "Encrypt gave no answer",
-            ));
+            for id in ["encrypt.ciphertext", clear::ID] {
+                out.push(CheckResult::skipped(id, true, "Encrypt gave no answer"));
+            }
             return None;
         }
     };
@@ -112,6 +116,7 @@ async fn encrypt(
             Ok(format!("{len} bytes"))
         },
     ));
+    out.push(clear::check(dek, &ciphertext, allow_insecure));
     Some(ciphertext)
 }
 

@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 use super::calls::{Calls, NoAnswer, CONCURRENT_ROUND_TRIPS};
 use super::probe::{fresh_secret, request_uid, shown_key_id, DEK_LEN, LARGE_LEN};
-use super::{socket, CheckResult};
+use super::{clear, socket, CheckResult};
 use k8s_envelope::kms::rules::{
     validate_annotations, validate_encrypted_dek_source, validate_key_id,
 };
@@ -16,7 +16,11 @@ use k8s_envelope::kms::{EncryptResponse, GrpcClient, KmsEndpoint, KmsServiceV2};
 /// A key ID no plugin issues, for `foreign_key_id`.
 const FOREIGN_KEY_ID: &str = "k8s-envelope-kms-check-foreign-key-id";
 
-pub(super) async fn run(client: &GrpcClient, endpoint: &KmsEndpoint) -> Vec<CheckResult> {
+pub(super) async fn run(
+    client: &GrpcClient,
+    endpoint: &KmsEndpoint,
+    allow_insecure: bool,
+) -> Vec<CheckResult> {
     let calls = Calls::new(client.timeout());
     let plugin = client.as_v2();
     let mut out = Vec::new();
@@ -24,7 +28,10 @@ pub(super) async fn run(client: &GrpcClient, endpoint: &KmsEndpoint) -> Vec<Chec
     let status_key_id = status(&calls, plugin, &mut out).await;
     let dek = fresh_secret(DEK_LEN);
     let encrypted = match &dek {
-        Ok(dek) => encrypt(&calls, plugin, dek, status_key_id.as_deref(), &mut out).await,
+        Ok(dek) => {
+            let status_key_id = status_key_id.as_deref();
+            encrypt(&calls, plugin, dek, status_key_id, allow_insecure, &mut out).await
+        }
         Err(no) => {
             out.push(no.result("encrypt.answers", true));
             None
@@ -114,13 +121,14 @@ async fn status(
     Some(status.key_id)
 }
 
-/// `encrypt.answers`, `.key_id`, `.ciphertext`, `.annotations`; the answer
-/// when there is one.
+/// `encrypt.answers`, `.key_id`, `.ciphertext`, `.dek_concealed`,
+/// `.annotations`; the answer when there is one.
 async fn encrypt(
     calls: &Calls,
     plugin: &dyn KmsServiceV2,
     dek: &[u8],
     status_key_id: Option<&str>,
+    allow_insecure: bool,
     out: &mut Vec<CheckResult>,
 ) -> Option<EncryptResponse> {
     let uid = match request_uid() {
@@ -137,6 +145,7 @@ async fn encrypt(
             for id in [
                 "encrypt.key_id",
                 "encrypt.ciphertext",
+                clear::ID,
                 "encrypt.annotations",
             ] {
                 out.push(CheckResult::skipped(id, true, "Encrypt gave no answer"));
@@ -170,6 +179,7 @@ async fn encrypt(
             Err(reason) => Err(format!("{reason} ({len} bytes)")),
         },
     ));
+    out.push(clear::check(dek, &encrypted.ciphertext, allow_insecure));
     out.push(CheckResult::required(
         "encrypt.annotations",
         annotations(&encrypted.annotations),

@@ -2,6 +2,7 @@
 //! every command that takes `--config` (or a config argument) comes here, so
 //! each reports a bad file the same way, with its path, exit status 2.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -56,7 +57,7 @@ pub fn build(
         .block_on(async { config.build_with_kms(&kms) })
         .map_err(|e| config_failure(path, &e))?;
     if let Err(e) = runtime.block_on(kms.refresh_all()) {
-        eprintln!("k8s-envelope: warning: {e}");
+        warn_once(&e.to_string());
     }
     if loops == StatusLoops::Run {
         for provider in kms.v2_providers() {
@@ -77,6 +78,19 @@ pub fn load_and_build(
 ) -> Result<Arc<ResourceTransformers>, Failure> {
     let config = load(path)?;
     Ok(build(&config, path, runtime, StatusLoops::Run)?.transformers)
+}
+
+/// Prints a warning on stderr, once per run: a command that builds the same
+/// configuration twice (`fingerprint --self-test` reads it again from disk)
+/// says what is wrong with it once.
+fn warn_once(message: &str) {
+    static WARNED: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
+    let mut warned = WARNED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if warned.insert(message.to_owned()) {
+        eprintln!("k8s-envelope: warning: {message}");
+    }
 }
 
 fn config_failure(path: &Path, e: &dyn std::fmt::Display) -> Failure {

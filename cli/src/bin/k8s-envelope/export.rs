@@ -40,7 +40,9 @@ pub struct ExportArgs {
     /// 0600). Symbolic links in it are refused, not followed.
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// Show Secrets' data as text where it is UTF-8 (instead of base64).
+    /// Show Secrets' UTF-8 data values as text, under stringData (binary
+    /// values stay base64 under data), so the file applies back to the
+    /// same bytes.
     #[arg(long)]
     decode_data: bool,
 }

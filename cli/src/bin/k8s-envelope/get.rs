@@ -30,7 +30,9 @@ pub struct GetArgs {
     /// Output format; `raw` is the decrypted bytes exactly as stored.
     #[arg(long, value_enum, default_value_t = Format::Yaml)]
     output: Format,
-    /// Show a Secret's data as text where it is UTF-8 (instead of base64).
+    /// Show a Secret's UTF-8 data values as text, under stringData (binary
+    /// values stay base64 under data), so the output applies back to the
+    /// same bytes.
     #[arg(long)]
     decode_data: bool,
 }

@@ -328,10 +328,16 @@ fn retire(args: &RetireArgs) -> Result<(), Failure> {
             StatusLoops::Run,
         )?
         .transformers;
-        // Every prefix the rule's resources live under, unless one is given.
+        // Every prefix the rule's resources live under, unless one is given
+        // (and then it must reach into one of them: a typo scans nothing
+        // and would retire a key still in use).
+        let rule_prefixes = prefixes(&config, rule);
         let prefixes = match &args.store.prefix {
-            Some(prefix) => vec![prefix.clone()],
-            None => prefixes(&config, rule),
+            Some(prefix) => {
+                check_prefix_in_rule(prefix, &rule_prefixes, &config, rule)?;
+                vec![prefix.clone()]
+            }
+            None => rule_prefixes,
         };
         let mut in_use = 0;
         for prefix in &prefixes {
@@ -348,6 +354,12 @@ fn retire(args: &RetireArgs) -> Result<(), Failure> {
                 "scanned {} value(s) under {prefix}: {found} written by {member}",
                 report.total
             );
+            if report.total == 0 {
+                eprintln!(
+                    "note: nothing is stored under {prefix} (no object of that resource, or \
+                     --etcd-prefix is not the apiserver's)"
+                );
+            }
             in_use += found;
         }
         if in_use > 0 && !args.force {
@@ -368,6 +380,29 @@ fn retire(args: &RetireArgs) -> Result<(), Failure> {
     );
     eprintln!("next: install it on every kube-apiserver. Keep the old key until backups from before the re-encryption have expired.");
     Ok(())
+}
+
+/// Refuses a `--prefix` that no key of the rule's resources can start
+/// with: neither inside one of their prefixes nor around one.
+fn check_prefix_in_rule(
+    prefix: &str,
+    rule_prefixes: &[String],
+    config: &EncryptionConfiguration,
+    rule: usize,
+) -> Result<(), Failure> {
+    let overlaps = rule_prefixes
+        .iter()
+        .any(|p| prefix.starts_with(p.as_str()) || p.starts_with(prefix));
+    if overlaps {
+        return Ok(());
+    }
+    Err(Failure::usage(format!(
+        "refused: --prefix {} is outside every resource of resources[{rule}] ({}), whose keys \
+         are under {}: a scan there would find none of the values this retirement must count",
+        k8s_envelope::store::printable(prefix.as_bytes()),
+        config.resources[rule].resources.join(", "),
+        rule_prefixes.join(", ")
+    )))
 }
 
 fn member_flags(member: &Member) -> String {

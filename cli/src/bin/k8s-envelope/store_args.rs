@@ -143,6 +143,9 @@ impl StoreArgs {
             };
             let mut snapshot = SnapshotStore::open(path, check).map_err(|e| match e {
                 SnapshotError::Io { .. } => Failure::usage(e.to_string()),
+                SnapshotError::HashMismatch { .. } => {
+                    Failure::transform(format!("{e} (--skip-hash-check)"))
+                }
                 SnapshotError::Invalid { .. } if looks_like_json(path) => Failure::usage(format!(
                     "{e}; the file is JSON: read an etcdctl JSON dump (etcdctl get --prefix -w json) with --dump"
                 )),
