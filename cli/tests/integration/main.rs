@@ -13,6 +13,7 @@ mod dump_memory;
 mod etcd;
 mod etcd_failover;
 mod etcd_listing;
+mod export_tree;
 mod fingerprint;
 mod kms_check;
 mod kms_faults;

@@ -3,13 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use k8s_envelope::object::{DecodeOptions, Decoded, Object};
 use k8s_envelope::store::printable;
 
 use crate::configuration;
+use crate::export_tree::ExportTree;
 use crate::failure::Failure;
 use crate::shown;
 use crate::store_args::{self, StoreArgs};
@@ -65,11 +66,11 @@ enum Sink {
         written: usize,
     },
     Dir {
-        root: PathBuf,
+        tree: ExportTree,
         format: Format,
         /// Files written, so that two keys naming the same file fail
         /// instead of the second overwriting the first.
-        written: std::collections::HashSet<PathBuf>,
+        written: std::collections::HashSet<Vec<String>>,
     },
 }
 
@@ -90,7 +91,7 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
     let layout = args.store.layout(args.resource.as_deref());
     let mut sink = match &args.dir {
         Some(root) => Sink::Dir {
-            root: prepare_root(root)?,
+            tree: ExportTree::open(root).map_err(Failure::usage)?,
             format: args.output,
             written: std::collections::HashSet::new(),
         },
@@ -189,7 +190,7 @@ impl Sink {
                 print(&text)
             }
             Sink::Dir {
-                root,
+                tree,
                 format,
                 written,
             } => {
@@ -199,20 +200,18 @@ impl Sink {
                         printable(key)
                     )
                 })?;
-                let path = make_parents(root, &relative)?;
-                if !written.insert(path.clone()) {
+                if !written.insert(relative.clone()) {
                     return Err(format!(
                         "{}: names the same file as another key ({}); not overwritten",
                         printable(key),
-                        path.display()
+                        relative.join("/")
                     ));
                 }
                 let text = match format {
                     Format::Json => format!("{}\n", object.to_json()),
                     _ => object.to_yaml(),
                 };
-                k8s_envelope::private_file::write(&path, text.as_bytes())
-                    .map_err(|e| format!("writing {}: {e}", path.display()))
+                tree.write(&relative, text.as_bytes()).map(|_| ())
             }
         }
     }
@@ -247,77 +246,6 @@ fn indented(text: &str, by: &str) -> String {
         .map(|line| format!("{by}{line}"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// The export directory, created 0700 if missing; refused when it is a
-/// symbolic link or not a directory.
-fn prepare_root(root: &Path) -> Result<PathBuf, Failure> {
-    match std::fs::symlink_metadata(root) {
-        Ok(meta) if meta.file_type().is_symlink() => Err(Failure::usage(format!(
-            "--dir {}: a symbolic link (give the directory itself)",
-            root.display()
-        ))),
-        Ok(meta) if !meta.is_dir() => Err(Failure::usage(format!(
-            "--dir {}: not a directory",
-            root.display()
-        ))),
-        Ok(meta) if writable_by_others(&meta) => Err(Failure::usage(format!(
-            "--dir {}: others can write to it (its directories could be swapped for links while the export runs); use a directory of your own",
-            root.display()
-        ))),
-        Ok(_) => Ok(root.to_path_buf()),
-        Err(_) => {
-            create_private_dir(root)
-                .map_err(|e| Failure::usage(format!("--dir {}: {e}", root.display())))?;
-            Ok(root.to_path_buf())
-        }
-    }
-}
-
-/// Whether a directory is writable by its group or by everyone.
-fn writable_by_others(meta: &std::fs::Metadata) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt as _;
-        meta.mode() & 0o022 != 0
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = meta;
-        false
-    }
-}
-
-fn create_private_dir(path: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt as _;
-        builder.mode(0o700);
-    }
-    builder.create(path)
-}
-
-/// Creates the directories of `relative` under `root`, refusing any that is
-/// a symbolic link; the file's full path.
-fn make_parents(root: &Path, relative: &[String]) -> Result<PathBuf, String> {
-    let mut path = root.to_path_buf();
-    let (file, dirs) = relative.split_last().ok_or("an empty path")?;
-    for dir in dirs {
-        path.push(dir);
-        match std::fs::symlink_metadata(&path) {
-            Ok(meta) if meta.file_type().is_symlink() || !meta.is_dir() => {
-                return Err(format!(
-                    "{}: a symbolic link or a file where a directory belongs; not followed",
-                    path.display()
-                ))
-            }
-            Ok(_) => {}
-            Err(_) => create_private_dir(&path).map_err(|e| format!("{}: {e}", path.display()))?,
-        }
-    }
-    path.push(file);
-    Ok(path)
 }
 
 /// The file of the object at `key`, as path segments under the export

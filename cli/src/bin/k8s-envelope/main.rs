@@ -10,6 +10,7 @@ mod bench;
 mod cli;
 mod configuration;
 mod export;
+mod export_tree;
 mod failure;
 mod fingerprint;
 mod get;
