@@ -269,3 +269,50 @@ fn export_refuses_a_root_others_can_write_to() {
         );
     }
 }
+
+/// A snapshot re-keying whose writes fail (a file size limit of 200 bytes:
+/// the spill file's writes are buffered, so here the output's fail, at the
+/// end): the run stops with an error naming the file, and leaves no
+/// output, spill or temporary file.
+#[test]
+fn a_rekeying_whose_writes_fail_leaves_nothing_behind() {
+    let fixture =
+        k8s_envelope_test_support::fixtures::data("doc-examples/recovering-from-a-backup");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for file in ["enc.2-promote.yaml", "backup.db"] {
+        fs::copy(fixture.join(file), dir.path().join(file)).expect("copy");
+    }
+    let before: Vec<_> = fs::read_dir(dir.path())
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    let out = Command::new("sh")
+        .arg("-c")
+        // An ignored SIGXFSZ makes a write past the limit fail with EFBIG
+        // instead of killing the process.
+        .arg("trap '' XFSZ; exec prlimit --fsize=200 -- \"$0\" \"$@\"")
+        .arg(CLI)
+        .args([
+            "reencrypt",
+            "--config",
+            "enc.2-promote.yaml",
+            "--snapshot",
+            "backup.db",
+            "--out",
+            "new.db",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("new.db: File too large"), "{stderr}");
+    let mut after: Vec<_> = fs::read_dir(dir.path())
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    after.sort();
+    let mut before = before;
+    before.sort();
+    assert_eq!(after, before, "files left behind");
+}
