@@ -453,3 +453,54 @@ fn a_real_snapshot_reads_as_its_dump_and_rekeys_into_a_restorable_backup() {
         "{restored_revision} <= {revision}"
     );
 }
+
+/// The spill file of an offline re-keying failing mid-run (a file size
+/// limit of 4 KiB: the spill's first 8 KiB flush fails): the run stops
+/// with an error naming the spill file and leaves no output, spill or
+/// temporary file beside the backup.
+#[test]
+#[ignore = "needs etcd (apt-get install etcd-server etcd-client)"]
+fn a_spill_file_failing_mid_run_stops_the_rekeying_and_leaves_nothing() {
+    let etcd = EtcdServer::start();
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path();
+    let (old, new) = super::etcd::rotate(dir);
+    let old = Arc::new(super::etcd::transformers(&old));
+    rt().block_on(async {
+        let store = Arc::new(
+            EtcdStore::connect(EtcdOptions::new([etcd.url.as_str()]))
+                .await
+                .expect("connect"),
+        );
+        super::etcd::fill(&store, &old, &super::etcd::secret_keys(200)).await;
+    });
+    let backup = dir.join("backup.db");
+    etcdctl(&etcd, &["snapshot", "save", &backup.display().to_string()]);
+    let listing = |dir: &Path| {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing(dir);
+    let out = Command::new("sh")
+        .arg("-c")
+        // An ignored SIGXFSZ makes a write past the limit fail with EFBIG
+        // instead of killing the process.
+        .arg("trap '' XFSZ; exec prlimit --fsize=4096 -- \"$0\" \"$@\"")
+        .arg(super::etcd::CLI)
+        .args(["reencrypt", "--config"])
+        .arg(&new)
+        .arg("--snapshot")
+        .arg(&backup)
+        .arg("--out")
+        .arg(dir.join("rekeyed.db"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("the spill file of the output"), "{stderr}");
+    assert_eq!(listing(dir), before, "files left behind: {stderr}");
+}
