@@ -113,6 +113,7 @@
 //! | `observe` | no | `observe`: metrics, `tracing` spans and audit events per transform, and the KMS providers' cache and call metrics | `metrics` |
 //! | `reload` | no | `reload`: hot reload of the configuration file | `grpc` |
 //! | `aws-lc` | no | AES-GCM and AES-CBC from AWS-LC instead of RustCrypto: same bytes, about 2.5x the AES-GCM speed at 1 KiB; needs a C compiler (see the [`manual`]) | aws-lc-rs |
+//! | `test-util` | no | `kms::mock::Base64Kms`: Kubernetes' insecure base64 mock plugin in process, a test double for code built on the crate | nothing |
 //!
 //! ```toml
 //! # Static keys and the KMS formats only, no runtime:
