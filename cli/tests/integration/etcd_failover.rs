@@ -30,11 +30,16 @@ async fn connect(urls: &[String]) -> Arc<EtcdStore> {
 }
 
 /// Starts the re-encryption over `urls`.
-fn start_reencrypt(config: &std::path::Path, urls: &[String]) -> tokio::process::Child {
+fn start_reencrypt(
+    config: &std::path::Path,
+    urls: &[String],
+    extra: &[&str],
+) -> tokio::process::Child {
     tokio::process::Command::new(CLI)
         .args(["reencrypt", "--config", &config.display().to_string()])
         .args(["--etcd", &urls.join(",")])
         .args(["--concurrency", "4", "--rate-limit", RATE])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -88,7 +93,7 @@ fn reencryption_survives_its_member_and_then_the_leader_going_down() {
 
     let mut last: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
     let output: Output = rt.block_on(async {
-        let mut child = start_reencrypt(&new_path, &urls);
+        let mut child = start_reencrypt(&new_path, &urls, &[]);
         let started = Instant::now();
         // The faults, at these times into the run: the first member (the
         // one the run talks to) killed, started again, then the leader
@@ -176,7 +181,7 @@ fn reencryption_waits_for_a_stopped_etcd() {
     rt.block_on(fill(&store, &old, &keys));
 
     let output = rt.block_on(async {
-        let mut child = start_reencrypt(&new_path, &urls);
+        let mut child = start_reencrypt(&new_path, &urls, &[]);
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert!(
             child.try_wait().expect("try_wait").is_none(),
@@ -216,20 +221,10 @@ fn reencryption_gives_up_after_the_outage_limit() {
     rt.block_on(fill(&store, &old, &secret_keys(VALUES)));
 
     let (output, after_kill) = rt.block_on(async {
-        let child = tokio::process::Command::new(CLI)
-            .args(["reencrypt", "--config", &new_path.display().to_string()])
-            .args(["--etcd", &urls.join(",")])
-            .args(["--concurrency", "4", "--rate-limit", RATE])
-            .args(["--etcd-outage-limit", "3"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn reencrypt");
+        let child = start_reencrypt(&new_path, &urls, &["--etcd-outage-limit", "3"]);
         tokio::time::sleep(Duration::from_secs(2)).await;
         etcd.kill(0);
-        let killed = std::time::Instant::now();
+        let killed = Instant::now();
         let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
             .await
             .expect("the run gives up")
