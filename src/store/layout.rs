@@ -79,6 +79,16 @@ pub enum KeyResource {
     Unknown,
 }
 
+/// The namespace and name of the object a key holds, from the key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub struct ObjectKey {
+    /// The namespace; `None` for a cluster-scoped object.
+    pub namespace: Option<String>,
+    /// The object's name.
+    pub name: String,
+}
+
 /// Built-in resources stored under a first segment without a dot: the
 /// segment, the API group, the resource.
 const BUILT_IN: &[(&str, &str, &str)] = &[
@@ -308,6 +318,53 @@ impl KeyLayout {
         prefixes
     }
 
+    /// The namespace and name of the object `key` holds: the apiserver
+    /// stores a namespaced object at `<resource path>/<namespace>/<name>` and
+    /// a cluster-scoped one at `<resource path>/<name>`, where the resource
+    /// path is the one [`resource_of`](Self::resource_of) reads (one
+    /// segment for a built-in resource, two for `services/specs`,
+    /// `services/endpoints` and a resource of a group with a dot; one for
+    /// any other first segment when the layout has a resource override).
+    /// `None` when the key is not of that shape or its names are not UTF-8.
+    ///
+    /// ```
+    /// use k8s_envelope::store::{KeyLayout, ObjectKey};
+    ///
+    /// let layout = KeyLayout::default();
+    /// let object = layout.object_of(b"/registry/secrets/default/db").unwrap();
+    /// assert_eq!((object.namespace.as_deref(), object.name.as_str()), (Some("default"), "db"));
+    /// let node = layout.object_of(b"/registry/minions/node-1").unwrap();
+    /// assert_eq!((node.namespace, node.name.as_str()), (None, "node-1"));
+    /// assert_eq!(layout.object_of(b"/registry/secrets/a/b/c"), None);
+    /// ```
+    pub fn object_of(&self, key: &[u8]) -> Option<ObjectKey> {
+        let rest = key
+            .strip_prefix(self.root.as_slice())
+            .and_then(|rest| rest.strip_prefix(b"/"))?;
+        let segments: Vec<&str> = std::str::from_utf8(rest).ok()?.split('/').collect();
+        let first = *segments.first()?;
+        let resource_segments = if first == "services" || first.contains('.') {
+            2
+        } else if BUILT_IN.iter().any(|(segment, _, _)| *segment == first)
+            || self.resource.is_some()
+        {
+            1
+        } else {
+            return None;
+        };
+        match segments.get(resource_segments..)? {
+            [name] if !name.is_empty() => Some(ObjectKey {
+                namespace: None,
+                name: (*name).to_owned(),
+            }),
+            [namespace, name] if !namespace.is_empty() && !name.is_empty() => Some(ObjectKey {
+                namespace: Some((*namespace).to_owned()),
+                name: (*name).to_owned(),
+            }),
+            _ => None,
+        }
+    }
+
     /// What `key` holds.
     pub fn resource_of(&self, key: &[u8]) -> KeyResource {
         if let Some(resource) = &self.resource {
@@ -419,6 +476,49 @@ mod tests {
                 KeyResource::Resource(GroupResource::new(*group, *resource))
             );
         }
+    }
+
+    #[test]
+    fn object_names_from_keys() {
+        let l = KeyLayout::default();
+        let named = |ns: Option<&str>, name: &str| {
+            Some(ObjectKey {
+                namespace: ns.map(str::to_owned),
+                name: name.to_owned(),
+            })
+        };
+        let cases: &[(&[u8], Option<ObjectKey>)] = &[
+            (b"/registry/secrets/ns/s1", named(Some("ns"), "s1")),
+            (b"/registry/services/specs/ns/api", named(Some("ns"), "api")),
+            (
+                b"/registry/services/endpoints/ns/api",
+                named(Some("ns"), "api"),
+            ),
+            (b"/registry/minions/node1", named(None, "node1")),
+            (b"/registry/cr.bar.com/foos/ns/f", named(Some("ns"), "f")),
+            (b"/registry/custom.fancy.com/pants/p", named(None, "p")),
+            (
+                b"/registry/clusterroles/system:admin",
+                named(None, "system:admin"),
+            ),
+            (b"/registry/secrets/ns", named(None, "ns")),
+            (b"/registry/secrets", None),
+            (b"/registry/secrets/", None),
+            (b"/registry/secrets/ns/", None),
+            (b"/registry/secrets//s", None),
+            (b"/registry/secrets/a/b/c", None),
+            (b"/registry/newthings/ns/x", None),
+            (b"/registry/secrets/ns/\xff", None),
+            (b"/other/secrets/ns/a", None),
+        ];
+        for (key, want) in cases {
+            assert_eq!(&l.object_of(key), want, "{}", String::from_utf8_lossy(key));
+        }
+        let l = l.with_resource(GroupResource::parse("widgets.example.com"));
+        assert_eq!(
+            l.object_of(b"/registry/widgets/ns/w"),
+            named(Some("ns"), "w")
+        );
     }
 
     #[test]

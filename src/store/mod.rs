@@ -39,7 +39,7 @@ mod listing;
 pub use self::dump::{DumpFile, DumpStore};
 #[cfg(feature = "etcd")]
 pub use self::etcd::{EtcdOptions, EtcdRetries, EtcdStore, EtcdTls};
-pub use self::layout::{KeyLayout, KeyResource, DEFAULT_ETCD_PREFIX, SECRETS_PREFIX};
+pub use self::layout::{KeyLayout, KeyResource, ObjectKey, DEFAULT_ETCD_PREFIX, SECRETS_PREFIX};
 pub use self::listing::{Listing, ListingReport};
 
 /// A key (or any string) from a store as it may be printed: lossily

@@ -43,12 +43,15 @@ pub enum Outcome {
     Deleted,
     /// It changed on every attempt; it was left to its writers.
     KeptChanging,
+    /// It decrypts, but what it holds is not a Kubernetes object (a walk
+    /// that decodes what it reads: [`verify`](super::verify)).
+    NotAnObject,
 }
 
 impl Outcome {
     /// `current`, `stale`, `rewritten`, `unreadable`, `unmapped`,
-    /// `internal`, `deleted` or `kept-changing`: the words the CLI's
-    /// reports use.
+    /// `internal`, `deleted`, `kept-changing` or `not-an-object`: the words
+    /// the CLI's reports use.
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Current => "current",
@@ -59,6 +62,7 @@ impl Outcome {
             Outcome::Internal => "internal",
             Outcome::Deleted => "deleted",
             Outcome::KeptChanging => "kept-changing",
+            Outcome::NotAnObject => "not-an-object",
         }
     }
 }
@@ -164,11 +168,15 @@ pub(crate) struct WalkConfig {
     pub(crate) write: bool,
     pub(crate) max_attempts: u32,
     pub(crate) stop: Option<Stop>,
+    /// Whether a decrypted value holds what the store should hold (a
+    /// Kubernetes object); a value that fails it is
+    /// [`Outcome::NotAnObject`]. `None` checks nothing.
+    pub(crate) plaintext_check: Option<fn(&[u8]) -> bool>,
 }
 
 /// What a walk hands back as it goes.
 pub(crate) trait WalkSink {
-    /// One value is done.
+    /// One value is done; values come in key order.
     fn value(&mut self, report: ValueReport);
     /// Every value up to and including `key` is done.
     fn checkpoint(&mut self, key: &[u8]);
@@ -182,6 +190,7 @@ struct Engine {
     layout: KeyLayout,
     write: bool,
     max_attempts: u32,
+    plaintext_check: Option<fn(&[u8]) -> bool>,
 }
 
 impl Engine {
@@ -224,6 +233,13 @@ impl Engine {
                         ..report(Outcome::Unreadable, conflicts)
                     })
                 }
+                Ok(read)
+                    if self
+                        .plaintext_check
+                        .is_some_and(|holds| !holds(&read.plaintext)) =>
+                {
+                    return Ok(report(Outcome::NotAnObject, conflicts))
+                }
                 Ok(read) if !read.stale => return Ok(report(Outcome::Current, conflicts)),
                 Ok(read) => read,
             };
@@ -263,12 +279,18 @@ impl Engine {
     }
 }
 
-/// One item of the completion window: a dispatched key, and whether it is
-/// done.
+/// How many values the completion window holds per value in flight, and
+/// at least: values finished after a slow one wait there (a few hundred
+/// bytes each) to be reported in key order.
+const WINDOW_PER_TASK: usize = 16;
+const MIN_WINDOW: usize = 64;
+
+/// One item of the completion window: a dispatched key, and its report once
+/// it is done.
 struct Slot {
     seq: u64,
     key: Vec<u8>,
-    done: bool,
+    done: Option<ValueReport>,
 }
 
 /// The values being processed, each with its place in the window.
@@ -292,8 +314,12 @@ pub(crate) async fn walk(
         layout: config.layout,
         write: config.write,
         max_attempts: config.max_attempts.max(1),
+        plaintext_check: config.plaintext_check,
     });
     let concurrency = config.concurrency.max(1);
+    // Values done behind a slow one wait in the window to be reported in
+    // key order; past this many, no more start until it is done.
+    let window = concurrency.saturating_mul(WINDOW_PER_TASK).max(MIN_WINDOW);
     let interval = config
         .rate_limit
         .filter(|r| r.is_finite() && *r > 0.0)
@@ -358,7 +384,7 @@ pub(crate) async fn walk(
                     break 'pages;
                 }
             }
-            while tasks.len() >= concurrency {
+            while tasks.len() >= concurrency || done.window.len() >= window {
                 if let Some(e) = finish_one(&mut tasks, &mut done).await {
                     failure = Some(e);
                     break 'pages;
@@ -367,7 +393,7 @@ pub(crate) async fn walk(
             done.window.push_back(Slot {
                 seq,
                 key: entry.key.clone(),
-                done: false,
+                done: None,
             });
             let engine = engine.clone();
             let this = seq;
@@ -444,24 +470,32 @@ struct Completion<'a> {
 }
 
 impl Completion<'_> {
-    /// Reports one finished value and advances the checkpoint past every
-    /// value done before it.
+    /// Records one finished value, then reports, in key order, every value
+    /// done from the front of the window, and advances the checkpoint past
+    /// them.
     fn record(&mut self, seq: u64, result: Result<ValueReport, WalkError>) -> Option<WalkError> {
         let report = match result {
             Ok(report) => report,
             Err(e) => return Some(e),
         };
-        self.sink.value(report);
         let front = self.window.front().map_or(seq, |s| s.seq);
         if let Some(slot) = usize::try_from(seq - front)
             .ok()
             .and_then(|i| self.window.get_mut(i))
         {
-            slot.done = true;
+            slot.done = Some(report);
         }
         let mut last_done = None;
-        while self.window.front().is_some_and(|s| s.done) {
-            last_done = self.window.pop_front().map(|s| s.key);
+        while self.window.front().is_some_and(|s| s.done.is_some()) {
+            if let Some(Slot {
+                key,
+                done: Some(report),
+                ..
+            }) = self.window.pop_front()
+            {
+                self.sink.value(report);
+                last_done = Some(key);
+            }
         }
         if let Some(key) = last_done {
             self.sink.checkpoint(&key);

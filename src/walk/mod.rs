@@ -26,13 +26,25 @@
 //! prefix) and by [`Outcome`]: what step 3 and step 4 of a rotation
 //! ([`crate::rotation`]) need to know.
 //!
+//! # Verification
+//!
+//! `verify` (with the `objects` feature) reads every value as the
+//! apiserver would, decoding what it decrypts, and says whether a store (a
+//! backup, before a restore) can be read with a configuration: what the
+//! values depend on (keys by fingerprint, KMS key IDs, plaintext) and each
+//! value that cannot be read, with an [`UnreadableReason`] a script can act
+//! on and the kubectl command that deletes it when nothing else can.
+//!
 //! Which resource (and so which rule's providers) a key belongs to is read
-//! from the key, see [`KeyLayout`](crate::store::KeyLayout).
+//! from the key, see [`KeyLayout`](crate::store::KeyLayout). Every walk
+//! reports its values in key order.
 
 mod engine;
 mod origin;
 mod reencrypt;
 mod scan;
+#[cfg(feature = "objects")]
+mod verify;
 
 pub use self::engine::{Outcome, Stop, ValueReport, WalkError};
 pub use self::origin::ValueOrigin;
@@ -41,3 +53,8 @@ pub use self::reencrypt::{
     ReencryptTotals, MAX_FAILURES_LISTED,
 };
 pub use self::scan::{scan, ScanOptions, ScanReport, ScanRow};
+#[cfg(feature = "objects")]
+pub use self::verify::{
+    verify, Dependency, DependencyCount, UnreadableReason, UnreadableValue, VerifyOptions,
+    VerifyReport, LIST_ERROR_LIMIT,
+};

@@ -159,7 +159,10 @@ impl ReencryptTotals {
             Outcome::Current => self.already_current += 1,
             Outcome::Stale => self.stale += 1,
             Outcome::Rewritten => self.rewritten += 1,
-            Outcome::Unreadable | Outcome::Unmapped | Outcome::KeptChanging => {
+            Outcome::Unreadable
+            | Outcome::Unmapped
+            | Outcome::KeptChanging
+            | Outcome::NotAnObject => {
                 self.failed += 1;
             }
             Outcome::Internal => self.skipped += 1,
@@ -208,6 +211,7 @@ impl FailedValue {
                 "changed on each of {} attempts; left to its writers",
                 report.conflicts
             ),
+            Outcome::NotAnObject => "it decrypts, but is not a Kubernetes object".to_owned(),
             _ => return None,
         };
         Some(Self {
@@ -359,6 +363,7 @@ pub async fn reencrypt(
         write: !options.dry_run,
         max_attempts: options.max_attempts,
         stop: options.stop.clone(),
+        plaintext_check: None,
     };
     let result = walk(store, transformers, config, &mut sink).await;
     if let Ok(walked) = &result {

@@ -261,6 +261,7 @@ pub async fn scan(
         write: false,
         max_attempts: 1,
         stop: None,
+        plaintext_check: None,
     };
     walk(store, transformers, config, &mut sink).await?;
     sink.report.failures.sort_by(|a, b| a.key.cmp(&b.key));

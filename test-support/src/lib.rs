@@ -12,7 +12,8 @@
 //!   message, independent of the library's; [`objects`]: a Secret as the
 //!   apiserver stores it.
 //! - [`checks`]: the fuzz targets' invariants, replayed by the regression
-//!   tests.
+//!   tests; [`crafted_snapshot`]: an etcd snapshot made into an attack on
+//!   its reader.
 //! - Real processes, each killed and cleaned up on drop: [`etcd`] (one
 //!   member or a cluster), [`k8sref`] (the Go reference),
 //!   [`softhsm`] (a SoftHSM2 token), [`plugin_process`], [`process`],
@@ -33,6 +34,7 @@
 )]
 
 pub mod checks;
+pub mod crafted_snapshot;
 pub mod encrypted_object;
 pub mod etcd;
 pub mod fake_kms;

@@ -34,3 +34,5 @@ mod render;
 #[cfg(all(unix, feature = "grpc"))]
 mod rotation;
 mod vectors;
+#[cfg(all(unix, feature = "grpc", feature = "objects"))]
+mod verify;

@@ -27,3 +27,4 @@ mod plugin_keyring;
 mod plugin_socket;
 mod rotate_cli;
 mod snapshot;
+mod verify;

@@ -187,6 +187,10 @@ struct Inner {
     health: Mutex<HealthState>,
     /// Serializes refreshes, so concurrent callers do not rotate twice.
     refresh_lock: futures_util::lock::Mutex<()>,
+    /// The DEK cache misses being asked of the plugin, by cache key: a
+    /// second reader of the same DEK or seed waits for the first one's
+    /// answer instead of asking again.
+    dek_requests: read::DekRequests,
 }
 
 /// The key new values are written with, and how to label them.
@@ -281,6 +285,7 @@ impl KmsV2Provider {
                 derived_keys: BoundedCache::new(options.derived_key_cache, clock),
                 health: Mutex::new(HealthState::default()),
                 refresh_lock: futures_util::lock::Mutex::new(()),
+                dek_requests: read::DekRequests::default(),
                 options,
             }),
         })

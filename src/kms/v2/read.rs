@@ -2,8 +2,10 @@
 //! once; one of another DEK or seed goes through the DEK cache, and on a
 //! miss to the plugin's `Decrypt`, whose answer is cached.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+
+use futures_util::lock::Mutex as AsyncMutex;
 
 use super::data_key::DataKey;
 use super::{cache_key, request_uid, Inner};
@@ -129,7 +131,8 @@ impl Inner {
         Ok(Decrypted { plaintext, stale })
     }
 
-    /// The data key of `object` from the cache, or else from the plugin.
+    /// The data key of `object` from the cache, or else from the plugin:
+    /// one request per DEK or seed, however many readers miss it at once.
     async fn cached_data_key(
         &self,
         object: &EncryptedObjectRef<'_>,
@@ -138,7 +141,13 @@ impl Inner {
         let cached = self.dek_cache.get(&key);
         self.dek_cache_metrics
             .record_lookup(cached.is_some(), self.dek_cache.len());
-        let data_key = match cached {
+        if let Some(data_key) = cached {
+            return Ok(data_key);
+        }
+        let request = self.dek_requests.join(&key);
+        let _turn = request.lock.lock().await;
+        // The reader before us may have filled the cache meanwhile.
+        let data_key = match self.dek_cache.get(&key) {
             Some(data_key) => data_key,
             None => {
                 object.validate_annotations()?;
@@ -165,6 +174,47 @@ impl Inner {
             }
         };
         Ok(data_key)
+    }
+}
+
+/// One lock per DEK cache key being asked of the plugin, shared by the
+/// readers that missed it: the first asks, the others wait and find the
+/// answer in the cache. (A failed request is not shared: each waiter then
+/// asks in turn, as it would have without this.) An entry lives while a
+/// reader holds it, so the map holds at most one per reader in flight.
+#[derive(Default)]
+pub(super) struct DekRequests(std::sync::Mutex<HashMap<Box<[u8]>, RequestLock>>);
+
+/// What the readers of one request wait on.
+type RequestLock = Arc<AsyncMutex<()>>;
+
+/// A reader's hold on one request; the last to let go removes its entry.
+struct DekRequest<'a> {
+    requests: &'a DekRequests,
+    key: Box<[u8]>,
+    lock: RequestLock,
+}
+
+impl DekRequests {
+    /// The request for `key`, made by the first reader.
+    fn join(&self, key: &[u8]) -> DekRequest<'_> {
+        let mut requests = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let lock = requests.entry(key.into()).or_default().clone();
+        DekRequest {
+            requests: self,
+            key: key.into(),
+            lock,
+        }
+    }
+}
+
+impl Drop for DekRequest<'_> {
+    fn drop(&mut self) {
+        let mut requests = self.requests.0.lock().unwrap_or_else(|e| e.into_inner());
+        // The map's own reference and ours: no other reader holds it.
+        if Arc::strong_count(&self.lock) == 2 {
+            requests.remove(&self.key);
+        }
     }
 }
 

@@ -62,6 +62,8 @@ enum Command {
     Get(crate::get::GetArgs),
     /// Export every value under a prefix, decrypted and decoded (a List, JSON Lines or files).
     Export(crate::export::ExportArgs),
+    /// Check that every value of a store (a backup, a cluster) reads with these keys: what it depends on, and each value that does not, with why and what to do.
+    Verify(crate::verify::VerifyArgs),
     /// Re-encrypt every stale value of a store (etcd, a dump, or a snapshot into a new file) with the first provider.
     Reencrypt(crate::reencrypt::ReencryptArgs),
     /// Measure every provider's write and read in process (ns/op, MB/s, allocations).
@@ -109,6 +111,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Get(args) => crate::get::run(&args),
         Command::Export(args) => crate::export::run(&args),
         Command::Reencrypt(args) => crate::reencrypt::run(&args),
+        Command::Verify(args) => crate::verify::run(&args),
         Command::Bench(args) => crate::bench::run(&args),
         Command::KmsCheck(args) => crate::kms_check::run(&args),
     }

@@ -22,6 +22,7 @@ mod scan;
 mod session;
 mod shown;
 mod store_args;
+mod verify;
 
 use std::process::ExitCode;
 
