@@ -7,13 +7,18 @@
 //! ```
 //!
 //! For each N a fresh etcd (data on /dev/shm, backend quota 8 GiB) is
-//! filled with N values of `--value-bytes` written by identity under
+//! filled with N Secrets (protobuf, as the apiserver stores them) with
+//! `--value-bytes` of data, written by identity under
 //! `/registry/secrets/`, then, each as its own process of the release
 //! binaries (wall time, and peak memory from the kernel's high-water mark
 //! of the process, `VmHWM`):
 //!
 //! - `read floor`: one unpaged `etcdctl get --prefix`;
 //! - `scan`: `k8s-envelope scan` with aesgcm writing (every value stale);
+//! - `export` and `verify`: `--output jsonl` of the same store, against the
+//!   scan (and run again at `--concurrency 1`, not timed: the output must
+//!   be the same bytes); the same after the dump's and the snapshot's
+//!   scans;
 //! - `reencrypt c=1`: `k8s-envelope reencrypt --concurrency 1` to aesgcm;
 //! - `CAS floor c=8`: in this process, the same walk and a compare-and-swap
 //!   of every value to itself, 8 at a time: etcd's part of a re-encryption,
@@ -41,7 +46,7 @@ use std::time::Instant;
 use futures_util::stream::{self, StreamExt as _};
 use k8s_envelope::store::{EtcdOptions, EtcdStore, Store, Swap};
 
-use k8s_envelope_test_support::{etcd, peak_memory};
+use k8s_envelope_test_support::{etcd, objects, peak_memory};
 
 const PREFIX: &str = "/registry/secrets/";
 
@@ -51,7 +56,7 @@ const AESCBC: &str = "      - aescbc:\n          keys:\n            - name: k3\n
 
 /// One measured phase.
 struct Phase {
-    name: &'static str,
+    name: String,
     seconds: f64,
     peak_mb: Option<f64>,
 }
@@ -161,6 +166,13 @@ fn measure(
         tool(&["scan", "--config", &s(&gcm), "--etcd", url]),
         None,
     )?);
+    phases.extend(export_and_verify(
+        "",
+        &tool,
+        &s(&gcm),
+        &["--etcd", url],
+        &dir,
+    )?);
     phases.push(run(
         "reencrypt c=1",
         tool(&[
@@ -177,7 +189,7 @@ fn measure(
     let started = Instant::now();
     runtime.block_on(cas_loop(&store, 8))?;
     phases.push(Phase {
-        name: "CAS floor c=8",
+        name: "CAS floor c=8".to_owned(),
         seconds: started.elapsed().as_secs_f64(),
         peak_mb: None,
     });
@@ -203,6 +215,13 @@ fn measure(
         "dump scan",
         tool(&["scan", "--config", &s(&sbox), "--dump", &s(&dump)]),
         None,
+    )?);
+    phases.extend(export_and_verify(
+        "dump ",
+        &tool,
+        &s(&sbox),
+        &["--dump", &s(&dump)],
+        &dir,
     )?);
     phases.push(run(
         "dump reencrypt",
@@ -255,6 +274,13 @@ fn measure(
         tool(&["scan", "--config", &s(&sbox), "--snapshot", &s(&snapshot)]),
         None,
     )?);
+    phases.extend(export_and_verify(
+        "snapshot ",
+        &tool,
+        &s(&sbox),
+        &["--snapshot", &s(&snapshot)],
+        &dir,
+    )?);
     phases.push(run(
         "snapshot reencrypt",
         tool(&[
@@ -275,10 +301,14 @@ fn measure(
     Ok(phases
         .iter()
         .map(|p| {
-            let against = match p.name {
+            let against = match p.name.as_str() {
                 "scan" => floor("read floor"),
                 "reencrypt c=8" => floor("CAS floor c=8"),
                 "snapshot scan" => floor("dump scan"),
+                // export and verify against the scan of the same store.
+                "export" | "verify" => floor("scan"),
+                "dump export" | "dump verify" => floor("dump scan"),
+                "snapshot export" | "snapshot verify" => floor("snapshot scan"),
                 _ => None,
             };
             format!(
@@ -293,6 +323,42 @@ fn measure(
             )
         })
         .collect())
+}
+
+/// `export --output jsonl` and `verify --output jsonl` of one store (the
+/// phases `{store}export` and `{store}verify`, at the default concurrency),
+/// each run again at concurrency 1 (not timed) to check that it prints the
+/// same bytes.
+fn export_and_verify(
+    store: &str,
+    tool: &dyn Fn(&[&str]) -> Command,
+    config: &str,
+    store_args: &[&str],
+    dir: &Path,
+) -> Result<Vec<Phase>, Box<dyn std::error::Error>> {
+    let mut phases = Vec::new();
+    for command in ["export", "verify"] {
+        let name = format!("{store}{command}");
+        let args = |extra: &[&'static str]| {
+            let mut args = vec![command, "--config", config];
+            args.extend_from_slice(store_args);
+            args.extend(["--output", "jsonl"]);
+            args.extend_from_slice(extra);
+            args
+        };
+        let default_out = dir.join(format!("{command}.jsonl"));
+        let serial_out = dir.join(format!("{command}-c1.jsonl"));
+        phases.push(run(&name, tool(&args(&[])), Some(&default_out))?);
+        run(
+            &name,
+            tool(&args(&["--concurrency", "1"])),
+            Some(&serial_out),
+        )?;
+        if fs::read(&default_out)? != fs::read(&serial_out)? {
+            return Err(format!("{name}: the output at concurrency 1 differs").into());
+        }
+    }
+    Ok(phases)
 }
 
 /// A re-encryption with a checkpoint, stopped by SIGTERM at half way and
@@ -363,21 +429,25 @@ fn resume(
         return Err(format!("after the resumed run: {report}").into());
     }
     Ok(Phase {
-        name: "resume (SIGTERM at half, c=8)",
+        name: "resume (SIGTERM at half, c=8)".to_owned(),
         seconds,
         peak_mb: None,
     })
 }
 
-/// Writes `n` values of `value_bytes` under [`PREFIX`], 64 at a time.
+/// Writes `n` Secrets under [`PREFIX`] in plaintext, as the apiserver
+/// stores them (protobuf), each with `value_bytes` of data, 64 at a time.
 async fn fill(store: &EtcdStore, n: usize, value_bytes: usize) {
-    let value = vec![b'x'; value_bytes];
+    let data = vec![b'x'; value_bytes];
     stream::iter(0..n)
         .for_each_concurrent(64, |i| {
-            let value = &value;
+            let data = &data;
             async move {
-                let key = format!("{PREFIX}ns{:03}/secret-{i:08}", i % 500);
-                store.put(key.as_bytes(), value).await.expect("put");
+                let namespace = format!("ns{:03}", i % 500);
+                let name = format!("secret-{i:08}");
+                let key = format!("{PREFIX}{namespace}/{name}");
+                let value = objects::secret_protobuf(&namespace, &name, &[("data", data)]);
+                store.put(key.as_bytes(), &value).await.expect("put");
             }
         })
         .await;
@@ -407,7 +477,7 @@ async fn cas_loop(store: &EtcdStore, concurrency: usize) -> Result<(), Box<dyn s
 /// time and the kernel's high-water mark of its memory (`VmHWM`), read until
 /// it exits.
 fn run(
-    name: &'static str,
+    name: &str,
     mut command: Command,
     stdout: Option<&Path>,
 ) -> Result<Phase, Box<dyn std::error::Error>> {
@@ -427,7 +497,7 @@ fn run(
         return Err(format!("{name}: {status}: {err}").into());
     }
     Ok(Phase {
-        name,
+        name: name.to_owned(),
         seconds,
         peak_mb: peak_kb.map(|kb| kb as f64 / 1024.0),
     })

@@ -7,7 +7,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -44,7 +44,7 @@ pub enum Outcome {
     /// It changed on every attempt; it was left to its writers.
     KeptChanging,
     /// It decrypts, but what it holds is not a Kubernetes object (a walk
-    /// that decodes what it reads: [`verify`](super::verify)).
+    /// that decodes what it reads: `verify`, with the `objects` feature).
     NotAnObject,
 }
 
@@ -154,6 +154,36 @@ impl Stop {
     }
 }
 
+/// How far a walk is: the values it has done so far, readable from another
+/// thread while it runs (to print a progress line). Clones share one count.
+///
+/// ```
+/// use k8s_envelope::walk::{Progress, ScanOptions};
+///
+/// let progress = Progress::new();
+/// let options = ScanOptions::new("/registry/").with_progress(progress.clone());
+/// // ... run `scan` with `options`; meanwhile, on another thread:
+/// assert_eq!(progress.values_done(), 0);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Progress(Arc<AtomicU64>);
+
+impl Progress {
+    /// A count at zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The values done so far.
+    pub fn values_done(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn add_one(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// The longest wait between two values of a rate-limited walk.
 const MAX_INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -172,6 +202,8 @@ pub(crate) struct WalkConfig {
     /// Kubernetes object); a value that fails it is
     /// [`Outcome::NotAnObject`]. `None` checks nothing.
     pub(crate) plaintext_check: Option<fn(&[u8]) -> bool>,
+    /// Counts the values done, if given.
+    pub(crate) progress: Option<Progress>,
 }
 
 /// What a walk hands back as it goes.
@@ -335,6 +367,7 @@ pub(crate) async fn walk(
         window: VecDeque::new(),
         sink,
         store: &*store,
+        progress: config.progress,
     };
     let mut seq = 0u64;
     let mut listing = store.listing(
@@ -467,6 +500,7 @@ struct Completion<'a> {
     window: VecDeque<Slot>,
     sink: &'a mut dyn WalkSink,
     store: &'a dyn Store,
+    progress: Option<Progress>,
 }
 
 impl Completion<'_> {
@@ -494,6 +528,9 @@ impl Completion<'_> {
             }) = self.window.pop_front()
             {
                 self.sink.value(report);
+                if let Some(progress) = &self.progress {
+                    progress.add_one();
+                }
                 last_done = Some(key);
             }
         }

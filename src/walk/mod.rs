@@ -32,7 +32,7 @@
 //! apiserver would, decoding what it decrypts, and says whether a store (a
 //! backup, before a restore) can be read with a configuration: what the
 //! values depend on (keys by fingerprint, KMS key IDs, plaintext) and each
-//! value that cannot be read, with an [`UnreadableReason`] a script can act
+//! value that cannot be read, with an `UnreadableReason` a script can act
 //! on and the kubectl command that deletes it when nothing else can.
 //!
 //! Which resource (and so which rule's providers) a key belongs to is read
@@ -46,7 +46,7 @@ mod scan;
 #[cfg(feature = "objects")]
 mod verify;
 
-pub use self::engine::{Outcome, Stop, ValueReport, WalkError};
+pub use self::engine::{Outcome, Progress, Stop, ValueReport, WalkError};
 pub use self::origin::ValueOrigin;
 pub use self::reencrypt::{
     reencrypt, FailedValue, ReencryptError, ReencryptOptions, ReencryptProgress, ReencryptReport,

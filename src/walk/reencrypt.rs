@@ -364,6 +364,7 @@ pub async fn reencrypt(
         max_attempts: options.max_attempts,
         stop: options.stop.clone(),
         plaintext_check: None,
+        progress: None,
     };
     let result = walk(store, transformers, config, &mut sink).await;
     if let Ok(walked) = &result {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::engine::{walk, Outcome, ValueReport, WalkConfig, WalkError, WalkSink};
+use super::engine::{walk, Outcome, Progress, ValueReport, WalkConfig, WalkError, WalkSink};
 use super::origin::ValueOrigin;
 use super::reencrypt::{FailedValue, MAX_FAILURES_LISTED};
 use crate::config::{EncryptionConfiguration, GroupResource, ResourceTransformers};
@@ -28,6 +28,8 @@ pub struct ScanOptions {
     pub concurrency: usize,
     /// How many keys one listing call returns. Default 100.
     pub page_size: usize,
+    /// Counts the values read as the scan goes, if given.
+    pub progress: Option<Progress>,
 }
 
 impl Default for ScanOptions {
@@ -44,6 +46,7 @@ impl ScanOptions {
             layout: KeyLayout::default(),
             concurrency: 4,
             page_size: 100,
+            progress: None,
         }
     }
 
@@ -68,6 +71,12 @@ impl ScanOptions {
     /// These options with another `page_size`: how many keys one listing call returns.
     pub fn with_page_size(mut self, page_size: usize) -> Self {
         self.page_size = page_size;
+        self
+    }
+
+    /// These options with a `progress` count of the values read.
+    pub fn with_progress(mut self, progress: Progress) -> Self {
+        self.progress = Some(progress);
         self
     }
 }
@@ -262,6 +271,7 @@ pub async fn scan(
         max_attempts: 1,
         stop: None,
         plaintext_check: None,
+        progress: options.progress,
     };
     walk(store, transformers, config, &mut sink).await?;
     sink.report.failures.sort_by(|a, b| a.key.cmp(&b.key));

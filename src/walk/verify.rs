@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::engine::{walk, Outcome, ValueReport, WalkConfig, WalkError, WalkSink};
+use super::engine::{walk, Outcome, Progress, ValueReport, WalkConfig, WalkError, WalkSink};
 use super::origin::ValueOrigin;
 use crate::config::{EncryptionConfiguration, GroupResource, ResourceTransformers};
 use crate::kms::{KmsErrorKind, StatusCode};
@@ -32,6 +32,8 @@ pub struct VerifyOptions {
     pub concurrency: usize,
     /// How many keys one listing call returns. Default 100.
     pub page_size: usize,
+    /// Counts the values read as the walk goes, if given.
+    pub progress: Option<Progress>,
 }
 
 impl Default for VerifyOptions {
@@ -48,6 +50,7 @@ impl VerifyOptions {
             layout: KeyLayout::default(),
             concurrency: 4,
             page_size: 100,
+            progress: None,
         }
     }
 
@@ -69,6 +72,12 @@ impl VerifyOptions {
     /// call returns.
     pub fn with_page_size(mut self, page_size: usize) -> Self {
         self.page_size = page_size;
+        self
+    }
+
+    /// These options with a `progress` count of the values read.
+    pub fn with_progress(mut self, progress: Progress) -> Self {
+        self.progress = Some(progress);
         self
     }
 }
@@ -470,6 +479,7 @@ pub async fn verify(
         max_attempts: 1,
         stop: None,
         plaintext_check: Some(holds_an_object),
+        progress: options.progress,
     };
     walk(store, transformers, config, &mut sink).await?;
     Ok(sink.report)

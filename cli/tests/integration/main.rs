@@ -21,6 +21,7 @@ mod kms_grpc;
 mod kms_vectors;
 mod kubectl;
 mod lint;
+mod long_runs;
 mod objects;
 mod outputs;
 mod plugin_keyring;

@@ -333,12 +333,12 @@ fn a_key_rotation_from_start_to_finish() {
             "--dump",
             "dump.reencrypted.json",
             "--output",
-            "json",
+            "jsonl",
         ],
     );
     assert!(
         out.contains(
-            r#"{"count":30,"resource":"secrets","state":"current","written_by":"aesgcm:key2"}"#
+            r#"{"count":30,"resource":"secrets","state":"current","type":"row","written_by":"aesgcm:key2"}"#
         ),
         "{out}"
     );

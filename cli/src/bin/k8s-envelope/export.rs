@@ -1,18 +1,22 @@
 //! `k8s-envelope export`: every value under a prefix, decrypted and
 //! decoded: as one List, one object a line, or one file per object.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::Write as _;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 use k8s_envelope::object::{DecodeOptions, Decoded, Object};
-use k8s_envelope::store::printable;
+use k8s_envelope::store::{printable, Entry, KeyLayout};
+use k8s_envelope::ResourceTransformers;
 
 use crate::configuration;
 use crate::export_tree::ExportTree;
 use crate::failure::Failure;
-use crate::shown;
+use crate::progress_log::ProgressLog;
+use crate::shown::{self, Shown};
 use crate::store_args::{self, StoreArgs};
 
 /// Keys per listing call.
@@ -46,6 +50,10 @@ pub struct ExportArgs {
     /// same bytes.
     #[arg(long)]
     decode_data: bool,
+    /// How many values are decrypted and decoded at once (on the CPUs'
+    /// threads); the output stays in key order.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    concurrency: u16,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -104,40 +112,68 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
     let mut values = 0usize;
     let mut failures: Vec<String> = Vec::new();
     let prefix = args.store.prefix().as_bytes();
+    let total = runtime.block_on(opened.store.count(prefix)).ok().flatten();
+    let done = Arc::new(AtomicU64::new(0));
+    let _log = {
+        let done = done.clone();
+        ProgressLog::start("export", total, move || done.load(Ordering::Relaxed))
+    };
+    // Values are decrypted and decoded on the runtime's threads, at most
+    // `window` at once, and written here in key order as they finish.
+    let window = usize::from(args.concurrency);
+    let decoding = Decoding {
+        transformers,
+        layout,
+        options: Arc::new(options),
+    };
     runtime.block_on(async {
         let mut listing = opened.store.listing(prefix, None, PAGE);
+        let mut in_flight: VecDeque<tokio::task::JoinHandle<Answer>> = VecDeque::new();
+        let mut write_front = |shown: Answer| {
+            let (key, result) = shown;
+            values += 1;
+            done.fetch_add(1, Ordering::Relaxed);
+            let written = result.and_then(|shown| {
+                *origins.entry(shown.how_written()).or_default() += 1;
+                match shown.decoded {
+                    Decoded::Object(object) => sink.write(&key, &object),
+                    Decoded::Cbor => Err(format!(
+                        "{}: a CBOR object: not decoded (get --output raw prints it)",
+                        printable(&key)
+                    )),
+                    _ => Err(format!(
+                        "{}: not a Kubernetes object (get --output raw prints it)",
+                        printable(&key)
+                    )),
+                }
+            });
+            if let Err(e) = written {
+                failures.push(e);
+            }
+        };
+        let mut listing_failed = None;
         loop {
             let page = match listing.next_page().await {
                 Ok(Some(page)) => page,
                 Ok(None) => break,
                 Err(e) => {
-                    failures.push(e.to_string());
+                    listing_failed = Some(e.to_string());
                     break;
                 }
             };
             for entry in page.entries {
-                values += 1;
-                let result = shown::show(&transformers, &layout, &entry, &options)
-                    .await
-                    .and_then(|shown| {
-                        *origins.entry(shown.how_written()).or_default() += 1;
-                        match shown.decoded {
-                            Decoded::Object(object) => sink.write(&entry.key, &object),
-                            Decoded::Cbor => Err(format!(
-                                "{}: a CBOR object: not decoded (get --output raw prints it)",
-                                printable(&entry.key)
-                            )),
-                            _ => Err(format!(
-                                "{}: not a Kubernetes object (get --output raw prints it)",
-                                printable(&entry.key)
-                            )),
-                        }
-                    });
-                if let Err(e) = result {
-                    failures.push(e);
+                if in_flight.len() >= window {
+                    if let Some(front) = in_flight.pop_front() {
+                        write_front(joined(front).await);
+                    }
                 }
+                in_flight.push_back(tokio::spawn(decoding.clone().show(entry)));
             }
         }
+        while let Some(front) = in_flight.pop_front() {
+            write_front(joined(front).await);
+        }
+        failures.extend(listing_failed);
     });
     sink.finish().map_err(Failure::transform)?;
     let summary: Vec<String> = origins.iter().map(|(o, n)| format!("{o} {n}")).collect();
@@ -157,6 +193,32 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
         "{} value(s) not exported",
         failures.len()
     )))
+}
+
+/// A value's key, and what it holds or why it could not be shown.
+type Answer = (Vec<u8>, Result<Shown, String>);
+
+/// What decrypting and decoding a value needs, shared by the tasks.
+#[derive(Clone)]
+struct Decoding {
+    transformers: Arc<ResourceTransformers>,
+    layout: KeyLayout,
+    options: Arc<DecodeOptions>,
+}
+
+impl Decoding {
+    /// Decrypts and decodes `entry`: its key, and what it holds or why not.
+    async fn show(self, entry: Entry) -> Answer {
+        let shown = shown::show(&self.transformers, &self.layout, &entry, &self.options).await;
+        (entry.key, shown)
+    }
+}
+
+/// A finished task's answer; a task that panicked (a bug) is a failure of
+/// its value, not of the export.
+async fn joined(task: tokio::task::JoinHandle<Answer>) -> Answer {
+    task.await
+        .unwrap_or_else(|e| (Vec::new(), Err(format!("a value's task failed: {e}"))))
 }
 
 impl shown::Shown {

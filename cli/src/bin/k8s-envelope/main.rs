@@ -16,6 +16,7 @@ mod fingerprint;
 mod get;
 mod jsonl;
 mod kms_check;
+mod progress_log;
 mod reencrypt;
 mod rotate;
 mod scan;

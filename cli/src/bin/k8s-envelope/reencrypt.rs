@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::configuration;
 use crate::failure::Failure;
+use crate::progress_log::ProgressLog;
 use crate::store_args::{self, StoreArgs};
 
 /// How many failed values are listed on stderr.
@@ -96,6 +97,8 @@ struct Progress {
     state: Arc<Mutex<State>>,
     checkpoint: Option<CheckpointFile>,
     bar: Option<indicatif::ProgressBar>,
+    /// Values done, for the progress lines of a log.
+    done: Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Clone)]
@@ -126,6 +129,7 @@ impl ReencryptProgress for Progress {
         if let Some(bar) = &self.bar {
             bar.inc(1);
         }
+        self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut state = lock(&self.state);
         state.totals.add(report);
         if let Some(failed) = walk::FailedValue::from_report(report) {
@@ -204,6 +208,13 @@ pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
         .ok()
         .flatten();
     let bar = std::io::stderr().is_terminal().then(|| progress_bar(total));
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let _log = {
+        let done = done.clone();
+        ProgressLog::start("reencrypt", total, move || {
+            done.load(std::sync::atomic::Ordering::Relaxed)
+        })
+    };
     let state = Arc::new(Mutex::new(State {
         before,
         totals: ReencryptTotals::default(),
@@ -215,6 +226,7 @@ pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
         state: state.clone(),
         checkpoint: checkpoint.clone(),
         bar: bar.clone(),
+        done,
     };
     let started = Instant::now();
     let (end, listing) = runtime.block_on(drive(

@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use k8s_envelope::walk::{self, Outcome, ScanOptions, ScanReport};
+use k8s_envelope::walk::{self, Outcome, Progress, ScanOptions, ScanReport};
 
 use crate::configuration;
 use crate::failure::Failure;
+use crate::progress_log::ProgressLog;
 use crate::store_args::{self, StoreArgs};
 
 /// How many unreadable values are listed on stderr.
@@ -36,8 +37,11 @@ pub struct ScanArgs {
 enum Format {
     /// A table and a total line.
     Table,
-    /// One JSON object per row: resource, written_by, state, count.
+    /// One JSON object: `rows` (resource, written_by, state, count) and
+    /// `totals`.
     Json,
+    /// JSON Lines: one line per row, then one totals line.
+    Jsonl,
 }
 
 /// Scans; exit status 1 when a value is unreadable or of an unknown resource.
@@ -48,15 +52,17 @@ pub fn run(args: &ScanArgs) -> Result<(), Failure> {
     match args.output {
         Format::Table => println!("{report}"),
         Format::Json => {
-            for (row, count) in &report.counts {
-                let line = serde_json::json!({
-                    "resource": row.resource.as_ref().map(ToString::to_string),
-                    "written_by": row.origin.to_string(),
-                    "state": row.state.as_str(),
-                    "count": count,
-                });
+            let document = serde_json::json!({
+                "rows": rows_json(&report),
+                "totals": totals_json(&report),
+            });
+            println!("{document:#}");
+        }
+        Format::Jsonl => {
+            for line in rows_json(&report) {
                 println!("{line}");
             }
+            println!("{}", totals_json(&report));
         }
     }
     let bad = report.count(Outcome::Unreadable) + report.count(Outcome::Unmapped);
@@ -69,6 +75,37 @@ pub fn run(args: &ScanArgs) -> Result<(), Failure> {
         )));
     }
     Ok(())
+}
+
+/// Each row of the inventory as JSON (docs/cli.md lists the fields).
+fn rows_json(report: &ScanReport) -> Vec<serde_json::Value> {
+    report
+        .counts
+        .iter()
+        .map(|(row, count)| {
+            serde_json::json!({
+                "type": "row",
+                "resource": row.resource.as_ref().map(ToString::to_string),
+                "written_by": row.origin.to_string(),
+                "state": row.state.as_str(),
+                "count": count,
+            })
+        })
+        .collect()
+}
+
+/// The totals of the inventory as JSON.
+fn totals_json(report: &ScanReport) -> serde_json::Value {
+    serde_json::json!({
+        "type": "totals",
+        "values": report.total,
+        "current": report.count(Outcome::Current),
+        "stale": report.count(Outcome::Stale),
+        "unreadable": report.count(Outcome::Unreadable),
+        "unmapped": report.count(Outcome::Unmapped),
+        "internal": report.count(Outcome::Internal),
+        "revision_moves": report.listing.revision_moves,
+    })
 }
 
 /// Runs a scan of the store named by `args`.
@@ -97,9 +134,15 @@ pub fn scan_store(
     transformers: std::sync::Arc<k8s_envelope::ResourceTransformers>,
 ) -> Result<ScanReport, Failure> {
     let opened = store.open(runtime)?;
-    let mut options = ScanOptions::new(prefix.as_bytes());
+    let progress = Progress::new();
+    let mut options = ScanOptions::new(prefix.as_bytes()).with_progress(progress.clone());
     options.layout = store.layout(resource);
     options.concurrency = concurrency;
+    let total = runtime
+        .block_on(opened.store.count(prefix.as_bytes()))
+        .ok()
+        .flatten();
+    let _log = ProgressLog::start("scan", total, move || progress.values_done());
     runtime
         .block_on(walk::scan(opened.store, transformers, options))
         .map_err(|e| Failure::transform(e.to_string()))

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use k8s_envelope::walk::{
-    self, Dependency, DependencyCount, UnreadableReason, UnreadableValue, ValueOrigin,
+    self, Dependency, DependencyCount, Progress, UnreadableReason, UnreadableValue, ValueOrigin,
     VerifyOptions, VerifyReport, LIST_ERROR_LIMIT,
 };
 use k8s_envelope::EncryptionConfiguration;
@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 use crate::configuration::{self, StatusLoops};
 use crate::failure::Failure;
+use crate::progress_log::ProgressLog;
 use crate::store_args::{self, StoreArgs};
 
 #[derive(Args, Debug)]
@@ -61,9 +62,16 @@ pub fn run(args: &VerifyArgs) -> Result<(), Failure> {
         Some(prefix) => prefix.clone(),
         None => format!("{}/", args.store.etcd_prefix.trim_end_matches('/')),
     };
+    let progress = Progress::new();
     let options = VerifyOptions::new(prefix.as_bytes())
         .with_layout(args.store.layout(args.resource.as_deref()))
-        .with_concurrency(usize::from(args.concurrency));
+        .with_concurrency(usize::from(args.concurrency))
+        .with_progress(progress.clone());
+    let total = runtime
+        .block_on(opened.store.count(prefix.as_bytes()))
+        .ok()
+        .flatten();
+    let log = ProgressLog::start("verify", total, move || progress.values_done());
 
     let mut out = std::io::stdout().lock();
     let mut collected: Vec<Value> = Vec::new();
@@ -87,6 +95,7 @@ pub fn run(args: &VerifyArgs) -> Result<(), Failure> {
             }
         }))
         .map_err(|e| Failure::transform(e.to_string()))?;
+    drop(log);
     if let Some(e) = write_error {
         return Err(Failure::transform(format!("writing stdout: {e}")));
     }
