@@ -16,7 +16,7 @@ use crate::configuration;
 use crate::export_tree::ExportTree;
 use crate::failure::Failure;
 use crate::progress_log::ProgressLog;
-use crate::shown::{self, Shown};
+use crate::shown;
 use crate::store_args::{self, StoreArgs};
 
 /// Keys per listing call.
@@ -72,6 +72,9 @@ enum Sink {
     Stdout {
         format: Format,
         written: usize,
+        /// Buffered: stdout alone writes each line through (a system call
+        /// an object).
+        out: std::io::BufWriter<std::io::Stdout>,
     },
     Dir {
         tree: ExportTree,
@@ -106,6 +109,7 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
         None => Sink::Stdout {
             format: args.output,
             written: 0,
+            out: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
         },
     };
     let mut origins: BTreeMap<String, u64> = BTreeMap::new();
@@ -125,6 +129,8 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
         transformers,
         layout,
         options: Arc::new(options),
+        format: args.output,
+        to_dir: args.dir.is_some(),
     };
     runtime.block_on(async {
         let mut listing = opened.store.listing(prefix, None, PAGE);
@@ -133,19 +139,9 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
             let (key, result) = shown;
             values += 1;
             done.fetch_add(1, Ordering::Relaxed);
-            let written = result.and_then(|shown| {
-                *origins.entry(shown.how_written()).or_default() += 1;
-                match shown.decoded {
-                    Decoded::Object(object) => sink.write(&key, &object),
-                    Decoded::Cbor => Err(format!(
-                        "{}: a CBOR object: not decoded (get --output raw prints it)",
-                        printable(&key)
-                    )),
-                    _ => Err(format!(
-                        "{}: not a Kubernetes object (get --output raw prints it)",
-                        printable(&key)
-                    )),
-                }
+            let written = result.and_then(|rendered| {
+                *origins.entry(rendered.how_written).or_default() += 1;
+                rendered.text.and_then(|text| sink.write(&key, &text))
             });
             if let Err(e) = written {
                 failures.push(e);
@@ -195,22 +191,48 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
     )))
 }
 
-/// A value's key, and what it holds or why it could not be shown.
-type Answer = (Vec<u8>, Result<Shown, String>);
+/// A value's key, and its text or why it could not be shown.
+type Answer = (Vec<u8>, Result<Rendered, String>);
 
-/// What decrypting and decoding a value needs, shared by the tasks.
+/// A value as the sink writes it.
+struct Rendered {
+    /// Who wrote it and whether it is stale, for the summary.
+    how_written: String,
+    /// Its text, or why it is not exported (it is no object).
+    text: Result<String, String>,
+}
+
+/// What decrypting, decoding and rendering a value needs, shared by the
+/// tasks.
 #[derive(Clone)]
 struct Decoding {
     transformers: Arc<ResourceTransformers>,
     layout: KeyLayout,
     options: Arc<DecodeOptions>,
+    format: Format,
+    to_dir: bool,
 }
 
 impl Decoding {
-    /// Decrypts and decodes `entry`: its key, and what it holds or why not.
+    /// Decrypts, decodes and renders `entry` (the plaintext is dropped,
+    /// zeroized, here).
     async fn show(self, entry: Entry) -> Answer {
         let shown = shown::show(&self.transformers, &self.layout, &entry, &self.options).await;
-        (entry.key, shown)
+        let rendered = shown.map(|shown| Rendered {
+            how_written: shown.how_written(),
+            text: match &shown.decoded {
+                Decoded::Object(object) => Ok(Sink::render_for(self.format, self.to_dir, object)),
+                Decoded::Cbor => Err(format!(
+                    "{}: a CBOR object: not decoded (get --output raw prints it)",
+                    printable(&entry.key)
+                )),
+                _ => Err(format!(
+                    "{}: not a Kubernetes object (get --output raw prints it)",
+                    printable(&entry.key)
+                )),
+            },
+        });
+        (entry.key, rendered)
     }
 }
 
@@ -233,23 +255,34 @@ impl shown::Shown {
 }
 
 impl Sink {
-    fn write(&mut self, key: &[u8], object: &Object) -> Result<(), String> {
+    /// The text of `object` as this sink writes it (rendered on the
+    /// tasks, in parallel): without the separators the order decides.
+    fn render_for(format: Format, to_dir: bool, object: &Object) -> String {
+        match (format, to_dir) {
+            (Format::Json, true) => format!("{}\n", object.to_json()),
+            (_, true) | (Format::Yaml, false) => object.to_yaml(),
+            (Format::Jsonl, false) => format!("{}\n", object.to_json_compact()),
+            (Format::Json, false) => indented(&object.to_json(), "    "),
+        }
+    }
+
+    fn write(&mut self, key: &[u8], text: &str) -> Result<(), String> {
         match self {
-            Sink::Stdout { format, written } => {
-                let text = match format {
-                    Format::Yaml => format!("---\n{}", object.to_yaml()),
-                    Format::Jsonl => format!("{}\n", object.to_json_compact()),
-                    Format::Json => {
-                        let head = if *written == 0 {
-                            "{\n  \"apiVersion\": \"v1\",\n  \"items\": [\n"
-                        } else {
-                            ",\n"
-                        };
-                        format!("{head}{}", indented(&object.to_json(), "    "))
+            Sink::Stdout {
+                format,
+                written,
+                out,
+            } => {
+                let head = match format {
+                    Format::Yaml => "---\n",
+                    Format::Jsonl => "",
+                    Format::Json if *written == 0 => {
+                        "{\n  \"apiVersion\": \"v1\",\n  \"items\": [\n"
                     }
+                    Format::Json => ",\n",
                 };
                 *written += 1;
-                print(&text)
+                print(out, head).and_then(|()| print(out, text))
             }
             Sink::Dir {
                 tree,
@@ -269,10 +302,6 @@ impl Sink {
                         relative.join("/")
                     ));
                 }
-                let text = match format {
-                    Format::Json => format!("{}\n", object.to_json()),
-                    _ => object.to_yaml(),
-                };
                 tree.write(&relative, text.as_bytes()).map(|_| ())
             }
         }
@@ -280,26 +309,32 @@ impl Sink {
 
     fn finish(&mut self) -> Result<(), String> {
         if let Sink::Stdout {
-            format: Format::Json,
+            format,
             written,
+            out,
         } = self
         {
-            let head = if *written == 0 {
-                "{\n  \"apiVersion\": \"v1\",\n  \"items\": []"
-            } else {
-                "\n  ]"
-            };
-            print(&format!(
-                "{head},\n  \"kind\": \"List\",\n  \"metadata\": {{\n    \"resourceVersion\": \"\"\n  }}\n}}\n"
-            ))?;
+            if *format == Format::Json {
+                let head = if *written == 0 {
+                    "{\n  \"apiVersion\": \"v1\",\n  \"items\": []"
+                } else {
+                    "\n  ]"
+                };
+                print(
+                    out,
+                    &format!(
+                        "{head},\n  \"kind\": \"List\",\n  \"metadata\": {{\n    \"resourceVersion\": \"\"\n  }}\n}}\n"
+                    ),
+                )?;
+            }
+            out.flush().map_err(|e| format!("writing stdout: {e}"))?;
         }
         Ok(())
     }
 }
 
-fn print(text: &str) -> Result<(), String> {
-    std::io::stdout()
-        .write_all(text.as_bytes())
+fn print(out: &mut impl std::io::Write, text: &str) -> Result<(), String> {
+    out.write_all(text.as_bytes())
         .map_err(|e| format!("writing stdout: {e}"))
 }
 
