@@ -328,8 +328,15 @@ fn a_real_snapshot_reads_as_its_dump_and_rekeys_into_a_restorable_backup() {
         assert_eq!(mode, 0o600);
     }
     let rescan = scan("--snapshot", &out, &new);
+    let rescanned: serde_json::Value = serde_json::from_str(&rescan).unwrap();
     assert!(
-        rescan.contains("aescbc:key2") && !rescan.contains("\"stale\""),
+        rescan.contains("aescbc:key2")
+            && rescanned["totals"]["stale"] == 0
+            && rescanned["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|row| row["state"] == "current"),
         "{rescan}"
     );
     assert!(
