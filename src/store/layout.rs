@@ -249,6 +249,54 @@ const BUILT_IN: &[(&str, &str, &str)] = &[
 /// The apiserver's own keys, never encrypted.
 const INTERNAL: &[&str] = &["compact_rev_key", "masterleases", "ranges"];
 
+/// The cluster-scoped resources among those whose keys this type reads
+/// (every other built-in one is namespaced): a key of one of these names
+/// no namespace, a key of any other built-in names one.
+const CLUSTER_SCOPED: &[&str] = &[
+    "apiservices",
+    "certificatesigningrequests",
+    "clusterrolebindings",
+    "clusterroles",
+    "clustertrustbundles",
+    "csidrivers",
+    "csinodes",
+    "customresourcedefinitions",
+    "deviceclasses",
+    "devicetaintrules",
+    "flowschemas",
+    "ingressclasses",
+    "ipaddresses",
+    "mutatingadmissionpolicies",
+    "mutatingadmissionpolicybindings",
+    "mutatingwebhookconfigurations",
+    "namespaces",
+    "nodes",
+    "persistentvolumes",
+    "podsecuritypolicies",
+    "priorityclasses",
+    "prioritylevelconfigurations",
+    "resourceslices",
+    "runtimeclasses",
+    "servicecidrs",
+    "storageclasses",
+    "storageversionmigrations",
+    "storageversions",
+    "validatingadmissionpolicies",
+    "validatingadmissionpolicybindings",
+    "validatingwebhookconfigurations",
+    "volumeattachments",
+    "volumeattributesclasses",
+];
+
+/// `rest` (a key after its prefix and `/`) with a `/` in front again, as a
+/// key under the empty prefix.
+fn rest_with_slash(rest: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(rest.len() + 1);
+    key.push(b'/');
+    key.extend_from_slice(rest);
+    key
+}
+
 impl KeyLayout {
     /// The layout under an `--etcd-prefix` (`/registry` by default; a
     /// trailing `/` is ignored).
@@ -352,15 +400,29 @@ impl KeyLayout {
         } else {
             return None;
         };
+        // A built-in resource's scope is known: a key of the other shape
+        // (damaged or crafted) names no object. A custom resource's is not.
+        let scope = match KeyLayout::new("").resource_of(&rest_with_slash(rest)) {
+            KeyResource::Resource(gr)
+                if !first.contains('.') || CLUSTER_SCOPED.contains(&gr.resource.as_str()) =>
+            {
+                Some(CLUSTER_SCOPED.contains(&gr.resource.as_str()))
+            }
+            _ => None,
+        };
         match segments.get(resource_segments..)? {
-            [name] if !name.is_empty() => Some(ObjectKey {
+            [name] if !name.is_empty() && scope != Some(false) => Some(ObjectKey {
                 namespace: None,
                 name: (*name).to_owned(),
             }),
-            [namespace, name] if !namespace.is_empty() && !name.is_empty() => Some(ObjectKey {
-                namespace: Some((*namespace).to_owned()),
-                name: (*name).to_owned(),
-            }),
+            [namespace, name]
+                if !namespace.is_empty() && !name.is_empty() && scope != Some(true) =>
+            {
+                Some(ObjectKey {
+                    namespace: Some((*namespace).to_owned()),
+                    name: (*name).to_owned(),
+                })
+            }
             _ => None,
         }
     }
@@ -501,7 +563,17 @@ mod tests {
                 b"/registry/clusterroles/system:admin",
                 named(None, "system:admin"),
             ),
-            (b"/registry/secrets/ns", named(None, "ns")),
+            // The other shape than the resource's scope names no object.
+            (b"/registry/secrets/ns", None),
+            (b"/registry/minions/a/b", None),
+            (
+                b"/registry/apiextensions.k8s.io/customresourcedefinitions/ns/x",
+                None,
+            ),
+            (
+                b"/registry/apiextensions.k8s.io/customresourcedefinitions/a.b.c",
+                named(None, "a.b.c"),
+            ),
             (b"/registry/secrets", None),
             (b"/registry/secrets/", None),
             (b"/registry/secrets/ns/", None),

@@ -450,6 +450,10 @@ pub(crate) async fn walk(
             failure.get_or_insert(e);
         }
     }
+    // Values done behind one that failed were processed (a re-encryption
+    // wrote them): they are reported, though the checkpoint stays before
+    // the failed one.
+    done.report_the_rest();
     done.sink.listing(listing.report());
     match failure {
         Some(e) => Err(e),
@@ -539,6 +543,22 @@ impl Completion<'_> {
             self.store.settled(&key);
         }
         None
+    }
+}
+
+impl Completion<'_> {
+    /// Reports, in key order, every value left in the window that is done
+    /// (after a failure, those behind the failed one), moving no
+    /// checkpoint.
+    fn report_the_rest(&mut self) {
+        for slot in self.window.drain(..) {
+            if let Some(report) = slot.done {
+                self.sink.value(report);
+                if let Some(progress) = &self.progress {
+                    progress.add_one();
+                }
+            }
+        }
     }
 }
 

@@ -95,10 +95,14 @@ pub enum UnreadableReason {
     /// The key is there and the value does not authenticate (or is cut
     /// short): damaged or tampered with.
     AuthenticationFailed,
-    /// The KMS plugin refused to decrypt its DEK or seed (an unknown key
-    /// ID, a ciphertext it does not take).
+    /// The KMS plugin refused to decrypt its DEK or seed as invalid (gRPC
+    /// `INVALID_ARGUMENT`, `NOT_FOUND`, `FAILED_PRECONDITION`,
+    /// `OUT_OF_RANGE` or `DATA_LOSS`: an unknown key ID, a ciphertext it
+    /// does not take).
     KmsRefused,
-    /// The KMS plugin did not answer: not a verdict on the value.
+    /// The KMS plugin did not answer, or failed in a way that says nothing
+    /// about the value (unavailable, a timeout, an internal or permission
+    /// error, an answer that breaks the protocol): not a verdict on it.
     KmsUnavailable,
     /// It decrypts, but what it holds is not a Kubernetes object.
     NotAnObject,
@@ -135,13 +139,11 @@ impl UnreadableReason {
             Error::NoMatchingPrefix | Error::EncryptedData => Self::NoProvider,
             Error::NoMatchingKey { .. } => Self::UnknownKey,
             Error::Kms(e) => match e.kind() {
-                KmsErrorKind::Timeout(_)
-                | KmsErrorKind::Unavailable(_)
-                | KmsErrorKind::NotReady
-                | KmsErrorKind::Unhealthy(_)
-                | KmsErrorKind::Socket(_) => Self::KmsUnavailable,
-                KmsErrorKind::Status { code, .. } if unavailable(*code) => Self::KmsUnavailable,
-                _ => Self::KmsRefused,
+                KmsErrorKind::Status { code, .. } if refusal(*code) => Self::KmsRefused,
+                // Unavailable, a timeout, not ready, unhealthy, another
+                // status (Go's gRPC answers UNKNOWN for any plain error), an
+                // answer that breaks the protocol: no verdict on the value.
+                _ => Self::KmsUnavailable,
             },
             Error::Aggregate(errors) => errors
                 .iter()
@@ -160,16 +162,16 @@ impl UnreadableReason {
     }
 }
 
-/// Whether a gRPC status says the plugin could not answer, rather than
-/// that it refused the request.
-fn unavailable(code: StatusCode) -> bool {
+/// Whether a gRPC status says the plugin refused the request as invalid:
+/// a verdict on the value, not a failure of the plugin.
+fn refusal(code: StatusCode) -> bool {
     matches!(
         code,
-        StatusCode::Unavailable
-            | StatusCode::DeadlineExceeded
-            | StatusCode::ResourceExhausted
-            | StatusCode::Cancelled
-            | StatusCode::Aborted
+        StatusCode::InvalidArgument
+            | StatusCode::NotFound
+            | StatusCode::FailedPrecondition
+            | StatusCode::OutOfRange
+            | StatusCode::DataLoss
     )
 }
 
@@ -205,20 +207,29 @@ impl UnreadableValue {
     /// The kubectl command that deletes exactly this object through the
     /// apiserver although it cannot be read (Kubernetes 1.32 and later,
     /// with `AllowUnsafeMalformedObjectDeletion` on: the default from 1.37).
-    /// `None` when the key does not name an object, or its names hold
-    /// characters a command line would not show as they are.
+    /// `None` for [`KmsUnavailable`](UnreadableReason::KmsUnavailable)
+    /// (no verdict on the value: never delete for it), when the key does
+    /// not name an object, or when a name could be read as something else
+    /// than one word naming one object (outside printable ASCII, starting
+    /// with `-`, a resource outside `[a-z0-9.-]`).
     ///
     /// It is the last resort, for an object whose key is gone for good:
-    /// restoring the key (or starting the KMS plugin) reads it again, and
-    /// for [`KmsUnavailable`](UnreadableReason::KmsUnavailable) it is
-    /// never the answer.
+    /// restoring the key (or starting the KMS plugin) reads it again.
     pub fn delete_command(&self) -> Option<String> {
+        if !self.reason.is_verdict() {
+            return None;
+        }
         let object = self.object.as_ref()?;
         let resource = if self.resource.group.is_empty() {
             self.resource.resource.clone()
         } else {
             format!("{}.{}", self.resource.resource, self.resource.group)
         };
+        let resource_chars =
+            |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-';
+        if !resource.chars().all(resource_chars) {
+            return None;
+        }
         let mut command = format!(
             "kubectl delete {} {}",
             shell_word(&resource)?,
@@ -233,11 +244,15 @@ impl UnreadableValue {
     }
 }
 
-/// `word` as one shell word: as it is when it holds only characters a
-/// Kubernetes name may hold, quoted when it holds others that print as
-/// they are, `None` when it holds a control or invisible character.
+/// `word` as one shell word that kubectl reads as a name: as it is when it
+/// holds only characters a Kubernetes name may hold, quoted when it holds
+/// other printable ASCII; `None` when it is empty, starts with `-` (kubectl
+/// would read a flag) or holds anything but printable ASCII.
 fn shell_word(word: &str) -> Option<String> {
-    if word.is_empty() || crate::store::printable(word.as_bytes()) != word {
+    if word.is_empty()
+        || word.starts_with('-')
+        || !word.chars().all(|c| c.is_ascii_graphic() || c == ' ')
+    {
         return None;
     }
     let plain = |c: char| c.is_ascii_alphanumeric() || "-._:@+=,".contains(c);
@@ -483,4 +498,98 @@ pub async fn verify(
     };
     walk(store, transformers, config, &mut sink).await?;
     Ok(sink.report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kms::KmsError;
+
+    fn value(key: &[u8], reason: UnreadableReason) -> UnreadableValue {
+        let layout = KeyLayout::default();
+        let crate::store::KeyResource::Resource(resource) = layout.resource_of(key) else {
+            panic!("a resource key");
+        };
+        UnreadableValue {
+            key: crate::store::printable(key),
+            resource,
+            object: layout.object_of(key),
+            origin: ValueOrigin::Identity,
+            reason,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn delete_commands_name_one_object_or_none() {
+        let v = |key: &[u8]| value(key, UnreadableReason::UnknownKey).delete_command();
+        assert_eq!(
+            v(b"/registry/secrets/ns/db").as_deref(),
+            Some("kubectl delete secrets db -n ns --ignore-store-read-error-with-cluster-breaking-potential=true")
+        );
+        assert_eq!(
+            v(b"/registry/clusterroles/system:admin").as_deref(),
+            Some("kubectl delete clusterroles.rbac.authorization.k8s.io system:admin --ignore-store-read-error-with-cluster-breaking-potential=true")
+        );
+        assert_eq!(
+            v(b"/registry/x.io/widgets/ns/a b'c").as_deref(),
+            Some(
+                r"kubectl delete widgets.x.io 'a b'\''c' -n ns --ignore-store-read-error-with-cluster-breaking-potential=true"
+            )
+        );
+        for bad in [
+            &b"/registry/clusterroles/--all"[..],
+            b"/registry/x.io/secrets,foo/ns/n",
+            b"/registry/x.io/Widgets/ns/n",
+            b"/registry/secrets/ns/a\x1bb",
+            "/registry/secrets/ns/a\u{61c}b".as_bytes(),
+            "/registry/secrets/ns/caf\u{e9}".as_bytes(),
+            b"/registry/secrets/ns",
+        ] {
+            assert_eq!(v(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+        // Never for a plugin that did not answer.
+        assert_eq!(
+            value(b"/registry/secrets/ns/db", UnreadableReason::KmsUnavailable).delete_command(),
+            None
+        );
+    }
+
+    #[test]
+    fn only_a_refusal_of_the_value_is_a_kms_verdict() {
+        let status = |code| {
+            Error::Kms(KmsError::new(KmsErrorKind::Status {
+                code,
+                message: String::new(),
+            }))
+        };
+        for code in [
+            StatusCode::InvalidArgument,
+            StatusCode::NotFound,
+            StatusCode::FailedPrecondition,
+        ] {
+            assert_eq!(
+                UnreadableReason::of(&status(code)),
+                UnreadableReason::KmsRefused
+            );
+        }
+        for code in [
+            StatusCode::Unknown,
+            StatusCode::Internal,
+            StatusCode::PermissionDenied,
+            StatusCode::Unauthenticated,
+            StatusCode::Unavailable,
+            StatusCode::DeadlineExceeded,
+        ] {
+            assert_eq!(
+                UnreadableReason::of(&status(code)),
+                UnreadableReason::KmsUnavailable
+            );
+        }
+        let answer = Error::Kms(KmsError::new(KmsErrorKind::InvalidAnswer("short".into())));
+        assert_eq!(
+            UnreadableReason::of(&answer),
+            UnreadableReason::KmsUnavailable
+        );
+    }
 }

@@ -186,6 +186,14 @@ fn long_runs_print_progress_lines_when_stderr_is_a_log() {
             "{command}: no progress lines in:\n{stderr}"
         );
         assert!(lines.iter().all(|l| l.ends_with("/s")), "{lines:?}");
+        // The count moves: the last line counts values.
+        let last: u64 = lines[lines.len() - 1]
+            .trim_start_matches(&format!("k8s-envelope: {command}: "))
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("a count");
+        assert!(last > 0, "{lines:?}");
         // Not every 10 ms without the variable: every 10 s.
         let quiet = run(dir.path(), args, None);
         assert!(

@@ -295,6 +295,7 @@ fn verify_names_what_a_backup_needs_and_every_value_it_cannot_read() {
     let unavailable: Vec<&str> = of_type(&lines, "unreadable")
         .iter()
         .filter(|l| l["reason"] == "kms-unavailable")
+        .inspect(|l| assert!(l["delete"].is_null(), "no verdict, no delete: {l}"))
         .map(|l| l["key"].as_str().unwrap())
         .collect();
     assert_eq!(

@@ -3,8 +3,8 @@
 //! the values done, the rate, and, when the store can count the prefix,
 //! the share done and an estimate of the time left.
 //!
-//! `K8S_ENVELOPE_PROGRESS_INTERVAL_MS` changes the interval (the tests use
-//! it so as not to wait 10 s).
+//! `K8S_ENVELOPE_PROGRESS_INTERVAL_MS` changes the interval (at least 10 ms;
+//! the tests use it so as not to wait 10 s).
 
 use std::io::IsTerminal as _;
 use std::sync::mpsc;
@@ -38,7 +38,8 @@ impl ProgressLog {
         let interval = std::env::var("K8S_ENVELOPE_PROGRESS_INTERVAL_MS")
             .ok()
             .and_then(|ms| ms.parse().ok())
-            .map_or(INTERVAL, Duration::from_millis);
+            .map_or(INTERVAL, Duration::from_millis)
+            .max(Duration::from_millis(10));
         let (stop, stopped) = mpsc::channel::<()>();
         let started = Instant::now();
         let thread = std::thread::spawn(move || {

@@ -6,6 +6,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use k8s_envelope::store::printable;
 use k8s_envelope::walk::{
     self, Dependency, DependencyCount, Progress, UnreadableReason, UnreadableValue, ValueOrigin,
     VerifyOptions, VerifyReport, LIST_ERROR_LIMIT,
@@ -142,17 +143,23 @@ fn unreadable_json(value: &UnreadableValue) -> Value {
     let mut line = json!({
         "type": "unreadable",
         "key": value.key,
-        "resource": value.resource.to_string(),
-        "name": value.object.as_ref().map(|o| o.name.clone()),
+        "resource": shown(&value.resource.to_string()),
+        "name": value.object.as_ref().map(|o| shown(&o.name)),
         "reason": value.reason.as_str(),
         "written_by": value.origin.to_string(),
         "error": value.error.as_ref().map(ToString::to_string),
         "delete": value.delete_command(),
     });
-    if let Some(namespace) = value.object.as_ref().and_then(|o| o.namespace.clone()) {
-        line["namespace"] = Value::from(namespace);
+    if let Some(namespace) = value.object.as_ref().and_then(|o| o.namespace.as_deref()) {
+        line["namespace"] = Value::from(shown(namespace));
     }
     line
+}
+
+/// A name from the store as printed: control and invisible characters
+/// escaped.
+fn shown(name: &str) -> String {
+    printable(name.as_bytes())
 }
 
 /// An unreadable value for people: its key and reason (with the
@@ -177,7 +184,7 @@ fn dependency_json(
 ) -> Value {
     let mut line = json!({
         "type": "dependency",
-        "resource": dep.resource.to_string(),
+        "resource": shown(&dep.resource.to_string()),
         "written_by": dep.origin.to_string(),
         "values": n.values,
         "readable": n.readable,
@@ -276,7 +283,7 @@ fn write_table(
             _ => "a provider the configuration does not have".to_owned(),
         };
         rows.push([
-            dep.resource.to_string(),
+            shown(&dep.resource.to_string()),
             dep.origin.to_string(),
             needs,
             n.values.to_string(),
