@@ -39,8 +39,10 @@ fn high_water_kib(status: &str) -> Option<u64> {
 /// set in KiB, as the kernel reports it when the process is reaped
 /// (`ru_maxrss` of `getrusage(RUSAGE_CHILDREN)`), however short it lived.
 /// std has no `wait4`, and this crate no unsafe code: a `python3` (on every
-/// machine CI runs on) runs the command and reads its usage; its own memory
-/// is not counted.
+/// machine CI runs on) runs the command and reads its usage. The figure has
+/// the forking python's resident set (about 10 MB) as its floor: the
+/// kernel keeps the high-water mark across `exec`. It can read high, never
+/// low.
 pub fn run_measuring(command: &Command) -> std::io::Result<(Output, u64)> {
     let dir = tempfile::tempdir()?;
     let report = dir.path().join("maxrss");
