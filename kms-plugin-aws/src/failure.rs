@@ -218,7 +218,11 @@ mod tests {
             "DependencyTimeoutException",
             "KeyUnavailableException",
         ] {
-            assert_eq!(answer(code, 400).kind(), KekErrorKind::Unavailable, "{code}");
+            assert_eq!(
+                answer(code, 400).kind(),
+                KekErrorKind::Unavailable,
+                "{code}"
+            );
         }
         assert_eq!(
             answer("SomethingNew", 503).kind(),
@@ -245,7 +249,10 @@ mod tests {
         ] {
             let e = answer(code, 400);
             assert_eq!(e.kind(), KekErrorKind::FailedPrecondition, "{code}");
-            assert!(e.message().starts_with(&format!("KMS Decrypt: {code}")), "{e}");
+            assert!(
+                e.message().starts_with(&format!("KMS Decrypt: {code}")),
+                "{e}"
+            );
             assert!(!AwsFailure::of(&service_error(code, "", 400)).is_transient());
         }
     }
@@ -264,8 +271,12 @@ mod tests {
 
     #[test]
     fn messages_name_the_code_and_escape_the_service_text() {
-        let e = AwsFailure::of(&service_error("DisabledException", "key\nx is disabled\u{7}", 400))
-            .kek_error("Encrypt");
+        let e = AwsFailure::of(&service_error(
+            "DisabledException",
+            "key\nx is disabled\u{7}",
+            400,
+        ))
+        .kek_error("Encrypt");
         assert_eq!(
             e.message(),
             "KMS Encrypt: DisabledException (the key is disabled): key\\nx is disabled\\u{7}"

@@ -44,7 +44,10 @@ impl Kek for AwsKek {
     }
 
     fn healthy(&self) -> KekFuture<'_, ()> {
-        let health = self.watch.health().and_then(|()| self.watch.current().map(drop));
+        let health = self
+            .watch
+            .health()
+            .and_then(|()| self.watch.current().map(drop));
         Box::pin(std::future::ready(health))
     }
 
@@ -57,7 +60,12 @@ impl Kek for AwsKek {
             }
             let current = self.watch.current()?;
             let context = encryption_context(&current.key_id);
-            match self.watch.kms().encrypt(&current.arn, plaintext, context).await {
+            match self
+                .watch
+                .kms()
+                .encrypt(&current.arn, plaintext, context)
+                .await
+            {
                 Ok(ciphertext) => {
                     self.watch.wrapped();
                     Ok(Wrapped {

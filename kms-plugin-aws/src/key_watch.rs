@@ -13,9 +13,9 @@
 //!   such key) makes the plugin unhealthy at the next refresh, or at once
 //!   when a wrap meets it;
 //! - a passing failure (throttling, a timeout, no connection) leaves the
-//!   last verdict standing until refreshes have failed for
-//!   [`KeyWatch::grace`] (three refreshes, at least 90 s), so one slow AWS
-//!   answer never fails the apiserver's health probes.
+//!   last verdict standing until AWS has not answered for
+//!   [`KeyWatch::grace`] (three refresh intervals: 90 s by default), so
+//!   one slow AWS answer never fails the apiserver's health probes.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
@@ -109,7 +109,7 @@ impl KeyWatch {
     /// How long refreshes may fail with passing errors before the plugin
     /// reports itself unhealthy.
     pub fn grace(&self) -> Duration {
-        (self.refresh * 3).max(Duration::from_secs(90))
+        self.refresh * 3
     }
 
     /// The key that wraps now.

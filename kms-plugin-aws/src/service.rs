@@ -61,7 +61,10 @@ impl KeyFacts {
     /// Whether Encrypt can succeed with this key, or why not.
     pub fn usable(&self) -> Result<(), String> {
         if self.state != KeyState::Enabled.as_str() {
-            return Err(format!("the key {} is {}, not Enabled", self.arn, self.state));
+            return Err(format!(
+                "the key {} is {}, not Enabled",
+                self.arn, self.state
+            ));
         }
         if !self.encrypts {
             return Err(format!(

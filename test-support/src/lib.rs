@@ -11,18 +11,21 @@
 //! - [`encrypted_object`]: the KMS v2 storage envelope as its own protobuf
 //!   message, independent of the library's; [`objects`]: a Secret as the
 //!   apiserver stores it.
+//! - [`kms_values`]: values written and read through a KMS v2 plugin as
+//!   a freshly started apiserver does.
 //! - [`checks`]: the fuzz targets' invariants, replayed by the regression
 //!   tests; [`crafted_snapshot`]: an etcd snapshot made into an attack on
 //!   its reader.
 //! - Real processes, each killed and cleaned up on drop: [`etcd`] (one
 //!   member or a cluster), [`k8sref`] (the Go reference),
-//!   [`softhsm`] (a SoftHSM2 token), [`plugin_process`], [`process`],
+//!   [`softhsm`] (a SoftHSM2 token), [`moto`] (an AWS KMS emulator),
+//!   [`plugin_process`], [`process`],
 //!   measured with [`peak_memory`]; [`kubectl`] reading back what the CLI
 //!   writes.
 //! - With the `kit` feature: [`slow_kek`] and [`misbehaving_plugin`].
 //!
 //! Tests that need what a fresh clone lacks (etcd, SoftHSM2, the Go
-//! reference) are `#[ignore = "needs ..."]`, so plain `cargo test` lists them
+//! reference, moto) are `#[ignore = "needs ..."]`, so plain `cargo test` lists them
 //! as ignored; CI runs them with `--ignored`. There the helpers fail through
 //! [`gate::require`] when the tool is missing: never a silent pass.
 
@@ -41,9 +44,11 @@ pub mod fake_kms;
 pub mod fixtures;
 pub mod gate;
 pub mod k8sref;
+pub mod kms_values;
 pub mod kubectl;
 #[cfg(feature = "kit")]
 pub mod misbehaving_plugin;
+pub mod moto;
 pub mod objects;
 pub mod paths;
 pub mod peak_memory;
