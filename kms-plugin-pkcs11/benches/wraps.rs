@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use k8s_envelope::kms::{GrpcClient, KmsEndpoint};
-use k8s_envelope_kms_plugin::{LocalKek, PluginHandle, PluginServer};
+use k8s_envelope_test_support::local_plugin::LocalPlugin;
 
 #[path = "../tests/softhsm/plugin.rs"]
 #[allow(dead_code, reason = "shared with the tests, which use all of it")]
@@ -25,55 +25,6 @@ mod plugin;
 use k8s_envelope_test_support::softhsm as token;
 
 const DEK: [u8; 32] = [7; 32];
-
-/// kms-plugin-local's KEK and server, on a runtime of its own.
-struct LocalPlugin {
-    _dir: tempfile::TempDir,
-    endpoint: KmsEndpoint,
-    runtime: tokio::runtime::Runtime,
-    handle: Option<PluginHandle>,
-}
-
-impl LocalPlugin {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let kek = dir.path().join("kek.b64");
-        let key = k8s_envelope::SecretKey::generate(32).expect("key");
-        let mut file = std::fs::OpenOptions::new();
-        std::os::unix::fs::OpenOptionsExt::mode(file.write(true).create_new(true), 0o600);
-        std::io::Write::write_all(
-            &mut file.open(&kek).expect("kek"),
-            key.to_base64().as_bytes(),
-        )
-        .expect("write");
-        let endpoint = KmsEndpoint::socket_file(dir.path().join("local.sock")).expect("endpoint");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let handle = runtime.block_on(async {
-            PluginServer::new(LocalKek::open(&kek).expect("open"))
-                .serve(&endpoint)
-                .await
-                .expect("serve")
-        });
-        Self {
-            _dir: dir,
-            endpoint,
-            runtime,
-            handle: Some(handle),
-        }
-    }
-}
-
-impl Drop for LocalPlugin {
-    fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            let _ = self.runtime.block_on(handle.shutdown());
-        }
-    }
-}
 
 fn clients(endpoint: &KmsEndpoint, n: usize) -> Vec<Arc<GrpcClient>> {
     (0..n)
@@ -91,7 +42,7 @@ fn bench_wraps(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let plugins = [
-        ("kms-plugin-local", local.endpoint.clone()),
+        ("kms-plugin-local", local.endpoint().clone()),
         ("kms-plugin-pkcs11", pkcs11.endpoint()),
     ];
     for n in [1usize, 8] {

@@ -22,7 +22,8 @@
 //!   [`plugin_process`], [`process`],
 //!   measured with [`peak_memory`]; [`kubectl`] reading back what the CLI
 //!   writes.
-//! - With the `kit` feature: [`slow_kek`] and [`misbehaving_plugin`].
+//! - With the `kit` feature: [`slow_kek`], [`misbehaving_plugin`] and
+//!   [`local_plugin`] (the wrap benchmarks' baseline).
 //!
 //! Tests that need what a fresh clone lacks (etcd, SoftHSM2, the Go
 //! reference, moto) are `#[ignore = "needs ..."]`, so plain `cargo test` lists them
@@ -46,6 +47,8 @@ pub mod gate;
 pub mod k8sref;
 pub mod kms_values;
 pub mod kubectl;
+#[cfg(feature = "kit")]
+pub mod local_plugin;
 #[cfg(feature = "kit")]
 pub mod misbehaving_plugin;
 pub mod moto;
