@@ -5,13 +5,14 @@
 //!
 //! | AWS says | gRPC code | why |
 //! |---|---|---|
-//! | throttling, `KMSInternalException`, `DependencyTimeoutException`, `KeyUnavailableException`, any 5xx, a timeout, no connection | `UNAVAILABLE` | retrying later can help (the SDK already retried inside the call's time) |
-//! | `AccessDeniedException`, `DisabledException`, `KMSInvalidStateException` (pending deletion), `NotFoundException`, `InvalidKeyUsageException`, rejected credentials, no region or credentials | `FAILED_PRECONDITION` | an operator must fix something; retrying the same call cannot help |
+//! | throttling, `KMSInternalException`, `DependencyTimeoutException`, `KeyUnavailableException`, any 5xx, a timeout, no connection, a credential provider that failed or timed out (instance metadata, STS) | `UNAVAILABLE` | retrying later can help (the SDK already retried inside the call's time) |
+//! | `AccessDeniedException`, `DisabledException`, `KMSInvalidStateException` (pending deletion), `NotFoundException`, `InvalidKeyUsageException`, `UnsupportedOperationException`, rejected credentials, no region, no credentials found | `FAILED_PRECONDITION` | an operator must fix something; retrying the same call cannot help |
 //! | `InvalidCiphertextException`, `IncorrectKeyException`, `ValidationException` | `INVALID_ARGUMENT` | the value itself is refused: damaged, another key's, or another context's |
 //! | anything else | `INTERNAL` | |
 
 use std::fmt;
 
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_kms::config::http::HttpResponse;
 use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use k8s_envelope_kms_plugin::{KekError, KekErrorKind};
@@ -58,10 +59,29 @@ impl AwsFailure {
             },
             SdkError::TimeoutError(_) => Self::TimedOut,
             SdkError::DispatchFailure(failure) if failure.is_timeout() => Self::TimedOut,
-            SdkError::ConstructionFailure(_) => {
-                Self::NotConfigured(escaped(&DisplayErrorContext(error).to_string()))
+            _ => {
+                let said = escaped(&DisplayErrorContext(error).to_string());
+                match credentials_error(error) {
+                    Some(
+                        CredentialsError::CredentialsNotLoaded(_)
+                        | CredentialsError::InvalidConfiguration(_),
+                    ) => Self::NotConfigured(format!("no usable AWS credentials: {said}")),
+                    Some(CredentialsError::ProviderTimedOut(_)) => Self::TimedOut,
+                    Some(_) => Self::Unreachable(format!("AWS credentials: {said}")),
+                    None if matches!(error, SdkError::ConstructionFailure(_)) => {
+                        Self::NotConfigured(said)
+                    }
+                    None => Self::Unreachable(said),
+                }
             }
-            _ => Self::Unreachable(escaped(&DisplayErrorContext(error).to_string())),
+        }
+    }
+
+    /// The AWS error code, when the service answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Service { code, .. } => Some(code),
+            _ => None,
         }
     }
 
@@ -86,6 +106,22 @@ impl AwsFailure {
     pub fn is_transient(&self) -> bool {
         self.kind() == KekErrorKind::Unavailable
     }
+}
+
+/// The credential provider's error behind `error`, if that is what failed:
+/// the SDK resolves credentials as it sends, so a missing or refused
+/// identity arrives as a dispatch failure, not as the service's answer.
+fn credentials_error<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a CredentialsError> {
+    let mut source = Some(error);
+    while let Some(error) = source {
+        if let Some(found) = error.downcast_ref::<CredentialsError>() {
+            return Some(found);
+        }
+        source = error.source();
+    }
+    None
 }
 
 fn kind_of_code(code: &str, server_error: bool) -> KekErrorKind {
@@ -118,7 +154,8 @@ fn kind_of_code(code: &str, server_error: bool) -> KekErrorKind {
         | "ExpiredTokenException"
         | "ExpiredToken"
         | "SignatureDoesNotMatch"
-        | "CustomKeyStoreInvalidStateException" => KekErrorKind::FailedPrecondition,
+        | "CustomKeyStoreInvalidStateException"
+        | "UnsupportedOperationException" => KekErrorKind::FailedPrecondition,
         "InvalidCiphertextException"
         | "IncorrectKeyException"
         | "ValidationException"

@@ -67,7 +67,7 @@ impl Kek for AwsKek {
                 .await
             {
                 Ok(ciphertext) => {
-                    self.watch.wrapped();
+                    self.watch.wrapped(&current.arn);
                     Ok(Wrapped {
                         ciphertext,
                         key_id: current.key_id,
@@ -75,7 +75,7 @@ impl Kek for AwsKek {
                     })
                 }
                 Err(failure) => {
-                    self.watch.wrap_failed(&failure);
+                    self.watch.wrap_failed(&current.arn, &failure);
                     Err(failure.kek_error("Encrypt"))
                 }
             }

@@ -6,9 +6,10 @@
 //! - `arn:aws:kms:REGION:ACCOUNT:key/ID#material-HEX`: the key's current
 //!   key material as DescribeKey reports it (`CurrentKeyMaterialId`, which
 //!   AWS KMS reports for every symmetric key);
-//! - `arn:...#rotated-SECONDS.NANOS`: where the service does not report it
-//!   (emulators; older regions), the date of the key's newest rotation as
-//!   ListKeyRotations lists it;
+//! - `arn:...#rotated-SECONDS.MILLIS`: where the service does not report it
+//!   (emulators; custom key stores), the date of the key's newest rotation
+//!   as ListKeyRotations lists it (to the millisecond: the service's dates
+//!   are floating-point seconds);
 //! - `arn:...#original`: no rotation listed.
 //!
 //! So the key ID changes when AWS rotates the key's material (automatic or
@@ -41,8 +42,9 @@ pub const PROBE_PURPOSE: &str = "k8s-envelope kms-plugin-aws health probe (nothi
 pub enum Material {
     /// DescribeKey's `CurrentKeyMaterialId`.
     Current(String),
-    /// The newest rotation's date (seconds and nanoseconds since the epoch).
-    RotatedAt { seconds: i64, nanos: u32 },
+    /// The newest rotation's date (seconds and milliseconds since the
+    /// epoch).
+    RotatedAt { seconds: i64, millis: u32 },
     /// The key has not been rotated.
     Original,
 }
@@ -51,8 +53,8 @@ pub enum Material {
 pub fn key_id(arn: &str, material: &Material) -> String {
     match material {
         Material::Current(id) => format!("{arn}{SEPARATOR}material-{id}"),
-        Material::RotatedAt { seconds, nanos } => {
-            format!("{arn}{SEPARATOR}rotated-{seconds}.{nanos:09}")
+        Material::RotatedAt { seconds, millis } => {
+            format!("{arn}{SEPARATOR}rotated-{seconds}.{millis:03}")
         }
         Material::Original => format!("{arn}{SEPARATOR}original"),
     }
@@ -100,10 +102,10 @@ mod tests {
             ARN,
             &Material::RotatedAt {
                 seconds: 1_765_000_000,
-                nanos: 5,
+                millis: 5,
             },
         );
-        assert_eq!(rotated, format!("{ARN}#rotated-1765000000.000000005"));
+        assert_eq!(rotated, format!("{ARN}#rotated-1765000000.005"));
         assert_eq!(key_id(ARN, &Material::Original), format!("{ARN}#original"));
         for id in [&current, &rotated] {
             assert_eq!(arn_of(id), Some(ARN));

@@ -16,8 +16,8 @@
 //!   no other time, so the apiserver writes new DEKs or seeds and `scan` or
 //!   `verify` shows what still needs re-encryption.
 //! - Status answers from memory: a background refresh (`--refresh-seconds`)
-//!   asks AWS, bounded by `--timeout-ms`; one slow answer never fails the
-//!   apiserver's health probe ([`key_watch`]).
+//!   asks AWS, bounded by `--timeout-ms` ([`key_watch`]); one slow answer
+//!   never fails the apiserver's health probe ([`health`]).
 //! - Region, credentials and endpoint come from the AWS SDK's standard
 //!   chain ([`service`] says which and why this SDK); never from the
 //!   command line.
@@ -29,6 +29,7 @@
 #![forbid(unsafe_code)]
 
 mod failure;
+mod health;
 mod kek;
 mod key_id;
 mod key_watch;

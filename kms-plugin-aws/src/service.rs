@@ -38,8 +38,11 @@ pub struct CallLimits {
     pub max_attempts: u32,
 }
 
-/// The most pages of ListKeyRotations read for one key (1,000 entries
-/// each; AWS keeps one per rotation, at most a few hundred in a key's life).
+/// Entries asked for per page of ListKeyRotations (the most it gives).
+const ROTATIONS_PER_PAGE: i32 = 1000;
+
+/// The most pages of ListKeyRotations read for one key (AWS keeps one entry
+/// per rotation: at most a few hundred in a key's life).
 const MAX_ROTATION_PAGES: usize = 20;
 
 /// What DescribeKey says about a key.
@@ -143,25 +146,45 @@ impl KmsService {
     }
 
     /// Which material of the key `facts` describes wraps now: its current
-    /// key material where DescribeKey reports it, else the newest rotation
-    /// ListKeyRotations lists.
+    /// key material where DescribeKey reports it; else the newest rotation
+    /// ListKeyRotations lists (its key material ID where the service gives
+    /// one, its date otherwise); `Original` for a key never rotated or one
+    /// that cannot be (a custom key store's: UnsupportedOperationException).
     pub async fn material(&self, facts: &KeyFacts) -> Result<Material, AwsFailure> {
         if let Some(id) = &facts.current_material {
             return Ok(Material::Current(id.clone()));
         }
-        let mut newest: Option<(i64, u32)> = None;
+        let mut newest: Option<((i64, u32), Option<String>)> = None;
         let mut marker: Option<String> = None;
         for _ in 0..MAX_ROTATION_PAGES {
-            let out = self
+            let out = match self
                 .client
                 .list_key_rotations()
                 .key_id(&facts.arn)
+                .limit(ROTATIONS_PER_PAGE)
                 .set_marker(marker.take())
                 .send()
                 .await
-                .map_err(|e| AwsFailure::of(&e))?;
-            for date in out.rotations().iter().filter_map(|r| r.rotation_date()) {
-                newest = newest.max(Some((date.secs(), date.subsec_nanos())));
+            {
+                Ok(out) => out,
+                Err(e) => {
+                    let failure = AwsFailure::of(&e);
+                    if failure.code() == Some("UnsupportedOperationException") {
+                        return Ok(Material::Original);
+                    }
+                    return Err(failure);
+                }
+            };
+            for rotation in out.rotations() {
+                let Some(date) = rotation.rotation_date() else {
+                    continue;
+                };
+                // To the millisecond: the service keeps floating-point
+                // seconds, whose last digits are noise.
+                let at = (date.secs(), date.subsec_nanos() / 1_000_000);
+                if newest.as_ref().is_none_or(|(seen, _)| at > *seen) {
+                    newest = Some((at, rotation.key_material_id().map(str::to_owned)));
+                }
             }
             match out.next_marker() {
                 Some(next) if out.truncated() => marker = Some(next.to_owned()),
@@ -169,7 +192,8 @@ impl KmsService {
             }
         }
         Ok(match newest {
-            Some((seconds, nanos)) => Material::RotatedAt { seconds, nanos },
+            Some((_, Some(id))) => Material::Current(id),
+            Some(((seconds, millis), None)) => Material::RotatedAt { seconds, millis },
             None => Material::Original,
         })
     }

@@ -48,9 +48,22 @@ pub struct Moto {
 }
 
 impl Moto {
-    /// Starts the server and waits (30 s at most) until it answers HTTP.
+    /// Starts the server on a free loopback port and waits (30 s at most)
+    /// until it answers HTTP. The port is free when chosen; should another
+    /// process take it before moto binds it, moto exits and another port
+    /// is tried.
     pub fn start() -> Self {
         let program = require(moto_server(), "moto's server (moto_server)", INSTALL);
+        for _ in 0..5 {
+            if let Some(moto) = Self::start_on_a_free_port(&program) {
+                return moto;
+            }
+        }
+        panic!("moto_server exited at start five times");
+    }
+
+    /// The server, or `None` when it exited before answering.
+    fn start_on_a_free_port(program: &std::path::Path) -> Option<Self> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -68,14 +81,18 @@ impl Moto {
             paused: false,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !moto.answers() {
-            if let Some(status) = moto.child.try_wait().expect("wait") {
-                panic!("moto_server exited ({status})");
+        loop {
+            // Alive first, then answering: an answer on the port from a
+            // process other than ours must not count.
+            if moto.child.try_wait().expect("wait").is_some() {
+                return None;
+            }
+            if moto.answers() && moto.child.try_wait().expect("wait").is_none() {
+                return Some(moto);
             }
             assert!(Instant::now() < deadline, "moto_server did not answer");
             std::thread::sleep(Duration::from_millis(50));
         }
-        moto
     }
 
     /// Whether the server answers an HTTP request (1 s at most).

@@ -27,16 +27,22 @@ fn kms_check_passes_on_both_apis_with_the_dek_concealed() {
                 Some(Outcome::Pass),
                 "{api}: {report:#?}"
             );
-            // The one warning: AWS KMS encrypts at most 4 KiB, so kms-check's
-            // 1 MiB round trip (advice, beyond what the apiserver sends) is
-            // refused.
+            // AWS KMS encrypts at most 4 KiB, so kms-check's 1 MiB round
+            // trip (advice, beyond what the apiserver sends) is refused; the
+            // other warning a loaded machine may show is a slow call.
+            assert_eq!(
+                report.check("large_round_trip").map(|c| c.outcome),
+                Some(Outcome::Warn),
+                "{report:#?}"
+            );
             let warned: Vec<_> = report
                 .checks()
                 .iter()
                 .filter(|c| c.outcome != Outcome::Pass)
                 .map(|c| c.id)
+                .filter(|id| !matches!(*id, "large_round_trip" | "latency"))
                 .collect();
-            assert_eq!(warned, ["large_round_trip"], "{api}: {report:#?}");
+            assert!(warned.is_empty(), "{api}: {report:#?}");
         }
     });
 }

@@ -189,9 +189,19 @@ fn a_missing_key_or_region_stops_the_start_with_a_clear_error() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("no AWS region"), "{stderr}");
 
-    let mut bad_credentials = aws.command(&key.id, &[]);
-    bad_credentials.env_remove("AWS_ACCESS_KEY_ID");
-    let (code, stderr) = run_to_exit(bad_credentials);
+    // No credentials anywhere (the environment's half, no profile files,
+    // no instance metadata): refused at once as a configuration problem,
+    // not retried as an outage; the secret half never printed.
+    let mut no_credentials = aws.command(&key.id, &[]);
+    no_credentials.env_remove("AWS_ACCESS_KEY_ID");
+    let started = std::time::Instant::now();
+    let (code, stderr) = run_to_exit(no_credentials);
     assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("no usable AWS credentials"), "{stderr}");
     assert!(!stderr.contains(SECRET_ACCESS_KEY), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -145,7 +145,7 @@ impl Inner {
             return Ok(data_key);
         }
         let request = self.dek_requests.join(&key);
-        let _turn = request.lock.lock().await;
+        let _turn = request.lock().lock().await;
         // The reader before us may have filled the cache meanwhile.
         let data_key = match self.dek_cache.get(&key) {
             Some(data_key) => data_key,
@@ -192,7 +192,8 @@ type RequestLock = Arc<AsyncMutex<()>>;
 struct DekRequest<'a> {
     requests: &'a DekRequests,
     key: Box<[u8]>,
-    lock: RequestLock,
+    /// Ours until dropped (`None` only inside `drop`).
+    lock: Option<RequestLock>,
 }
 
 impl DekRequests {
@@ -203,16 +204,36 @@ impl DekRequests {
         DekRequest {
             requests: self,
             key: key.into(),
-            lock,
+            lock: Some(lock),
         }
+    }
+
+    /// How many requests are held (for the tests).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+impl DekRequest<'_> {
+    /// What the readers of this request take turns on.
+    fn lock(&self) -> &AsyncMutex<()> {
+        self.lock
+            .as_deref()
+            .unwrap_or_else(|| unreachable!("taken only in drop"))
     }
 }
 
 impl Drop for DekRequest<'_> {
     fn drop(&mut self) {
         let mut requests = self.requests.0.lock().unwrap_or_else(|e| e.into_inner());
-        // The map's own reference and ours: no other reader holds it.
-        if Arc::strong_count(&self.lock) == 2 {
+        // Our reference goes while the map is locked, so two readers letting
+        // go at once cannot each see the other's and leave the entry behind.
+        drop(self.lock.take());
+        if requests
+            .get(&self.key)
+            .is_some_and(|lock| Arc::strong_count(lock) == 1)
+        {
             requests.remove(&self.key);
         }
     }
@@ -226,4 +247,35 @@ fn object_cache_key(object: &EncryptedObjectRef<'_>) -> Box<[u8]> {
         object.key_id,
         object.annotations.iter().copied(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The last reader to let go removes the entry, whichever order they
+    /// go in, and from threads letting go at once.
+    #[test]
+    fn requests_leave_nothing_behind() {
+        let requests = DekRequests::default();
+        let first = requests.join(b"k");
+        let second = requests.join(b"k");
+        let other = requests.join(b"o");
+        assert_eq!(requests.len(), 2);
+        drop(first);
+        assert_eq!(requests.len(), 2);
+        drop(second);
+        drop(other);
+        assert_eq!(requests.len(), 0);
+
+        for _ in 0..200 {
+            let held: Vec<_> = (0..4).map(|_| requests.join(b"k")).collect();
+            std::thread::scope(|scope| {
+                for request in held {
+                    scope.spawn(move || drop(request));
+                }
+            });
+            assert_eq!(requests.len(), 0);
+        }
+    }
 }

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use super::{Entry, Page, Store, StoreError, StoreFuture, Swap};
 
+mod json_value;
 mod stream;
 
 pub use self::stream::DumpFile;

@@ -10,15 +10,15 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize as _;
+
 use serde_json::{Map, Value};
 
-use super::{check_counter, decode_kv, encode_kv, entry, DumpKv, Header, Kv};
+use super::{check_counter, decode_kv, encode_kv, entry, json_value, DumpKv, Header, Kv};
 use crate::private_file::PrivateFile;
 use crate::store::{Entry, Listing, ListingReport, Page, Store, StoreError, StoreFuture, Swap};
 
@@ -199,6 +199,7 @@ impl DumpFile {
             reader: BufReader::new(file),
             index: 0,
             done: self.entries_at.is_none(),
+            json: Vec::new(),
         })
     }
 
@@ -446,7 +447,13 @@ struct Entries {
     reader: BufReader<File>,
     index: usize,
     done: bool,
+    /// The bytes of the entry being read (reused).
+    json: Vec<u8>,
 }
+
+/// The largest entry read from a dump file (its JSON: key and value in
+/// base64), far above etcd's largest request (1.5 MiB by default).
+const MAX_ENTRY_JSON: usize = 128 * 1024 * 1024;
 
 impl Entries {
     /// The next entry, decoded; `None` after the last.
@@ -460,7 +467,9 @@ impl Entries {
                 crate::config::redact_strings(&e.to_string())
             )
         };
-        let separator = self.peek_past_whitespace().map_err(|e| invalid(&e))?;
+        let mut consumed = 0;
+        let separator = json_value::peek_past_whitespace(&mut self.reader, &mut consumed)
+            .map_err(|e| invalid(&e))?;
         match (separator, self.index) {
             (Some(b']'), _) => {
                 self.done = true;
@@ -470,26 +479,16 @@ impl Entries {
             (Some(_), 0) => {}
             _ => return Err("invalid JSON: the list of entries is cut short".to_owned()),
         }
-        let mut json = serde_json::Deserializer::from_reader(&mut self.reader);
-        let kv = DumpKv::deserialize(&mut json).map_err(|e| invalid(&e))?;
+        json_value::read_value(
+            &mut self.reader,
+            &mut self.json,
+            MAX_ENTRY_JSON,
+            &mut consumed,
+        )?;
+        let kv: DumpKv = serde_json::from_slice(&self.json).map_err(|e| invalid(&e))?;
         let i = self.index;
         self.index += 1;
         decode_kv(i, kv).map(Some)
-    }
-
-    /// The next byte that is not JSON whitespace, left unread.
-    fn peek_past_whitespace(&mut self) -> io::Result<Option<u8>> {
-        loop {
-            let buffer = self.reader.fill_buf()?;
-            let Some(&byte) = buffer.first() else {
-                return Ok(None);
-            };
-            if matches!(byte, b' ' | b'\n' | b'\r' | b'\t') {
-                self.reader.consume(1);
-            } else {
-                return Ok(Some(byte));
-            }
-        }
     }
 }
 
@@ -503,17 +502,18 @@ struct Checked {
 }
 
 /// Reads the whole file once, checking it as [`DumpStore::from_json`]
-/// does and that its keys ascend, keeping only what [`Checked`] holds.
+/// does and that its keys ascend, keeping only what [`Checked`] holds; then
+/// where its entries start.
+///
+/// The reader goes to serde_json by value: a `BufReader` it owns hands it
+/// bytes from its buffer directly (a reader wrapped around it would be
+/// asked for each byte in a call of its own).
 ///
 /// [`DumpStore::from_json`]: super::DumpStore::from_json
 fn check(file: File) -> Result<Checked, String> {
-    let counted = Counted {
-        inner: BufReader::new(file),
-        read: std::rc::Rc::new(std::cell::Cell::new(0)),
-    };
-    let read = counted.read.clone();
-    let mut json = serde_json::Deserializer::from_reader(counted);
-    let checked = (TopLevel { read: &read })
+    let mut head = file.try_clone().map_err(|e| format!("cannot read: {e}"))?;
+    let mut json = serde_json::Deserializer::from_reader(BufReader::new(file));
+    let mut checked = TopLevel
         .deserialize(&mut json)
         .and_then(|checked| json.end().map(|()| checked))
         .map_err(|e| {
@@ -525,21 +525,54 @@ fn check(file: File) -> Result<Checked, String> {
                 format!("invalid JSON: {}", crate::config::redact_strings(&message))
             }
         })?;
+    head.seek(SeekFrom::Start(0))
+        .map_err(|e| format!("cannot read: {e}"))?;
+    checked.entries_at = entries_offset(&mut BufReader::new(head))?;
     Ok(checked)
 }
 
-/// A reader that counts the bytes it hands out (to know where the entries
-/// start).
-struct Counted {
-    inner: BufReader<File>,
-    read: std::rc::Rc<std::cell::Cell<u64>>,
+/// Reads `what`, after any whitespace, from a file that had it when it
+/// was checked.
+fn expect_byte(reader: &mut impl BufRead, at: &mut u64, what: u8) -> Result<(), String> {
+    match json_value::peek_past_whitespace(reader, at) {
+        Ok(Some(byte)) if byte == what => {
+            reader.consume(1);
+            *at += 1;
+            Ok(())
+        }
+        _ => Err(format!(
+            "the file changed while it was opened (no '{}' where it was)",
+            what as char
+        )),
+    }
 }
 
-impl Read for Counted {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read.set(self.read.get() + n as u64);
-        Ok(n)
+/// Where the first entry of a checked dump starts (just after `"kvs":[`),
+/// or `None` when it has no `kvs`: the top level's names read, the values
+/// before `kvs` (the header) skipped.
+fn entries_offset(reader: &mut impl BufRead) -> Result<Option<u64>, String> {
+    let mut at = 0u64;
+    let mut json = Vec::new();
+    expect_byte(reader, &mut at, b'{')?;
+    loop {
+        match json_value::peek_past_whitespace(reader, &mut at) {
+            Ok(Some(b'}')) => return Ok(None),
+            Ok(Some(b',')) => {
+                reader.consume(1);
+                at += 1;
+            }
+            Ok(Some(_)) => {}
+            _ => return Err("the file changed while it was opened".to_owned()),
+        }
+        json_value::read_value(reader, &mut json, MAX_ENTRY_JSON, &mut at)?;
+        let name: String = serde_json::from_slice(&json)
+            .map_err(|_| "the file changed while it was opened".to_owned())?;
+        expect_byte(reader, &mut at, b':')?;
+        if name == "kvs" {
+            expect_byte(reader, &mut at, b'[')?;
+            return Ok(Some(at));
+        }
+        json_value::read_value(reader, &mut json, usize::MAX, &mut at)?;
     }
 }
 
@@ -548,11 +581,9 @@ fn reason<E: de::Error>(reason: String) -> E {
     E::custom(format!("dump: {reason}"))
 }
 
-struct TopLevel<'r> {
-    read: &'r std::cell::Cell<u64>,
-}
+struct TopLevel;
 
-impl<'de> DeserializeSeed<'de> for TopLevel<'_> {
+impl<'de> DeserializeSeed<'de> for TopLevel {
     type Value = Checked;
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Checked, D::Error> {
@@ -560,7 +591,7 @@ impl<'de> DeserializeSeed<'de> for TopLevel<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for TopLevel<'_> {
+impl<'de> Visitor<'de> for TopLevel {
     type Value = Checked;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -590,9 +621,8 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
                         return Err(de::Error::duplicate_field("kvs"));
                     }
                     seen_kvs = true;
-                    let seen = map.next_value_seed(Kvs { read: self.read })?;
+                    let seen = map.next_value_seed(Kvs)?;
                     checked.count = seen.count;
-                    checked.entries_at = seen.entries_at;
                     max_revision = seen.max_revision;
                 }
                 "more" => {
@@ -622,15 +652,12 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
 /// What the entries hold, checked one by one.
 struct KvsSeen {
     count: u64,
-    entries_at: Option<u64>,
     max_revision: i64,
 }
 
-struct Kvs<'r> {
-    read: &'r std::cell::Cell<u64>,
-}
+struct Kvs;
 
-impl<'de> DeserializeSeed<'de> for Kvs<'_> {
+impl<'de> DeserializeSeed<'de> for Kvs {
     type Value = KvsSeen;
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<KvsSeen, D::Error> {
@@ -638,7 +665,7 @@ impl<'de> DeserializeSeed<'de> for Kvs<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for Kvs<'_> {
+impl<'de> Visitor<'de> for Kvs {
     type Value = KvsSeen;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -646,10 +673,8 @@ impl<'de> Visitor<'de> for Kvs<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<KvsSeen, A::Error> {
-        // The `[` is read and nothing after it: the entries start here.
         let mut seen = KvsSeen {
             count: 0,
-            entries_at: Some(self.read.get()),
             max_revision: 0,
         };
         let mut last: Option<Vec<u8>> = None;

@@ -134,7 +134,7 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
     };
     runtime.block_on(async {
         let mut listing = opened.store.listing(prefix, None, PAGE);
-        let mut in_flight: VecDeque<tokio::task::JoinHandle<Answer>> = VecDeque::new();
+        let mut in_flight: VecDeque<(Vec<u8>, tokio::task::JoinHandle<Answer>)> = VecDeque::new();
         let mut write_front = |shown: Answer| {
             let (key, result) = shown;
             values += 1;
@@ -159,15 +159,16 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
             };
             for entry in page.entries {
                 if in_flight.len() >= window {
-                    if let Some(front) = in_flight.pop_front() {
-                        write_front(joined(front).await);
+                    if let Some((key, front)) = in_flight.pop_front() {
+                        write_front(joined(key, front).await);
                     }
                 }
-                in_flight.push_back(tokio::spawn(decoding.clone().show(entry)));
+                let key = entry.key.clone();
+                in_flight.push_back((key, tokio::spawn(decoding.clone().show(entry))));
             }
         }
-        while let Some(front) = in_flight.pop_front() {
-            write_front(joined(front).await);
+        while let Some((key, front)) = in_flight.pop_front() {
+            write_front(joined(key, front).await);
         }
         failures.extend(listing_failed);
     });
@@ -236,11 +237,16 @@ impl Decoding {
     }
 }
 
-/// A finished task's answer; a task that panicked (a bug) is a failure of
-/// its value, not of the export.
-async fn joined(task: tokio::task::JoinHandle<Answer>) -> Answer {
-    task.await
-        .unwrap_or_else(|e| (Vec::new(), Err(format!("a value's task failed: {e}"))))
+/// The answer of the task of the value at `key`; a task that panicked (a
+/// bug) is a failure of its value, named, not of the export.
+async fn joined(key: Vec<u8>, task: tokio::task::JoinHandle<Answer>) -> Answer {
+    match task.await {
+        Ok(answer) => answer,
+        Err(e) => {
+            let failure = format!("{}: its task failed: {e}", printable(&key));
+            (key, Err(failure))
+        }
+    }
 }
 
 impl shown::Shown {
