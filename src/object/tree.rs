@@ -127,25 +127,46 @@ fn yaml_string(out: &mut String, s: &str) {
 }
 
 fn quoted(out: &mut String, s: &str, yaml: bool) {
+    out.reserve(s.len() + 2);
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c if (c as u32) < 0x20 || (yaml && ('\u{7f}'..='\u{9f}').contains(&c)) => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    // Runs of characters that need no escape are copied as slices (most
+    // strings, names and base64 data, are one run); only a byte that may
+    // start an escape stops the scan.
+    let bytes = s.as_bytes();
+    let mut plain_from = 0;
+    let mut next = 0;
+    while let Some(offset) = bytes[next..]
+        .iter()
+        .position(|&b| !(0x20..0x7f).contains(&b) || matches!(b, b'"' | b'\\' | b'<' | b'>' | b'&'))
+    {
+        let at = next + offset;
+        // `next` is always at a character's start, and the bytes before
+        // `at` are ASCII: `at` starts a character too.
+        let Some(c) = s[at..].chars().next() else {
+            break;
+        };
+        next = at + c.len_utf8();
+        let escape: &str = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            '\u{8}' => "\\b",
+            '\u{c}' => "\\f",
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => "",
+            c if (c as u32) < 0x20 || (yaml && ('\u{7f}'..='\u{9f}').contains(&c)) => "",
+            _ => continue,
+        };
+        out.push_str(&s[plain_from..at]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push_str(escape);
         }
+        plain_from = next;
     }
+    out.push_str(&s[plain_from..]);
     out.push('"');
 }
 
@@ -406,6 +427,13 @@ mod tests {
         let mut out = String::new();
         go_string(&mut out, "a\"b\\c\n<&>\u{1}\u{2028}é");
         assert_eq!(out, r#""a\"b\\c\n\u003c\u0026\u003e\u0001\u2028é""#);
+        // Runs between escapes, at both ends, and escapes side by side.
+        out.clear();
+        go_string(&mut out, "\tplain\r\u{8}\u{c}é\u{7f}x\u{85}");
+        assert_eq!(out, "\"\\tplain\\r\\b\\fé\u{7f}x\u{85}\"");
+        out.clear();
+        quoted(&mut out, "\u{7f}y\u{85}\u{a0}", true);
+        assert_eq!(out, r#""\u007fy\u0085 ""#.replace(' ', "\u{a0}"));
     }
 
     #[test]
