@@ -15,10 +15,10 @@
 //!
 //! - `read floor`: one unpaged `etcdctl get --prefix`;
 //! - `scan`: `k8s-envelope scan` with aesgcm writing (every value stale);
-//! - `export` and `verify`: `--output jsonl` of the same store, against the
-//!   scan (and run again at `--concurrency 1`, not timed: the output must
-//!   be the same bytes); the same after the dump's and the snapshot's
-//!   scans;
+//! - `export` and `verify`: `--output jsonl` of the same store at the
+//!   default concurrency, against the scan, then `export c=1` and
+//!   `verify c=1` at `--concurrency 1` (the output must be the same
+//!   bytes); the same after the dump's and the snapshot's scans;
 //! - `reencrypt c=1`: `k8s-envelope reencrypt --concurrency 1` to aesgcm;
 //! - `CAS floor c=8`: in this process, the same walk and a compare-and-swap
 //!   of every value to itself, 8 at a time: etcd's part of a re-encryption,
@@ -301,7 +301,13 @@ fn measure(
     Ok(phases
         .iter()
         .map(|p| {
-            let against = match p.name.as_str() {
+            // Export and verify at concurrency 1 against the same scan.
+            let phase = p
+                .name
+                .strip_suffix(" c=1")
+                .filter(|base| base.ends_with("export") || base.ends_with("verify"))
+                .unwrap_or(&p.name);
+            let against = match phase {
                 "scan" => floor("read floor"),
                 "reencrypt c=8" => floor("CAS floor c=8"),
                 "snapshot scan" => floor("dump scan"),
@@ -327,8 +333,8 @@ fn measure(
 
 /// `export --output jsonl` and `verify --output jsonl` of one store (the
 /// phases `{store}export` and `{store}verify`, at the default concurrency),
-/// each run again at concurrency 1 (not timed) to check that it prints the
-/// same bytes.
+/// each run again at concurrency 1 (`{store}export c=1`, ...), which must
+/// print the same bytes.
 fn export_and_verify(
     store: &str,
     tool: &dyn Fn(&[&str]) -> Command,
@@ -349,11 +355,11 @@ fn export_and_verify(
         let default_out = dir.join(format!("{command}.jsonl"));
         let serial_out = dir.join(format!("{command}-c1.jsonl"));
         phases.push(run(&name, tool(&args(&[])), Some(&default_out))?);
-        run(
-            &name,
+        phases.push(run(
+            &format!("{name} c=1"),
             tool(&args(&["--concurrency", "1"])),
             Some(&serial_out),
-        )?;
+        )?);
         if fs::read(&default_out)? != fs::read(&serial_out)? {
             return Err(format!("{name}: the output at concurrency 1 differs").into());
         }

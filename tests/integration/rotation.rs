@@ -831,3 +831,80 @@ resources:
         plugin.shutdown().await.expect("shutdown");
     });
 }
+
+/// A scan and a re-encryption whose values run on the runtime's threads
+/// (a `Spawner`) report exactly what they report on the walk's own task,
+/// in key order, every value handed to the spawner.
+#[test]
+fn walks_with_a_spawner_report_the_same_in_key_order() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use walk::Spawner;
+
+    let runtime = rt();
+    let spawned = Arc::new(AtomicUsize::new(0));
+    let spawner = {
+        let handle = runtime.handle().clone();
+        let spawned = spawned.clone();
+        Spawner::new(move |work| {
+            spawned.fetch_add(1, Ordering::Relaxed);
+            drop(handle.spawn(work));
+        })
+    };
+    let f = fixture();
+    let transformers = Arc::new(f.new.build().expect("build"));
+    let scan = |options: ScanOptions| {
+        runtime
+            .block_on(walk::scan(f.dump.clone(), transformers.clone(), options))
+            .expect("scan")
+    };
+    let alone = scan(ScanOptions::new("/registry/").with_concurrency(8));
+    let spread = scan(
+        ScanOptions::new("/registry/")
+            .with_concurrency(8)
+            .with_spawner(spawner.clone()),
+    );
+    assert_eq!(spread.counts, alone.counts);
+    assert_eq!(spread.failures, alone.failures);
+    assert_eq!(spawned.load(Ordering::Relaxed), 47);
+
+    // A re-encryption: the checkpoints come in key order, every stale
+    // value rewritten once.
+    struct Checkpoints(Vec<Vec<u8>>);
+    impl walk::ReencryptProgress for Checkpoints {
+        fn checkpoint(&mut self, last_key: &[u8], _: &walk::ReencryptTotals) {
+            self.0.push(last_key.to_vec());
+        }
+    }
+    let mut checkpoints = Checkpoints(Vec::new());
+    let mut options = ReencryptOptions::new("/registry/secrets/").with_spawner(spawner);
+    options.concurrency = 8;
+    options.page_size = 7;
+    let report = runtime
+        .block_on(walk::reencrypt(
+            f.dump.clone(),
+            transformers,
+            options,
+            &mut checkpoints,
+        ))
+        .expect("run");
+    assert_eq!((report.totals.rewritten, report.totals.failed), (40, 1));
+    assert!(!checkpoints.0.is_empty());
+    assert!(checkpoints.0.windows(2).all(|w| w[0] < w[1]), "key order");
+    assert_eq!(spawned.load(Ordering::Relaxed), 47 + 41);
+}
+
+/// A spawner that drops the work it is given (a runtime shutting down)
+/// fails the walk with a task error: never a hang, never a panic.
+#[test]
+fn a_spawner_that_drops_the_work_fails_the_walk() {
+    let f = fixture();
+    let dropping = walk::Spawner::new(drop);
+    let err = rt()
+        .block_on(walk::scan(
+            f.dump.clone(),
+            Arc::new(f.new.build().expect("build")),
+            ScanOptions::new("/registry/").with_spawner(dropping),
+        ))
+        .expect_err("no value was processed");
+    assert!(err.to_string().contains("dropped unfinished"), "{err}");
+}

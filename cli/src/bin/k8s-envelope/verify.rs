@@ -67,7 +67,8 @@ pub fn run(args: &VerifyArgs) -> Result<(), Failure> {
     let options = VerifyOptions::new(prefix.as_bytes())
         .with_layout(args.store.layout(args.resource.as_deref()))
         .with_concurrency(usize::from(args.concurrency))
-        .with_progress(progress.clone());
+        .with_progress(progress.clone())
+        .with_spawner(store_args::spawner(&runtime));
     let total = runtime
         .block_on(opened.store.count(prefix.as_bytes()))
         .ok()
