@@ -184,41 +184,6 @@ impl Progress {
     }
 }
 
-/// Where a walk runs the work of each value (decrypting, decoding, a
-/// re-encryption's write). Without one, on the walk's own task: any
-/// executor drives the walk, on one thread. With one, each value's work is
-/// handed to it (`tokio::spawn`, for example), so a multi-threaded runtime
-/// decrypts and decodes values on its threads while the walk lists the
-/// next ones. Values are reported in key order either way, at most
-/// `concurrency` in flight; a walk dropped before it ends cancels the work
-/// it handed out (at that work's next await). Clones share one function.
-///
-/// ```
-/// use k8s_envelope::walk::{ScanOptions, Spawner};
-///
-/// // In a program on Tokio's multi-threaded runtime:
-/// let spawner = Spawner::new(|work| drop(tokio::spawn(work)));
-/// let options = ScanOptions::new("/registry/").with_spawner(spawner);
-/// ```
-#[derive(Clone)]
-pub struct Spawner(Arc<dyn Fn(SpawnedWork) + Send + Sync>);
-
-/// A value's work, as a [`Spawner`] is given it: run it to its end.
-pub type SpawnedWork = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
-
-impl Spawner {
-    /// A spawner that hands each value's work to `spawn`.
-    pub fn new(spawn: impl Fn(SpawnedWork) + Send + Sync + 'static) -> Self {
-        Self(Arc::new(spawn))
-    }
-}
-
-impl fmt::Debug for Spawner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Spawner")
-    }
-}
-
 /// The longest wait between two values of a rate-limited walk.
 const MAX_INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -239,8 +204,6 @@ pub(crate) struct WalkConfig {
     pub(crate) plaintext_check: Option<fn(&[u8]) -> bool>,
     /// Counts the values done, if given.
     pub(crate) progress: Option<Progress>,
-    /// Runs each value's work, if given (on the walk's task otherwise).
-    pub(crate) spawner: Option<Spawner>,
 }
 
 /// What a walk hands back as it goes.
@@ -467,7 +430,7 @@ pub(crate) async fn walk(
             });
             let engine = engine.clone();
             let this = seq;
-            let work = async move {
+            tasks.push(Box::pin(async move {
                 // A panic is reported as a failed walk, as a panicking task
                 // would be: the values before it keep their checkpoint.
                 let processed = AssertUnwindSafe(engine.process(entry)).catch_unwind().await;
@@ -475,27 +438,7 @@ pub(crate) async fn walk(
                     this,
                     processed.unwrap_or_else(|panic| Err(WalkError::Task(panic_message(&panic)))),
                 )
-            };
-            match &config.spawner {
-                None => tasks.push(Box::pin(work)),
-                Some(spawner) => {
-                    // The handle cancels the work when dropped; the work
-                    // catches its own panics, so the handle fails only when
-                    // the spawner dropped the work unfinished.
-                    let (remote, handle) = work.remote_handle();
-                    (spawner.0)(Box::pin(remote));
-                    tasks.push(Box::pin(async move {
-                        AssertUnwindSafe(handle)
-                            .catch_unwind()
-                            .await
-                            .unwrap_or_else(|_| {
-                                let dropped =
-                                    "its task was dropped unfinished (the runtime stopped?)";
-                                (this, Err(WalkError::Task(dropped.to_owned())))
-                            })
-                    }));
-                }
-            }
+            }));
             seq += 1;
         }
         if !page.more {

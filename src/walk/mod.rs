@@ -46,7 +46,7 @@ mod scan;
 #[cfg(feature = "objects")]
 mod verify;
 
-pub use self::engine::{Outcome, Progress, SpawnedWork, Spawner, Stop, ValueReport, WalkError};
+pub use self::engine::{Outcome, Progress, Stop, ValueReport, WalkError};
 pub use self::origin::ValueOrigin;
 pub use self::reencrypt::{
     reencrypt, FailedValue, ReencryptError, ReencryptOptions, ReencryptProgress, ReencryptReport,

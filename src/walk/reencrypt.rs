@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
+use super::engine::Stop;
 use super::engine::{walk, Outcome, ValueReport, WalkConfig, WalkError, WalkSink};
-use super::engine::{Spawner, Stop};
 use crate::config::ResourceTransformers;
 use crate::store::{KeyLayout, SECRETS_PREFIX};
 use crate::store::{ListingReport, Store};
@@ -45,9 +45,6 @@ pub struct ReencryptOptions {
     /// ones in flight finish and are counted, and the report says it
     /// stopped ([`ReencryptReport::stopped`]).
     pub stop: Option<Stop>,
-    /// Runs each value's work (read, re-encrypt, compare-and-swap)
-    /// elsewhere (on the walk's task if `None`).
-    pub spawner: Option<Spawner>,
 }
 
 impl Default for ReencryptOptions {
@@ -69,7 +66,6 @@ impl ReencryptOptions {
             rate_limit: None,
             max_attempts: 10,
             stop: None,
-            spawner: None,
         }
     }
 
@@ -124,13 +120,6 @@ impl ReencryptOptions {
     /// These options with a `stop`: a handle that stops the run when requested.
     pub fn with_stop(mut self, stop: Stop) -> Self {
         self.stop = Some(stop);
-        self
-    }
-
-    /// These options with a `spawner` that runs each value's work (on
-    /// another thread of the caller's runtime).
-    pub fn with_spawner(mut self, spawner: Spawner) -> Self {
-        self.spawner = Some(spawner);
         self
     }
 }
@@ -376,7 +365,6 @@ pub async fn reencrypt(
         stop: options.stop.clone(),
         plaintext_check: None,
         progress: None,
-        spawner: options.spawner,
     };
     let result = walk(store, transformers, config, &mut sink).await;
     if let Ok(walked) = &result {

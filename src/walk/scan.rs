@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::engine::{
-    walk, Outcome, Progress, Spawner, ValueReport, WalkConfig, WalkError, WalkSink,
-};
+use super::engine::{walk, Outcome, Progress, ValueReport, WalkConfig, WalkError, WalkSink};
 use super::origin::ValueOrigin;
 use super::reencrypt::{FailedValue, MAX_FAILURES_LISTED};
 use crate::config::{EncryptionConfiguration, GroupResource, ResourceTransformers};
@@ -32,9 +30,6 @@ pub struct ScanOptions {
     pub page_size: usize,
     /// Counts the values read as the scan goes, if given.
     pub progress: Option<Progress>,
-    /// Runs each value's decryption elsewhere (on the walk's task if
-    /// `None`).
-    pub spawner: Option<Spawner>,
 }
 
 impl Default for ScanOptions {
@@ -52,7 +47,6 @@ impl ScanOptions {
             concurrency: 4,
             page_size: 100,
             progress: None,
-            spawner: None,
         }
     }
 
@@ -83,13 +77,6 @@ impl ScanOptions {
     /// These options with a `progress` count of the values read.
     pub fn with_progress(mut self, progress: Progress) -> Self {
         self.progress = Some(progress);
-        self
-    }
-
-    /// These options with a `spawner` that runs each value's decryption
-    /// (on another thread of the caller's runtime).
-    pub fn with_spawner(mut self, spawner: Spawner) -> Self {
-        self.spawner = Some(spawner);
         self
     }
 }
@@ -285,7 +272,6 @@ pub async fn scan(
         stop: None,
         plaintext_check: None,
         progress: options.progress,
-        spawner: options.spawner,
     };
     walk(store, transformers, config, &mut sink).await?;
     sink.report.failures.sort_by(|a, b| a.key.cmp(&b.key));

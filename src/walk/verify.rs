@@ -6,9 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::engine::{
-    walk, Outcome, Progress, Spawner, ValueReport, WalkConfig, WalkError, WalkSink,
-};
+use super::engine::{walk, Outcome, Progress, ValueReport, WalkConfig, WalkError, WalkSink};
 use super::origin::ValueOrigin;
 use crate::config::{EncryptionConfiguration, GroupResource, ResourceTransformers};
 use crate::kms::{KmsErrorKind, StatusCode};
@@ -36,9 +34,6 @@ pub struct VerifyOptions {
     pub page_size: usize,
     /// Counts the values read as the walk goes, if given.
     pub progress: Option<Progress>,
-    /// Runs each value's decryption and decoding elsewhere (on the walk's
-    /// task if `None`).
-    pub spawner: Option<Spawner>,
 }
 
 impl Default for VerifyOptions {
@@ -56,7 +51,6 @@ impl VerifyOptions {
             concurrency: 4,
             page_size: 100,
             progress: None,
-            spawner: None,
         }
     }
 
@@ -84,13 +78,6 @@ impl VerifyOptions {
     /// These options with a `progress` count of the values read.
     pub fn with_progress(mut self, progress: Progress) -> Self {
         self.progress = Some(progress);
-        self
-    }
-
-    /// These options with a `spawner` that runs each value's decryption
-    /// and decoding (on another thread of the caller's runtime).
-    pub fn with_spawner(mut self, spawner: Spawner) -> Self {
-        self.spawner = Some(spawner);
         self
     }
 }
@@ -508,7 +495,6 @@ pub async fn verify(
         stop: None,
         plaintext_check: Some(holds_an_object),
         progress: options.progress,
-        spawner: options.spawner,
     };
     walk(store, transformers, config, &mut sink).await?;
     Ok(sink.report)

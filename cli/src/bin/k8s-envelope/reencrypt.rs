@@ -192,7 +192,6 @@ pub fn run(args: &ReencryptArgs) -> Result<(), Failure> {
     options.page_size = args.page_size as usize;
     options.dry_run = args.dry_run;
     options.rate_limit = args.rate_limit;
-    options.spawner = Some(store_args::spawner(&runtime));
 
     let checkpoint = args.checkpoint.as_ref().map(|path| CheckpointFile {
         path: path.clone(),

@@ -135,9 +135,7 @@ pub fn scan_store(
 ) -> Result<ScanReport, Failure> {
     let opened = store.open(runtime)?;
     let progress = Progress::new();
-    let mut options = ScanOptions::new(prefix.as_bytes())
-        .with_progress(progress.clone())
-        .with_spawner(store_args::spawner(runtime));
+    let mut options = ScanOptions::new(prefix.as_bytes()).with_progress(progress.clone());
     options.layout = store.layout(resource);
     options.concurrency = concurrency;
     let total = runtime

@@ -10,7 +10,6 @@ use k8s_envelope::config::GroupResource;
 use k8s_envelope::snapshot::{HashCheck, SnapshotError, SnapshotStore};
 use k8s_envelope::store::{DumpFile, EtcdOptions, EtcdStore, EtcdTls, Store, StoreError};
 use k8s_envelope::store::{KeyLayout, DEFAULT_ETCD_PREFIX, SECRETS_PREFIX};
-use k8s_envelope::walk::Spawner;
 
 use crate::failure::Failure;
 
@@ -200,13 +199,6 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::usage(format!("starting the async runtime: {e}")))
-}
-
-/// Runs a walk's values on `runtime`'s threads: decryption and decoding
-/// beside the listing, which stays on the walk's task.
-pub fn spawner(runtime: &tokio::runtime::Runtime) -> Spawner {
-    let handle = runtime.handle().clone();
-    Spawner::new(move |work| drop(handle.spawn(work)))
 }
 
 /// Writes a file that can hold keys or plaintext through the library's one

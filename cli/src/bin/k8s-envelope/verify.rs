@@ -67,8 +67,7 @@ pub fn run(args: &VerifyArgs) -> Result<(), Failure> {
     let options = VerifyOptions::new(prefix.as_bytes())
         .with_layout(args.store.layout(args.resource.as_deref()))
         .with_concurrency(usize::from(args.concurrency))
-        .with_progress(progress.clone())
-        .with_spawner(store_args::spawner(&runtime));
+        .with_progress(progress.clone());
     let total = runtime
         .block_on(opened.store.count(prefix.as_bytes()))
         .ok()
