@@ -21,6 +21,9 @@ use crate::store_args::{self, StoreArgs};
 
 /// Keys per listing call.
 const PAGE: usize = 100;
+
+/// How many values one task decrypts, decodes and renders.
+const BATCH: usize = 32;
 /// How many failures are listed on stderr.
 const LISTED: usize = 20;
 
@@ -50,8 +53,8 @@ pub struct ExportArgs {
     /// same bytes.
     #[arg(long)]
     decode_data: bool,
-    /// How many values are decrypted and decoded at once (on the CPUs'
-    /// threads); the output stays in key order.
+    /// How many batches of 32 values are decrypted and decoded at once (on
+    /// the CPUs' threads); the output stays in key order.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     concurrency: u16,
 }
@@ -122,8 +125,10 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
         let done = done.clone();
         ProgressLog::start("export", total, move || done.load(Ordering::Relaxed))
     };
-    // Values are decrypted and decoded on the runtime's threads, at most
-    // `window` at once, and written here in key order as they finish.
+    // Values are decrypted, decoded and rendered on the runtime's threads
+    // in batches (one task each: a task per value cost more than a small
+    // value's work), at most `window` batches at once, and written here in
+    // key order as they finish.
     let window = usize::from(args.concurrency);
     let decoding = Decoding {
         transformers,
@@ -134,7 +139,8 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
     };
     runtime.block_on(async {
         let mut listing = opened.store.listing(prefix, None, PAGE);
-        let mut in_flight: VecDeque<(Vec<u8>, tokio::task::JoinHandle<Answer>)> = VecDeque::new();
+        let mut in_flight: VecDeque<(Vec<u8>, tokio::task::JoinHandle<Vec<Answer>>)> =
+            VecDeque::new();
         let mut write_front = |shown: Answer| {
             let (key, result) = shown;
             values += 1;
@@ -157,18 +163,26 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
                     break;
                 }
             };
-            for entry in page.entries {
+            let mut entries = page.entries.into_iter().peekable();
+            while entries.peek().is_some() {
                 if in_flight.len() >= window {
                     if let Some((key, front)) = in_flight.pop_front() {
-                        write_front(joined(key, front).await);
+                        joined(key, front)
+                            .await
+                            .into_iter()
+                            .for_each(&mut write_front);
                     }
                 }
-                let key = entry.key.clone();
-                in_flight.push_back((key, tokio::spawn(decoding.clone().show(entry))));
+                let batch: Vec<Entry> = entries.by_ref().take(BATCH).collect();
+                let first = batch.first().map(|e| e.key.clone()).unwrap_or_default();
+                in_flight.push_back((first, tokio::spawn(decoding.clone().show_all(batch))));
             }
         }
         while let Some((key, front)) = in_flight.pop_front() {
-            write_front(joined(key, front).await);
+            joined(key, front)
+                .await
+                .into_iter()
+                .for_each(&mut write_front);
         }
         failures.extend(listing_failed);
     });
@@ -215,6 +229,16 @@ struct Decoding {
 }
 
 impl Decoding {
+    /// [`show`](Self::show) of each of `batch` in turn (batches run at
+    /// once, as many as `--concurrency` says), the answers in its order.
+    async fn show_all(self, batch: Vec<Entry>) -> Vec<Answer> {
+        let mut answers = Vec::with_capacity(batch.len());
+        for entry in batch {
+            answers.push(self.clone().show(entry).await);
+        }
+        answers
+    }
+
     /// Decrypts, decodes and renders `entry` (the plaintext is dropped,
     /// zeroized, here).
     async fn show(self, entry: Entry) -> Answer {
@@ -237,14 +261,17 @@ impl Decoding {
     }
 }
 
-/// The answer of the task of the value at `key`; a task that panicked (a
-/// bug) is a failure of its value, named, not of the export.
-async fn joined(key: Vec<u8>, task: tokio::task::JoinHandle<Answer>) -> Answer {
+/// The answers of the batch that starts at `first`; a task that panicked
+/// (a bug) is a failure of its batch, named, not of the export.
+async fn joined(first: Vec<u8>, task: tokio::task::JoinHandle<Vec<Answer>>) -> Vec<Answer> {
     match task.await {
-        Ok(answer) => answer,
+        Ok(answers) => answers,
         Err(e) => {
-            let failure = format!("{}: its task failed: {e}", printable(&key));
-            (key, Err(failure))
+            let failure = format!(
+                "{} and the values after it in its batch: their task failed: {e}",
+                printable(&first)
+            );
+            vec![(first, Err(failure))]
         }
     }
 }
