@@ -15,11 +15,8 @@ use std::fmt;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_kms::config::http::HttpResponse;
 use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use k8s_envelope::kms::clip_message;
 use k8s_envelope_kms_plugin::{KekError, KekErrorKind};
-
-/// The longest AWS error message passed on (they name principals and
-/// resources, which helps an operator; never more than this).
-const MAX_MESSAGE: usize = 400;
 
 /// A failed AWS KMS call, reduced to what decides the answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +25,9 @@ pub enum AwsFailure {
     Service {
         /// `AccessDeniedException`, `ThrottlingException`, ...
         code: String,
-        /// The service's message, escaped and cut to [`MAX_MESSAGE`].
+        /// The service's message (it names principals and resources, which
+        /// helps an operator), clipped as plugin messages are
+        /// ([`clip_message`]: control characters out, 512 bytes at most).
         message: Option<String>,
         /// The HTTP status was 5xx.
         server_error: bool,
@@ -54,13 +53,13 @@ impl AwsFailure {
                     .code()
                     .unwrap_or("an error without a code")
                     .to_owned(),
-                message: service.err().message().map(escaped),
+                message: service.err().message().map(clip_message),
                 server_error: service.raw().status().is_server_error(),
             },
             SdkError::TimeoutError(_) => Self::TimedOut,
             SdkError::DispatchFailure(failure) if failure.is_timeout() => Self::TimedOut,
             _ => {
-                let said = escaped(&DisplayErrorContext(error).to_string());
+                let said = clip_message(&DisplayErrorContext(error).to_string());
                 match credentials_error(error) {
                     Some(
                         CredentialsError::CredentialsNotLoaded(_)
@@ -207,24 +206,6 @@ impl fmt::Display for AwsFailure {
     }
 }
 
-/// `text` with control characters escaped, cut to [`MAX_MESSAGE`]
-/// characters: what the service or the SDK says goes to logs and clients.
-fn escaped(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(MAX_MESSAGE));
-    for (i, c) in text.chars().enumerate() {
-        if i == MAX_MESSAGE {
-            out.push_str("...");
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use aws_sdk_kms::error::ErrorMetadata;
@@ -307,7 +288,7 @@ mod tests {
     }
 
     #[test]
-    fn messages_name_the_code_and_escape_the_service_text() {
+    fn messages_name_the_code_and_clip_the_service_text() {
         let e = AwsFailure::of(&service_error(
             "DisabledException",
             "key\nx is disabled\u{7}",
@@ -316,10 +297,10 @@ mod tests {
         .kek_error("Encrypt");
         assert_eq!(
             e.message(),
-            "KMS Encrypt: DisabledException (the key is disabled): key\\nx is disabled\\u{7}"
+            "KMS Encrypt: DisabledException (the key is disabled): key x is disabled "
         );
         let long = "y".repeat(1000);
         let e = AwsFailure::of(&service_error("X", &long, 400)).kek_error("Encrypt");
-        assert!(e.message().len() < 450, "{}", e.message().len());
+        assert!(e.message().len() < 540, "{}", e.message().len());
     }
 }

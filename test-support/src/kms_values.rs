@@ -2,9 +2,14 @@
 //! just started does: a provider built from an EncryptionConfiguration,
 //! its plugin's Status asked first.
 
+use std::path::Path;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use k8s_envelope::kms::GrpcKmsFactory;
 use k8s_envelope::EncryptionConfiguration;
 
+use crate::k8sref::transform_lines;
 use crate::runtime::rt;
 
 /// A value as stored, with what it holds.
@@ -75,4 +80,60 @@ pub fn read_stale(config: &str, values: &[StoredValue]) -> Vec<bool> {
         .zip(values)
         .map(|(read, value)| read.unwrap_or_else(|e| panic!("{}: {e}", value.key)))
         .collect()
+}
+
+/// Ten Secrets through the KMS v2 provider of `config` (YAML, also at
+/// `config_file` for the Go reference) both ways: the Go reference of the
+/// apiserver's transformers (its own grpc-go KMS client) writes and this
+/// crate reads, then this crate writes and the Go reference reads; every
+/// value current, every stored value starting with `stored_prefix`.
+pub fn exchange_with_go_reference(config: &str, config_file: &Path, stored_prefix: &[u8]) {
+    let plaintexts: Vec<(String, Vec<u8>)> = (0..10)
+        .map(|i| {
+            (
+                format!("/registry/secrets/default/s{i}"),
+                format!("secret {i}").into_bytes(),
+            )
+        })
+        .collect();
+    let requests: Vec<serde_json::Value> = plaintexts
+        .iter()
+        .map(|(key, plain)| {
+            serde_json::json!({"resource": "secrets", "aad": key, "plaintext_b64": BASE64.encode(plain)})
+        })
+        .collect();
+    let written = transform_lines("encrypt", config_file, &requests);
+    let go_values: Vec<StoredValue> = written
+        .iter()
+        .zip(&plaintexts)
+        .map(|(line, (key, plaintext))| {
+            let stored = BASE64
+                .decode(line["stored_b64"].as_str().expect("stored_b64"))
+                .expect("base64");
+            assert!(stored.starts_with(stored_prefix), "{line}");
+            StoredValue {
+                key: key.clone(),
+                stored,
+                plaintext: plaintext.clone(),
+            }
+        })
+        .collect();
+    assert_eq!(read_stale(config, &go_values), [false; 10], "Go's values");
+
+    let ours = write_values(config, "ours", 10);
+    let requests: Vec<serde_json::Value> = ours
+        .iter()
+        .map(|v| serde_json::json!({"resource": "secrets", "aad": v.key, "stored_b64": BASE64.encode(&v.stored)}))
+        .collect();
+    for (line, value) in transform_lines("decrypt", config_file, &requests)
+        .iter()
+        .zip(&ours)
+    {
+        assert_eq!(
+            line["plaintext_b64"].as_str(),
+            Some(BASE64.encode(&value.plaintext).as_str()),
+            "{line}"
+        );
+        assert_eq!(line["stale"].as_bool(), Some(false), "{line}");
+    }
 }

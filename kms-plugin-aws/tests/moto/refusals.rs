@@ -128,6 +128,17 @@ fn other_contexts_other_keys_and_foreign_key_ids_are_refused() {
                 .expect_err("garbage");
             assert_eq!(refusal(&err).0, StatusCode::InvalidArgument, "{garbage:?}");
         }
+        // Nothing, or more than AWS KMS encrypts (4096 bytes): refused
+        // before any AWS call.
+        for plaintext in [vec![], vec![1u8; 4097]] {
+            let err = kms
+                .encrypt("e", &plaintext)
+                .await
+                .expect_err("no plaintext AWS KMS takes");
+            let (code, message) = refusal(&err);
+            assert_eq!(code, StatusCode::InvalidArgument, "{message}");
+            assert!(message.contains("1 to 4096 bytes"), "{message}");
+        }
         // Still serving, and the round trip still works.
         let plain = kms
             .decrypt("d", &ours.key_id, &ours.ciphertext, &none)

@@ -5,7 +5,8 @@ use std::time::Duration;
 use k8s_envelope::kms::{GrpcClient, KmsServiceV2};
 use k8s_envelope_kms_plugin::check::{CheckedApi, PluginCheck};
 
-use crate::plugin::{rt, Plugin};
+use crate::plugin::Plugin;
+use k8s_envelope_test_support::rt;
 use k8s_envelope_test_support::softhsm::SoftHsm;
 
 #[test]

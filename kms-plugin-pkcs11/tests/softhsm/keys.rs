@@ -2,7 +2,8 @@
 //! key ID stable across restarts; keys that can leave the token refused;
 //! the PIN only from a private file or the environment.
 
-use crate::plugin::{command, run_to_exit, Plugin};
+use crate::plugin::{command, Plugin};
+use k8s_envelope_test_support::plugin_process::run_to_exit;
 use k8s_envelope_test_support::softhsm::{SoftHsm, PIN};
 
 /// The key ID the plugin logs when it starts serving.
@@ -167,7 +168,7 @@ fn the_pin_comes_from_a_private_file_or_the_environment_and_is_never_shown() {
     // The environment.
     let mut env = command(&hsm, "kek1", &["--create-key"]);
     env.env("KMS_PLUGIN_PKCS11_PIN", PIN);
-    let plugin = Plugin::spawn(&hsm, env);
+    let plugin = Plugin::spawn(env);
     assert!(!plugin.log().contains(PIN));
     assert!(plugin.terminate().success());
 }

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use k8s_envelope::kms::{GrpcClient, KmsErrorKind, KmsServiceV2, StatusCode, StatusResponse};
 use k8s_envelope::Error;
 
-use crate::plugin::{rt, Plugin};
+use crate::plugin::Plugin;
+use k8s_envelope_test_support::rt;
 use k8s_envelope_test_support::softhsm::{SoftHsm, PIN, TOKEN_LABEL};
 
 /// Polls Status until it reports healthy (`ok`) or not (15 s at most).

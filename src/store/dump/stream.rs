@@ -872,6 +872,32 @@ mod tests {
         );
     }
 
+    /// Where the entries start, found again after the check: just after
+    /// `"kvs":[`, past the values before it; a file changed since the check
+    /// is refused, never misread.
+    #[test]
+    fn entries_start_just_after_the_kvs_bracket() {
+        let offset = |json: &[u8]| entries_offset(&mut io::BufReader::with_capacity(3, json));
+        let json = br#" { "header" : {"a":[1,"]"]} , "kvs" : [ {"key":"YQ=="}]}"#;
+        let at = offset(json).expect("checked").expect("kvs");
+        assert_eq!(&json[at as usize..], br#" {"key":"YQ=="}]}"#);
+        assert_eq!(offset(br#"{"header":{}}"#), Ok(None));
+        assert_eq!(offset(br#"{}"#), Ok(None));
+        for changed in [
+            &b"[]"[..],
+            b"",
+            br#"{"kvs" 1}"#,
+            br#"{"kvs":{}}"#,
+            br#"{"header""#,
+        ] {
+            let err = offset(changed).expect_err("changed");
+            assert!(
+                err.contains("changed") || err.contains("the file ends"),
+                "{err}"
+            );
+        }
+    }
+
     #[test]
     fn bad_dumps_are_refused_as_the_in_memory_store_refuses_them() {
         let dir = tempfile::tempdir().expect("tempdir");
