@@ -3,8 +3,11 @@
 //!
 //! ```text
 //! cargo build --release --workspace --bins
-//! cargo run --release -p k8s-envelope-cli --example scale -- [--sizes 10000,100000,300000] [--value-bytes 200]
+//! cargo run --release -p k8s-envelope-cli --example scale -- [--sizes 10000,100000,300000] [--value-bytes 200] [--keep DIR]
 //! ```
+//!
+//! `--keep DIR` copies each size's dump, snapshot and configurations to
+//! `DIR/N/` (to profile one phase again with `perf` or `farm-bench`).
 //!
 //! For each N a fresh etcd (data on /dev/shm, backend quota 8 GiB) is
 //! filled with N Secrets (protobuf, as the apiserver stores them) with
@@ -64,6 +67,7 @@ struct Phase {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut sizes = vec![10_000usize, 100_000, 300_000];
     let mut value_bytes = 200usize;
+    let mut keep: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -78,6 +82,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--value-bytes" => {
                 value_bytes = args.next().ok_or("--value-bytes needs a value")?.parse()?
             }
+            "--keep" => keep = Some(args.next().ok_or("--keep needs a directory")?.into()),
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -94,7 +99,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "| keys | phase | seconds | values/s | µs/key | peak MB | vs floor |\n|---:|---|---:|---:|---:|---:|---:|"
     );
     for n in sizes {
-        for line in measure(&cli, n, value_bytes)? {
+        let keep = keep.as_ref().map(|dir| dir.join(n.to_string()));
+        for line in measure(&cli, n, value_bytes, keep.as_deref())? {
             println!("{line}");
         }
     }
@@ -128,6 +134,7 @@ fn measure(
     cli: &Path,
     n: usize,
     value_bytes: usize,
+    keep: Option<&Path>,
 ) -> Result<Vec<String>, Box<dyn std::error::Error>> {
     etcd::etcd_binary().ok_or("no etcd binary (apt-get install etcd-server)")?;
     let etcd = etcd::EtcdServer::start_with_flags(&["--quota-backend-bytes=8589934592"]);
@@ -295,6 +302,12 @@ fn measure(
         None,
     )?);
     phases.push(resume(&tool, &s(&cbc), url, &dir, n)?);
+    if let Some(keep) = keep {
+        fs::create_dir_all(keep)?;
+        for file in [&dump, &snapshot, &gcm, &sbox, &cbc] {
+            fs::copy(file, keep.join(file.file_name().ok_or("a file name")?))?;
+        }
+    }
     drop(etcd);
 
     let floor = |name: &str| phases.iter().find(|p| p.name == name).map(|p| p.seconds);

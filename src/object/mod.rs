@@ -44,9 +44,12 @@
 //! lines of wire-format reading, checked against Kubernetes' own fixtures
 //! of every kind.
 
+mod check;
 mod core;
 mod meta;
 mod tree;
+
+pub use self::check::holds_object;
 
 use std::fmt;
 

@@ -130,3 +130,83 @@ fn secret_data_shows_as_text_when_asked_and_it_is_utf8() {
     );
     assert!(!json.contains("\"data\""), "{json}");
 }
+
+/// Whether `decode` reads `bytes` as an object, the question
+/// [`holds_object`](super::holds_object) answers without decoding.
+fn decodes(bytes: &[u8]) -> bool {
+    matches!(
+        decode(bytes, &DecodeOptions::default()),
+        Ok(Decoded::Object(_) | Decoded::Cbor)
+    )
+}
+
+#[test]
+fn the_check_accepts_exactly_what_the_decoder_accepts() {
+    let dir = testdata();
+    let mut fixtures: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pb" || e == "json"))
+        .collect();
+    fixtures.sort();
+    for path in &fixtures {
+        let bytes = std::fs::read(path).unwrap();
+        assert!(super::holds_object(&bytes), "{}", path.display());
+    }
+    // The kinds the decoder reads whole, and one it reads only the
+    // metadata of, cut short at every length and with each byte changed in
+    // the ways that break a length, a varint, a wire type or JSON.
+    let (mut accepted, mut refused) = (0, 0);
+    let mut agree = |bytes: &[u8], what: &dyn Fn() -> String| {
+        let decoded = decodes(bytes);
+        assert_eq!(super::holds_object(bytes), decoded, "{}", what());
+        if decoded {
+            accepted += 1;
+        } else {
+            refused += 1;
+        }
+    };
+    for name in [
+        "core.v1.Secret.pb",
+        "core.v1.ConfigMap.pb",
+        "core.v1.Secret.json",
+        "scheduling.k8s.io.v1.PriorityClass.pb",
+        "core.v1.Status.pb",
+    ] {
+        let original = std::fs::read(dir.join(name)).unwrap();
+        for len in 0..original.len() {
+            agree(&original[..len], &|| format!("{name} cut at {len}"));
+        }
+        for at in 0..original.len() {
+            for change in [0x00, 0x01, 0x07, 0x0a, 0x80, 0xff] {
+                let mut bytes = original.clone();
+                bytes[at] ^= change;
+                agree(&bytes, &|| format!("{name} with byte {at} xor {change:#x}"));
+            }
+            for put in [b'"', b'{', b'}', b'9', b'e'] {
+                let mut bytes = original.clone();
+                bytes[at] = put;
+                agree(&bytes, &|| format!("{name} with byte {at} set to {put:#x}"));
+            }
+        }
+    }
+    // JSON the tree refuses though it is well formed: a number out of
+    // range; and fieldsV1 that is not JSON, deep in a Secret's metadata.
+    agree(br#"{"a":1e400}"#, &|| "a number out of range".to_owned());
+    agree(br#"{"a":[1,{"b":-0.0}],"c":null}"#, &|| {
+        "nesting".to_owned()
+    });
+    let fields_v1 = [0x0a, 0x03, b'{', b'x', b'}'];
+    let mut managed = vec![0x3a, fields_v1.len() as u8];
+    managed.extend_from_slice(&fields_v1);
+    let mut meta = vec![0x8a, 0x01, managed.len() as u8];
+    meta.extend_from_slice(&managed);
+    let mut secret = vec![0x0a, meta.len() as u8];
+    secret.extend_from_slice(&meta);
+    let mut stored = b"k8s\0\x0a\x0c\x0a\x02v1\x12\x06Secret\x12".to_vec();
+    stored.push(secret.len() as u8);
+    stored.extend_from_slice(&secret);
+    agree(&stored, &|| "fieldsV1 that is not JSON".to_owned());
+    assert!(!decodes(&stored), "the fieldsV1 case is refused");
+    assert!(accepted > 1000 && refused > 1000, "{accepted} {refused}");
+}

@@ -433,15 +433,6 @@ impl<F: FnMut(&UnreadableValue)> WalkSink for Sink<F> {
     }
 }
 
-/// Whether a decrypted value is a Kubernetes object as the apiserver
-/// stores one: protobuf, JSON or CBOR that decodes.
-fn holds_an_object(plaintext: &[u8]) -> bool {
-    matches!(
-        crate::object::decode(plaintext, &crate::object::DecodeOptions::default()),
-        Ok(crate::object::Decoded::Object(_) | crate::object::Decoded::Cbor)
-    )
-}
-
 /// Reads every value under `options.prefix` as the apiserver would read
 /// it (decrypted with its resource's rule of `transformers`, then decoded),
 /// writing nothing: what the values depend on, and each one that cannot be
@@ -493,7 +484,7 @@ pub async fn verify(
         write: false,
         max_attempts: 1,
         stop: None,
-        plaintext_check: Some(holds_an_object),
+        plaintext_check: Some(crate::object::holds_object),
         progress: options.progress,
     };
     walk(store, transformers, config, &mut sink).await?;

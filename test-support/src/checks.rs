@@ -1057,7 +1057,9 @@ fn check_snapshot_file(input: &std::path::Path, output: &std::path::Path) -> Res
 
 /// Target `object`: decodes `data` as a stored (decrypted) value.
 ///
-/// Invariants: decoding never panics; an object's JSON, pretty and
+/// Invariants: decoding never panics; `holds_object` (the check `verify`
+/// makes, without decoding) accepts exactly what decoding accepts; an
+/// object's JSON, pretty and
 /// compact, parses as JSON and as the same document; its YAML is written;
 /// and the compact JSON decoded again is an object of the same kind and
 /// apiVersion whose JSON is the same.
@@ -1067,8 +1069,18 @@ fn check_snapshot_file(input: &std::path::Path, output: &std::path::Path) -> Res
 /// An invariant broke.
 #[cfg(feature = "objects")]
 pub fn check_object(data: &[u8]) -> Result<(), String> {
-    use k8s_envelope::object::{decode, DecodeOptions, Decoded};
+    use k8s_envelope::object::{decode, holds_object, DecodeOptions, Decoded};
 
+    let decoded = matches!(
+        decode(data, &DecodeOptions::default()),
+        Ok(Decoded::Object(_) | Decoded::Cbor)
+    );
+    if holds_object(data) != decoded {
+        return Err(format!(
+            "holds_object says {}, decode says {decoded}",
+            !decoded
+        ));
+    }
     for options in [
         DecodeOptions::default(),
         DecodeOptions::default().with_decoded_data(),
