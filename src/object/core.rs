@@ -4,7 +4,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
 use super::meta::{self, bytes_of_field, fields, map_entry, map_object, text};
-use super::tree::Tree;
+use super::tree::{Name, Tree};
 use super::{DecodeError, DecodeOptions};
 
 /// Secret: metadata 1, data 2 (map of bytes), type 3, stringData 4 (map
@@ -13,7 +13,7 @@ use super::{DecodeError, DecodeOptions};
 pub(super) fn secret(
     raw: &[u8],
     options: &DecodeOptions,
-    out: &mut Vec<(String, Tree)>,
+    out: &mut Vec<(Name, Tree)>,
 ) -> Result<(), DecodeError> {
     let mut metadata = Tree::Object(Vec::new());
     let (mut data, mut string_data) = (Vec::new(), Vec::new());
@@ -49,7 +49,7 @@ pub(super) fn secret(
 
 /// ConfigMap: metadata 1, data 2 (strings), binaryData 3 (bytes),
 /// immutable 4. JSON order: metadata, immutable, data, binaryData.
-pub(super) fn config_map(raw: &[u8], out: &mut Vec<(String, Tree)>) -> Result<(), DecodeError> {
+pub(super) fn config_map(raw: &[u8], out: &mut Vec<(Name, Tree)>) -> Result<(), DecodeError> {
     let mut metadata = Tree::Object(Vec::new());
     let (mut data, mut binary) = (Vec::new(), Vec::new());
     let mut immutable = None;
@@ -80,8 +80,8 @@ pub(super) fn config_map(raw: &[u8], out: &mut Vec<(String, Tree)>) -> Result<()
 /// `stringData` values as they are and decodes `data` from base64. A value
 /// whose key `stringData` already holds stays in `data` (`stringData`
 /// would win on a write).
-fn move_text_to_string_data(data: &mut Vec<(String, Tree)>, string_data: &mut Vec<(String, Tree)>) {
-    let taken: std::collections::BTreeSet<String> =
+fn move_text_to_string_data(data: &mut Vec<(Name, Tree)>, string_data: &mut Vec<(Name, Tree)>) {
+    let taken: std::collections::BTreeSet<Name> =
         string_data.iter().map(|(key, _)| key.clone()).collect();
     data.retain(|(key, value)| {
         let Tree::String(encoded) = value else {

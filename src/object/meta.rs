@@ -5,21 +5,35 @@
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
-use super::tree::Tree;
+use super::tree::{Name, Tree};
 use super::DecodeError;
 use crate::protowire::{Reader, Value};
 
 /// Go's zero `time.Time` (0001-01-01T00:00:00Z) in Unix seconds.
 const GO_ZERO_TIME: i64 = -62_135_596_800;
 
-/// The fields of a message, in the order they come.
-pub(crate) fn fields(bytes: &[u8]) -> Result<Vec<(u64, Value<'_>)>, DecodeError> {
+/// The fields of a message, in the order they come. The whole message is
+/// read once first, so that a malformed one fails here and the loop over
+/// its fields (which allocates nothing) cannot.
+pub(crate) fn fields(bytes: &[u8]) -> Result<Fields<'_>, DecodeError> {
     let mut reader = Reader::new(bytes);
-    let mut out = Vec::new();
-    while let Some(field) = reader.field().map_err(|e| DecodeError(e.0.to_owned()))? {
-        out.push(field);
+    while reader
+        .field()
+        .map_err(|e| DecodeError(e.0.to_owned()))?
+        .is_some()
+    {}
+    Ok(Fields(Reader::new(bytes)))
+}
+
+/// The fields of a message whose framing was checked.
+pub(crate) struct Fields<'a>(Reader<'a>);
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = (u64, Value<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.field().ok().flatten()
     }
-    Ok(out)
 }
 
 pub(crate) fn text(bytes: &[u8]) -> String {
@@ -63,7 +77,7 @@ fn varint_of(value: &Value<'_>, what: &str) -> Result<u64, DecodeError> {
 }
 
 /// A `map<string, string>` or `map<string, bytes>` entry.
-pub(crate) fn map_entry(bytes: &[u8], binary: bool) -> Result<(String, Tree), DecodeError> {
+pub(crate) fn map_entry(bytes: &[u8], binary: bool) -> Result<(Name, Tree), DecodeError> {
     let mut key = String::new();
     let mut value: &[u8] = &[];
     for (field, v) in fields(bytes)? {
@@ -78,12 +92,12 @@ pub(crate) fn map_entry(bytes: &[u8], binary: bool) -> Result<(String, Tree), De
     } else {
         Tree::String(text(value))
     };
-    Ok((key, value))
+    Ok((key.into(), value))
 }
 
 /// Map entries as a JSON object with sorted keys (the last of a repeated
 /// key wins, as in Go).
-pub(crate) fn map_object(entries: Vec<(String, Tree)>) -> Tree {
+pub(crate) fn map_object(entries: Vec<(Name, Tree)>) -> Tree {
     let mut map = std::collections::BTreeMap::new();
     for (key, value) in entries {
         map.insert(key, value);
@@ -137,9 +151,9 @@ pub(crate) fn rfc3339(seconds: i64) -> String {
 }
 
 /// Pushes a string member unless it is empty (`omitempty`).
-fn push_string(out: &mut Vec<(String, Tree)>, name: &str, value: Option<String>) {
+fn push_string(out: &mut Vec<(Name, Tree)>, name: &'static str, value: Option<String>) {
     if let Some(value) = value.filter(|v| !v.is_empty()) {
-        out.push((name.to_owned(), Tree::String(value)));
+        out.push((name.into(), Tree::String(value)));
     }
 }
 
@@ -219,10 +233,10 @@ fn owner_reference(bytes: &[u8]) -> Result<Tree, DecodeError> {
     }
     let [_, kind, _, name, uid, api_version] = strings;
     let mut out = vec![
-        ("apiVersion".to_owned(), Tree::String(api_version)),
-        ("kind".to_owned(), Tree::String(kind)),
-        ("name".to_owned(), Tree::String(name)),
-        ("uid".to_owned(), Tree::String(uid)),
+        ("apiVersion".into(), Tree::String(api_version)),
+        ("kind".into(), Tree::String(kind)),
+        ("name".into(), Tree::String(name)),
+        ("uid".into(), Tree::String(uid)),
     ];
     if let Some(c) = controller {
         out.push(("controller".into(), Tree::Bool(c)));

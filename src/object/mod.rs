@@ -57,7 +57,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
 use self::meta::{bytes_of_field, fields, spans, text};
-use self::tree::Tree;
+use self::tree::{Name, Tree};
 
 /// The magic of a protobuf-encoded object.
 pub const PROTOBUF_MAGIC: &[u8] = b"k8s\0";
@@ -293,10 +293,10 @@ fn decode_protobuf(body: &[u8], options: &DecodeOptions) -> Result<Object, Decod
     }
     let mut members = Vec::new();
     if !kind.is_empty() {
-        members.push(("kind".to_owned(), Tree::String(kind.clone())));
+        members.push(("kind".into(), Tree::String(kind.clone())));
     }
     if !api_version.is_empty() {
-        members.push(("apiVersion".to_owned(), Tree::String(api_version.clone())));
+        members.push(("apiVersion".into(), Tree::String(api_version.clone())));
     }
     let core_group = api_version == "v1";
     let complete = match kind.as_str() {
@@ -326,7 +326,7 @@ fn decode_protobuf(body: &[u8], options: &DecodeOptions) -> Result<Object, Decod
 fn metadata_and_rest(
     kind: &str,
     raw: &[u8],
-    members: &mut Vec<(String, Tree)>,
+    members: &mut Vec<(Name, Tree)>,
 ) -> Result<(), DecodeError> {
     // A kind without a name (a WatchEvent has none) has no metadata either.
     let has_object_meta = !kind.is_empty() && !WITHOUT_OBJECT_META.contains(&kind);
@@ -349,10 +349,7 @@ fn metadata_and_rest(
         }
     }
     if !rest.is_empty() {
-        members.push((
-            UNDECODED_FIELD.to_owned(),
-            Tree::String(BASE64.encode(rest)),
-        ));
+        members.push((UNDECODED_FIELD.into(), Tree::String(BASE64.encode(rest))));
     }
     Ok(())
 }

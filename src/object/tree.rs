@@ -4,7 +4,12 @@
 //! (`MarshalIndent` with two spaces, and compact); and the same document as
 //! YAML with sorted keys, as `kubectl -o yaml` shows it.
 
+use std::borrow::Cow;
 use std::fmt::{self, Write as _};
+
+/// A member's name: one the decoder writes (static, not copied for each
+/// object) or one read from the value.
+pub(crate) type Name = Cow<'static, str>;
 
 /// A JSON value whose objects keep their members' order. Its `Debug` is
 /// the shape (field names, types, lengths), never a value: a decoded
@@ -17,7 +22,7 @@ pub(crate) enum Tree {
     Number(String),
     String(String),
     Array(Vec<Tree>),
-    Object(Vec<(String, Tree)>),
+    Object(Vec<(Name, Tree)>),
 }
 
 impl fmt::Debug for Tree {
@@ -44,9 +49,33 @@ impl Tree {
     /// Go's JSON of the tree: two-space indentation (`MarshalIndent`) or
     /// compact (`Marshal`), no trailing newline.
     pub(crate) fn to_json(&self, pretty: bool) -> String {
-        let mut out = String::new();
+        // Sized once (a byte to spare for a caller's newline): growing the
+        // string as it is written cost a copy at every doubling.
+        let hint = self.compact_len_hint();
+        let mut out = String::with_capacity(if pretty { hint * 2 } else { hint + 1 });
         self.write_json(&mut out, pretty, 0);
         out
+    }
+
+    /// About the length of the compact JSON (escapes not counted).
+    fn compact_len_hint(&self) -> usize {
+        match self {
+            Self::Null | Self::Bool(_) => 5,
+            Self::Number(n) => n.len(),
+            Self::String(s) => s.len() + 2,
+            Self::Array(items) => {
+                2 + items
+                    .iter()
+                    .map(|i| i.compact_len_hint() + 1)
+                    .sum::<usize>()
+            }
+            Self::Object(members) => {
+                2 + members
+                    .iter()
+                    .map(|(name, value)| name.len() + 4 + value.compact_len_hint())
+                    .sum::<usize>()
+            }
+        }
     }
 
     fn write_json(&self, out: &mut String, pretty: bool, depth: usize) {
@@ -126,6 +155,20 @@ fn yaml_string(out: &mut String, s: &str) {
     quoted(out, s, true);
 }
 
+/// The bytes that may start an escape: controls, `"`, `\\`, the HTML
+/// characters, and every byte outside ASCII (U+2028, U+2029 and, in YAML,
+/// the C1 controls are escaped). A table: the scan for them is the hot loop
+/// of rendering.
+const MAY_ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = b < 0x20 || b >= 0x7f || matches!(b as u8, b'"' | b'\\' | b'<' | b'>' | b'&');
+        b += 1;
+    }
+    table
+};
+
 fn quoted(out: &mut String, s: &str, yaml: bool) {
     out.reserve(s.len() + 2);
     out.push('"');
@@ -137,7 +180,7 @@ fn quoted(out: &mut String, s: &str, yaml: bool) {
     let mut next = 0;
     while let Some(offset) = bytes[next..]
         .iter()
-        .position(|&b| !(0x20..0x7f).contains(&b) || matches!(b, b'"' | b'\\' | b'<' | b'>' | b'&'))
+        .position(|&b| MAY_ESCAPE[usize::from(b)])
     {
         let at = next + offset;
         // `next` is always at a character's start, and the bytes before
@@ -176,13 +219,13 @@ fn indent(out: &mut String, depth: usize) {
     }
 }
 
-fn sorted(members: &[(String, Tree)]) -> Vec<&(String, Tree)> {
-    let mut sorted: Vec<&(String, Tree)> = members.iter().collect();
+fn sorted(members: &[(Name, Tree)]) -> Vec<&(Name, Tree)> {
+    let mut sorted: Vec<&(Name, Tree)> = members.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     sorted
 }
 
-fn yaml_members(out: &mut String, members: &[(String, Tree)], depth: usize) {
+fn yaml_members(out: &mut String, members: &[(Name, Tree)], depth: usize) {
     for (key, value) in sorted(members) {
         indent(out, depth);
         yaml_key(out, key);
@@ -412,7 +455,7 @@ impl<'de> serde::de::Visitor<'de> for TreeVisitor {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Tree, A::Error> {
         let mut members = Vec::new();
         while let Some((key, value)) = map.next_entry::<String, Tree>()? {
-            members.push((key, value));
+            members.push((Cow::Owned(key), value));
         }
         Ok(Tree::Object(members))
     }

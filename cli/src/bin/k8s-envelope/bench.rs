@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 // Kubernetes' insecure base64 mock plugin, in process, for KMS v1 and v2.
-use densa_alloc::CountingAllocator;
 use k8s_envelope::kms::mock::Base64Kms;
 use k8s_envelope::kms::{DekSourceType, KmsV1Options, KmsV1Provider, KmsV2Options, KmsV2Provider};
 use k8s_envelope::{
@@ -26,16 +25,6 @@ use k8s_envelope::{
 };
 
 use crate::failure::Failure;
-
-// `System`, with counters: what `bench` reports as allocations per op. The
-// binary forbids unsafe code; the `GlobalAlloc` impl comes from
-// `densa-alloc`. Its counters are per thread (a thread-local cell, no
-// atomics): a global counter (`stats_alloc`, before) made every allocation
-// of the other commands' worker threads fight over one cache line, and cost
-// `export` a third of its time on 2 cores. The ops measured here run on the
-// calling thread, so its count is theirs.
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator::system();
 
 /// The storage key every value is bound to.
 const STORAGE_KEY: &str = "/registry/secrets/default/bench";

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use clap::{Args, ValueEnum};
 use k8s_envelope::object::{DecodeOptions, Decoded, Object};
 use k8s_envelope::store::{printable, Entry, KeyLayout};
+use k8s_envelope::walk::ValueOrigin;
 use k8s_envelope::ResourceTransformers;
 
 use crate::configuration;
@@ -115,7 +116,7 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
             out: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
         },
     };
-    let mut origins: BTreeMap<String, u64> = BTreeMap::new();
+    let mut origins: BTreeMap<(ValueOrigin, bool), u64> = BTreeMap::new();
     let mut values = 0usize;
     let mut failures: Vec<String> = Vec::new();
     let prefix = args.store.prefix().as_bytes();
@@ -187,7 +188,12 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
         failures.extend(listing_failed);
     });
     sink.finish().map_err(Failure::transform)?;
-    let summary: Vec<String> = origins.iter().map(|(o, n)| format!("{o} {n}")).collect();
+    // In the order of their words, as `scan` lists them.
+    let summary: BTreeMap<String, u64> = origins
+        .into_iter()
+        .map(|((origin, stale), n)| (how_written(&origin, stale), n))
+        .collect();
+    let summary: Vec<String> = summary.iter().map(|(o, n)| format!("{o} {n}")).collect();
     let exported = values.saturating_sub(failures.len());
     eprintln!(
         "k8s-envelope: exported {exported} of {values} values from {} ({})",
@@ -212,7 +218,7 @@ type Answer = (Vec<u8>, Result<Rendered, String>);
 /// A value as the sink writes it.
 struct Rendered {
     /// Who wrote it and whether it is stale, for the summary.
-    how_written: String,
+    how_written: (ValueOrigin, bool),
     /// Its text, or why it is not exported (it is no object).
     text: Result<String, String>,
 }
@@ -234,17 +240,17 @@ impl Decoding {
     async fn show_all(self, batch: Vec<Entry>) -> Vec<Answer> {
         let mut answers = Vec::with_capacity(batch.len());
         for entry in batch {
-            answers.push(self.clone().show(entry).await);
+            answers.push(self.show(entry).await);
         }
         answers
     }
 
     /// Decrypts, decodes and renders `entry` (the plaintext is dropped,
     /// zeroized, here).
-    async fn show(self, entry: Entry) -> Answer {
+    async fn show(&self, entry: Entry) -> Answer {
         let shown = shown::show(&self.transformers, &self.layout, &entry, &self.options).await;
         let rendered = shown.map(|shown| Rendered {
-            how_written: shown.how_written(),
+            how_written: (shown.origin.clone(), shown.stale),
             text: match &shown.decoded {
                 Decoded::Object(object) => Ok(Sink::render_for(self.format, self.to_dir, object)),
                 Decoded::Cbor => Err(format!(
@@ -276,15 +282,15 @@ async fn joined(first: Vec<u8>, task: tokio::task::JoinHandle<Vec<Answer>>) -> V
     }
 }
 
-impl shown::Shown {
-    /// The origin and state, for the summary: `aescbc:key1 (stale)`.
-    fn how_written(&self) -> String {
-        format!(
-            "{} ({})",
-            self.origin,
-            if self.stale { "stale" } else { "current" }
-        )
-    }
+/// A provider and key and whether its values are stale, for the summary:
+/// `aescbc:key1 (stale)`.
+fn how_written(origin: &ValueOrigin, stale: bool) -> String {
+    format!("{origin} ({})", if stale { "stale" } else { "current" })
+}
+
+fn with_newline(mut text: String) -> String {
+    text.push('\n');
+    text
 }
 
 impl Sink {
@@ -292,9 +298,9 @@ impl Sink {
     /// tasks, in parallel): without the separators the order decides.
     fn render_for(format: Format, to_dir: bool, object: &Object) -> String {
         match (format, to_dir) {
-            (Format::Json, true) => format!("{}\n", object.to_json()),
+            (Format::Json, true) => with_newline(object.to_json()),
             (_, true) | (Format::Yaml, false) => object.to_yaml(),
-            (Format::Jsonl, false) => format!("{}\n", object.to_json_compact()),
+            (Format::Jsonl, false) => with_newline(object.to_json_compact()),
             (Format::Json, false) => indented(&object.to_json(), "    "),
         }
     }

@@ -40,23 +40,25 @@ pub async fn show(
     entry: &Entry,
     options: &DecodeOptions,
 ) -> Result<Shown, String> {
-    let key = printable(&entry.key);
+    // The printable key is made only for an error: most values have none.
+    let key = || printable(&entry.key);
     let resource = match layout.resource_of(&entry.key) {
         KeyResource::Resource(resource) => resource,
         _ => {
             return Err(format!(
-                "{key}: not an object key under the --etcd-prefix given (give --resource to read it anyway)"
+                "{}: not an object key under the --etcd-prefix given (give --resource to read it anyway)",
+                key()
             ))
         }
     };
-    let storage_key = String::from_utf8_lossy(&entry.key).into_owned();
+    let storage_key = String::from_utf8_lossy(&entry.key);
     let decrypted = transformers
         .for_group_resource(&resource)
-        .decrypt(&entry.value, storage_key.as_str().into())
+        .decrypt(&entry.value, storage_key.as_ref().into())
         .await
-        .map_err(|e| format!("{key}: {e}"))?;
+        .map_err(|e| format!("{}: {e}", key()))?;
     let plaintext = Zeroizing::new(decrypted.plaintext);
-    let decoded = object::decode(&plaintext, options).map_err(|e| format!("{key}: {e}"))?;
+    let decoded = object::decode(&plaintext, options).map_err(|e| format!("{}: {e}", key()))?;
     Ok(Shown {
         origin: ValueOrigin::of(&entry.value),
         stale: decrypted.stale,
