@@ -276,6 +276,26 @@ fn verify_names_what_a_backup_needs_and_every_value_it_cannot_read() {
     ] {
         assert!(table.contains(wanted), "{wanted:?} not in:\n{table}");
     }
+    // One JSON document: the same objects as the lines.
+    let (_, lines, _) = verify_jsonl(&reader, &["--dump", dump_arg]);
+    let out = cli(&[
+        "verify",
+        "--config",
+        reader.to_str().unwrap(),
+        "--dump",
+        dump_arg,
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let document: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (member, kind) in [("unreadable", "unreadable"), ("dependencies", "dependency")] {
+        let listed: Vec<&Value> = document[member].as_array().unwrap().iter().collect();
+        assert_eq!(listed, of_type(&lines, kind), "{member}");
+    }
+    assert_eq!(&document["totals"], of_type(&lines, "totals")[0]);
+    assert_eq!(document["unreadable"].as_array().unwrap().len(), 3);
+
     // Only what reads: exit 0.
     let out = cli(&[
         "verify",
@@ -306,4 +326,58 @@ fn verify_names_what_a_backup_needs_and_every_value_it_cannot_read() {
             "/registry/secrets/ns/kms-2"
         ]
     );
+}
+
+#[test]
+fn verify_fails_when_its_report_cannot_be_written() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let reader = config(dir, "r.yaml", &["      - identity: {}\n"]);
+    let key = "/registry/secrets/ns/a";
+    let dump = dir.join("dump.json");
+    let listed = json!({
+        "header": {"cluster_id": 1, "member_id": 2, "revision": 2, "raft_term": 2},
+        "kvs": [{
+            "key": BASE64.encode(key),
+            "create_revision": 2,
+            "mod_revision": 2,
+            "version": 1,
+            "value": BASE64.encode(secret("a")),
+        }],
+    });
+    std::fs::write(&dump, listed.to_string()).unwrap();
+    for output in ["table", "json", "jsonl"] {
+        let args = [
+            "verify",
+            "--config",
+            reader.to_str().unwrap(),
+            "--dump",
+            dump.to_str().unwrap(),
+            "--output",
+            output,
+        ];
+        // The report reads: exit 0 where it can be written.
+        let written = cli(&args);
+        assert_eq!(written.status.code(), Some(0), "{output}");
+        if output == "json" {
+            let document: Value = serde_json::from_slice(&written.stdout).unwrap();
+            assert_eq!(document["unreadable"], json!([]));
+            assert_eq!(document["totals"]["all_readable"], true);
+            assert_eq!(document["dependencies"][0]["plaintext"], true);
+        }
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = Command::new(super::etcd::CLI)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(full)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{output}: {stderr}");
+        assert!(stderr.contains("writing stdout"), "{output}: {stderr}");
+    }
 }

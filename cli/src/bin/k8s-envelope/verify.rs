@@ -74,17 +74,19 @@ pub fn run(args: &VerifyArgs) -> Result<(), Failure> {
         .flatten();
     let log = ProgressLog::start("verify", total, move || progress.values_done());
 
-    let mut out = std::io::stdout().lock();
-    let mut collected: Vec<Value> = Vec::new();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut write_error: Option<std::io::Error> = None;
     let mut listed_any = false;
+    let mut document = JsonDocument::default();
+    if args.output == Format::Json {
+        if let Err(e) = document.begin(&mut out) {
+            write_error.get_or_insert(e);
+        }
+    }
     let report = runtime
         .block_on(walk::verify(opened.store, transformers, options, |value| {
             let written = match args.output {
-                Format::Json => {
-                    collected.push(unreadable_json(value));
-                    Ok(())
-                }
+                Format::Json => document.unreadable(&mut out, &unreadable_json(value)),
                 Format::Jsonl => writeln!(out, "{}", unreadable_json(value)),
                 Format::Table => {
                     listed_any = true;
@@ -103,14 +105,11 @@ pub fn run(args: &VerifyArgs) -> Result<(), Failure> {
     let written = match args.output {
         Format::Table => write_table(&mut out, &config, &report, listed_any),
         Format::Jsonl => write_jsonl(&mut out, &config, &report),
-        Format::Json => {
-            let document = json!({
-                "dependencies": dependencies_json(&config, &report),
-                "unreadable": collected,
-                "totals": totals_json(&report),
-            });
-            writeln!(out, "{document:#}")
-        }
+        Format::Json => document.end(
+            &mut out,
+            &dependencies_json(&config, &report),
+            &totals_json(&report),
+        ),
     };
     written
         .and_then(|()| out.flush())
@@ -136,6 +135,47 @@ pub fn run(args: &VerifyArgs) -> Result<(), Failure> {
         ));
     }
     Err(Failure::transform(message))
+}
+
+/// `--output json`, written as the walk goes: one object whose
+/// `unreadable` values are printed as they are found (so that memory stays
+/// bounded however many there are), then `dependencies` and `totals`.
+#[derive(Default)]
+struct JsonDocument {
+    unreadable: usize,
+}
+
+impl JsonDocument {
+    fn begin(&mut self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        write!(out, "{{\n  \"unreadable\": [")
+    }
+
+    fn unreadable(&mut self, out: &mut impl std::io::Write, value: &Value) -> std::io::Result<()> {
+        let comma = if self.unreadable == 0 { "" } else { "," };
+        self.unreadable += 1;
+        write!(out, "{comma}\n    {}", nested(value, 2))
+    }
+
+    fn end(
+        &mut self,
+        out: &mut impl std::io::Write,
+        dependencies: &[Value],
+        totals: &Value,
+    ) -> std::io::Result<()> {
+        let close = if self.unreadable == 0 { "]" } else { "\n  ]" };
+        writeln!(
+            out,
+            "{close},\n  \"dependencies\": {},\n  \"totals\": {}\n}}",
+            nested(&Value::from(dependencies), 1),
+            nested(totals, 1)
+        )
+    }
+}
+
+/// `value` as pretty JSON to be written `depth` levels deep (two spaces a
+/// level) in a pretty document.
+fn nested(value: &Value, depth: usize) -> String {
+    format!("{value:#}").replace('\n', &format!("\n{}", "  ".repeat(depth)))
 }
 
 /// An unreadable value as a JSON object (the fields docs/cli.md lists).
