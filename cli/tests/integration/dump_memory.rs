@@ -1,6 +1,6 @@
-//! The dump store in memory independent of the dump's size: a scan and a
-//! re-encryption of a 50,000-value dump (39 MB of JSON) stay under 50 MB of
-//! peak memory, which a reader of the whole file cannot (it holds the file,
+//! The dump store in memory independent of the dump's size: a scan, an
+//! export, a verification and a re-encryption of a 50,000-value dump (39 MB
+//! of JSON) stay under 50 MB of peak memory (and half the file), which a reader of the whole file cannot (it holds the file,
 //! and every value decoded besides). Nothing is timed. The scan reads with
 //! identity and the re-encryption rewrites one namespace (1,000 values) with
 //! aesgcm: both go through the whole file, and the crypto of a debug build
@@ -31,6 +31,20 @@ resources:
 
 const CONFIG: &str = k8s_envelope_test_support::fixtures::SECRETS_AESGCM_KEY1;
 
+/// Secret `i` as JSON, `VALUE_BYTES` long: an object `export` writes out.
+fn secret_json(i: usize) -> Vec<u8> {
+    let head = format!(
+        r#"{{"apiVersion":"v1","kind":"Secret","metadata":{{"name":"s-{i:06}","namespace":"ns{:02}"}},"data":{{"d":""#,
+        i / 1000
+    );
+    let tail = r#""}}"#;
+    let mut value = head.into_bytes();
+    let fill = VALUE_BYTES - value.len() - tail.len();
+    value.extend((0..fill).map(|j| b'a' + ((i + j) % 26) as u8));
+    value.extend_from_slice(tail.as_bytes());
+    value
+}
+
 /// A dump as `etcdctl get -w json` writes it: `VALUES` values written by
 /// identity (stale: aesgcm writes), keys in order.
 fn write_dump(path: &Path) {
@@ -42,7 +56,7 @@ fn write_dump(path: &Path) {
     .expect("write");
     for i in 0..VALUES {
         let key = format!("/registry/secrets/ns{:02}/s-{i:06}", i / 1000);
-        let value: Vec<u8> = (0..VALUE_BYTES).map(|j| (i + j) as u8).collect();
+        let value = secret_json(i);
         if i > 0 {
             out.write_all(b",").expect("write");
         }
@@ -111,6 +125,33 @@ fn a_dump_is_scanned_and_reencrypted_in_bounded_memory() {
     assert!(
         peak * 1024 < size / 2,
         "scan: peak {peak} KiB for a {size}-byte dump"
+    );
+
+    // export and verify hold what is in flight, not what they have read.
+    let (exported, peak) = run(&[
+        "export",
+        "--config",
+        identity_arg,
+        "--dump",
+        dump_arg,
+        "--output",
+        "jsonl",
+    ]);
+    eprintln!("export of {size} bytes: peak {peak} KiB");
+    assert_eq!(exported.lines().count(), VALUES);
+    assert!(
+        peak * 1024 < size / 2,
+        "export: peak {peak} KiB for a {size}-byte dump"
+    );
+    let (verified, peak) = run(&["verify", "--config", identity_arg, "--dump", dump_arg]);
+    eprintln!("verify of {size} bytes: peak {peak} KiB");
+    assert!(
+        verified.contains(&format!("total: {VALUES} values: {VALUES} readable")),
+        "{verified}"
+    );
+    assert!(
+        peak * 1024 < size / 2,
+        "verify: peak {peak} KiB for a {size}-byte dump"
     );
 
     let (summary, peak) = run(&[

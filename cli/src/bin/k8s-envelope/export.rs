@@ -154,6 +154,16 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
                 failures.push(e);
             }
         };
+        // Each batch written is settled: a store may keep what it listed
+        // until then (a dump keeps every entry, for a writer).
+        let store = &opened.store;
+        let mut write_batch = |answers: Vec<Answer>| {
+            let last = answers.last().map(|(key, _)| key.clone());
+            answers.into_iter().for_each(&mut write_front);
+            if let Some(last) = last {
+                store.settled(&last);
+            }
+        };
         let mut listing_failed = None;
         loop {
             let page = match listing.next_page().await {
@@ -168,10 +178,7 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
             while entries.peek().is_some() {
                 if in_flight.len() >= window {
                     if let Some((key, front)) = in_flight.pop_front() {
-                        joined(key, front)
-                            .await
-                            .into_iter()
-                            .for_each(&mut write_front);
+                        write_batch(joined(key, front).await);
                     }
                 }
                 let batch: Vec<Entry> = entries.by_ref().take(BATCH).collect();
@@ -180,10 +187,7 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
             }
         }
         while let Some((key, front)) = in_flight.pop_front() {
-            joined(key, front)
-                .await
-                .into_iter()
-                .for_each(&mut write_front);
+            write_batch(joined(key, front).await);
         }
         failures.extend(listing_failed);
     });
