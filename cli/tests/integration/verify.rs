@@ -368,7 +368,7 @@ fn verify_fails_when_its_report_cannot_be_written() {
         let full = std::fs::OpenOptions::new()
             .write(true)
             .open("/dev/full")
-            .unwrap();
+            .expect("/dev/full, Linux's device whose writes fail");
         let out = Command::new(super::etcd::CLI)
             .args(args)
             .stdin(Stdio::null())

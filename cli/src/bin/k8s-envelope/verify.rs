@@ -83,21 +83,32 @@ pub fn run(args: &VerifyArgs) -> Result<(), Failure> {
             write_error.get_or_insert(e);
         }
     }
-    let report = runtime
-        .block_on(walk::verify(opened.store, transformers, options, |value| {
-            let written = match args.output {
-                Format::Json => document.unreadable(&mut out, &unreadable_json(value)),
-                Format::Jsonl => writeln!(out, "{}", unreadable_json(value)),
-                Format::Table => {
-                    listed_any = true;
-                    write!(out, "{}", unreadable_lines(value))
-                }
-            };
-            if let Err(e) = written {
-                write_error.get_or_insert(e);
+    let report = runtime.block_on(walk::verify(opened.store, transformers, options, |value| {
+        let written = match args.output {
+            Format::Json => document.unreadable(&mut out, &unreadable_json(value)),
+            Format::Jsonl => writeln!(out, "{}", unreadable_json(value)),
+            Format::Table => {
+                listed_any = true;
+                write!(out, "{}", unreadable_lines(value))
             }
-        }))
-        .map_err(|e| Failure::transform(e.to_string()))?;
+        };
+        // Each value shows as it is found (a job log, a pipe), though
+        // stdout is buffered for the rest.
+        if let Err(e) = written.and_then(|()| out.flush()) {
+            write_error.get_or_insert(e);
+        }
+    }));
+    let report = match report {
+        Ok(report) => report,
+        Err(e) => {
+            let message = e.to_string();
+            // The document begun is closed, saying why it is cut short.
+            if args.output == Format::Json {
+                let _ = document.fail(&mut out, &message).and_then(|()| out.flush());
+            }
+            return Err(Failure::transform(message));
+        }
+    };
     drop(log);
     if let Some(e) = write_error {
         return Err(Failure::transform(format!("writing stdout: {e}")));
@@ -169,6 +180,15 @@ impl JsonDocument {
             nested(&Value::from(dependencies), 1),
             nested(totals, 1)
         )
+    }
+}
+
+impl JsonDocument {
+    /// Ends a document whose run failed midway: the values found so far,
+    /// and why it stopped (`error`), with no dependencies or totals.
+    fn fail(&mut self, out: &mut impl std::io::Write, message: &str) -> std::io::Result<()> {
+        let close = if self.unreadable == 0 { "]" } else { "\n  ]" };
+        writeln!(out, "{close},\n  \"error\": {}\n}}", Value::from(message))
     }
 }
 
@@ -395,5 +415,59 @@ fn what_to_do(reason: UnreadableReason) -> &'static str {
         UnreadableReason::KmsUnavailable => "the KMS plugin did not answer: this is no verdict on the values; start the plugin and verify again, never delete for this",
         UnreadableReason::NotAnObject => "they decrypt, but hold no Kubernetes object (written by something else than the apiserver): delete them, or restore them from another backup",
         _ => "see docs/recovering-from-a-backup.md",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The document as written with `values` unreadable values, ended or
+    /// failed: always one JSON object with them in order.
+    fn written(values: usize, failed: bool) -> Value {
+        let mut out = Vec::new();
+        let mut document = JsonDocument::default();
+        document.begin(&mut out).expect("written");
+        for i in 0..values {
+            document
+                .unreadable(&mut out, &json!({"key": i, "nested": {"a": [1, 2]}}))
+                .expect("written");
+        }
+        if failed {
+            document
+                .fail(&mut out, "etcd \"gone\"\nfor good")
+                .expect("written");
+        } else {
+            document
+                .end(
+                    &mut out,
+                    &[json!({"type": "dependency"})],
+                    &json!({"type": "totals"}),
+                )
+                .expect("written");
+        }
+        serde_json::from_slice(&out)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)))
+    }
+
+    #[test]
+    fn the_json_document_is_one_object_however_it_ends() {
+        for values in 0..3 {
+            let ended = written(values, false);
+            let keys: Vec<Value> = (0..values).map(|i| json!(i)).collect();
+            let listed: Vec<Value> = ended["unreadable"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|v| v["key"].clone())
+                .collect();
+            assert_eq!(listed, keys);
+            assert_eq!(ended["dependencies"], json!([{"type": "dependency"}]));
+            assert_eq!(ended["totals"], json!({"type": "totals"}));
+            let failed = written(values, true);
+            assert_eq!(failed["unreadable"].as_array().map(Vec::len), Some(values));
+            assert_eq!(failed["error"], "etcd \"gone\"\nfor good");
+            assert!(failed.get("totals").is_none());
+        }
     }
 }
