@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release --workspace --bins
-//! cargo run --release -p k8s-envelope-cli --example scale -- [--sizes 10000,100000,300000] [--value-bytes 200] [--keep DIR]
+//! cargo run --release -p k8s-envelope-cli --example scale -- [--sizes 10000,100000,300000] [--value-bytes 200] [--rounds 5] [--keep DIR]
 //! ```
 //!
 //! `--keep DIR` copies each size's dump, snapshot and configurations to
@@ -21,7 +21,9 @@
 //! - `export` and `verify`: `--output jsonl` of the same store at the
 //!   default concurrency, against the scan, then `export c=1` and
 //!   `verify c=1` at `--concurrency 1` (the output must be the same
-//!   bytes); the same after the dump's and the snapshot's scans;
+//!   bytes); the same beside the dump's and the snapshot's scans. The scan,
+//!   export and verify of a store run in `--rounds` rounds side by side,
+//!   each phase the median of its rounds;
 //! - `reencrypt c=1`: `k8s-envelope reencrypt --concurrency 1` to aesgcm;
 //! - `CAS floor c=8`: in this process, the same walk and a compare-and-swap
 //!   of every value to itself, 8 at a time: etcd's part of a re-encryption,
@@ -68,6 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut sizes = vec![10_000usize, 100_000, 300_000];
     let mut value_bytes = 200usize;
     let mut keep: Option<PathBuf> = None;
+    let mut rounds = 5usize;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -83,6 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 value_bytes = args.next().ok_or("--value-bytes needs a value")?.parse()?
             }
             "--keep" => keep = Some(args.next().ok_or("--keep needs a directory")?.into()),
+            "--rounds" => rounds = args.next().ok_or("--rounds needs a value")?.parse()?,
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -100,7 +104,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     for n in sizes {
         let keep = keep.as_ref().map(|dir| dir.join(n.to_string()));
-        for line in measure(&cli, n, value_bytes, keep.as_deref())? {
+        for line in measure(&cli, n, value_bytes, keep.as_deref(), rounds)? {
             println!("{line}");
         }
     }
@@ -135,6 +139,7 @@ fn measure(
     n: usize,
     value_bytes: usize,
     keep: Option<&Path>,
+    rounds: usize,
 ) -> Result<Vec<String>, Box<dyn std::error::Error>> {
     etcd::etcd_binary().ok_or("no etcd binary (apt-get install etcd-server)")?;
     let etcd = etcd::EtcdServer::start_with_flags(&["--quota-backend-bytes=8589934592"]);
@@ -168,17 +173,13 @@ fn measure(
         etcdctl(&["get", "--prefix", PREFIX]),
         None,
     )?);
-    phases.push(run(
-        "scan",
-        tool(&["scan", "--config", &s(&gcm), "--etcd", url]),
-        None,
-    )?);
-    phases.extend(export_and_verify(
+    phases.extend(scan_export_verify(
         "",
         &tool,
         &s(&gcm),
         &["--etcd", url],
         &dir,
+        rounds,
     )?);
     phases.push(run(
         "reencrypt c=1",
@@ -218,17 +219,13 @@ fn measure(
         etcdctl(&["get", "--prefix", PREFIX, "-w", "json"]),
         Some(&dump),
     )?);
-    phases.push(run(
-        "dump scan",
-        tool(&["scan", "--config", &s(&sbox), "--dump", &s(&dump)]),
-        None,
-    )?);
-    phases.extend(export_and_verify(
+    phases.extend(scan_export_verify(
         "dump ",
         &tool,
         &s(&sbox),
         &["--dump", &s(&dump)],
         &dir,
+        rounds,
     )?);
     phases.push(run(
         "dump reencrypt",
@@ -276,17 +273,13 @@ fn measure(
         etcdctl(&["snapshot", "save", &s(&snapshot)]),
         None,
     )?);
-    phases.push(run(
-        "snapshot scan",
-        tool(&["scan", "--config", &s(&sbox), "--snapshot", &s(&snapshot)]),
-        None,
-    )?);
-    phases.extend(export_and_verify(
+    phases.extend(scan_export_verify(
         "snapshot ",
         &tool,
         &s(&sbox),
         &["--snapshot", &s(&snapshot)],
         &dir,
+        rounds,
     )?);
     phases.push(run(
         "snapshot reencrypt",
@@ -344,40 +337,71 @@ fn measure(
         .collect())
 }
 
-/// `export --output jsonl` and `verify --output jsonl` of one store (the
-/// phases `{store}export` and `{store}verify`, at the default concurrency),
-/// each run again at concurrency 1 (`{store}export c=1`, ...), which must
-/// print the same bytes.
-fn export_and_verify(
+/// `scan`, then `export --output jsonl` and `verify --output jsonl` of one
+/// store (the phases `{store}scan`, `{store}export` and `{store}verify`, at
+/// the default concurrency), each run again at concurrency 1
+/// (`{store}export c=1`, ...), which must print the same bytes. They run
+/// in `rounds` rounds, one command after the other in each, and each phase
+/// is the median of its rounds (its peak memory the highest): the ratios
+/// to the scan are then taken from runs side by side, and one slow run on
+/// a shared machine does not move them.
+fn scan_export_verify(
     store: &str,
     tool: &dyn Fn(&[&str]) -> Command,
     config: &str,
     store_args: &[&str],
     dir: &Path,
+    rounds: usize,
 ) -> Result<Vec<Phase>, Box<dyn std::error::Error>> {
-    let mut phases = Vec::new();
+    // (name, arguments, where its output goes)
+    let mut commands: Vec<(String, Vec<&str>, Option<PathBuf>)> = Vec::new();
+    let mut scan = vec!["scan", "--config", config];
+    scan.extend_from_slice(store_args);
+    commands.push((format!("{store}scan"), scan, None));
     for command in ["export", "verify"] {
-        let name = format!("{store}{command}");
-        let args = |extra: &[&'static str]| {
+        for (suffix, extra) in [("", &[][..]), (" c=1", &["--concurrency", "1"][..])] {
             let mut args = vec![command, "--config", config];
             args.extend_from_slice(store_args);
             args.extend(["--output", "jsonl"]);
             args.extend_from_slice(extra);
-            args
-        };
-        let default_out = dir.join(format!("{command}.jsonl"));
-        let serial_out = dir.join(format!("{command}-c1.jsonl"));
-        phases.push(run(&name, tool(&args(&[])), Some(&default_out))?);
-        phases.push(run(
-            &format!("{name} c=1"),
-            tool(&args(&["--concurrency", "1"])),
-            Some(&serial_out),
-        )?);
-        if fs::read(&default_out)? != fs::read(&serial_out)? {
-            return Err(format!("{name}: the output at concurrency 1 differs").into());
+            let out = dir.join(format!("{command}{}.jsonl", suffix.trim()));
+            commands.push((format!("{store}{command}{suffix}"), args, Some(out)));
         }
     }
-    Ok(phases)
+    let mut samples: Vec<Vec<Phase>> = commands.iter().map(|_| Vec::new()).collect();
+    for _ in 0..rounds.max(1) {
+        for ((name, args, out), samples) in commands.iter().zip(&mut samples) {
+            samples.push(run(name, tool(args), out.as_deref())?);
+        }
+    }
+    for command in ["export", "verify"] {
+        let default_out = dir.join(format!("{command}.jsonl"));
+        let serial_out = dir.join(format!("{command}c=1.jsonl"));
+        if fs::read(&default_out)? != fs::read(&serial_out)? {
+            return Err(format!("{store}{command}: the output at concurrency 1 differs").into());
+        }
+    }
+    Ok(commands
+        .into_iter()
+        .zip(samples)
+        .map(|((name, _, _), mut samples)| {
+            // Every round on stderr: the spread the median hides.
+            let seconds: Vec<String> = samples
+                .iter()
+                .map(|p| format!("{:.2}", p.seconds))
+                .collect();
+            eprintln!("{name}: {} s", seconds.join(" "));
+            samples.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+            Phase {
+                name,
+                seconds: samples[samples.len() / 2].seconds,
+                peak_mb: samples
+                    .iter()
+                    .filter_map(|p| p.peak_mb)
+                    .max_by(f64::total_cmp),
+            }
+        })
+        .collect())
 }
 
 /// A re-encryption with a checkpoint, stopped by SIGTERM at half way and
