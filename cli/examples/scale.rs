@@ -297,8 +297,11 @@ fn measure(
     phases.push(resume(&tool, &s(&cbc), url, &dir, n)?);
     if let Some(keep) = keep {
         fs::create_dir_all(keep)?;
+        // Through the crate's private writer (0600, atomic): the
+        // configurations hold keys, the dump and snapshot what they encrypt.
         for file in [&dump, &snapshot, &gcm, &sbox, &cbc] {
-            fs::copy(file, keep.join(file.file_name().ok_or("a file name")?))?;
+            let name = file.file_name().ok_or("a file name")?;
+            k8s_envelope::private_file::write(keep.join(name), &fs::read(file)?)?;
         }
     }
     drop(etcd);
@@ -364,7 +367,7 @@ fn scan_export_verify(
             args.extend_from_slice(store_args);
             args.extend(["--output", "jsonl"]);
             args.extend_from_slice(extra);
-            let out = dir.join(format!("{command}{}.jsonl", suffix.trim()));
+            let out = output_file(dir, command, !suffix.is_empty());
             commands.push((format!("{store}{command}{suffix}"), args, Some(out)));
         }
     }
@@ -375,8 +378,10 @@ fn scan_export_verify(
         }
     }
     for command in ["export", "verify"] {
-        let default_out = dir.join(format!("{command}.jsonl"));
-        let serial_out = dir.join(format!("{command}c=1.jsonl"));
+        let (default_out, serial_out) = (
+            output_file(dir, command, false),
+            output_file(dir, command, true),
+        );
         if fs::read(&default_out)? != fs::read(&serial_out)? {
             return Err(format!("{store}{command}: the output at concurrency 1 differs").into());
         }
@@ -402,6 +407,15 @@ fn scan_export_verify(
             }
         })
         .collect())
+}
+
+/// Where the last round of `command` (at concurrency 1 when `serial`)
+/// leaves its output.
+fn output_file(dir: &Path, command: &str, serial: bool) -> PathBuf {
+    dir.join(format!(
+        "{command}{}.jsonl",
+        if serial { "-c1" } else { "" }
+    ))
 }
 
 /// A re-encryption with a checkpoint, stopped by SIGTERM at half way and

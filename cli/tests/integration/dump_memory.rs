@@ -94,6 +94,15 @@ fn run(args: &[&str]) -> (String, u64) {
     (text, peak.expect("/proc/PID/status has VmHWM"))
 }
 
+/// Fails unless `command`'s peak (KiB) on a dump of `size` bytes is
+/// below `limit_kib`.
+fn below(peak: u64, limit_kib: u64, command: &str, size: u64) {
+    assert!(
+        peak < limit_kib,
+        "{command}: peak {peak} KiB for a {size}-byte dump (limit {limit_kib} KiB)"
+    );
+}
+
 #[test]
 fn a_dump_is_scanned_and_reencrypted_in_bounded_memory() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -120,15 +129,8 @@ fn a_dump_is_scanned_and_reencrypted_in_bounded_memory() {
         scan.contains(&format!("total: {VALUES} values: {VALUES} current")),
         "{scan}"
     );
-    assert!(
-        peak < PEAK_LIMIT_KIB,
-        "scan: peak {peak} KiB for a {size}-byte dump"
-    );
     // Less than half the file: no reader of the whole file gets there.
-    assert!(
-        peak * 1024 < size / 2,
-        "scan: peak {peak} KiB for a {size}-byte dump"
-    );
+    below(peak, PEAK_LIMIT_KIB.min(size / 2 / 1024), "scan", size);
 
     // export and verify hold what is in flight, not what they have read.
     let (exported, peak) = run(&[
@@ -144,20 +146,14 @@ fn a_dump_is_scanned_and_reencrypted_in_bounded_memory() {
     assert_eq!(exported.lines().count(), VALUES);
     // Less than the file (it held all of it, 63 MB, before it settled
     // what it wrote): its worker threads' memory is on top of a scan's.
-    assert!(
-        peak * 1024 < size,
-        "export: peak {peak} KiB for a {size}-byte dump"
-    );
+    below(peak, size / 1024, "export", size);
     let (verified, peak) = run(&["verify", "--config", identity_arg, "--dump", dump_arg]);
     eprintln!("verify of {size} bytes: peak {peak} KiB");
     assert!(
         verified.contains(&format!("total: {VALUES} values: {VALUES} readable")),
         "{verified}"
     );
-    assert!(
-        peak * 1024 < size,
-        "verify: peak {peak} KiB for a {size}-byte dump"
-    );
+    below(peak, size / 1024, "verify", size);
 
     let (summary, peak) = run(&[
         "reencrypt",
@@ -171,14 +167,7 @@ fn a_dump_is_scanned_and_reencrypted_in_bounded_memory() {
         ONE_NAMESPACE,
     ]);
     eprintln!("re-encryption of {size} bytes: peak {peak} KiB");
-    assert!(
-        peak < PEAK_LIMIT_KIB,
-        "reencrypt: peak {peak} KiB for a {size}-byte dump"
-    );
-    assert!(
-        peak * 1024 < size / 2,
-        "reencrypt: peak {peak} KiB for a {size}-byte dump"
-    );
+    below(peak, PEAK_LIMIT_KIB.min(size / 2 / 1024), "reencrypt", size);
     assert!(summary.contains("rewritten            1000"), "{summary}");
 
     // Every value is in the output, the namespace rewritten, the rest as

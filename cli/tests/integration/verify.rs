@@ -255,14 +255,21 @@ fn verify_names_what_a_backup_needs_and_every_value_it_cannot_read() {
         "etcd, dump and snapshot differ"
     );
 
+    // `verify` of the dump with the reader's configuration, and `extra`.
+    let verify_dump = |extra: &[&str]| {
+        let mut args = vec![
+            "verify",
+            "--config",
+            reader.to_str().unwrap(),
+            "--dump",
+            dump_arg,
+        ];
+        args.extend_from_slice(extra);
+        cli(&args)
+    };
+
     // The table: each unreadable value, what it needs, what to do.
-    let out = cli(&[
-        "verify",
-        "--config",
-        reader.to_str().unwrap(),
-        "--dump",
-        dump_arg,
-    ]);
+    let out = verify_dump(&[]);
     assert_eq!(out.status.code(), Some(1));
     let table = text(&out.stdout);
     assert!(!table.contains(PLAINTEXT_MARK));
@@ -278,15 +285,7 @@ fn verify_names_what_a_backup_needs_and_every_value_it_cannot_read() {
     }
     // One JSON document: the same objects as the lines.
     let (_, lines, _) = verify_jsonl(&reader, &["--dump", dump_arg]);
-    let out = cli(&[
-        "verify",
-        "--config",
-        reader.to_str().unwrap(),
-        "--dump",
-        dump_arg,
-        "--output",
-        "json",
-    ]);
+    let out = verify_dump(&["--output", "json"]);
     assert_eq!(out.status.code(), Some(1));
     let document: Value = serde_json::from_slice(&out.stdout).unwrap();
     for (member, kind) in [("unreadable", "unreadable"), ("dependencies", "dependency")] {
@@ -297,15 +296,7 @@ fn verify_names_what_a_backup_needs_and_every_value_it_cannot_read() {
     assert_eq!(document["unreadable"].as_array().unwrap().len(), 3);
 
     // Only what reads: exit 0.
-    let out = cli(&[
-        "verify",
-        "--config",
-        reader.to_str().unwrap(),
-        "--dump",
-        dump_arg,
-        "--prefix",
-        "/registry/configmaps/",
-    ]);
+    let out = verify_dump(&["--prefix", "/registry/configmaps/"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 
     // The plugin stopped: its values are no verdict.

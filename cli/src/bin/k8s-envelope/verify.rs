@@ -167,28 +167,32 @@ impl JsonDocument {
         write!(out, "{comma}\n    {}", nested(value, 2))
     }
 
+    /// Ends the document: what the store depends on, and the totals.
     fn end(
         &mut self,
         out: &mut impl std::io::Write,
         dependencies: &[Value],
         totals: &Value,
     ) -> std::io::Result<()> {
-        let close = if self.unreadable == 0 { "]" } else { "\n  ]" };
-        writeln!(
-            out,
-            "{close},\n  \"dependencies\": {},\n  \"totals\": {}\n}}",
+        let rest = format!(
+            "\"dependencies\": {},\n  \"totals\": {}",
             nested(&Value::from(dependencies), 1),
             nested(totals, 1)
-        )
+        );
+        self.close(out, &rest)
     }
-}
 
-impl JsonDocument {
     /// Ends a document whose run failed midway: the values found so far,
     /// and why it stopped (`error`), with no dependencies or totals.
     fn fail(&mut self, out: &mut impl std::io::Write, message: &str) -> std::io::Result<()> {
-        let close = if self.unreadable == 0 { "]" } else { "\n  ]" };
-        writeln!(out, "{close},\n  \"error\": {}\n}}", Value::from(message))
+        self.close(out, &format!("\"error\": {}", Value::from(message)))
+    }
+
+    /// Closes the list of unreadable values, then the object after `rest`
+    /// (its last members).
+    fn close(&self, out: &mut impl std::io::Write, rest: &str) -> std::io::Result<()> {
+        let list_end = if self.unreadable == 0 { "]" } else { "\n  ]" };
+        writeln!(out, "{list_end},\n  {rest}\n}}")
     }
 }
 
