@@ -44,6 +44,57 @@ struct State {
     wrapped_since_refresh: bool,
 }
 
+impl State {
+    fn new(grace: Duration) -> Self {
+        Self {
+            current: None,
+            health: Health::new(grace),
+            wrapped_since_refresh: false,
+        }
+    }
+
+    /// Whether `arn` is the key that wraps now: what a wrap's outcome says
+    /// of the health only when it is (a wrap that raced a key change says
+    /// nothing of the new key).
+    fn is_current(&self, arn: &str) -> bool {
+        self.current.as_ref().is_some_and(|c| c.arn == arn)
+    }
+
+    /// A wrap under `arn` succeeded at `now`.
+    fn wrapped(&mut self, arn: &str, now: Instant) {
+        if self.is_current(arn) {
+            self.wrapped_since_refresh = true;
+            self.health.encrypted(now);
+        }
+    }
+
+    /// A wrap under `arn` failed with `failure`.
+    fn wrap_failed(&mut self, arn: &str, failure: &AwsFailure) {
+        if failure.kind() == KekErrorKind::FailedPrecondition && self.is_current(arn) {
+            self.health
+                .encrypt_failed(format!("KMS Encrypt: {failure}"), false);
+        }
+    }
+
+    /// Refuses a change of key ID that is not a rotation: a key once
+    /// reported with its current key material that DescribeKey (`facts`)
+    /// then reports without it (a proxy, an endpoint of another version)
+    /// would otherwise fall back to the rotation dates and change its key
+    /// ID. That is a passing failure; the key ID stays.
+    fn keeps_material_id(&self, facts: &KeyFacts) -> Result<(), AwsFailure> {
+        let had_material_id = self.current.as_ref().is_some_and(|current| {
+            current.arn == facts.arn && matches!(current.material, Material::Current(_))
+        });
+        if had_material_id && facts.current_material.is_none() {
+            return Err(AwsFailure::Unreachable(
+                "DescribeKey did not report the key's CurrentKeyMaterialId this time; the key ID stays"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The plugin's keys: the current one, refreshed, and every key whose
 /// values it may unwrap.
 #[derive(Debug)]
@@ -72,7 +123,7 @@ impl KeyWatch {
         old_keys: &[String],
         refresh: Duration,
     ) -> Result<Arc<Self>, String> {
-        let give_up = Instant::now() + START_PATIENCE;
+        let give_up = tokio::time::Instant::now() + START_PATIENCE;
         let mut readable = BTreeSet::new();
         for old in old_keys {
             let facts = patiently(give_up, || kms.describe(old))
@@ -83,11 +134,7 @@ impl KeyWatch {
         let watch = Arc::new(Self {
             kms,
             key: key.to_owned(),
-            state: RwLock::new(State {
-                current: None,
-                health: Health::new(refresh * 3),
-                wrapped_since_refresh: false,
-            }),
+            state: RwLock::new(State::new(refresh * 3)),
             readable: RwLock::new(readable),
             last_logged: Mutex::new(None),
         });
@@ -131,11 +178,10 @@ impl KeyWatch {
 
     /// A wrap under `arn` succeeded: Encrypt is allowed, no probe needed.
     pub fn wrapped(&self, arn: &str) {
-        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        if state.current.as_ref().is_some_and(|c| c.arn == arn) {
-            state.wrapped_since_refresh = true;
-            state.health.encrypted(Instant::now());
-        }
+        self.state
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .wrapped(arn, Instant::now());
     }
 
     /// A wrap under `arn` failed with `failure`: a refusal by AWS (access
@@ -143,15 +189,10 @@ impl KeyWatch {
     /// once; a passing failure waits for the refreshes; a failure of the
     /// request itself says nothing of the key.
     pub fn wrap_failed(&self, arn: &str, failure: &AwsFailure) {
-        if failure.kind() != KekErrorKind::FailedPrecondition {
-            return;
-        }
-        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        if state.current.as_ref().is_some_and(|c| c.arn == arn) {
-            state
-                .health
-                .encrypt_failed(format!("KMS Encrypt: {failure}"), false);
-        }
+        self.state
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .wrap_failed(arn, failure);
     }
 
     /// The KMS client, for the wraps and unwraps.
@@ -175,22 +216,12 @@ impl KeyWatch {
     }
 
     /// The key material of `facts`, and never a change of key ID that is
-    /// not a rotation: a key once reported with its current key material
-    /// that DescribeKey then reports without it (a proxy, an endpoint of
-    /// another version) keeps its key ID, as a passing failure.
+    /// not a rotation ([`State::keeps_material_id`]).
     async fn stable_material(&self, facts: &KeyFacts) -> Result<Material, AwsFailure> {
-        let had_material_id = {
-            let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
-            state.current.as_ref().is_some_and(|current| {
-                current.arn == facts.arn && matches!(current.material, Material::Current(_))
-            })
-        };
-        if had_material_id && facts.current_material.is_none() {
-            return Err(AwsFailure::Unreachable(
-                "DescribeKey did not report the key's CurrentKeyMaterialId this time; the key ID stays"
-                    .to_owned(),
-            ));
-        }
+        self.state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keeps_material_id(facts)?;
         self.kms.material(facts).await
     }
 
@@ -253,7 +284,7 @@ impl KeyWatch {
         };
         let outcome = self.kms.encrypt(&arn, &[0], key_id::probe_context()).await;
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        if state.current.as_ref().is_none_or(|c| c.arn != arn) {
+        if !state.is_current(&arn) {
             return;
         }
         match outcome {
@@ -291,8 +322,9 @@ impl KeyWatch {
 }
 
 /// `call` until it succeeds, fails with a refusal, or `give_up` passes
-/// (backing off from 0.5 s to 4 s between passing failures).
-async fn patiently<T, F, Fut>(give_up: Instant, mut call: F) -> Result<T, AwsFailure>
+/// (backing off from 0.5 s to 4 s between passing failures). On Tokio's
+/// clock, which the tests pause.
+async fn patiently<T, F, Fut>(give_up: tokio::time::Instant, mut call: F) -> Result<T, AwsFailure>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, AwsFailure>>,
@@ -300,7 +332,9 @@ where
     let mut pause = Duration::from_millis(500);
     loop {
         match call().await {
-            Err(failure) if failure.is_transient() && Instant::now() + pause < give_up => {
+            Err(failure)
+                if failure.is_transient() && tokio::time::Instant::now() + pause < give_up =>
+            {
                 eprintln!("kms-plugin-aws: {failure}; trying again");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(4));
@@ -318,5 +352,167 @@ async fn refresh_loop(watch: Weak<KeyWatch>, refresh: Duration) {
             return;
         };
         watch.refresh_once().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    const ARN: &str = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    const OTHER_ARN: &str =
+        "arn:aws:kms:eu-west-1:111122223333:key/0987dcba-09fe-87dc-65ba-ab0987654321";
+
+    fn refused() -> AwsFailure {
+        AwsFailure::Service {
+            code: "AccessDeniedException".to_owned(),
+            message: None,
+            server_error: false,
+        }
+    }
+
+    fn throttled() -> AwsFailure {
+        AwsFailure::Service {
+            code: "ThrottlingException".to_owned(),
+            message: None,
+            server_error: false,
+        }
+    }
+
+    fn facts(arn: &str, current_material: Option<&str>) -> KeyFacts {
+        KeyFacts {
+            arn: arn.to_owned(),
+            state: "Enabled".to_owned(),
+            encrypts: true,
+            current_material: current_material.map(str::to_owned),
+        }
+    }
+
+    /// A healthy state whose current key is `ARN` wrapping with `material`.
+    fn healthy(material: Material) -> (State, Instant) {
+        let now = Instant::now();
+        let mut state = State::new(Duration::from_secs(90));
+        state.current = Some(CurrentKey {
+            key_id: key_id(ARN, &material),
+            arn: ARN.to_owned(),
+            material,
+        });
+        state.health.key_described(Ok(()));
+        state.health.encrypted(now);
+        assert_eq!(state.health.verdict(now), Ok(()));
+        (state, now)
+    }
+
+    #[test]
+    fn a_refused_wrap_under_the_current_key_is_unhealthy_at_once() {
+        let (mut state, now) = healthy(Material::Original);
+        state.wrap_failed(ARN, &refused());
+        let why = state.health.verdict(now).unwrap_err();
+        assert!(
+            why.contains("KMS Encrypt") && why.contains("AccessDenied"),
+            "{why}"
+        );
+        // Until an Encrypt under it succeeds again.
+        state.wrapped(ARN, now);
+        assert_eq!(state.health.verdict(now), Ok(()));
+        assert!(state.wrapped_since_refresh);
+    }
+
+    #[test]
+    fn a_wrap_under_another_key_says_nothing_of_the_current_one() {
+        // A wrap that began before the key changed (an alias moved), and
+        // ended after: its refusal or success is the old key's.
+        let (mut state, now) = healthy(Material::Original);
+        state.wrap_failed(OTHER_ARN, &refused());
+        assert_eq!(state.health.verdict(now), Ok(()));
+        state
+            .health
+            .encrypt_failed("KMS Encrypt: refused".to_owned(), false);
+        state.wrapped(OTHER_ARN, now);
+        assert!(state.health.verdict(now).is_err());
+        assert!(!state.wrapped_since_refresh);
+    }
+
+    #[test]
+    fn a_passing_wrap_failure_waits_for_the_refreshes() {
+        let (mut state, now) = healthy(Material::Original);
+        for failure in [
+            throttled(),
+            AwsFailure::TimedOut,
+            AwsFailure::Unreachable("reset".to_owned()),
+        ] {
+            state.wrap_failed(ARN, &failure);
+            assert_eq!(state.health.verdict(now), Ok(()), "{failure}");
+        }
+    }
+
+    #[test]
+    fn a_reported_material_id_that_goes_missing_keeps_the_key_id() {
+        let (state, _) = healthy(Material::Current("a1".to_owned()));
+        let failure = state.keeps_material_id(&facts(ARN, None)).unwrap_err();
+        assert!(failure.is_transient(), "a passing failure: {failure}");
+        // Reported again, another material (a rotation), another key, or a
+        // key never reported with one: no objection.
+        for described in [
+            facts(ARN, Some("a1")),
+            facts(ARN, Some("b2")),
+            facts(OTHER_ARN, None),
+        ] {
+            assert!(state.keeps_material_id(&described).is_ok(), "{described:?}");
+        }
+        let (dated, _) = healthy(Material::RotatedAt {
+            seconds: 1,
+            millis: 2,
+        });
+        assert!(dated.keeps_material_id(&facts(ARN, None)).is_ok());
+        assert!(State::new(Duration::from_secs(1))
+            .keeps_material_id(&facts(ARN, None))
+            .is_ok());
+    }
+
+    /// `patiently` over answers given in turn, the last repeated; the
+    /// outcome, and how many calls it took.
+    async fn patiently_over(
+        answers: &[Result<u8, AwsFailure>],
+        patience: Duration,
+    ) -> (Result<u8, AwsFailure>, usize) {
+        let calls = Cell::new(0);
+        let outcome = patiently(tokio::time::Instant::now() + patience, || {
+            let answer = answers[calls.get().min(answers.len() - 1)].clone();
+            calls.set(calls.get() + 1);
+            async move { answer }
+        })
+        .await;
+        (outcome, calls.get())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn patiently_retries_passing_failures_only() {
+        let minute = Duration::from_secs(60);
+        let (outcome, calls) = patiently_over(
+            &[Err(throttled()), Err(AwsFailure::TimedOut), Ok(7)],
+            minute,
+        )
+        .await;
+        assert_eq!((outcome.ok(), calls), (Some(7), 3));
+
+        let (outcome, calls) = patiently_over(&[Err(refused()), Ok(7)], minute).await;
+        assert!(
+            matches!(outcome, Err(AwsFailure::Service { code, .. }) if code == "AccessDeniedException")
+        );
+        assert_eq!(calls, 1, "a refusal is final");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn patiently_gives_up_when_its_time_is_out() {
+        let started = tokio::time::Instant::now();
+        let (outcome, calls) = patiently_over(&[Err(throttled())], Duration::from_secs(30)).await;
+        assert!(outcome.unwrap_err().is_transient());
+        // Pauses of 0.5, 1, 2, 4, 4, ... s: the tenth call is at
+        // 0.5 + 1 + 2 + 4 * 6 = 27.5 s, and one more pause would pass 30 s.
+        assert_eq!(calls, 10);
+        assert_eq!(started.elapsed(), Duration::from_millis(27_500));
     }
 }

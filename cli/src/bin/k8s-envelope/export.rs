@@ -118,6 +118,9 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
     };
     let mut origins: BTreeMap<(ValueOrigin, bool), u64> = BTreeMap::new();
     let mut values = 0usize;
+    // Values not exported, and why (a listing failure is named too, but
+    // counts no value).
+    let mut not_exported = 0usize;
     let mut failures: Vec<String> = Vec::new();
     let prefix = args.store.prefix().as_bytes();
     let total = runtime.block_on(opened.store.count(prefix)).ok().flatten();
@@ -140,28 +143,36 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
     };
     runtime.block_on(async {
         let mut listing = opened.store.listing(prefix, None, PAGE);
-        let mut in_flight: VecDeque<(Vec<u8>, tokio::task::JoinHandle<Vec<Answer>>)> =
-            VecDeque::new();
-        let mut write_front = |shown: Answer| {
-            let (key, result) = shown;
-            values += 1;
-            done.fetch_add(1, Ordering::Relaxed);
-            let written = result.and_then(|rendered| {
+        let mut in_flight: VecDeque<BatchTask> = VecDeque::new();
+        let mut write_front = |(key, result): Answer| {
+            result.and_then(|rendered| {
                 *origins.entry(rendered.how_written).or_default() += 1;
                 rendered.text.and_then(|text| sink.write(&key, &text))
-            });
-            if let Err(e) = written {
-                failures.push(e);
-            }
+            })
         };
         // Each batch written is settled: a store may keep what it listed
         // until then (a dump keeps every entry, for a writer).
         let store = &opened.store;
-        let mut write_batch = |answers: Vec<Answer>| {
-            let last = answers.last().map(|(key, _)| key.clone());
-            answers.into_iter().for_each(&mut write_front);
-            if let Some(last) = last {
-                store.settled(&last);
+        let mut write_batch = |(size, joined): (usize, Result<Vec<Answer>, String>)| {
+            values += size;
+            done.fetch_add(size as u64, Ordering::Relaxed);
+            match joined {
+                Ok(answers) => {
+                    let last = answers.last().map(|(key, _)| key.clone());
+                    for answer in answers {
+                        if let Err(e) = write_front(answer) {
+                            not_exported += 1;
+                            failures.push(e);
+                        }
+                    }
+                    if let Some(last) = last {
+                        store.settled(&last);
+                    }
+                }
+                Err(why) => {
+                    not_exported += size;
+                    failures.push(why);
+                }
             }
         };
         let mut listing_failed = None;
@@ -177,17 +188,18 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
             let mut entries = page.entries.into_iter().peekable();
             while entries.peek().is_some() {
                 if in_flight.len() >= window {
-                    if let Some((key, front)) = in_flight.pop_front() {
-                        write_batch(joined(key, front).await);
+                    if let Some(front) = in_flight.pop_front() {
+                        write_batch(front.joined().await);
                     }
                 }
                 let batch: Vec<Entry> = entries.by_ref().take(BATCH).collect();
-                let first = batch.first().map(|e| e.key.clone()).unwrap_or_default();
-                in_flight.push_back((first, tokio::spawn(decoding.clone().show_all(batch))));
+                in_flight.push_back(BatchTask::spawn(batch, |batch| {
+                    decoding.clone().show_all(batch)
+                }));
             }
         }
-        while let Some((key, front)) = in_flight.pop_front() {
-            write_batch(joined(key, front).await);
+        while let Some(front) = in_flight.pop_front() {
+            write_batch(front.joined().await);
         }
         failures.extend(listing_failed);
     });
@@ -198,7 +210,7 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
         .map(|((origin, stale), n)| (how_written(&origin, stale), n))
         .collect();
     let summary: Vec<String> = summary.iter().map(|(o, n)| format!("{o} {n}")).collect();
-    let exported = values.saturating_sub(failures.len());
+    let exported = values.saturating_sub(not_exported);
     eprintln!(
         "k8s-envelope: exported {exported} of {values} values from {} ({})",
         opened.store.describe(),
@@ -210,10 +222,10 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
     for failure in failures.iter().take(LISTED) {
         eprintln!("k8s-envelope: {failure}");
     }
-    Err(Failure::transform(format!(
-        "{} value(s) not exported",
-        failures.len()
-    )))
+    Err(Failure::transform(match not_exported {
+        0 => "the listing failed".to_owned(),
+        n => format!("{n} value(s) not exported"),
+    }))
 }
 
 /// A value's key, and its text or why it could not be shown.
@@ -271,18 +283,39 @@ impl Decoding {
     }
 }
 
-/// The answers of the batch that starts at `first`; a task that panicked
-/// (a bug) is a failure of its batch, named, not of the export.
-async fn joined(first: Vec<u8>, task: tokio::task::JoinHandle<Vec<Answer>>) -> Vec<Answer> {
-    match task.await {
-        Ok(answers) => answers,
-        Err(e) => {
-            let failure = format!(
-                "{} and the values after it in its batch: their task failed: {e}",
-                printable(&first)
-            );
-            vec![(first, Err(failure))]
+/// One batch of values being shown on a task of its own.
+struct BatchTask {
+    /// Its first key, to name the batch if its task fails.
+    first: Vec<u8>,
+    /// How many values it holds.
+    size: usize,
+    task: tokio::task::JoinHandle<Vec<Answer>>,
+}
+
+impl BatchTask {
+    /// Spawns `show` of `batch` (inside the runtime).
+    fn spawn<F>(batch: Vec<Entry>, show: impl FnOnce(Vec<Entry>) -> F) -> Self
+    where
+        F: std::future::Future<Output = Vec<Answer>> + Send + 'static,
+    {
+        Self {
+            first: batch.first().map(|e| e.key.clone()).unwrap_or_default(),
+            size: batch.len(),
+            task: tokio::spawn(show(batch)),
         }
+    }
+
+    /// Its size and answers; a task that panicked (a bug) is a failure of
+    /// its batch, named, not of the export.
+    async fn joined(self) -> (usize, Result<Vec<Answer>, String>) {
+        let answers = self.task.await.map_err(|e| {
+            format!(
+                "{} and the {} value(s) after it in its batch: their task failed: {e}",
+                printable(&self.first),
+                self.size.saturating_sub(1)
+            )
+        });
+        (self.size, answers)
     }
 }
 
@@ -456,6 +489,42 @@ fn name_segments(segments: &[&str], format: Format) -> Option<Vec<String>> {
 #[allow(clippy::unwrap_used, reason = "a test's panic is its failure report")]
 mod tests {
     use super::*;
+
+    fn entry(key: &str) -> Entry {
+        Entry {
+            key: key.as_bytes().to_vec(),
+            value: Vec::new(),
+            revision: 2,
+        }
+    }
+
+    /// A batch whose task panics fails as a whole, named by its first key
+    /// and size; the export goes on (each batch is joined on its own).
+    #[tokio::test]
+    async fn a_panicking_batch_fails_alone_and_whole() {
+        let batch = |keys: &[&str]| keys.iter().map(|k| entry(k)).collect::<Vec<_>>();
+        let failed = BatchTask::spawn(
+            batch(&["/registry/secrets/ns/a", "/registry/secrets/ns/b"]),
+            |_| async { panic!("a bug while showing a value") },
+        );
+        let answered = BatchTask::spawn(batch(&["/registry/secrets/ns/c"]), |batch| async move {
+            batch
+                .into_iter()
+                .map(|e| (e.key, Err("not an object".to_owned())))
+                .collect()
+        });
+        let (size, joined) = failed.joined().await;
+        assert_eq!(size, 2);
+        let why = joined.err().unwrap();
+        assert!(
+            why.starts_with("/registry/secrets/ns/a and the 1 value(s) after it in its batch: their task failed: "),
+            "{why}"
+        );
+        let (size, joined) = answered.joined().await;
+        let answers = joined.unwrap();
+        assert_eq!((size, answers.len()), (1, 1));
+        assert_eq!(answers[0].0, b"/registry/secrets/ns/c");
+    }
 
     #[test]
     fn keys_name_files_inside_the_directory_only() {
