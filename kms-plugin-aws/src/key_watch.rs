@@ -409,7 +409,10 @@ mod tests {
     fn a_refused_wrap_under_the_current_key_is_unhealthy_at_once() {
         let (mut state, now) = healthy(Material::Original);
         state.wrap_failed(ARN, &refused());
-        let why = state.health.verdict(now).unwrap_err();
+        let why = state
+            .health
+            .verdict(now)
+            .expect_err("a refused wrap is unhealthy");
         assert!(
             why.contains("KMS Encrypt") && why.contains("AccessDenied"),
             "{why}"
@@ -451,7 +454,9 @@ mod tests {
     #[test]
     fn a_reported_material_id_that_goes_missing_keeps_the_key_id() {
         let (state, _) = healthy(Material::Current("a1".to_owned()));
-        let failure = state.keeps_material_id(&facts(ARN, None)).unwrap_err();
+        let failure = state
+            .keeps_material_id(&facts(ARN, None))
+            .expect_err("the material ID went missing");
         assert!(failure.is_transient(), "a passing failure: {failure}");
         // Reported again, another material (a rotation), another key, or a
         // key never reported with one: no objection.
@@ -509,7 +514,7 @@ mod tests {
     async fn patiently_gives_up_when_its_time_is_out() {
         let started = tokio::time::Instant::now();
         let (outcome, calls) = patiently_over(&[Err(throttled())], Duration::from_secs(30)).await;
-        assert!(outcome.unwrap_err().is_transient());
+        assert!(outcome.expect_err("never answered").is_transient());
         // Pauses of 0.5, 1, 2, 4, 4, ... s: the tenth call is at
         // 0.5 + 1 + 2 + 4 * 6 = 27.5 s, and one more pause would pass 30 s.
         assert_eq!(calls, 10);
