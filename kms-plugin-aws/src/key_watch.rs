@@ -189,6 +189,11 @@ impl KeyWatch {
     /// once; a passing failure waits for the refreshes; a failure of the
     /// request itself says nothing of the key.
     pub fn wrap_failed(&self, arn: &str, failure: &AwsFailure) {
+        // Passing failures (throttling above all) change nothing: no lock
+        // taken that Status would wait for.
+        if failure.kind() != KekErrorKind::FailedPrecondition {
+            return;
+        }
         self.state
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -447,7 +452,13 @@ mod tests {
             AwsFailure::Unreachable("reset".to_owned()),
         ] {
             state.wrap_failed(ARN, &failure);
-            assert_eq!(state.health.verdict(now), Ok(()), "{failure}");
+            // Not recorded at all, not even as passing: past the grace
+            // period a recorded passing failure would turn it unhealthy.
+            assert_eq!(
+                state.health.verdict(now + Duration::from_secs(90)),
+                Ok(()),
+                "{failure}"
+            );
         }
     }
 

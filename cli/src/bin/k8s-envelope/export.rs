@@ -117,11 +117,7 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
         },
     };
     let mut origins: BTreeMap<(ValueOrigin, bool), u64> = BTreeMap::new();
-    let mut values = 0usize;
-    // Values not exported, and why (a listing failure is named too, but
-    // counts no value).
-    let mut not_exported = 0usize;
-    let mut failures: Vec<String> = Vec::new();
+    let mut tally = Tally::default();
     let prefix = args.store.prefix().as_bytes();
     let total = runtime.block_on(opened.store.count(prefix)).ok().flatten();
     let done = Arc::new(AtomicU64::new(0));
@@ -153,27 +149,10 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
         // Each batch written is settled: a store may keep what it listed
         // until then (a dump keeps every entry, for a writer).
         let store = &opened.store;
-        let mut write_batch = |(size, joined): (usize, Result<Vec<Answer>, String>)| {
-            values += size;
-            done.fetch_add(size as u64, Ordering::Relaxed);
-            match joined {
-                Ok(answers) => {
-                    let last = answers.last().map(|(key, _)| key.clone());
-                    for answer in answers {
-                        if let Err(e) = write_front(answer) {
-                            not_exported += 1;
-                            failures.push(e);
-                        }
-                    }
-                    if let Some(last) = last {
-                        store.settled(&last);
-                    }
-                }
-                Err(why) => {
-                    not_exported += size;
-                    failures.push(why);
-                }
-            }
+        let mut write_batch = |batch: JoinedBatch| {
+            done.fetch_add(batch.size as u64, Ordering::Relaxed);
+            tally.batch(batch.size, batch.answers, &mut write_front);
+            store.settled(&batch.last);
         };
         let mut listing_failed = None;
         loop {
@@ -201,7 +180,7 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
         while let Some(front) = in_flight.pop_front() {
             write_batch(front.joined().await);
         }
-        failures.extend(listing_failed);
+        tally.listing_failed = listing_failed;
     });
     sink.finish().map_err(Failure::transform)?;
     // In the order of their words, as `scan` lists them.
@@ -210,22 +189,77 @@ pub fn run(args: &ExportArgs) -> Result<(), Failure> {
         .map(|((origin, stale), n)| (how_written(&origin, stale), n))
         .collect();
     let summary: Vec<String> = summary.iter().map(|(o, n)| format!("{o} {n}")).collect();
-    let exported = values.saturating_sub(not_exported);
     eprintln!(
-        "k8s-envelope: exported {exported} of {values} values from {} ({})",
+        "k8s-envelope: exported {} of {} values from {} ({})",
+        tally.values - tally.not_exported,
+        tally.values,
         opened.store.describe(),
         summary.join(", ")
     );
-    if failures.is_empty() {
-        return Ok(());
-    }
-    for failure in failures.iter().take(LISTED) {
+    for failure in &tally.listed {
         eprintln!("k8s-envelope: {failure}");
     }
-    Err(Failure::transform(match not_exported {
-        0 => "the listing failed".to_owned(),
-        n => format!("{n} value(s) not exported"),
-    }))
+    if let Some(why) = &tally.listing_failed {
+        eprintln!("k8s-envelope: the listing failed, so the export is incomplete: {why}");
+    }
+    match tally.verdict() {
+        Some(why) => Err(Failure::transform(why)),
+        None => Ok(()),
+    }
+}
+
+/// What an export did: the values it was given, those it could not export
+/// (the first few named), and whether the listing failed.
+#[derive(Debug, Default)]
+struct Tally {
+    values: usize,
+    not_exported: usize,
+    /// The first [`LISTED`] failures: however many values fail, the
+    /// memory stays the window's.
+    listed: Vec<String>,
+    listing_failed: Option<String>,
+}
+
+impl Tally {
+    /// Counts a batch of `size` values: each of its `answers` written with
+    /// `write`, or, when its task failed, all of them not exported.
+    fn batch(
+        &mut self,
+        size: usize,
+        answers: Result<Vec<Answer>, String>,
+        mut write: impl FnMut(Answer) -> Result<(), String>,
+    ) {
+        self.values += size;
+        match answers {
+            Ok(answers) => {
+                for answer in answers {
+                    if let Err(why) = write(answer) {
+                        self.not_exported(1, why);
+                    }
+                }
+            }
+            Err(why) => self.not_exported(size, why),
+        }
+    }
+
+    fn not_exported(&mut self, values: usize, why: String) {
+        self.not_exported += values;
+        if self.listed.len() < LISTED {
+            self.listed.push(why);
+        }
+    }
+
+    /// Why the export failed, or `None` when every value listed was
+    /// exported and the listing ended.
+    fn verdict(&self) -> Option<String> {
+        let listing = self.listing_failed.as_ref().map(|_| "the listing failed");
+        match (self.not_exported, listing) {
+            (0, None) => None,
+            (0, Some(listing)) => Some(listing.to_owned()),
+            (n, None) => Some(format!("{n} value(s) not exported")),
+            (n, Some(listing)) => Some(format!("{n} value(s) not exported, and {listing}")),
+        }
+    }
 }
 
 /// A value's key, and its text or why it could not be shown.
@@ -287,9 +321,19 @@ impl Decoding {
 struct BatchTask {
     /// Its first key, to name the batch if its task fails.
     first: Vec<u8>,
+    /// Its last key, to settle the store through once it is written.
+    last: Vec<u8>,
     /// How many values it holds.
     size: usize,
     task: tokio::task::JoinHandle<Vec<Answer>>,
+}
+
+/// A batch whose task has ended.
+struct JoinedBatch {
+    size: usize,
+    last: Vec<u8>,
+    /// Its values' answers, in its order, or why its task failed.
+    answers: Result<Vec<Answer>, String>,
 }
 
 impl BatchTask {
@@ -300,14 +344,15 @@ impl BatchTask {
     {
         Self {
             first: batch.first().map(|e| e.key.clone()).unwrap_or_default(),
+            last: batch.last().map(|e| e.key.clone()).unwrap_or_default(),
             size: batch.len(),
             task: tokio::spawn(show(batch)),
         }
     }
 
-    /// Its size and answers; a task that panicked (a bug) is a failure of
-    /// its batch, named, not of the export.
-    async fn joined(self) -> (usize, Result<Vec<Answer>, String>) {
+    /// The batch once its task has ended; a task that panicked (a bug) is
+    /// a failure of its batch, named, not of the export.
+    async fn joined(self) -> JoinedBatch {
         let answers = self.task.await.map_err(|e| {
             format!(
                 "{} and the {} value(s) after it in its batch: their task failed: {e}",
@@ -315,7 +360,11 @@ impl BatchTask {
                 self.size.saturating_sub(1)
             )
         });
-        (self.size, answers)
+        JoinedBatch {
+            size: self.size,
+            last: self.last,
+            answers,
+        }
     }
 }
 
@@ -513,17 +562,82 @@ mod tests {
                 .map(|e| (e.key, Err("not an object".to_owned())))
                 .collect()
         });
-        let (size, joined) = failed.joined().await;
-        assert_eq!(size, 2);
-        let why = joined.err().unwrap();
+        let joined = failed.joined().await;
+        assert_eq!(
+            (joined.size, joined.last.as_slice()),
+            (2, &b"/registry/secrets/ns/b"[..])
+        );
+        let why = joined.answers.err().unwrap();
         assert!(
             why.starts_with("/registry/secrets/ns/a and the 1 value(s) after it in its batch: their task failed: "),
             "{why}"
         );
-        let (size, joined) = answered.joined().await;
-        let answers = joined.unwrap();
-        assert_eq!((size, answers.len()), (1, 1));
+        let joined = answered.joined().await;
+        let answers = joined.answers.unwrap();
+        assert_eq!((joined.size, answers.len()), (1, 1));
         assert_eq!(answers[0].0, b"/registry/secrets/ns/c");
+    }
+
+    /// Every value of a failed batch counts, each failed value once; the
+    /// first few are named; a failed listing is said, and counts no value.
+    #[test]
+    fn the_tally_counts_values_not_messages() {
+        let answer = |key: &str, shown: bool| -> Answer {
+            let result = if shown {
+                Ok(Rendered {
+                    how_written: (ValueOrigin::Identity, false),
+                    text: Ok(String::new()),
+                })
+            } else {
+                Err(format!("{key}: not shown"))
+            };
+            (key.as_bytes().to_vec(), result)
+        };
+        let mut tally = Tally::default();
+        let mut written = Vec::new();
+        let mut write = |(key, result): Answer| {
+            result.map(|_| ())?;
+            if key == b"/k/unwritable" {
+                return Err("/k/unwritable: cannot write".to_owned());
+            }
+            written.push(key);
+            Ok(())
+        };
+        let batch = vec![
+            answer("/k/a", true),
+            answer("/k/b", false),
+            answer("/k/unwritable", true),
+        ];
+        tally.batch(3, Ok(batch), &mut write);
+        assert_eq!((tally.values, tally.not_exported), (3, 2));
+        assert_eq!(tally.verdict().as_deref(), Some("2 value(s) not exported"));
+        tally.batch(
+            BATCH,
+            Err("/k/c and the 31 value(s) after it: failed".to_owned()),
+            &mut write,
+        );
+        assert_eq!((tally.values, tally.not_exported), (3 + BATCH, 2 + BATCH));
+        assert_eq!(tally.listed.len(), 3);
+        tally.listing_failed = Some("etcd went away".to_owned());
+        assert_eq!(
+            tally.verdict().as_deref(),
+            Some("34 value(s) not exported, and the listing failed")
+        );
+        // However many fail, a few are kept.
+        for _ in 0..100 {
+            tally.batch(BATCH, Err("failed".to_owned()), &mut write);
+        }
+        assert_eq!(tally.listed.len(), LISTED);
+        assert_eq!(tally.not_exported, 2 + 101 * BATCH);
+        assert_eq!(written, [b"/k/a".to_vec()]);
+
+        let mut listing_only = Tally::default();
+        assert_eq!(listing_only.verdict(), None);
+        listing_only.listing_failed = Some("etcd went away".to_owned());
+        assert_eq!(
+            listing_only.verdict().as_deref(),
+            Some("the listing failed")
+        );
     }
 
     #[test]
