@@ -69,6 +69,33 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// A free loopback port below the kernel's ephemeral range, for a member
+/// that is killed and started again on the same port: a port of the
+/// ephemeral range can be taken meanwhile as the source port of any
+/// outgoing connection (the other tests' clients), and the member then
+/// cannot listen again. Falls back to [`free_port`].
+fn free_port_to_keep() -> u16 {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    const LOW: u16 = 10_000;
+    if ephemeral_low <= LOW + 1_000 {
+        return free_port();
+    }
+    let span = u32::from(ephemeral_low - LOW);
+    // Where to start looking: differs between processes and calls, so
+    // that tests running at once rarely try the same ports.
+    let seed = std::process::id()
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |t| t.subsec_nanos());
+    (0..200u32)
+        .map(|i| LOW + ((seed.wrapping_mul(2_654_435_761).wrapping_add(i * 7_919)) % span) as u16)
+        .find(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .unwrap_or_else(free_port)
+}
+
 /// The data directory: on /dev/shm when there is one (fast fsync), unless
 /// `ETCD_DATA_ON_DISK=1` asks for the system's temporary directory.
 fn temp_dir() -> tempfile::TempDir {
@@ -267,7 +294,9 @@ impl EtcdCluster {
     pub fn start(n: usize) -> Self {
         let binary = required_etcd_binary();
         let dir = temp_dir();
-        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let ports: Vec<(u16, u16)> = (0..n)
+            .map(|_| (free_port_to_keep(), free_port_to_keep()))
+            .collect();
         let initial: Vec<String> = ports
             .iter()
             .enumerate()
@@ -350,6 +379,27 @@ impl EtcdCluster {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Why member `i` may not be healthy, for a test's failure message:
+    /// whether it runs or how it exited, and the end of its log.
+    pub fn member_state(&mut self, i: usize) -> String {
+        let member = &mut self.members[i];
+        let running = match member.child.as_mut().map(Child::try_wait) {
+            None => "killed".to_owned(),
+            Some(Ok(None)) => "running".to_owned(),
+            Some(Ok(Some(status))) => format!("exited ({status})"),
+            Some(Err(e)) => format!("unknown ({e})"),
+        };
+        let log = std::fs::read_to_string(self.dir.path().join(format!("{}.log", member.name)))
+            .unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        format!(
+            "{} {running}; its log ends:\n{}",
+            member.name,
+            tail.join("\n")
+        )
     }
 
     /// Whether member `i` answers its health check.

@@ -125,7 +125,11 @@ fn reencryption_survives_its_member_and_then_the_leader_going_down() {
                         // Quorum must hold: m0 back and healthy first.
                         let deadline = Instant::now() + Duration::from_secs(30);
                         while !cluster.healthy(0) {
-                            assert!(Instant::now() < deadline, "m0 did not come back");
+                            assert!(
+                                Instant::now() < deadline,
+                                "m0 did not come back: {}",
+                                cluster.member_state(0)
+                            );
                             tokio::time::sleep(Duration::from_millis(100)).await;
                         }
                         let leader = cluster.leader().expect("a leader");
