@@ -90,7 +90,13 @@ impl SecretKey {
 
     /// The key as standard base64, in a buffer that is zeroized on drop.
     pub fn to_base64(&self) -> Zeroizing<String> {
-        Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&self.0[..]))
+        use base64::Engine as _;
+        // Room for a line end: pushing it would otherwise move the text to
+        // a larger allocation and free this one with the key in it.
+        let len = base64::encoded_len(self.0.len(), true).unwrap_or(0);
+        let mut text = Zeroizing::new(String::with_capacity(len + 1));
+        base64::engine::general_purpose::STANDARD.encode_string(&self.0[..], &mut text);
+        text
     }
 }
 
@@ -136,3 +142,23 @@ impl NamedKey {
 #[error("secrets must be base64 encoded")]
 #[non_exhaustive]
 pub struct InvalidBase64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A line end pushed onto the text moves nothing: no copy of the key
+    /// is left in freed memory.
+    #[test]
+    fn base64_text_has_room_for_a_line_end() {
+        for len in [16, 24, 32] {
+            let text = SecretKey::new(vec![7; len]).to_base64();
+            assert!(text.capacity() > text.len(), "{len}: {}", text.capacity());
+            assert_eq!(
+                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, text.as_str())
+                    .expect("base64"),
+                vec![7; len]
+            );
+        }
+    }
+}

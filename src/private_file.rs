@@ -46,6 +46,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use zeroize::Zeroize as _;
+
 /// How many random bytes name a temporary file (hex-encoded).
 const RANDOM_NAME_BYTES: usize = 12;
 
@@ -57,13 +59,18 @@ const RANDOM_NAME_BYTES: usize = 12;
 /// fails; the target is then left as it was.
 pub fn write(target: impl AsRef<Path>, contents: &[u8]) -> io::Result<()> {
     let mut file = PrivateFile::create(target)?;
-    file.write_all(contents)?;
+    // Straight to the file: no copy of the contents in a buffer.
+    file.file_mut()?.write_all(contents)?;
     file.commit()
 }
 
 /// A private file being written: bytes go to a temporary file next to the
 /// target, which [`commit`](Self::commit) renames over it. Dropped without
 /// a commit, the temporary file is removed and the target is untouched.
+///
+/// Writes are buffered (64 KiB); the buffer is zeroed when the file is
+/// committed or dropped, so what went through it (keys, plaintext) is not
+/// left behind in freed memory.
 #[derive(Debug)]
 pub struct PrivateFile {
     target: PathBuf,
@@ -100,7 +107,7 @@ impl PrivateFile {
         Ok(Self {
             target,
             temporary,
-            file: Some(BufWriter::new(file)),
+            file: Some(BufWriter::with_capacity(BUFFER_BYTES, file)),
         })
     }
 
@@ -121,10 +128,11 @@ impl PrivateFile {
         let Some(writer) = self.file.take() else {
             return Err(io::Error::other("the private file was already closed"));
         };
-        let result = writer
-            .into_inner()
-            .map_err(io::IntoInnerError::into_error)
-            .and_then(|file| file.sync_all())
+        let mut writer = writer;
+        let flushed = writer.flush();
+        let file = into_zeroed_parts(writer);
+        let result = flushed
+            .and_then(|()| file.sync_all())
             .and_then(|()| fs::rename(&self.temporary, &self.target));
         if let Err(e) = result {
             let _ = fs::remove_file(&self.temporary);
@@ -166,10 +174,25 @@ impl Write for PrivateFile {
 
 impl Drop for PrivateFile {
     fn drop(&mut self) {
-        if self.file.take().is_some() {
+        // Not committed: what is buffered is never written.
+        if let Some(writer) = self.file.take() {
+            drop(into_zeroed_parts(writer));
             let _ = fs::remove_file(&self.temporary);
         }
     }
+}
+
+/// How many bytes [`PrivateFile`] buffers.
+const BUFFER_BYTES: usize = 64 * 1024;
+
+/// The file of `writer`, its buffer zeroed (the whole capacity) and freed,
+/// without writing what is still buffered.
+fn into_zeroed_parts(writer: BufWriter<File>) -> File {
+    let (file, buffered) = writer.into_parts();
+    if let Ok(mut buffer) = buffered {
+        buffer.zeroize();
+    }
+    file
 }
 
 /// The longest part of the target's name a temporary name repeats: with

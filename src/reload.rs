@@ -235,10 +235,14 @@ fn read_config(path: &Path) -> Result<Zeroizing<Vec<u8>>, Error> {
         path: path.to_owned(),
         source,
     };
-    let mut bytes = Zeroizing::new(Vec::with_capacity(64 * 1024));
-    std::fs::File::open(path)
-        .map_err(io)?
-        .take(MAX_CONFIG_BYTES as u64 + 1)
+    let file = std::fs::File::open(path).map_err(io)?;
+    // Sized up front from the file's length (as `Config::load` does):
+    // growing the buffer would leave copies of the keys behind.
+    let expected = file.metadata().map_or(0, |m| m.len());
+    let capacity =
+        usize::try_from(expected).map_or(MAX_CONFIG_BYTES, |len| len.min(MAX_CONFIG_BYTES));
+    let mut bytes = Zeroizing::new(Vec::with_capacity(capacity + 1));
+    file.take(MAX_CONFIG_BYTES as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(io)?;
     if bytes.len() > MAX_CONFIG_BYTES {

@@ -130,7 +130,8 @@ fn config(dir: &Path, name: &str, writers: &[&str]) -> std::io::Result<PathBuf> 
     }
     text.push_str("      - identity: {}\n");
     let path = dir.join(name);
-    fs::write(&path, text)?;
+    // It holds keys (the benchmark's own, but written as any would be).
+    k8s_envelope::private_file::write(&path, text.as_bytes())?;
     Ok(path)
 }
 
@@ -530,6 +531,17 @@ async fn cas_loop(store: &EtcdStore, concurrency: usize) -> Result<(), Box<dyn s
     Ok(())
 }
 
+/// `path` opened for writing from its start, created with mode 0600.
+fn private_output(path: &Path) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
 /// Runs `command` to its end, with stdout to `stdout` (or nowhere); its wall
 /// time and the kernel's high-water mark of its memory (`VmHWM`), read until
 /// it exits.
@@ -539,7 +551,9 @@ fn run(
     stdout: Option<&Path>,
 ) -> Result<Phase, Box<dyn std::error::Error>> {
     let out = match stdout {
-        Some(path) => Stdio::from(fs::File::create(path)?),
+        // Dumps and exports hold plaintext: 0600 (a child writes them, so
+        // not through the private writer, and each round writes them anew).
+        Some(path) => Stdio::from(private_output(path)?),
         None => Stdio::null(),
     };
     let mut errors = tempfile::tempfile()?;

@@ -690,6 +690,18 @@ fn a_plan_for_a_rule_of_two_resources_gives_each_command_its_own_files() {
         .filter(|l| l.contains("$ k8s-envelope reencrypt"))
         .collect();
     assert_eq!(reencrypts.len(), 2, "{plan}");
+    // A password in a URL is refused, and not printed.
+    for url in [
+        "http://root:hunter2@127.0.0.1:2379",
+        "hunter2@127.0.0.1:2379",
+    ] {
+        let refused = run.expect(
+            2,
+            &["rotate", "plan", "--config", "two.yaml", "--etcd", url],
+        );
+        assert!(refused.contains("user info"), "{refused}");
+        assert!(!refused.contains("hunter2"), "{refused}");
+    }
     let (first, second) = (reencrypts[0], reencrypts[1]);
     let out = |line: &str| {
         line.split("--out ")

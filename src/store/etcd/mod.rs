@@ -358,10 +358,13 @@ fn describe(status: &tonic::Status) -> String {
     out
 }
 
+/// `s` (etcd's or the transport's words) with control and direction
+/// characters escaped, cut to 512 bytes.
 fn clip(s: &str) -> String {
     const MAX: usize = 512;
+    let s = &super::printable(s.as_bytes());
     if s.len() <= MAX {
-        return s.to_owned();
+        return s.clone();
     }
     let mut end = MAX;
     while !s.is_char_boundary(end) {
@@ -502,5 +505,28 @@ impl fmt::Debug for EtcdStore {
         f.debug_struct("EtcdStore")
             .field("endpoints", &self.endpoints)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clip;
+
+    #[test]
+    fn words_from_etcd_are_escaped_and_cut() {
+        assert_eq!(
+            clip("etcdserver: leader changed"),
+            "etcdserver: leader changed"
+        );
+        assert_eq!(
+            clip("a\u{1b}[2Jb\nc\u{202e}d"),
+            "a\\u{1b}[2Jb\\nc\\u{202e}d"
+        );
+        let long = clip(&"é".repeat(400));
+        assert!(
+            long.len() <= 512 + '…'.len_utf8() && long.ends_with('…'),
+            "{}",
+            long.len()
+        );
     }
 }

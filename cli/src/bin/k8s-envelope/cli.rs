@@ -175,7 +175,9 @@ fn key_length(text: &str) -> Result<u16, String> {
 
 fn keygen(bytes: usize, out: Option<&Path>) -> Result<(), Failure> {
     let key = SecretKey::generate(bytes).map_err(|e| Failure::transform(e.to_string()))?;
-    let line = zeroize::Zeroizing::new(format!("{}\n", key.to_base64().as_str()));
+    // to_base64 leaves room for the line end: no copy of the key is freed.
+    let mut line = key.to_base64();
+    line.push('\n');
     match out {
         Some(path) => crate::store_args::write_private(path, line.as_bytes()),
         None => {

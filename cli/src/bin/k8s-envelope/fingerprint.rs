@@ -28,8 +28,11 @@ pub struct FingerprintArgs {
 /// status 1 when a probe fails.
 pub fn run(args: &FingerprintArgs) -> Result<(), Failure> {
     let in_use = Session::open(&args.config)?;
-    let bytes = std::fs::read(&args.config)
-        .map_err(|e| Failure::usage(format!("{}: {e}", args.config.display())))?;
+    // The file holds the keys: zeroized when dropped.
+    let bytes = zeroize::Zeroizing::new(
+        std::fs::read(&args.config)
+            .map_err(|e| Failure::usage(format!("{}: {e}", args.config.display())))?,
+    );
     println!("config {} {}", args.config.display(), config_hash(&bytes));
     for rule in fingerprints(in_use.config(), |name| in_use.kms_key_id_hash(name)) {
         println!("{rule}");

@@ -302,7 +302,8 @@ fn resume(
     if saved.store != file.store {
         eprintln!(
             "k8s-envelope: warning: the checkpoint was written for {}, resuming on {}",
-            saved.store, file.store
+            printable(saved.store.as_bytes()),
+            printable(file.store.as_bytes())
         );
     }
     options.start_after = match &saved.last_key_b64 {
