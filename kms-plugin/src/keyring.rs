@@ -8,6 +8,7 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
+use super::secret_file::check_private_directory;
 use super::KekError;
 use k8s_envelope::{private_file, SecretKey};
 
@@ -142,10 +143,14 @@ impl Keyring {
         self.dir.join(format!("{key_id}.{RETIRED_EXTENSION}"))
     }
 
+    /// Creates the keyring's directory (0700), or checks the one there is
+    /// private to the plugin's user before anything is kept in it.
     fn create(&self) -> Result<(), KekError> {
         match fs::DirBuilder::new().mode(DIRECTORY_MODE).create(&self.dir) {
             Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                check_private_directory(&self.dir, "keyring")
+            }
             Err(e) => Err(self.error("cannot create", &e)),
         }
     }
@@ -185,6 +190,38 @@ mod tests {
 
     use super::*;
     use crate::LocalKek;
+
+    /// A keyring directory that others can write, or a symbolic link, is
+    /// refused before a KEK is kept in it; the KEK file is left as it was.
+    #[test]
+    fn a_keyring_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kek_file = dir.path().join("kek");
+        let first = SecretKey::generate(32).expect("key");
+        private_file::write(&kek_file, first.to_base64().as_bytes()).expect("kek");
+        let shared = dir.path().join("shared");
+        fs::create_dir(&shared).expect("mkdir");
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).expect("chmod");
+        let linked = dir.path().join("linked");
+        std::os::unix::fs::symlink(dir.path(), &linked).expect("symlink");
+        for (keyring, why) in [
+            (&shared, "writable by group or others (mode 0777)"),
+            (&linked, "not a directory"),
+        ] {
+            let e = Keyring::at(keyring).rotate(&kek_file).expect_err("refused");
+            assert!(e.to_string().contains(why), "{e}");
+            assert_eq!(
+                fs::read(&kek_file).expect("kek"),
+                first.to_base64().as_bytes(),
+                "the KEK file changed"
+            );
+        }
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o755)).expect("chmod");
+        Keyring::at(&shared)
+            .rotate(&kek_file)
+            .expect("a keyring others can only read");
+    }
 
     /// Rotations at once (eight threads, as eight `rotate-kek` processes:
     /// each opens the lock file itself) lose no KEK: every KEK that was

@@ -79,6 +79,34 @@ fn size(len: u64) -> String {
 
 /// Refuses a file that group or others can read or write, or that another
 /// user owns, with how to fix it.
+/// Refuses a directory (a keyring) that a user other than the running one
+/// owns, or that its group or others can write: they could remove or
+/// replace what is kept there (a retired KEK, still needed to read old
+/// values). `what` names it in errors.
+pub(crate) fn check_private_directory(path: &Path, what: &str) -> Result<(), KekError> {
+    let fail =
+        |why: &str| KekError::failed_precondition(format!("{what} {}: {why}", path.display()));
+    let meta = fs::symlink_metadata(path).map_err(|e| fail(&format!("cannot read: {e}")))?;
+    if !meta.is_dir() {
+        return Err(fail("not a directory (a symbolic link is not followed)"));
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o022 != 0 {
+        return Err(fail(&format!(
+            "writable by group or others (mode {mode:04o}); it must be private to its owner: \
+             chmod 700 it"
+        )));
+    }
+    let user = rustix::process::geteuid().as_raw();
+    if meta.uid() != user {
+        return Err(fail(&format!(
+            "owned by user {}, not by the user the plugin runs as ({user}): chown it to that user",
+            meta.uid()
+        )));
+    }
+    Ok(())
+}
+
 fn check_private(meta: &fs::Metadata) -> Result<(), String> {
     let mode = meta.mode() & 0o777;
     if mode & 0o077 != 0 {

@@ -122,13 +122,38 @@ fn json_field(out: &mut String, name: &str, value: Option<&str>) {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => {
+            // Every control character (DEL and C1 too) and the marks that
+            // reorder or hide text, so that `cat` of the log shows what
+            // the store holds (JSON allows them raw; a terminal acts on them).
+            c if c.is_control() || crate::store::reorders_or_hides(c) => {
                 let _ = write!(out, "\\u{:04x}", u32::from(c));
             }
             c => out.push(c),
         }
     }
     out.push('"');
+}
+
+#[cfg(test)]
+mod json_tests {
+    use super::json_field;
+
+    /// A key from the store with a terminal escape, DEL, a C1 control and a
+    /// direction override: each written as `\uXXXX`, and still JSON that
+    /// reads back to the same text.
+    #[test]
+    fn controls_and_direction_marks_are_escaped() {
+        let key = "/registry/secrets/ns/a\u{1b}[2J\u{7f}\u{85}\u{202e}b\"\\é";
+        let mut out = String::from("{\"v\":1");
+        json_field(&mut out, "key", Some(key));
+        out.push('}');
+        assert_eq!(
+            out,
+            r#"{"v":1,"key":"/registry/secrets/ns/a\u001b[2J\u007f\u0085\u202eb\"\\é"}"#
+        );
+        let back: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+        assert_eq!(back["key"], key);
+    }
 }
 
 /// Receives one event per observed transform.

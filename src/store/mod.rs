@@ -74,7 +74,7 @@ pub fn printable(bytes: &[u8]) -> String {
 /// The format characters that change how text around them shows: marks and
 /// overrides of direction, isolates, zero-width characters, the byte-order
 /// mark.
-fn reorders_or_hides(c: char) -> bool {
+pub(crate) fn reorders_or_hides(c: char) -> bool {
     matches!(
         c,
         '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}'
