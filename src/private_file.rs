@@ -68,7 +68,7 @@ pub fn write(target: impl AsRef<Path>, contents: &[u8]) -> io::Result<()> {
 /// target, which [`commit`](Self::commit) renames over it. Dropped without
 /// a commit, the temporary file is removed and the target is untouched.
 ///
-/// Writes are buffered (64 KiB); the buffer is zeroed when the file is
+/// Writes are buffered (8 KiB); the buffer is zeroed when the file is
 /// committed or dropped, so what went through it (keys, plaintext) is not
 /// left behind in freed memory.
 #[derive(Debug)]
@@ -107,7 +107,7 @@ impl PrivateFile {
         Ok(Self {
             target,
             temporary,
-            file: Some(BufWriter::with_capacity(BUFFER_BYTES, file)),
+            file: Some(BufWriter::new(file)),
         })
     }
 
@@ -181,9 +181,6 @@ impl Drop for PrivateFile {
         }
     }
 }
-
-/// How many bytes [`PrivateFile`] buffers.
-const BUFFER_BYTES: usize = 64 * 1024;
 
 /// The file of `writer`, its buffer zeroed (the whole capacity) and freed,
 /// without writing what is still buffered.
