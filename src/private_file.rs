@@ -14,6 +14,12 @@
 //!   rename itself survives a power loss. A temporary file left behind by a
 //!   crash is 0600 and named `.<target>.<random>.tmp`.
 //!
+//! One writer does the same through directory descriptors instead of
+//! paths: `export --dir` in the CLI (`cli/src/bin/k8s-envelope/export_tree.rs`),
+//! which writes a tree of plaintext objects that another local user must
+//! not be able to redirect by swapping a directory while it runs. This
+//! module takes paths, and the standard library has no `openat`.
+//!
 //! The new file replaces what is at the target's path: a symbolic link
 //! there is replaced by the file (the file it pointed to is left alone),
 //! and the file belongs to the user that writes it, with mode 0600,
