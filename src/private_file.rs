@@ -131,10 +131,9 @@ impl PrivateFile {
     /// and the target is left as it was (unless only the last directory
     /// sync failed, after the rename).
     pub fn commit(mut self) -> io::Result<()> {
-        let Some(writer) = self.file.take() else {
+        let Some(mut writer) = self.file.take() else {
             return Err(io::Error::other("the private file was already closed"));
         };
-        let mut writer = writer;
         let flushed = writer.flush();
         let file = into_zeroed_parts(writer);
         let result = flushed

@@ -218,6 +218,15 @@ mod tests {
             );
         }
         fs::set_permissions(&shared, fs::Permissions::from_mode(0o755)).expect("chmod");
+        // Owned by someone else: only root can set that up.
+        if rustix::process::geteuid().is_root() {
+            std::os::unix::fs::chown(&shared, Some(65534), None).expect("chown");
+            let e = Keyring::at(&shared)
+                .rotate(&kek_file)
+                .expect_err("not ours");
+            assert!(e.to_string().contains("owned by user 65534"), "{e}");
+            std::os::unix::fs::chown(&shared, Some(0), None).expect("chown back");
+        }
         Keyring::at(&shared)
             .rotate(&kek_file)
             .expect("a keyring others can only read");

@@ -77,8 +77,6 @@ fn size(len: u64) -> String {
     }
 }
 
-/// Refuses a file that group or others can read or write, or that another
-/// user owns, with how to fix it.
 /// Refuses a directory (a keyring) that a user other than the running one
 /// owns, or that its group or others can write: they could remove or
 /// replace what is kept there (a retired KEK, still needed to read old
@@ -97,16 +95,11 @@ pub(crate) fn check_private_directory(path: &Path, what: &str) -> Result<(), Kek
              chmod 700 it"
         )));
     }
-    let user = rustix::process::geteuid().as_raw();
-    if meta.uid() != user {
-        return Err(fail(&format!(
-            "owned by user {}, not by the user the plugin runs as ({user}): chown it to that user",
-            meta.uid()
-        )));
-    }
-    Ok(())
+    owned_by_us(&meta).map_err(|why| fail(&why))
 }
 
+/// Refuses a file that group or others can read or write, or that another
+/// user owns, with how to fix it.
 fn check_private(meta: &fs::Metadata) -> Result<(), String> {
     let mode = meta.mode() & 0o777;
     if mode & 0o077 != 0 {
@@ -115,6 +108,11 @@ fn check_private(meta: &fs::Metadata) -> Result<(), String> {
              to its owner: chmod 600 it"
         ));
     }
+    owned_by_us(meta)
+}
+
+/// Refuses what a user other than the one the plugin runs as owns.
+fn owned_by_us(meta: &fs::Metadata) -> Result<(), String> {
     let user = rustix::process::geteuid().as_raw();
     if meta.uid() != user {
         return Err(format!(

@@ -69,31 +69,38 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-/// A free loopback port below the kernel's ephemeral range, for a member
-/// that is killed and started again on the same port: a port of the
-/// ephemeral range can be taken meanwhile as the source port of any
-/// outgoing connection (the other tests' clients), and the member then
-/// cannot listen again. Falls back to [`free_port`].
-fn free_port_to_keep() -> u16 {
+/// `count` distinct free loopback ports below the kernel's ephemeral
+/// range, for members that are killed and started again on the same ports:
+/// a port of the ephemeral range can be taken meanwhile as the source port
+/// of any outgoing connection (the other tests' clients), and the member
+/// then cannot listen again. Each port is held while the next is chosen,
+/// so none is chosen twice; where the range leaves no room below it, the
+/// kernel's free ports.
+fn free_ports_to_keep(count: usize) -> Vec<u16> {
+    const LOW: u16 = 10_000;
     let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
         .unwrap_or(32768);
-    const LOW: u16 = 10_000;
-    if ephemeral_low <= LOW + 1_000 {
-        return free_port();
-    }
-    let span = u32::from(ephemeral_low - LOW);
+    let span = u32::from(ephemeral_low.saturating_sub(LOW));
     // Where to start looking: differs between processes and calls, so
     // that tests running at once rarely try the same ports.
     let seed = std::process::id()
         ^ std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |t| t.subsec_nanos());
-    (0..200u32)
-        .map(|i| LOW + ((seed.wrapping_mul(2_654_435_761).wrapping_add(i * 7_919)) % span) as u16)
-        .find(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok())
-        .unwrap_or_else(free_port)
+    let below_the_range = (0..u32::try_from(count * 200).unwrap_or(u32::MAX))
+        .filter(|_| span > 1_000)
+        .filter_map(|i| {
+            let offset = seed.wrapping_mul(2_654_435_761).wrapping_add(i * 7_919) % span;
+            TcpListener::bind(("127.0.0.1", LOW + offset as u16)).ok()
+        });
+    let any_free = (0..count).filter_map(|_| TcpListener::bind("127.0.0.1:0").ok());
+    let held: Vec<TcpListener> = below_the_range.chain(any_free).take(count).collect();
+    assert_eq!(held.len(), count, "free loopback ports");
+    held.iter()
+        .map(|l| l.local_addr().expect("a bound port").port())
+        .collect()
 }
 
 /// The data directory: on /dev/shm when there is one (fast fsync), unless
@@ -294,8 +301,9 @@ impl EtcdCluster {
     pub fn start(n: usize) -> Self {
         let binary = required_etcd_binary();
         let dir = temp_dir();
-        let ports: Vec<(u16, u16)> = (0..n)
-            .map(|_| (free_port_to_keep(), free_port_to_keep()))
+        let ports: Vec<(u16, u16)> = free_ports_to_keep(2 * n)
+            .chunks_exact(2)
+            .map(|pair| (pair[0], pair[1]))
             .collect();
         let initial: Vec<String> = ports
             .iter()

@@ -694,13 +694,18 @@ fn a_plan_for_a_rule_of_two_resources_gives_each_command_its_own_files() {
     for url in [
         "http://root:hunter2@127.0.0.1:2379",
         "hunter2@127.0.0.1:2379",
+        // A password with a `/` unencoded: still refused, still not printed.
+        "http://root:hun/ter2@127.0.0.1:2379",
     ] {
         let refused = run.expect(
             2,
             &["rotate", "plan", "--config", "two.yaml", "--etcd", url],
         );
         assert!(refused.contains("user info"), "{refused}");
-        assert!(!refused.contains("hunter2"), "{refused}");
+        assert!(
+            !refused.contains("hunter2") && !refused.contains("ter2"),
+            "{refused}"
+        );
     }
     let (first, second) = (reencrypts[0], reencrypts[1]);
     let out = |line: &str| {

@@ -362,9 +362,9 @@ fn describe(status: &tonic::Status) -> String {
 /// characters escaped, cut to 512 bytes.
 fn clip(s: &str) -> String {
     const MAX: usize = 512;
-    let s = &super::printable(s.as_bytes());
+    let s = super::printable(s.as_bytes());
     if s.len() <= MAX {
-        return s.clone();
+        return s;
     }
     let mut end = MAX;
     while !s.is_char_boundary(end) {
